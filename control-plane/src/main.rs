@@ -1,1 +1,35 @@
-fn main() {}
+//! `mcpr-control-plane`: the control plane of a distributed MCP Router.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+
+#[derive(Parser, Debug)]
+#[command(version, about = "MCP Router control plane: store, REST API, web UI, gRPC for gateways and agents")]
+struct Args {
+    /// Address of the REST API and web UI.
+    #[arg(long, env = "MCPR_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    http_listen: String,
+    /// Address of the gRPC services (gateways and agents connect here).
+    #[arg(long, env = "MCPR_GRPC_LISTEN", default_value = "127.0.0.1:50051")]
+    grpc_listen: String,
+    /// Where the SQLite database lives.
+    #[arg(long, env = "MCPR_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Use Postgres instead of SQLite: postgres://user:password@host/db
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    mcpr_core::telemetry::init_logging();
+    let args = Args::parse();
+    let grpc = TcpListener::bind(&args.grpc_listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {} (--grpc-listen): {e}", args.grpc_listen))?;
+    let http = TcpListener::bind(&args.http_listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {} (--http-listen): {e}", args.http_listen))?;
+    let config = mcpr_control_plane::Config { data_dir: args.data_dir, database_url: args.database_url };
+    let cp = mcpr_control_plane::ControlPlane::start(&config, grpc).await?;
+    tracing::info!(addr = %http.local_addr()?, "control plane HTTP (API, UI) listening");
+    mcpr_control_plane::serve_http(http, cp.http_router()).await
+}

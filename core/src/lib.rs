@@ -1,1 +1,12 @@
+//! What the MCP Router binaries share: the domain model of a registered server and its
+//! validation, the JSON-RPC envelope the data path parses, and start-up plumbing (logging).
+//! It holds no business logic of any one binary.
 
+pub mod jsonrpc;
+pub mod model;
+pub mod telemetry;
+
+/// Milliseconds since the Unix epoch, the timestamp unit on the wire.
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}

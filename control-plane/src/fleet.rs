@@ -1,0 +1,261 @@
+//! What the control plane knows that is not stored: the live agents, which agent runs which
+//! server (the scheduler's decisions), what the agents report (status, tools, logs), and the
+//! configuration version that gateways and agents watch.
+//!
+//! Invariant: the lock is never held across an `.await`; every change that a gateway or agent
+//! must see bumps the version through [`Fleet::changed`].
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use mcpr_core::model::ServerState;
+use mcpr_proto as pb;
+use serde::Serialize;
+use tokio::sync::watch;
+
+/// Log lines kept per server.
+const LOG_LINES_KEPT: usize = 2000;
+
+/// How long an agent may stay silent before its servers are scheduled elsewhere.
+pub const AGENT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct AgentInfo {
+    pub relay_url: String,
+    pub last_seen: Instant,
+}
+
+/// The latest status an agent reported for one server.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServerStatusView {
+    pub state: ServerState,
+    pub agent_id: String,
+    pub last_error: String,
+    pub restart_count: u32,
+    pub tool_count: usize,
+    pub updated_at_ms: i64,
+    #[serde(skip)]
+    pub tools_json: String,
+    #[serde(skip)]
+    pub server_info_json: String,
+    #[serde(skip)]
+    pub restart_generation: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogEntry {
+    pub at_ms: i64,
+    pub stream: String,
+    pub line: String,
+}
+
+#[derive(Default)]
+struct Inner {
+    agents: HashMap<String, AgentInfo>,
+    /// server id -> agent id
+    placement: HashMap<String, String>,
+    status: HashMap<String, ServerStatusView>,
+    logs: HashMap<String, VecDeque<LogEntry>>,
+}
+
+pub struct Fleet {
+    inner: Mutex<Inner>,
+    version: watch::Sender<u64>,
+}
+
+impl Default for Fleet {
+    fn default() -> Self {
+        Fleet { inner: Mutex::default(), version: watch::channel(1).0 }
+    }
+}
+
+impl Fleet {
+    /// Announces a change to every watcher (gateways' snapshots, agents' assignments).
+    pub fn changed(&self) {
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    pub fn version(&self) -> u64 {
+        *self.version.borrow()
+    }
+
+    pub fn register_agent(&self, id: &str, relay_url: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.agents.insert(id.to_owned(), AgentInfo { relay_url: relay_url.to_owned(), last_seen: Instant::now() });
+        drop(inner);
+        self.changed();
+    }
+
+    /// Records a heartbeat; false when the agent is unknown (it must register again).
+    pub fn heartbeat(&self, id: &str) -> bool {
+        let mut inner = self.inner.lock().unwrap();
+        match inner.agents.get_mut(id) {
+            Some(agent) => {
+                agent.last_seen = Instant::now();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn agents(&self) -> Vec<(String, AgentInfo)> {
+        let inner = self.inner.lock().unwrap();
+        let mut agents: Vec<_> = inner.agents.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        agents.sort_by(|a, b| a.0.cmp(&b.0));
+        agents
+    }
+
+    /// Forgets agents silent for longer than [`AGENT_TIMEOUT`]; their servers get rescheduled.
+    pub fn expire_agents(&self) -> Vec<String> {
+        let mut inner = self.inner.lock().unwrap();
+        let dead: Vec<String> = inner
+            .agents
+            .iter()
+            .filter(|(_, a)| a.last_seen.elapsed() > AGENT_TIMEOUT)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &dead {
+            inner.agents.remove(id);
+            inner.placement.retain(|_, agent| agent != id);
+            inner.status.retain(|_, s| &s.agent_id != id);
+        }
+        drop(inner);
+        if !dead.is_empty() {
+            self.changed();
+        }
+        dead
+    }
+
+    /// The scheduler: keeps every server in `server_ids` on a live agent, placing new ones
+    /// on the agent with the fewest servers, and forgets servers that no longer exist.
+    /// Returns server id -> agent id.
+    pub fn place(&self, server_ids: &[String]) -> HashMap<String, String> {
+        let mut inner = self.inner.lock().unwrap();
+        let Inner { agents, placement, status, logs } = &mut *inner;
+        let mut moved = false;
+        let before = placement.len();
+        placement.retain(|server, agent| server_ids.contains(server) && agents.contains_key(agent));
+        status.retain(|server, _| server_ids.contains(server));
+        logs.retain(|server, _| server_ids.contains(server));
+        moved |= placement.len() != before;
+        if !agents.is_empty() {
+            for server in server_ids {
+                if placement.contains_key(server) {
+                    continue;
+                }
+                let mut load: Vec<(usize, &String)> = agents
+                    .keys()
+                    .map(|agent| (placement.values().filter(|a| *a == agent).count(), agent))
+                    .collect();
+                load.sort();
+                placement.insert(server.clone(), load[0].1.clone());
+                moved = true;
+            }
+        }
+        let result = placement.clone();
+        drop(inner);
+        if moved {
+            self.changed();
+        }
+        result
+    }
+
+    /// Applies an agent's report; bumps the version when anything a gateway sees changed.
+    pub fn report(&self, agent_id: &str, report: pb::StatusReport) {
+        let mut inner = self.inner.lock().unwrap();
+        let mut changed = false;
+        for s in report.servers {
+            // A report from an agent that no longer holds the server is stale.
+            if inner.placement.get(&s.server_id).is_some_and(|a| a != agent_id) {
+                continue;
+            }
+            let tool_count = serde_json::from_str::<Vec<serde_json::Value>>(&s.tools_json).map(|t| t.len()).unwrap_or(0);
+            let view = ServerStatusView {
+                state: ServerState::from_proto(s.state),
+                agent_id: agent_id.to_owned(),
+                last_error: s.last_error,
+                restart_count: s.restart_count,
+                tool_count,
+                updated_at_ms: s.updated_at_ms,
+                tools_json: s.tools_json,
+                server_info_json: s.server_info_json,
+                restart_generation: s.restart_generation,
+            };
+            let previous = inner.status.get(&s.server_id);
+            let same = previous.is_some_and(|p| {
+                p.state == view.state
+                    && p.last_error == view.last_error
+                    && p.restart_count == view.restart_count
+                    && p.tools_json == view.tools_json
+                    && p.server_info_json == view.server_info_json
+                    && p.agent_id == view.agent_id
+            });
+            changed |= !same;
+            inner.status.insert(s.server_id, view);
+        }
+        for line in report.logs {
+            let ring = inner.logs.entry(line.server_id).or_default();
+            if ring.len() == LOG_LINES_KEPT {
+                ring.pop_front();
+            }
+            ring.push_back(LogEntry { at_ms: line.at_ms, stream: line.stream, line: line.line });
+        }
+        drop(inner);
+        if changed {
+            self.changed();
+        }
+    }
+
+    pub fn status(&self, server_id: &str) -> ServerStatusView {
+        let inner = self.inner.lock().unwrap();
+        let mut view = inner.status.get(server_id).cloned().unwrap_or_default();
+        if view.agent_id.is_empty() {
+            view.agent_id = inner.placement.get(server_id).cloned().unwrap_or_default();
+        }
+        view
+    }
+
+    pub fn logs(&self, server_id: &str, tail: usize) -> Vec<LogEntry> {
+        let inner = self.inner.lock().unwrap();
+        inner
+            .logs
+            .get(server_id)
+            .map(|ring| ring.iter().skip(ring.len().saturating_sub(tail)).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn forget_server(&self, server_id: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.placement.remove(server_id);
+        inner.status.remove(server_id);
+        inner.logs.remove(server_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_on_least_loaded_agent_and_moves_off_dead_ones() {
+        let fleet = Fleet::default();
+        let servers: Vec<String> = (0..4).map(|i| format!("s{i}")).collect();
+        assert!(fleet.place(&servers).is_empty(), "no agent, no placement");
+        fleet.register_agent("a", "http://a");
+        fleet.register_agent("b", "http://b");
+        let placed = fleet.place(&servers);
+        assert_eq!(placed.values().filter(|a| *a == "a").count(), 2);
+        assert_eq!(placed.values().filter(|a| *a == "b").count(), 2);
+        fleet.inner.lock().unwrap().agents.get_mut("a").unwrap().last_seen -= AGENT_TIMEOUT * 2;
+        assert_eq!(fleet.expire_agents(), vec!["a".to_owned()]);
+        let placed = fleet.place(&servers);
+        assert!(placed.values().all(|a| a == "b"));
+        assert_eq!(placed.len(), 4);
+    }
+}

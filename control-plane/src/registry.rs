@@ -1,0 +1,309 @@
+//! The server registry: the one place that changes registered servers. It validates input,
+//! writes through the store, keeps an in-memory copy for the watchers, and tells the fleet
+//! so that gateways and agents see the change at once.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use mcpr_core::model::{self, FieldError, RuntimeSpec, SessionMode};
+use serde::{Deserialize, Serialize};
+
+use crate::fleet::{Fleet, ServerStatusView};
+use crate::store::{ServerRecord, Store, StoreError};
+
+/// Why a registry operation was refused; mapped to HTTP in one place (`api::ApiError`).
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error("no server named {0:?}")]
+    NotFound(String),
+    #[error("a server named {0:?} already exists")]
+    Duplicate(String),
+    #[error("{0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for RegistryError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(name) => RegistryError::NotFound(name),
+            StoreError::Duplicate(name) => RegistryError::Duplicate(name),
+            other => RegistryError::Store(other),
+        }
+    }
+}
+
+/// `POST /api/v1/servers`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewServer {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub runtime: RuntimeSpec,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub session_mode: SessionMode,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `PATCH /api/v1/servers/{name}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerPatch {
+    pub description: Option<String>,
+    pub runtime: Option<RuntimeSpec>,
+    pub enabled: Option<bool>,
+    pub session_mode: Option<SessionMode>,
+}
+
+/// A server as the API shows it: secrets redacted, live status attached.
+#[derive(Debug, Serialize)]
+pub struct ServerView {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub runtime: RuntimeSpec,
+    pub enabled: bool,
+    pub session_mode: SessionMode,
+    pub created_at: String,
+    pub updated_at: String,
+    pub status: ServerStatusView,
+}
+
+/// One entry of Claude Desktop's `mcpServers` map.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportEntry {
+    command: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    cwd: Option<String>,
+    url: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    /// Some clients write `"type": "stdio" | "http" | "streamable-http"`; accepted and implied.
+    #[serde(default, rename = "type")]
+    _kind: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    disabled: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImportReport {
+    pub created: Vec<String>,
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Skipped {
+    pub name: String,
+    pub reason: String,
+}
+
+pub struct Registry {
+    store: Store,
+    pub fleet: Arc<Fleet>,
+    /// The stored servers, refreshed after every write (the control plane is the only writer).
+    servers: RwLock<Arc<Vec<ServerRecord>>>,
+}
+
+impl Registry {
+    pub async fn new(store: Store, fleet: Arc<Fleet>) -> Result<Registry, StoreError> {
+        let servers = store.list_servers().await?;
+        Ok(Registry { store, fleet, servers: RwLock::new(Arc::new(servers)) })
+    }
+
+    /// The stored servers as of the last write.
+    pub fn servers(&self) -> Arc<Vec<ServerRecord>> {
+        self.servers.read().unwrap().clone()
+    }
+
+    async fn refresh(&self) -> Result<(), StoreError> {
+        let servers = self.store.list_servers().await?;
+        *self.servers.write().unwrap() = Arc::new(servers);
+        self.fleet.changed();
+        Ok(())
+    }
+
+    fn find(&self, name: &str) -> Result<ServerRecord, RegistryError> {
+        self.servers()
+            .iter()
+            .find(|s| s.name == name)
+            .cloned()
+            .ok_or_else(|| RegistryError::NotFound(name.to_owned()))
+    }
+
+    pub fn view(&self, record: &ServerRecord) -> ServerView {
+        let mut status = self.fleet.status(&record.id);
+        if !record.enabled {
+            status.state = model::ServerState::Stopped;
+        }
+        ServerView {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            description: record.description.clone(),
+            runtime: record.runtime.redacted(),
+            enabled: record.enabled,
+            session_mode: record.session_mode,
+            created_at: record.created_at.clone(),
+            updated_at: record.updated_at.clone(),
+            status,
+        }
+    }
+
+    pub fn list(&self) -> Vec<ServerView> {
+        self.servers().iter().map(|s| self.view(s)).collect()
+    }
+
+    pub fn get(&self, name: &str) -> Result<ServerView, RegistryError> {
+        Ok(self.view(&self.find(name)?))
+    }
+
+    pub fn record(&self, name: &str) -> Result<ServerRecord, RegistryError> {
+        self.find(name)
+    }
+
+    pub async fn create(&self, new: NewServer) -> Result<ServerView, RegistryError> {
+        let record = validated_record(new)?;
+        self.store.insert_server(&record).await?;
+        self.refresh().await?;
+        Ok(self.view(&record))
+    }
+
+    pub async fn update(&self, name: &str, patch: ServerPatch) -> Result<ServerView, RegistryError> {
+        let mut record = self.find(name)?;
+        if let Some(description) = patch.description {
+            model::validate_description(&description)?;
+            record.description = description;
+        }
+        if let Some(runtime) = patch.runtime {
+            runtime.validate()?;
+            record.runtime = runtime;
+        }
+        if let Some(enabled) = patch.enabled {
+            record.enabled = enabled;
+        }
+        if let Some(mode) = patch.session_mode {
+            record.session_mode = mode;
+        }
+        record.updated_at = now_rfc3339();
+        self.store.update_server(&record).await?;
+        self.refresh().await?;
+        Ok(self.view(&record))
+    }
+
+    pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<ServerView, RegistryError> {
+        self.update(name, ServerPatch { enabled: Some(enabled), ..Default::default() }).await
+    }
+
+    /// Asks the agent to restart the server by bumping its restart generation.
+    pub async fn restart(&self, name: &str) -> Result<ServerView, RegistryError> {
+        let mut record = self.find(name)?;
+        record.restart_generation += 1;
+        record.updated_at = now_rfc3339();
+        self.store.update_server(&record).await?;
+        self.refresh().await?;
+        Ok(self.view(&record))
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<(), RegistryError> {
+        let record = self.find(name)?;
+        self.store.delete_server(name).await?;
+        self.fleet.forget_server(&record.id);
+        self.refresh().await?;
+        Ok(())
+    }
+
+    /// Imports Claude Desktop's `{"mcpServers": {...}}`: all entries are validated first and
+    /// nothing is written when one is invalid; names already registered are skipped.
+    pub async fn import(&self, doc: serde_json::Value) -> Result<ImportReport, RegistryError> {
+        let Some(map) = doc.get("mcpServers").and_then(|m| m.as_object()) else {
+            return Err(FieldError::new("mcpServers", "expected an object {\"mcpServers\": {NAME: {...}}}").into());
+        };
+        let existing = self.servers();
+        let mut to_create = Vec::new();
+        let mut skipped = Vec::new();
+        for (name, entry) in map {
+            let prefix = format!("mcpServers.{name}");
+            let entry: ImportEntry = serde_json::from_value(entry.clone())
+                .map_err(|e| FieldError::new(prefix.clone(), e.to_string()))?;
+            let runtime = match (entry.command, entry.url) {
+                (Some(command), None) => RuntimeSpec::Process { command, args: entry.args, env: entry.env, cwd: entry.cwd },
+                (None, Some(url)) => RuntimeSpec::Remote { url, headers: entry.headers },
+                _ => return Err(FieldError::new(prefix, "needs exactly one of \"command\" or \"url\"").into()),
+            };
+            let new = NewServer {
+                name: name.clone(),
+                description: entry.description.unwrap_or_default(),
+                runtime,
+                enabled: !entry.disabled,
+                session_mode: SessionMode::default(),
+            };
+            let record = validated_record(new).map_err(|e| match e {
+                RegistryError::Invalid(f) => RegistryError::Invalid(FieldError::new(format!("{prefix}.{}", f.field), f.message)),
+                other => other,
+            })?;
+            if existing.iter().any(|s| s.name == *name) {
+                skipped.push(Skipped { name: name.clone(), reason: "a server with this name already exists".into() });
+            } else {
+                to_create.push(record);
+            }
+        }
+        let mut created = Vec::new();
+        for record in to_create {
+            match self.store.insert_server(&record).await {
+                Ok(()) => created.push(record.name),
+                Err(StoreError::Duplicate(name)) => skipped.push(Skipped { name, reason: "a server with this name already exists".into() }),
+                Err(e) => {
+                    self.refresh().await?;
+                    return Err(e.into());
+                }
+            }
+        }
+        self.refresh().await?;
+        Ok(ImportReport { created, skipped })
+    }
+
+    /// `(server, status)` for the agent's report of tools.
+    pub fn tools(&self, name: &str) -> Result<Vec<serde_json::Value>, RegistryError> {
+        let record = self.find(name)?;
+        let status = self.fleet.status(&record.id);
+        Ok(serde_json::from_str(&status.tools_json).unwrap_or_default())
+    }
+}
+
+fn validated_record(new: NewServer) -> Result<ServerRecord, RegistryError> {
+    model::validate_name(&new.name)?;
+    model::validate_description(&new.description)?;
+    new.runtime.validate()?;
+    let now = now_rfc3339();
+    Ok(ServerRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: new.name,
+        description: new.description,
+        runtime: new.runtime,
+        enabled: new.enabled,
+        session_mode: new.session_mode,
+        restart_generation: 0,
+        created_at: now.clone(),
+        updated_at: now,
+    })
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}

@@ -1,0 +1,302 @@
+//! All SQL of the router lives here. Persisted: the server registry (name, description,
+//! runtime spec, enabled, session mode, restart generation, timestamps). Not persisted: what
+//! agents report (status, tools, logs), which is rebuilt from the agents within a heartbeat.
+//!
+//! One set of migrations and queries serves SQLite (embedded default) and Postgres
+//! (`DATABASE_URL=postgres://…`) through sqlx's Any driver, so the SQL stays portable:
+//! `$N` placeholders, TEXT/BIGINT columns only.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use mcpr_core::model::{RuntimeSpec, SessionMode};
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a server named {0:?} already exists")]
+    Duplicate(String),
+    #[error("no server named {0:?}")]
+    NotFound(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// A registered server as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerRecord {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub runtime: RuntimeSpec,
+    pub enabled: bool,
+    pub session_mode: SessionMode,
+    pub restart_generation: u64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database `mcpr.db` in `data_dir`.
+    pub async fn open_sqlite(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Database(sqlx::Error::Configuration(
+                format!("cannot create data dir {}: {e}", data_dir.display()).into(),
+            ))
+        })?;
+        let path = data_dir.join("mcpr.db");
+        Self::connect(&format!("sqlite://{}?mode=rwc", path.display())).await
+    }
+
+    /// Connects to `sqlite://…` or `postgres://…` and runs pending migrations.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(StoreError::Database(sqlx::Error::Configuration(
+                format!("unsupported database URL (want sqlite:// or postgres://): {}", redact_url(url)).into(),
+            )));
+        };
+        let mut options = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 10 });
+        if backend == Backend::Sqlite {
+            // WAL lets readers proceed while the single writer commits.
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA journal_mode=WAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA busy_timeout=5000").execute(&mut *conn).await?;
+                    Ok(())
+                })
+            });
+        }
+        let _ = sqlx::any::AnyConnectOptions::from_str(url)?;
+        let pool = options.connect(url).await?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Database(e.into()))?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn list_servers(&self) -> Result<Vec<ServerRecord>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM servers ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    pub async fn get_server(&self, name: &str) -> Result<ServerRecord, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM servers WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(name.to_owned()))?;
+        record_from_row(&row)
+    }
+
+    /// Inserts a new server; a duplicate name is refused and nothing changes.
+    pub async fn insert_server(&self, record: &ServerRecord) -> Result<(), StoreError> {
+        let runtime = serde_json::to_string(&record.runtime).expect("runtime serializes");
+        let result = sqlx::query(
+            "INSERT INTO servers (id, name, description, runtime, enabled, session_mode, restart_generation, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&record.id)
+        .bind(&record.name)
+        .bind(&record.description)
+        .bind(runtime)
+        .bind(record.enabled as i64)
+        .bind(record.session_mode.as_str())
+        .bind(record.restart_generation as i64)
+        .bind(&record.created_at)
+        .bind(&record.updated_at)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Duplicate(record.name.clone())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces the mutable fields of the server with `record.id`.
+    pub async fn update_server(&self, record: &ServerRecord) -> Result<(), StoreError> {
+        let runtime = serde_json::to_string(&record.runtime).expect("runtime serializes");
+        let done = sqlx::query(
+            "UPDATE servers SET description = $1, runtime = $2, enabled = $3, session_mode = $4, \
+             restart_generation = $5, updated_at = $6 WHERE id = $7",
+        )
+        .bind(&record.description)
+        .bind(runtime)
+        .bind(record.enabled as i64)
+        .bind(record.session_mode.as_str())
+        .bind(record.restart_generation as i64)
+        .bind(&record.updated_at)
+        .bind(&record.id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(record.name.clone()));
+        }
+        Ok(())
+    }
+
+    pub async fn delete_server(&self, name: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM servers WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(name.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+const COLUMNS: &str = "id, name, description, runtime, enabled, session_mode, restart_generation, created_at, updated_at";
+
+fn record_from_row(row: &AnyRow) -> Result<ServerRecord, StoreError> {
+    let name: String = row.try_get("name")?;
+    let runtime: String = row.try_get("runtime")?;
+    let runtime: RuntimeSpec = serde_json::from_str(&runtime)
+        .map_err(|e| StoreError::Corrupt(format!("runtime of server {name:?}: {e}")))?;
+    let session_mode: String = row.try_get("session_mode")?;
+    Ok(ServerRecord {
+        id: row.try_get("id")?,
+        description: row.try_get("description")?,
+        runtime,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        session_mode: SessionMode::parse(&session_mode).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        restart_generation: row.try_get::<i64, _>("restart_generation")? as u64,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        name,
+    })
+}
+
+/// A database URL fit for an error message: the password is hidden.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! One suite, run against SQLite always and against Postgres when `MCPR_TEST_DATABASE_URL`
+    //! (or a local server found by `.ci/run`) is set.
+    use super::*;
+
+    pub fn record(name: &str) -> ServerRecord {
+        ServerRecord {
+            id: format!("id-{name}"),
+            name: name.to_owned(),
+            description: "a server".into(),
+            runtime: RuntimeSpec::Process {
+                command: "uvx".into(),
+                args: vec!["mcp-server-time".into()],
+                env: [("TZ".to_owned(), "UTC".to_owned())].into(),
+                cwd: None,
+            },
+            enabled: true,
+            session_mode: SessionMode::Shared,
+            restart_generation: 0,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            updated_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    async fn suite(store: Store) {
+        let time = record("time");
+        store.insert_server(&time).await.unwrap();
+        assert_eq!(store.get_server("time").await.unwrap(), time);
+        // Duplicate: refused, the stored one untouched.
+        let mut dup = record("time");
+        dup.id = "other".into();
+        dup.description = "impostor".into();
+        assert!(matches!(store.insert_server(&dup).await, Err(StoreError::Duplicate(_))));
+        assert_eq!(store.get_server("time").await.unwrap().description, "a server");
+        // Injection strings are data, not SQL.
+        let evil = record("x'); DROP TABLE servers; --");
+        store.insert_server(&evil).await.unwrap();
+        assert_eq!(store.list_servers().await.unwrap().len(), 2);
+        let mut changed = time.clone();
+        changed.enabled = false;
+        changed.session_mode = SessionMode::PerClient;
+        changed.restart_generation = 3;
+        store.update_server(&changed).await.unwrap();
+        assert_eq!(store.get_server("time").await.unwrap(), changed);
+        store.delete_server("time").await.unwrap();
+        assert!(matches!(store.get_server("time").await, Err(StoreError::NotFound(_))));
+        assert!(matches!(store.delete_server("time").await, Err(StoreError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn sqlite_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        suite(Store::open_sqlite(dir.path()).await.unwrap()).await;
+        // Reopening keeps the data and re-running migrations is a no-op.
+        let again = Store::open_sqlite(dir.path()).await.unwrap();
+        assert_eq!(again.list_servers().await.unwrap().len(), 1);
+    }
+
+    /// Creates a fresh database on the Postgres named by `MCPR_TEST_DATABASE_URL`.
+    pub async fn fresh_postgres() -> Option<String> {
+        let Ok(base) = std::env::var("MCPR_TEST_DATABASE_URL") else {
+            if std::env::var("MCPR_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                panic!("MCPR_REQUIRE_POSTGRES=1 but MCPR_TEST_DATABASE_URL is not set");
+            }
+            eprintln!("\n!!! SKIPPING Postgres store tests: set MCPR_TEST_DATABASE_URL=postgres://… (scripts/test does) !!!\n");
+            return None;
+        };
+        sqlx::any::install_default_drivers();
+        let db = format!("mcpr_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = sqlx::AnyPool::connect(&base).await.expect("connect to MCPR_TEST_DATABASE_URL");
+        sqlx::query(&format!("CREATE DATABASE {db}")).execute(&admin).await.unwrap();
+        let (prefix, _) = base.rsplit_once('/').expect("database URL ends in /DBNAME");
+        Some(format!("{prefix}/{db}"))
+    }
+
+    #[tokio::test]
+    async fn postgres_suite() {
+        let Some(url) = fresh_postgres().await else { return };
+        let store = Store::connect(&url).await.unwrap();
+        assert_eq!(store.backend(), Backend::Postgres);
+        suite(store).await;
+        let again = Store::connect(&url).await.unwrap();
+        assert_eq!(again.list_servers().await.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("sqlite:///x.db"), "sqlite:///x.db");
+    }
+}

@@ -1,0 +1,205 @@
+//! The JSON-RPC 2.0 envelope as the data path sees it: method, id and error are parsed, while
+//! `params` and `result` stay raw JSON so that whatever an upstream server or client sends
+//! (fields and content types the router does not know) passes through byte for byte.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// JSON-RPC error codes used by the router (JSON-RPC 2.0 §5.1 and MCP).
+pub mod code {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// Implementation-defined server error: the upstream server is unavailable.
+    pub const UPSTREAM_UNAVAILABLE: i64 = -32001;
+    /// Implementation-defined server error: the upstream did not answer in time.
+    pub const UPSTREAM_TIMEOUT: i64 = -32002;
+}
+
+/// One JSON-RPC message of any kind. Which kind is decided by the fields present.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct Message {
+    pub jsonrpc: JsonRpcVersion,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Box<RawValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Box<RawValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Box<RawValue>>,
+}
+
+/// The literal `"2.0"`; anything else is an invalid request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonRpcVersion;
+
+impl Serialize for JsonRpcVersion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("2.0")
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonRpcVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        if v == "2.0" {
+            Ok(JsonRpcVersion)
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "jsonrpc must be \"2.0\", got {v:?}"
+            )))
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Kind {
+    Request,
+    Notification,
+    Response,
+}
+
+impl Message {
+    pub fn kind(&self) -> Result<Kind, String> {
+        match (&self.method, &self.id) {
+            (Some(_), Some(_)) => Ok(Kind::Request),
+            (Some(_), None) => Ok(Kind::Notification),
+            (None, Some(_)) if self.result.is_some() || self.error.is_some() => Ok(Kind::Response),
+            _ => Err("a JSON-RPC message needs a method (request or notification) or an id with result or error (response)".into()),
+        }
+    }
+
+    pub fn request(id: Value, method: &str, params: Option<Value>) -> Self {
+        Message {
+            jsonrpc: JsonRpcVersion,
+            id: Some(id),
+            method: Some(method.to_owned()),
+            params: params.map(|p| to_raw(&p)),
+            result: None,
+            error: None,
+        }
+    }
+
+    pub fn notification(method: &str, params: Option<Value>) -> Self {
+        Message {
+            jsonrpc: JsonRpcVersion,
+            id: None,
+            method: Some(method.to_owned()),
+            params: params.map(|p| to_raw(&p)),
+            result: None,
+            error: None,
+        }
+    }
+
+    pub fn result(id: Value, result: Box<RawValue>) -> Self {
+        Message {
+            jsonrpc: JsonRpcVersion,
+            id: Some(id),
+            method: None,
+            params: None,
+            result: Some(result),
+            error: None,
+        }
+    }
+
+    pub fn error(id: Value, error: &RpcError) -> Self {
+        Message {
+            jsonrpc: JsonRpcVersion,
+            id: Some(id),
+            method: None,
+            params: None,
+            result: None,
+            error: Some(to_raw(&serde_json::to_value(error).expect("error serializes"))),
+        }
+    }
+
+    /// The params parsed as a JSON object (empty when absent).
+    pub fn params_value(&self) -> Result<serde_json::Map<String, Value>, RpcError> {
+        match &self.params {
+            None => Ok(Default::default()),
+            Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
+                Ok(Value::Object(map)) => Ok(map),
+                Ok(Value::Null) => Ok(Default::default()),
+                _ => Err(RpcError::invalid_params("params must be an object")),
+            },
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a JSON-RPC message always serializes")
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self, RpcError> {
+        serde_json::from_slice(bytes).map_err(|e| RpcError::new(code::PARSE_ERROR, format!("invalid JSON-RPC message: {e}")))
+    }
+}
+
+pub fn to_raw(v: &Value) -> Box<RawValue> {
+    RawValue::from_string(v.to_string()).expect("a Value is valid JSON")
+}
+
+/// A JSON-RPC error object.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RpcError {
+    pub code: i64,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        RpcError { code, message: message.into(), data: None }
+    }
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        Self::new(code::INVALID_PARAMS, message)
+    }
+    pub fn method_not_found(method: &str) -> Self {
+        Self::new(code::METHOD_NOT_FOUND, format!("method not found: {method}"))
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(code::INTERNAL_ERROR, message)
+    }
+}
+
+impl std::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (JSON-RPC error {})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for RpcError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_and_results_pass_through_untouched() {
+        let text = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x","arguments":{"z":1,"a":[1.50,{"unknown":true}]},"_meta":{"k":"v"}}}"#;
+        let msg = Message::parse(text.as_bytes()).unwrap();
+        assert_eq!(msg.kind().unwrap(), Kind::Request);
+        assert_eq!(
+            msg.params.as_ref().unwrap().get(),
+            r#"{"name":"x","arguments":{"z":1,"a":[1.50,{"unknown":true}]},"_meta":{"k":"v"}}"#
+        );
+        assert_eq!(String::from_utf8(msg.to_bytes()).unwrap(), text);
+    }
+
+    #[test]
+    fn rejects_wrong_version_and_shapeless_messages() {
+        assert!(Message::parse(br#"{"jsonrpc":"1.0","id":1,"method":"x"}"#).is_err());
+        let m = Message::parse(br#"{"jsonrpc":"2.0","id":1}"#).unwrap();
+        assert!(m.kind().is_err());
+        assert_eq!(
+            Message::parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap().kind().unwrap(),
+            Kind::Notification
+        );
+    }
+}

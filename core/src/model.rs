@@ -1,0 +1,323 @@
+//! The domain model of a registered MCP server, validated once at the edge of the system
+//! (REST input, gRPC input) and used with strict types everywhere else.
+
+use std::collections::BTreeMap;
+
+use mcpr_proto as pb;
+use serde::{Deserialize, Serialize};
+
+/// Longest accepted provider name; names appear in tool names (`provider__tool`) and URLs.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// What a caller got wrong, naming the field so a UI or script can point at it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError { field: field.into(), message: message.into() }
+    }
+}
+
+/// How client sessions map onto upstream sessions (see README, "Session modes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionMode {
+    /// One upstream session multiplexed for every client: cheap, and right for the
+    /// stateless tool servers that make up most of the ecosystem.
+    #[default]
+    Shared,
+    /// One upstream session (and process) per client session.
+    PerClient,
+}
+
+impl SessionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionMode::Shared => "shared",
+            SessionMode::PerClient => "per_client",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, FieldError> {
+        match s {
+            "shared" => Ok(SessionMode::Shared),
+            "per_client" => Ok(SessionMode::PerClient),
+            other => Err(FieldError::new(
+                "session_mode",
+                format!("must be \"shared\" or \"per_client\", got {other:?}"),
+            )),
+        }
+    }
+}
+
+/// How a server is run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RuntimeSpec {
+    /// A child process speaking MCP over stdio.
+    Process {
+        command: String,
+        #[serde(default)]
+        args: Vec<String>,
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cwd: Option<String>,
+    },
+    /// A streamable-HTTP MCP server elsewhere.
+    Remote {
+        url: String,
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+    },
+}
+
+impl RuntimeSpec {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        match self {
+            RuntimeSpec::Process { command, args, env, cwd } => {
+                if command.trim().is_empty() {
+                    return Err(FieldError::new("runtime.command", "must not be empty"));
+                }
+                if command.contains('\0') || args.iter().any(|a| a.contains('\0')) {
+                    return Err(FieldError::new("runtime.args", "must not contain NUL bytes"));
+                }
+                for (key, value) in env {
+                    let valid = !key.is_empty()
+                        && !key.starts_with(|c: char| c.is_ascii_digit())
+                        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                    if !valid {
+                        return Err(FieldError::new(
+                            format!("runtime.env.{key}"),
+                            "environment variable names are letters, digits and '_', not starting with a digit",
+                        ));
+                    }
+                    if value.contains('\0') {
+                        return Err(FieldError::new(format!("runtime.env.{key}"), "must not contain NUL bytes"));
+                    }
+                }
+                if let Some(cwd) = cwd {
+                    if !cwd.starts_with('/') {
+                        return Err(FieldError::new("runtime.cwd", "must be an absolute path"));
+                    }
+                }
+                Ok(())
+            }
+            RuntimeSpec::Remote { url, headers } => {
+                let rest = url
+                    .strip_prefix("http://")
+                    .or_else(|| url.strip_prefix("https://"))
+                    .ok_or_else(|| FieldError::new("runtime.url", "must be an http:// or https:// URL"))?;
+                if rest.is_empty() || rest.starts_with('/') || url.chars().any(char::is_whitespace) {
+                    return Err(FieldError::new("runtime.url", "must name a host"));
+                }
+                for (name, value) in headers {
+                    let token = !name.is_empty()
+                        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                    if !token {
+                        return Err(FieldError::new(format!("runtime.headers.{name}"), "is not a valid header name"));
+                    }
+                    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                        return Err(FieldError::new(format!("runtime.headers.{name}"), "value must not contain CR, LF or NUL"));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RuntimeSpec::Process { .. } => "process",
+            RuntimeSpec::Remote { .. } => "remote",
+        }
+    }
+
+    /// A copy safe to show: environment values and header values are replaced.
+    pub fn redacted(&self) -> RuntimeSpec {
+        const HIDDEN: &str = "********";
+        match self.clone() {
+            RuntimeSpec::Process { command, args, env, cwd } => RuntimeSpec::Process {
+                command,
+                args,
+                env: env.into_keys().map(|k| (k, HIDDEN.to_owned())).collect(),
+                cwd,
+            },
+            RuntimeSpec::Remote { url, headers } => RuntimeSpec::Remote {
+                url,
+                headers: headers.into_keys().map(|k| (k, HIDDEN.to_owned())).collect(),
+            },
+        }
+    }
+}
+
+/// Provider names: 1–64 of `[A-Za-z0-9_-]`, starting with a letter or digit, without `__`
+/// (the flat view's separator) so that `provider__tool` always splits one way.
+pub fn validate_name(name: &str) -> Result<(), FieldError> {
+    if name.is_empty() {
+        return Err(FieldError::new("name", "must not be empty"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(FieldError::new("name", format!("must be at most {MAX_NAME_LEN} characters")));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(FieldError::new("name", "must start with a letter or digit"));
+    }
+    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+        return Err(FieldError::new(
+            "name",
+            format!("may contain only letters, digits, '-' and '_' (found {bad:?})"),
+        ));
+    }
+    if name.contains("__") {
+        return Err(FieldError::new("name", "must not contain \"__\" (it separates provider and tool in /mcp/all)"));
+    }
+    Ok(())
+}
+
+pub const MAX_DESCRIPTION_LEN: usize = 4096;
+
+pub fn validate_description(description: &str) -> Result<(), FieldError> {
+    if description.len() > MAX_DESCRIPTION_LEN {
+        return Err(FieldError::new("description", format!("must be at most {MAX_DESCRIPTION_LEN} bytes")));
+    }
+    Ok(())
+}
+
+/// Lifecycle of a server on its agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerState {
+    /// Not reported by any agent yet.
+    #[default]
+    Pending,
+    Starting,
+    Running,
+    Backoff,
+    Stopped,
+}
+
+impl ServerState {
+    pub fn from_proto(state: i32) -> Self {
+        match pb::ServerState::try_from(state).unwrap_or(pb::ServerState::Unspecified) {
+            pb::ServerState::Unspecified => ServerState::Pending,
+            pb::ServerState::Starting => ServerState::Starting,
+            pb::ServerState::Running => ServerState::Running,
+            pb::ServerState::Backoff => ServerState::Backoff,
+            pb::ServerState::Stopped => ServerState::Stopped,
+        }
+    }
+    pub fn to_proto(self) -> pb::ServerState {
+        match self {
+            ServerState::Pending => pb::ServerState::Unspecified,
+            ServerState::Starting => pb::ServerState::Starting,
+            ServerState::Running => pb::ServerState::Running,
+            ServerState::Backoff => pb::ServerState::Backoff,
+            ServerState::Stopped => pb::ServerState::Stopped,
+        }
+    }
+}
+
+// ---- conversions to and from the wire -------------------------------------------------
+
+impl SessionMode {
+    pub fn to_proto(self) -> pb::SessionMode {
+        match self {
+            SessionMode::Shared => pb::SessionMode::Shared,
+            SessionMode::PerClient => pb::SessionMode::PerClient,
+        }
+    }
+    pub fn from_proto(mode: i32) -> Self {
+        match pb::SessionMode::try_from(mode) {
+            Ok(pb::SessionMode::PerClient) => SessionMode::PerClient,
+            _ => SessionMode::Shared,
+        }
+    }
+}
+
+impl From<&RuntimeSpec> for pb::RuntimeSpec {
+    fn from(spec: &RuntimeSpec) -> Self {
+        let kind = match spec.clone() {
+            RuntimeSpec::Process { command, args, env, cwd } => pb::runtime_spec::Kind::Process(pb::ProcessSpec {
+                command,
+                args,
+                env: env.into_iter().collect(),
+                cwd: cwd.unwrap_or_default(),
+            }),
+            RuntimeSpec::Remote { url, headers } => pb::runtime_spec::Kind::Remote(pb::RemoteSpec {
+                url,
+                headers: headers.into_iter().collect(),
+            }),
+        };
+        pb::RuntimeSpec { kind: Some(kind) }
+    }
+}
+
+impl TryFrom<pb::RuntimeSpec> for RuntimeSpec {
+    type Error = FieldError;
+    fn try_from(spec: pb::RuntimeSpec) -> Result<Self, FieldError> {
+        let spec = match spec.kind {
+            Some(pb::runtime_spec::Kind::Process(p)) => RuntimeSpec::Process {
+                command: p.command,
+                args: p.args,
+                env: p.env.into_iter().collect(),
+                cwd: (!p.cwd.is_empty()).then_some(p.cwd),
+            },
+            Some(pb::runtime_spec::Kind::Remote(r)) => RuntimeSpec::Remote {
+                url: r.url,
+                headers: r.headers.into_iter().collect(),
+            },
+            None => return Err(FieldError::new("runtime", "missing")),
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["time", "my-server", "a", "gh_2", "A1"] {
+            validate_name(ok).unwrap();
+        }
+        for bad in ["", "-x", "a b", "a__b", "x/y", "é", &"a".repeat(65), "'; DROP TABLE servers; --"] {
+            assert_eq!(validate_name(bad).unwrap_err().field, "name", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn runtime_specs() {
+        let ok: RuntimeSpec = serde_json::from_str(r#"{"kind":"process","command":"uvx","args":["mcp-server-time"],"env":{"TZ":"UTC"}}"#).unwrap();
+        ok.validate().unwrap();
+        let empty: RuntimeSpec = serde_json::from_str(r#"{"kind":"process","command":" "}"#).unwrap();
+        assert_eq!(empty.validate().unwrap_err().field, "runtime.command");
+        let bad_env: RuntimeSpec = serde_json::from_str(r#"{"kind":"process","command":"x","env":{"A-B":"1"}}"#).unwrap();
+        assert_eq!(bad_env.validate().unwrap_err().field, "runtime.env.A-B");
+        let bad_url: RuntimeSpec = serde_json::from_str(r#"{"kind":"remote","url":"ftp://x"}"#).unwrap();
+        assert_eq!(bad_url.validate().unwrap_err().field, "runtime.url");
+        let bad_header: RuntimeSpec = serde_json::from_str(r#"{"kind":"remote","url":"http://x/mcp","headers":{"X":"a\r\nb"}}"#).unwrap();
+        assert_eq!(bad_header.validate().unwrap_err().field, "runtime.headers.X");
+        assert!(serde_json::from_str::<RuntimeSpec>(r#"{"kind":"process","command":"x","bogus":1}"#).is_err());
+    }
+
+    #[test]
+    fn proto_round_trip_and_redaction() {
+        let spec = RuntimeSpec::Process {
+            command: "npx".into(),
+            args: vec!["-y".into(), "pkg".into()],
+            env: [("TOKEN".to_owned(), "secret".to_owned())].into(),
+            cwd: None,
+        };
+        let back = RuntimeSpec::try_from(pb::RuntimeSpec::from(&spec)).unwrap();
+        assert_eq!(back, spec);
+        let shown = serde_json::to_string(&spec.redacted()).unwrap();
+        assert!(!shown.contains("secret"), "{shown}");
+    }
+}
