@@ -1,1 +1,50 @@
+//! The MCP Router node agent: runs the MCP servers assigned to it (`process` and `remote`
+//! runtimes), keeps their upstream sessions, supervises them, and serves the relay stream
+//! that gateways use to reach them. `start` is the one start-up path for the binary,
+//! `mcpr up` and the tests.
 
+pub mod control;
+pub mod logs;
+pub mod relay;
+pub mod supervisor;
+pub mod upstream;
+
+use std::sync::Arc;
+
+use mcpr_proto as pb;
+use tokio::net::TcpListener;
+
+pub use supervisor::{Agent, Settings};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub agent_id: String,
+    /// The control plane's gRPC URL, e.g. `http://127.0.0.1:50051`.
+    pub control_plane_url: String,
+    /// The relay URL gateways should dial; derived from the listener when `None`.
+    pub advertise_url: Option<String>,
+    pub settings: Settings,
+}
+
+/// Serves the relay on `relay_listener` and connects to the control plane.
+pub async fn start(config: Config, relay_listener: TcpListener) -> anyhow::Result<Arc<Agent>> {
+    let addr = relay_listener.local_addr()?;
+    let relay_url = config.advertise_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let agent = Agent::new(config.agent_id.clone(), config.settings.clone());
+    let service = pb::relay_service_server::RelayServiceServer::new(relay::RelayService { agent: agent.clone() });
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(relay_listener);
+    tokio::spawn(async move {
+        let server = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .initial_stream_window_size(Some(4 * 1024 * 1024))
+            .initial_connection_window_size(Some(16 * 1024 * 1024))
+            .add_service(service)
+            .serve_with_incoming(incoming);
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "relay server stopped");
+        }
+    });
+    tracing::info!(agent = %config.agent_id, relay = %relay_url, "node agent relay listening");
+    tokio::spawn(control::run(agent.clone(), config.control_plane_url, relay_url));
+    Ok(agent)
+}

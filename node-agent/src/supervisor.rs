@@ -1,0 +1,334 @@
+//! Supervision of the servers assigned to this agent: start each one, keep its upstream
+//! session, restart it with exponential backoff when it dies, and publish its status.
+//! `Agent::reconcile` closes the gap between the assignments (desired state) and what runs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use mcpr_core::jsonrpc::{Message, RpcError, code};
+use mcpr_core::model::{RuntimeSpec, ServerState, SessionMode};
+use mcpr_proto as pb;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::logs::LogSink;
+use crate::upstream::{self, Connection, UpstreamEvent};
+
+/// A server as assigned by the control plane, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub id: String,
+    pub name: String,
+    pub spec: RuntimeSpec,
+    pub session_mode: SessionMode,
+    pub restart_generation: u64,
+}
+
+impl TryFrom<pb::Assignment> for Assignment {
+    type Error = String;
+    fn try_from(a: pb::Assignment) -> Result<Self, String> {
+        let spec = a.spec.ok_or("assignment without a runtime spec")?;
+        let spec = RuntimeSpec::try_from(spec).map_err(|e| format!("server {}: {e}", a.name))?;
+        Ok(Assignment {
+            id: a.id,
+            name: a.name,
+            spec,
+            session_mode: SessionMode::from_proto(a.session_mode),
+            restart_generation: a.restart_generation,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// A server that ran this long without dying starts its next backoff from the base.
+    pub backoff_reset_after: Duration,
+    pub request_timeout: Duration,
+    pub startup_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            backoff_reset_after: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(120),
+            startup_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Status {
+    state: ServerState,
+    last_error: String,
+    restart_count: u32,
+    tools_json: String,
+    server_info_json: String,
+    retry_at: Option<Instant>,
+}
+
+/// One supervised server.
+pub struct Supervised {
+    pub assignment: Assignment,
+    session: RwLock<Option<Arc<Connection>>>,
+    status: Mutex<Status>,
+    stop: CancellationToken,
+    changed: Arc<Notify>,
+}
+
+impl Supervised {
+    fn set_status(&self, f: impl FnOnce(&mut Status)) {
+        f(&mut self.status.lock().unwrap());
+        self.changed.notify_one();
+    }
+
+    pub fn session(&self) -> Option<Arc<Connection>> {
+        self.session.read().unwrap().clone()
+    }
+
+    fn report(&self) -> pb::ServerStatus {
+        let s = self.status.lock().unwrap();
+        pb::ServerStatus {
+            server_id: self.assignment.id.clone(),
+            state: s.state.to_proto() as i32,
+            last_error: s.last_error.clone(),
+            restart_count: s.restart_count,
+            tools_json: s.tools_json.clone(),
+            server_info_json: s.server_info_json.clone(),
+            updated_at_ms: mcpr_core::now_ms(),
+            restart_generation: self.assignment.restart_generation,
+        }
+    }
+
+    /// The error a caller gets while the server has no live session.
+    pub fn unavailable(&self) -> RpcError {
+        let s = self.status.lock().unwrap();
+        let name = &self.assignment.name;
+        let mut message = match s.state {
+            ServerState::Backoff => format!("provider {name:?} is restarting after a failure"),
+            ServerState::Starting | ServerState::Pending => format!("provider {name:?} is starting"),
+            ServerState::Stopped => format!("provider {name:?} is stopped"),
+            ServerState::Running => format!("provider {name:?} lost its session"),
+        };
+        if !s.last_error.is_empty() {
+            message.push_str(&format!(" (last error: {})", s.last_error));
+        }
+        if let Some(at) = s.retry_at {
+            message.push_str(&format!("; next start in {:.1} s", at.saturating_duration_since(Instant::now()).as_secs_f32()));
+        }
+        RpcError::new(code::UPSTREAM_UNAVAILABLE, message)
+    }
+}
+
+/// The servers this agent runs.
+pub struct Agent {
+    pub id: String,
+    settings: Settings,
+    servers: RwLock<HashMap<String, Arc<Supervised>>>,
+    pub(crate) logs: Arc<Mutex<Vec<pb::LogLine>>>,
+    /// Woken on every status change and log line; the reporter sends what is new.
+    pub(crate) changed: Arc<Notify>,
+}
+
+impl Agent {
+    pub fn new(id: String, settings: Settings) -> Arc<Agent> {
+        Arc::new(Agent {
+            id,
+            settings,
+            servers: RwLock::default(),
+            logs: Arc::default(),
+            changed: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Starts what is assigned and not running, restarts what changed, stops the rest.
+    pub fn reconcile(self: &Arc<Self>, assignments: Vec<Assignment>) {
+        let mut servers = self.servers.write().unwrap();
+        let wanted: HashMap<String, Assignment> = assignments.into_iter().map(|a| (a.name.clone(), a)).collect();
+        servers.retain(|name, running| {
+            let keep = wanted.get(name) == Some(&running.assignment);
+            if !keep {
+                tracing::info!(server = %name, "stopping server");
+                running.stop.cancel();
+            }
+            keep
+        });
+        for (name, assignment) in wanted {
+            if servers.contains_key(&name) {
+                continue;
+            }
+            tracing::info!(server = %name, runtime = assignment.spec.kind(), "starting server");
+            let supervised = Arc::new(Supervised {
+                assignment,
+                session: RwLock::new(None),
+                status: Mutex::new(Status { state: ServerState::Starting, ..Default::default() }),
+                stop: CancellationToken::new(),
+                changed: self.changed.clone(),
+            });
+            tokio::spawn(supervise(self.clone(), supervised.clone()));
+            servers.insert(name, supervised);
+        }
+        drop(servers);
+        self.changed.notify_one();
+    }
+
+    /// Stops every server (agent shutdown).
+    pub fn stop_all(&self) {
+        for (_, s) in self.servers.write().unwrap().drain() {
+            s.stop.cancel();
+            if let Some(conn) = s.session.write().unwrap().take() {
+                conn.close("agent stopping".into());
+            }
+        }
+    }
+
+    pub fn server(&self, name: &str) -> Option<Arc<Supervised>> {
+        self.servers.read().unwrap().get(name).cloned()
+    }
+
+    pub fn status_report(&self) -> pb::StatusReport {
+        let servers = self.servers.read().unwrap().values().map(|s| s.report()).collect();
+        let logs = std::mem::take(&mut *self.logs.lock().unwrap());
+        pb::StatusReport { agent_id: self.id.clone(), servers, logs }
+    }
+
+    /// Puts log lines that could not be delivered back in front of the buffer.
+    pub fn requeue_logs(&self, mut lines: Vec<pb::LogLine>) {
+        let mut logs = self.logs.lock().unwrap();
+        lines.append(&mut logs);
+        *logs = lines;
+    }
+
+    /// Relays one JSON-RPC request to `provider` and returns its response message.
+    pub async fn relay_request(&self, provider: &str, msg: Message) -> Message {
+        let id = msg.id.clone().unwrap_or(serde_json::Value::Null);
+        let Some(server) = self.server(provider) else {
+            return Message::error(id, &RpcError::new(code::UPSTREAM_UNAVAILABLE, format!("provider {provider:?} does not run on this agent")));
+        };
+        let Some(session) = server.session() else {
+            return Message::error(id, &server.unavailable());
+        };
+        match session.request(msg).await {
+            Ok(response) => response,
+            Err(error) => Message::error(id, &error),
+        }
+    }
+
+    pub async fn relay_notification(&self, provider: &str, msg: Message) {
+        if let Some(session) = self.server(provider).and_then(|s| s.session()) {
+            let _ = session.notify(msg).await;
+        }
+    }
+}
+
+/// Keeps one server running until it is stopped.
+async fn supervise(agent: Arc<Agent>, server: Arc<Supervised>) {
+    let settings = &agent.settings;
+    let logs = LogSink::new(server.assignment.id.clone(), agent.logs.clone(), agent.changed.clone());
+    let mut backoff = settings.backoff_base;
+    loop {
+        server.set_status(|s| {
+            s.state = ServerState::Starting;
+            s.retry_at = None;
+        });
+        let started = Instant::now();
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        let outcome = tokio::select! {
+            _ = server.stop.cancelled() => None,
+            started = tokio::time::timeout(settings.startup_timeout, start(&server.assignment, &logs, events_tx, settings)) => Some(match started {
+                Ok(result) => result,
+                Err(_) => Err(format!("no MCP handshake within {} s", settings.startup_timeout.as_secs())),
+            }),
+        };
+        let error = match outcome {
+            None => break,
+            Some(Err(error)) => error,
+            Some(Ok((conn, handshake))) => {
+                *server.session.write().unwrap() = Some(conn.clone());
+                server.set_status(|s| {
+                    s.state = ServerState::Running;
+                    s.tools_json = handshake.tools_json;
+                    s.server_info_json = handshake.server_info_json;
+                });
+                logs.line("agent", format!("MCP session ready, {} tools", handshake.tool_count));
+                let reason = loop {
+                    tokio::select! {
+                        reason = conn.closed() => break Some(reason),
+                        _ = server.stop.cancelled() => break None,
+                        Some(UpstreamEvent::ToolsChanged) = events.recv() => {
+                            match conn.list_tools().await {
+                                Ok((tools, count)) => {
+                                    logs.line("agent", format!("tool list changed: {count} tools"));
+                                    server.set_status(|s| s.tools_json = tools);
+                                }
+                                Err(e) => logs.line("agent", format!("cannot refresh tools: {e}")),
+                            }
+                        }
+                    }
+                };
+                *server.session.write().unwrap() = None;
+                match reason {
+                    None => {
+                        conn.close("server stopped".into());
+                        break;
+                    }
+                    Some(reason) => reason,
+                }
+            }
+        };
+        if started.elapsed() >= settings.backoff_reset_after {
+            backoff = settings.backoff_base;
+        }
+        tracing::warn!(server = %server.assignment.name, %error, retry_in = ?backoff, "server failed");
+        logs.line("agent", format!("failed: {error}; restarting in {:.1} s", backoff.as_secs_f32()));
+        server.set_status(|s| {
+            s.state = ServerState::Backoff;
+            s.last_error = error;
+            s.restart_count += 1;
+            s.retry_at = Some(Instant::now() + backoff);
+        });
+        tokio::select! {
+            _ = server.stop.cancelled() => break,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(settings.backoff_max);
+    }
+    server.set_status(|s| {
+        s.state = ServerState::Stopped;
+        s.retry_at = None;
+    });
+}
+
+async fn start(
+    assignment: &Assignment,
+    logs: &LogSink,
+    events: mpsc::UnboundedSender<UpstreamEvent>,
+    settings: &Settings,
+) -> Result<(Arc<Connection>, upstream::Handshake), String> {
+    let conn = match &assignment.spec {
+        RuntimeSpec::Process { command, args, env, cwd } => upstream::process::spawn(
+            upstream::process::ProcessSpec { command, args, env, cwd: cwd.as_deref() },
+            logs.clone(),
+            events,
+            settings.request_timeout,
+        )?,
+        RuntimeSpec::Remote { url, headers } => upstream::remote::connect(url, headers, events, settings.request_timeout)?,
+    };
+    match conn.handshake("mcp-router").await {
+        Ok(handshake) => Ok((conn, handshake)),
+        Err(e) => {
+            // Prefer the reason the session died (exit status) over the symptom.
+            let reason = conn.close_reason();
+            conn.close("handshake failed".into());
+            Err(match reason {
+                Some(reason) => format!("MCP handshake failed: {reason}"),
+                None => format!("MCP handshake failed: {}", e.message),
+            })
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Upstream MCP sessions: the agent's side of a conversation with one MCP server, over stdio
+//! (`process` runtime) or streamable HTTP (`remote` runtime). Requests from the gateway get a
+//! fresh upstream id (so many clients can share one session) and their own id back on the
+//! response; everything else in the message passes through untouched.
+
+pub mod process;
+pub mod remote;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use mcpr_core::jsonrpc::{self, Kind, Message, RpcError, code};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// The protocol version the agent offers upstream servers when it connects.
+pub const PROTOCOL_VERSION: &str = "2025-06-18";
+
+/// What the agent learned from an upstream at connect time.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    /// The `initialize` result, raw (capabilities, serverInfo, instructions, protocolVersion).
+    pub server_info_json: String,
+    /// The tools, raw, all pages concatenated.
+    pub tools_json: String,
+    pub tool_count: usize,
+}
+
+/// Something the upstream told us outside of a response.
+#[derive(Debug)]
+pub enum UpstreamEvent {
+    /// `notifications/tools/list_changed`: the tool list must be fetched again.
+    ToolsChanged,
+}
+
+/// How messages leave for the upstream server.
+enum Outbound {
+    /// Line-delimited JSON on the child's stdin.
+    Lines(mpsc::Sender<Vec<u8>>),
+    Http(remote::HttpTransport),
+}
+
+/// One live upstream MCP session.
+pub struct Connection {
+    outbound: Outbound,
+    pending: DashMap<u64, oneshot::Sender<Message>>,
+    next_id: AtomicU64,
+    /// Becomes `Some(reason)` once the session is gone; never goes back to `None`.
+    closed: watch::Sender<Option<String>>,
+    events: mpsc::UnboundedSender<UpstreamEvent>,
+    request_timeout: Duration,
+}
+
+impl Connection {
+    fn new(outbound: Outbound, events: mpsc::UnboundedSender<UpstreamEvent>, request_timeout: Duration) -> Arc<Self> {
+        Arc::new(Connection {
+            outbound,
+            pending: DashMap::new(),
+            next_id: AtomicU64::new(1),
+            closed: watch::channel(None).0,
+            events,
+            request_timeout,
+        })
+    }
+
+    /// Marks the session gone and fails every request in flight with `reason`.
+    pub fn close(&self, reason: String) {
+        self.closed.send_if_modified(|r| {
+            if r.is_none() {
+                *r = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
+        self.pending.clear();
+    }
+
+    pub fn close_reason(&self) -> Option<String> {
+        self.closed.borrow().clone()
+    }
+
+    /// Resolves when the session is gone, with the reason.
+    pub async fn closed(&self) -> String {
+        let mut rx = self.closed.subscribe();
+        let reason = rx.wait_for(|r| r.is_some()).await.map(|r| r.clone().unwrap_or_default());
+        reason.unwrap_or_else(|_| "connection dropped".into())
+    }
+
+    /// Sends a request and waits for its response; the response carries `msg`'s own id.
+    pub async fn request(&self, mut msg: Message) -> Result<Message, RpcError> {
+        if let Some(reason) = self.close_reason() {
+            return Err(RpcError::new(code::UPSTREAM_UNAVAILABLE, format!("upstream session closed: {reason}")));
+        }
+        let original_id = msg.id.take().unwrap_or(Value::Null);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        msg.id = Some(json!(id));
+        let method = msg.method.clone().unwrap_or_default();
+        let mut response = match &self.outbound {
+            Outbound::Lines(tx) => {
+                let (done_tx, done_rx) = oneshot::channel();
+                self.pending.insert(id, done_tx);
+                if tx.send(msg.to_bytes()).await.is_err() {
+                    self.pending.remove(&id);
+                    return Err(self.gone_error());
+                }
+                match tokio::time::timeout(self.request_timeout, done_rx).await {
+                    Ok(Ok(response)) => response,
+                    Ok(Err(_)) => return Err(self.gone_error()),
+                    Err(_) => {
+                        self.pending.remove(&id);
+                        self.notify_cancelled(id, "request timed out at the gateway").await;
+                        return Err(self.timeout_error(&method));
+                    }
+                }
+            }
+            Outbound::Http(http) => match tokio::time::timeout(self.request_timeout, http.request(self, &msg, id)).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(e)) => {
+                    if e.session_lost {
+                        self.close(e.message.clone());
+                    }
+                    return Err(RpcError::new(code::UPSTREAM_UNAVAILABLE, e.message));
+                }
+                Err(_) => return Err(self.timeout_error(&method)),
+            },
+        };
+        response.id = Some(original_id);
+        Ok(response)
+    }
+
+    /// Sends a notification (fire and forget).
+    pub async fn notify(&self, msg: Message) -> Result<(), RpcError> {
+        match &self.outbound {
+            Outbound::Lines(tx) => tx.send(msg.to_bytes()).await.map_err(|_| self.gone_error()),
+            Outbound::Http(http) => http
+                .notify(&msg)
+                .await
+                .map_err(|e| RpcError::new(code::UPSTREAM_UNAVAILABLE, e.message)),
+        }
+    }
+
+    async fn notify_cancelled(&self, id: u64, reason: &str) {
+        let cancel = Message::notification("notifications/cancelled", Some(json!({"requestId": id, "reason": reason})));
+        let _ = self.notify(cancel).await;
+    }
+
+    fn gone_error(&self) -> RpcError {
+        let reason = self.close_reason().unwrap_or_else(|| "connection lost".into());
+        RpcError::new(code::UPSTREAM_UNAVAILABLE, format!("upstream server went away: {reason}"))
+    }
+
+    fn timeout_error(&self, method: &str) -> RpcError {
+        RpcError::new(
+            code::UPSTREAM_TIMEOUT,
+            format!("upstream server did not answer {method} within {} s", self.request_timeout.as_secs_f32()),
+        )
+    }
+
+    /// Handles one message that the upstream sent us (a response, its own request, or a
+    /// notification). Returns an answer to send back for upstream requests.
+    fn on_message(&self, msg: Message) -> Option<Message> {
+        match msg.kind() {
+            Ok(Kind::Response) => {
+                if let Some(id) = msg.id.as_ref().and_then(Value::as_u64) {
+                    if let Some((_, waiter)) = self.pending.remove(&id) {
+                        let _ = waiter.send(msg);
+                    }
+                }
+                None
+            }
+            Ok(Kind::Request) => {
+                let id = msg.id.clone().unwrap_or(Value::Null);
+                // Server-to-client requests reach clients with session routing (issue 3);
+                // until then the agent answers what needs no client.
+                Some(match msg.method.as_deref() {
+                    Some("ping") => Message::result(id, jsonrpc::to_raw(&json!({}))),
+                    Some("roots/list") => Message::result(id, jsonrpc::to_raw(&json!({"roots": []}))),
+                    Some(other) => Message::error(id, &RpcError::method_not_found(other)),
+                    None => return None,
+                })
+            }
+            Ok(Kind::Notification) => {
+                if msg.method.as_deref() == Some("notifications/tools/list_changed") {
+                    let _ = self.events.send(UpstreamEvent::ToolsChanged);
+                }
+                None
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "ignoring malformed message from upstream");
+                None
+            }
+        }
+    }
+
+    /// The MCP handshake: `initialize`, `notifications/initialized`, then the tool list.
+    pub async fn handshake(&self, client_name: &str) -> Result<Handshake, RpcError> {
+        let init = Message::request(
+            json!(0),
+            "initialize",
+            Some(json!({
+                "protocolVersion": PROTOCOL_VERSION,
+                "capabilities": {"roots": {"listChanged": false}},
+                "clientInfo": {"name": client_name, "version": env!("CARGO_PKG_VERSION")},
+            })),
+        );
+        let response = self.request(init).await?;
+        let result = result_of(response)?;
+        if let Outbound::Http(http) = &self.outbound {
+            if let Some(version) = serde_json::from_str::<Value>(result.get()).ok().and_then(|v| v["protocolVersion"].as_str().map(str::to_owned)) {
+                http.set_protocol_version(version);
+            }
+        }
+        self.notify(Message::notification("notifications/initialized", None)).await?;
+        let (tools_json, tool_count) = self.list_tools().await?;
+        Ok(Handshake { server_info_json: result.get().to_owned(), tools_json, tool_count })
+    }
+
+    /// Fetches every page of `tools/list`; returns the tools as a raw JSON array.
+    pub async fn list_tools(&self) -> Result<(String, usize), RpcError> {
+        let mut tools: Vec<Box<serde_json::value::RawValue>> = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _page in 0..1000 {
+            let params = cursor.as_ref().map(|c| json!({"cursor": c}));
+            let response = self.request(Message::request(json!(0), "tools/list", params)).await?;
+            let result = result_of(response)?;
+            #[derive(serde::Deserialize)]
+            struct Page {
+                #[serde(default)]
+                tools: Vec<Box<serde_json::value::RawValue>>,
+                #[serde(rename = "nextCursor")]
+                next_cursor: Option<String>,
+            }
+            let page: Page = serde_json::from_str(result.get())
+                .map_err(|e| RpcError::internal(format!("upstream sent an invalid tools/list result: {e}")))?;
+            tools.extend(page.tools);
+            match page.next_cursor {
+                Some(next) if !next.is_empty() => cursor = Some(next),
+                _ => break,
+            }
+        }
+        let count = tools.len();
+        Ok((serde_json::to_string(&tools).expect("raw values serialize"), count))
+    }
+}
+
+/// The `result` of a response, or its error as an `RpcError`.
+pub fn result_of(response: Message) -> Result<Box<serde_json::value::RawValue>, RpcError> {
+    if let Some(result) = response.result {
+        return Ok(result);
+    }
+    let error = response
+        .error
+        .and_then(|e| serde_json::from_str::<RpcError>(e.get()).ok())
+        .unwrap_or_else(|| RpcError::internal("upstream sent a response with neither result nor error"));
+    Err(error)
+}

@@ -1,0 +1,154 @@
+//! The `process` runtime: an MCP server as a child process speaking line-delimited JSON-RPC
+//! on stdin/stdout (MCP stdio transport), with stderr captured as the server's log.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use mcpr_core::jsonrpc::Message;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, LinesCodec};
+
+use super::{Connection, Outbound, UpstreamEvent};
+use crate::logs::LogSink;
+
+/// The longest line (one JSON-RPC message) accepted from a server.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+pub struct ProcessSpec<'a> {
+    pub command: &'a str,
+    pub args: &'a [String],
+    pub env: &'a BTreeMap<String, String>,
+    pub cwd: Option<&'a str>,
+}
+
+/// Starts the child and wires its pipes to a [`Connection`]. The child is killed when the
+/// connection closes (or the agent drops it).
+pub fn spawn(
+    spec: ProcessSpec<'_>,
+    logs: LogSink,
+    events: mpsc::UnboundedSender<UpstreamEvent>,
+    request_timeout: Duration,
+) -> Result<Arc<Connection>, String> {
+    let mut command = Command::new(spec.command);
+    command
+        .args(spec.args)
+        .envs(spec.env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(cwd) = spec.cwd {
+        command.current_dir(cwd);
+    }
+    let mut child = command.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("command not found: {} (is it installed and on PATH?)", spec.command),
+        _ => format!("cannot start {}: {e}", spec.command),
+    })?;
+    let pid = child.id().unwrap_or_default();
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(256);
+    let conn = Connection::new(Outbound::Lines(out_tx), events, request_timeout);
+
+    // stdin writer: one message per line; batches whatever is queued before flushing.
+    tokio::spawn(async move {
+        while let Some(mut bytes) = out_rx.recv().await {
+            bytes.push(b'\n');
+            if stdin.write_all(&bytes).await.is_err() {
+                return;
+            }
+            while let Ok(mut more) = out_rx.try_recv() {
+                more.push(b'\n');
+                if stdin.write_all(&more).await.is_err() {
+                    return;
+                }
+            }
+            if stdin.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+
+    // stdout reader: responses complete waiting requests; upstream requests get answers.
+    let reader_conn = conn.clone();
+    let stdout_logs = logs.clone();
+    tokio::spawn(async move {
+        let mut lines = FramedRead::new(stdout, LinesCodec::new_with_max_length(MAX_MESSAGE_BYTES));
+        while let Some(line) = lines.next().await {
+            let line = match line {
+                Ok(line) => line,
+                Err(e) => {
+                    stdout_logs.line("stdout", format!("dropping unreadable output: {e}"));
+                    continue;
+                }
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            match Message::parse(line.as_bytes()) {
+                Ok(msg) => {
+                    if let Some(answer) = reader_conn.on_message(msg) {
+                        let _ = reader_conn.notify(answer).await;
+                    }
+                }
+                // Servers that print to stdout break the protocol; keep the line as a log
+                // so the admin can see why.
+                Err(_) => stdout_logs.line("stdout", line),
+            }
+        }
+    });
+
+    // stderr: the server's log.
+    let stderr_logs = logs.clone();
+    tokio::spawn(async move {
+        let mut lines = FramedRead::new(stderr, LinesCodec::new_with_max_length(64 * 1024));
+        while let Some(line) = lines.next().await {
+            match line {
+                Ok(line) => stderr_logs.line("stderr", line),
+                Err(_) => continue,
+            }
+        }
+    });
+
+    // The child's exit closes the session; dropping the connection kills the child.
+    let exit_conn = Arc::downgrade(&conn);
+    let exit_logs = logs.clone();
+    tokio::spawn(async move {
+        let mut child = child;
+        loop {
+            tokio::select! {
+                status = child.wait() => {
+                    let reason = match status {
+                        Ok(s) => match s.code() {
+                            Some(code) => format!("process exited with status {code}"),
+                            None => format!("process was killed ({s})"),
+                        },
+                        Err(e) => format!("lost track of the process: {e}"),
+                    };
+                    exit_logs.line("agent", format!("pid {pid}: {reason}"));
+                    if let Some(conn) = exit_conn.upgrade() {
+                        conn.close(reason);
+                    }
+                    return;
+                }
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                    let alive = exit_conn.upgrade().is_some_and(|c| c.close_reason().is_none());
+                    if !alive {
+                        let _ = child.start_kill();
+                        let _ = child.wait().await;
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    logs.line("agent", format!("started {} (pid {pid})", spec.command));
+    Ok(conn)
+}

@@ -1,0 +1,199 @@
+//! The `remote` runtime: a streamable-HTTP MCP server elsewhere (MCP 2025-03-26 and later
+//! transports). Each request is a POST whose answer is either one JSON message or an SSE
+//! stream carrying the response (and perhaps notifications and requests before it).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use mcpr_core::jsonrpc::{Kind, Message};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::{Connection, Outbound, UpstreamEvent};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+
+pub struct HttpTransport {
+    client: reqwest::Client,
+    url: String,
+    headers: HeaderMap,
+    session_id: RwLock<Option<String>>,
+    protocol_version: RwLock<Option<String>>,
+}
+
+#[derive(Debug)]
+pub struct HttpError {
+    pub message: String,
+    /// The upstream session is unusable (server gone or session expired): reconnect.
+    pub session_lost: bool,
+}
+
+impl HttpError {
+    fn lost(message: String) -> Self {
+        HttpError { message, session_lost: true }
+    }
+    fn failed(message: String) -> Self {
+        HttpError { message, session_lost: false }
+    }
+}
+
+pub fn connect(
+    url: &str,
+    headers: &BTreeMap<String, String>,
+    events: mpsc::UnboundedSender<UpstreamEvent>,
+    request_timeout: Duration,
+) -> Result<Arc<Connection>, String> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let name = HeaderName::try_from(name.as_str()).map_err(|e| format!("header {name:?}: {e}"))?;
+        let mut value = HeaderValue::try_from(value.as_str()).map_err(|e| format!("header {name}: {e}"))?;
+        value.set_sensitive(true);
+        map.insert(name, value);
+    }
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+        .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+    let transport = HttpTransport {
+        client,
+        url: url.to_owned(),
+        headers: map,
+        session_id: RwLock::new(None),
+        protocol_version: RwLock::new(None),
+    };
+    Ok(Connection::new(Outbound::Http(transport), events, request_timeout))
+}
+
+impl HttpTransport {
+    pub fn set_protocol_version(&self, version: String) {
+        *self.protocol_version.write().unwrap() = Some(version);
+    }
+
+    fn post(&self, msg: &Message) -> reqwest::RequestBuilder {
+        let mut request = self
+            .client
+            .post(&self.url)
+            .headers(self.headers.clone())
+            .header(ACCEPT, "application/json, text/event-stream")
+            .header(CONTENT_TYPE, "application/json")
+            .body(msg.to_bytes());
+        if let Some(session) = self.session_id.read().unwrap().as_deref() {
+            request = request.header(SESSION_HEADER, session);
+        }
+        if let Some(version) = self.protocol_version.read().unwrap().as_deref() {
+            request = request.header(VERSION_HEADER, version);
+        }
+        request
+    }
+
+    async fn send(&self, msg: &Message) -> Result<reqwest::Response, HttpError> {
+        let response = self.post(msg).send().await.map_err(|e| {
+            HttpError::lost(format!("cannot reach {}: {}", self.url, error_chain(&e)))
+        })?;
+        if let Some(session) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+            let mut current = self.session_id.write().unwrap();
+            if current.as_deref() != Some(session) {
+                *current = Some(session.to_owned());
+            }
+        }
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND && self.session_id.read().unwrap().is_some() {
+            return Err(HttpError::lost(format!("{} ended the session (404)", self.url)));
+        }
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            let body: String = body.chars().take(300).collect();
+            return Err(HttpError::failed(format!("{} answered HTTP {status}: {body}", self.url)));
+        }
+        Ok(response)
+    }
+
+    pub async fn notify(&self, msg: &Message) -> Result<(), HttpError> {
+        self.send(msg).await.map(drop)
+    }
+
+    /// POSTs a request whose upstream id is `id` and returns its response.
+    pub async fn request(&self, conn: &Connection, msg: &Message, id: u64) -> Result<Message, HttpError> {
+        let response = self.send(msg).await?;
+        let is_sse = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if !is_sse {
+            let bytes = response.bytes().await.map_err(|e| HttpError::failed(format!("reading response: {e}")))?;
+            return Message::parse(&bytes).map_err(|e| HttpError::failed(format!("upstream sent an invalid response: {e}")));
+        }
+        let mut body = response.bytes_stream();
+        let mut parser = SseParser::default();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| HttpError::failed(format!("SSE stream broke: {e}")))?;
+            for data in parser.feed(&chunk) {
+                let Ok(message) = Message::parse(data.as_bytes()) else { continue };
+                if message.kind() == Ok(Kind::Response) && message.id.as_ref().and_then(Value::as_u64) == Some(id) {
+                    return Ok(message);
+                }
+                if let Some(answer) = conn.on_message(message) {
+                    let _ = self.notify(&answer).await;
+                }
+            }
+        }
+        Err(HttpError::failed("SSE stream ended before the response arrived".into()))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Incremental `text/event-stream` parser yielding each event's data.
+#[derive(Default)]
+pub struct SseParser {
+    buffer: String,
+}
+
+impl SseParser {
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<String> {
+        self.buffer.push_str(&String::from_utf8_lossy(chunk));
+        if self.buffer.contains('\r') {
+            self.buffer = self.buffer.replace("\r\n", "\n").replace('\r', "\n");
+        }
+        let mut events = Vec::new();
+        while let Some(end) = self.buffer.find("\n\n") {
+            let block: String = self.buffer.drain(..end + 2).collect();
+            let data: Vec<&str> = block
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                .collect();
+            if !data.is_empty() {
+                events.push(data.join("\n"));
+            }
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SseParser;
+
+    #[test]
+    fn sse_events_split_across_chunks() {
+        let mut p = SseParser::default();
+        assert!(p.feed(b"event: message\r\nid: 1\r\ndata: {\"a\":").is_empty());
+        assert_eq!(p.feed(b"1}\r\n\r\ndata: x\ndata: y\n\n: comment\n\n"), vec!["{\"a\":1}", "x\ny"]);
+    }
+}
