@@ -1,1 +1,223 @@
-fn main() {}
+//! `mcpr`: the MCP Router command line. `up` and `stdio` run the router; the other commands
+//! are admin commands against its REST API (or, for `call`, its MCP endpoint).
+
+mod admin;
+mod bench;
+mod bridge;
+mod output;
+mod up;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mcpr",
+    version,
+    about = "MCP Router: one MCP endpoint in front of many MCP servers"
+)]
+struct Cli {
+    /// Where the router is (for admin commands).
+    #[arg(
+        long,
+        global = true,
+        env = "MCPR_URL",
+        default_value = "http://127.0.0.1:8000"
+    )]
+    url: String,
+    /// Print JSON for scripts instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the whole router in this process (control plane, node agent, gateway; SQLite).
+    Up(UpArgs),
+    /// Serve MCP on stdin/stdout for desktop clients (Claude Desktop and others).
+    ///
+    /// With the global --url given on the command line, bridges stdio to the router already
+    /// running there instead of running one in-process.
+    Stdio {
+        #[command(flatten)]
+        up: UpArgs,
+    },
+    /// Manage registered MCP servers.
+    Server {
+        #[command(subcommand)]
+        command: admin::ServerCommand,
+    },
+    /// Register the servers of a Claude Desktop style {"mcpServers": {...}} JSON file.
+    Import { file: PathBuf },
+    /// Call a provider's tool through the router's MCP endpoint.
+    Call {
+        provider: String,
+        tool: String,
+        /// Tool arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+    },
+    /// Measure tool calls per second and latency through the router and directly.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Transport {
+    Http,
+    Stdio,
+}
+
+#[derive(clap::Args, Debug)]
+struct UpArgs {
+    /// How MCP clients connect: HTTP (MCP, API and UI on one port) or stdio (MCP on
+    /// stdin/stdout, API and UI on the port in the background).
+    #[arg(long, env = "MCP_TRANSPORT", value_enum, default_value = "http")]
+    transport: Transport,
+    /// Address to listen on. Loopback by default: authentication is not built in yet.
+    #[arg(long, env = "MCPR_HOST", default_value = "127.0.0.1")]
+    host: String,
+    /// Port for MCP, the REST API and the web UI.
+    #[arg(long, env = "MCPR_PORT", default_value_t = 8000)]
+    port: u16,
+    /// Where the SQLite database lives.
+    #[arg(long, env = "MCPR_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Use Postgres instead of SQLite: postgres://user:password@host/db
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Path of the hierarchical MCP view.
+    #[arg(long, env = "MCP_PATH", default_value = "/mcp")]
+    mcp_path: String,
+    /// First restart delay after a server crashes, in milliseconds (doubles each time).
+    #[arg(long, env = "MCPR_RESTART_BACKOFF_MS", default_value_t = 500)]
+    restart_backoff_ms: u64,
+    /// Longest wait for an upstream server's answer, in seconds.
+    #[arg(long, env = "MCPR_REQUEST_TIMEOUT_SECS", default_value_t = 120)]
+    request_timeout_secs: u64,
+    /// Browser origins allowed besides loopback and the request's own host (comma-separated).
+    #[arg(long, env = "MCPR_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+}
+
+impl UpArgs {
+    fn options(&self) -> up::UpOptions {
+        up::UpOptions {
+            host: self.host.clone(),
+            port: self.port,
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone().filter(|u| !u.is_empty()),
+            mcp_path: self.mcp_path.clone(),
+            agent: mcpr_node_agent::Settings {
+                backoff_base: Duration::from_millis(self.restart_backoff_ms.max(1)),
+                request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+                ..Default::default()
+            },
+            allowed_origins: self.allowed_origins.clone(),
+        }
+    }
+}
+
+fn main() {
+    let matches = Cli::command().get_matches();
+    let url_given = matches.value_source("url") == Some(ValueSource::CommandLine);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    if let Err(e) = runtime.block_on(run(cli, url_given)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+    // Don't wait for background tasks (relay streams, children) to notice.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+}
+
+async fn run(cli: Cli, url_given: bool) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up(args) => {
+            mcpr_core::telemetry::init_logging();
+            let options = args.options();
+            if args.transport == Transport::Stdio {
+                return serve_stdio(&options).await;
+            }
+            let listener = up::bind(&options).await?;
+            let router = up::start(&options).await?;
+            up::banner(listener.local_addr()?, &options.mcp_path);
+            let agent = router.agent.clone();
+            tokio::select! {
+                served = mcpr_control_plane::serve_http(listener, router.http) => served?,
+                _ = shutdown_signal() => {}
+            }
+            agent.stop_all();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(())
+        }
+        Command::Stdio { up } => {
+            mcpr_core::telemetry::init_logging();
+            if url_given {
+                bridge::run(&cli.url).await
+            } else {
+                serve_stdio(&up.options()).await
+            }
+        }
+        Command::Server { command } => {
+            admin::run_server(&admin::Admin::new(&cli.url)?, command, cli.json).await
+        }
+        Command::Import { file } => {
+            admin::run_import(&admin::Admin::new(&cli.url)?, &file, cli.json).await
+        }
+        Command::Call {
+            provider,
+            tool,
+            args,
+        } => {
+            admin::run_call(
+                &admin::Admin::new(&cli.url)?,
+                &provider,
+                &tool,
+                &args,
+                cli.json,
+            )
+            .await
+        }
+        Command::Bench(args) => bench::run(args).await,
+    }
+}
+
+/// The router in-process with MCP on stdin/stdout; API and UI on the port when it is free.
+async fn serve_stdio(options: &up::UpOptions) -> anyhow::Result<()> {
+    let router = up::start(options).await?;
+    match up::bind(options).await {
+        Ok(listener) => {
+            tracing::info!(addr = %listener.local_addr()?, "web UI and API listening");
+            tokio::spawn(mcpr_control_plane::serve_http(listener, router.http));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "web UI and API not served; MCP on stdio works regardless")
+        }
+    }
+    let served = mcpr_edge_gateway::stdio::serve(
+        router.gateway.clone(),
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+    )
+    .await;
+    router.agent.stop_all();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    served.map_err(Into::into)
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

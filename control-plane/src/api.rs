@@ -21,7 +21,10 @@ pub fn router(registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/servers", get(list).post(create))
-        .route("/api/v1/servers/{name}", get(show).patch(update).delete(remove))
+        .route(
+            "/api/v1/servers/{name}",
+            get(show).patch(update).delete(remove),
+        )
         .route("/api/v1/servers/{name}/enable", post(enable))
         .route("/api/v1/servers/{name}/disable", post(disable))
         .route("/api/v1/servers/{name}/restart", post(restart))
@@ -53,7 +56,11 @@ async fn show(State(reg): Reg, Path(name): Path<String>) -> Result<Response, Api
     Ok(Json(reg.get(&name)?).into_response())
 }
 
-async fn update(State(reg): Reg, Path(name): Path<String>, ApiJson(patch): ApiJson<ServerPatch>) -> Result<Response, ApiError> {
+async fn update(
+    State(reg): Reg,
+    Path(name): Path<String>,
+    ApiJson(patch): ApiJson<ServerPatch>,
+) -> Result<Response, ApiError> {
     Ok(Json(reg.update(&name, patch).await?).into_response())
 }
 
@@ -87,17 +94,33 @@ struct LogQuery {
     tail: Option<usize>,
 }
 
-async fn logs(State(reg): Reg, Path(name): Path<String>, Query(q): Query<LogQuery>) -> Result<Response, ApiError> {
+async fn logs(
+    State(reg): Reg,
+    Path(name): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> Result<Response, ApiError> {
     let record = reg.record(&name)?;
     Ok(Json(reg.fleet.logs(&record.id, q.tail.unwrap_or(200))).into_response())
 }
 
-async fn import(State(reg): Reg, ApiJson(doc): ApiJson<serde_json::Value>) -> Result<Response, ApiError> {
+async fn import(
+    State(reg): Reg,
+    ApiJson(doc): ApiJson<serde_json::Value>,
+) -> Result<Response, ApiError> {
     Ok(Json(reg.import(doc).await?).into_response())
 }
 
 async fn not_found(request: Request) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", None, format!("no such API route: {} {}", request.method(), request.uri().path()))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+        format!(
+            "no such API route: {} {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
 }
 
 /// `Json` whose rejections speak our error format.
@@ -110,12 +133,25 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
             Ok(Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => Err(match rejection {
                 JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", None, format!("request body is over {MAX_BODY_BYTES} bytes"))
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_large",
+                        None,
+                        format!("request body is over {MAX_BODY_BYTES} bytes"),
+                    )
                 }
-                JsonRejection::JsonDataError(e) => {
-                    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", None, format!("invalid request body: {}", e.body_text()))
-                }
-                other => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", None, other.body_text()),
+                JsonRejection::JsonDataError(e) => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    None,
+                    format!("invalid request body: {}", e.body_text()),
+                ),
+                other => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    None,
+                    other.body_text(),
+                ),
             }),
         }
     }
@@ -131,7 +167,12 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, field: Option<String>, message: String) -> Self {
-        ApiError { status, code, field, message }
+        ApiError {
+            status,
+            code,
+            field,
+            message,
+        }
     }
 }
 
@@ -139,9 +180,21 @@ impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         let message = e.to_string();
         match e {
-            RegistryError::Invalid(f) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some(f.field), message),
-            RegistryError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", None, message),
-            RegistryError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, "duplicate", Some("name".into()), message),
+            RegistryError::Invalid(f) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                Some(f.field),
+                message,
+            ),
+            RegistryError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", None, message)
+            }
+            RegistryError::Duplicate(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "duplicate",
+                Some("name".into()),
+                message,
+            ),
             RegistryError::Store(_) => {
                 tracing::error!(error = %message, "store failure");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", None, message)
@@ -152,7 +205,8 @@ impl From<RegistryError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({"status": self.status.as_u16(), "code": self.code, "message": self.message});
+        let mut error =
+            json!({"status": self.status.as_u16(), "code": self.code, "message": self.message});
         if let Some(field) = self.field {
             error["field"] = json!(field);
         }

@@ -67,7 +67,10 @@ pub struct Fleet {
 
 impl Default for Fleet {
     fn default() -> Self {
-        Fleet { inner: Mutex::default(), version: watch::channel(1).0 }
+        Fleet {
+            inner: Mutex::default(),
+            version: watch::channel(1).0,
+        }
     }
 }
 
@@ -87,7 +90,13 @@ impl Fleet {
 
     pub fn register_agent(&self, id: &str, relay_url: &str) {
         let mut inner = self.inner.lock().unwrap();
-        inner.agents.insert(id.to_owned(), AgentInfo { relay_url: relay_url.to_owned(), last_seen: Instant::now() });
+        inner.agents.insert(
+            id.to_owned(),
+            AgentInfo {
+                relay_url: relay_url.to_owned(),
+                last_seen: Instant::now(),
+            },
+        );
         drop(inner);
         self.changed();
     }
@@ -106,7 +115,11 @@ impl Fleet {
 
     pub fn agents(&self) -> Vec<(String, AgentInfo)> {
         let inner = self.inner.lock().unwrap();
-        let mut agents: Vec<_> = inner.agents.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut agents: Vec<_> = inner
+            .agents
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         agents.sort_by(|a, b| a.0.cmp(&b.0));
         agents
     }
@@ -137,7 +150,12 @@ impl Fleet {
     /// Returns server id -> agent id.
     pub fn place(&self, server_ids: &[String]) -> HashMap<String, String> {
         let mut inner = self.inner.lock().unwrap();
-        let Inner { agents, placement, status, logs } = &mut *inner;
+        let Inner {
+            agents,
+            placement,
+            status,
+            logs,
+        } = &mut *inner;
         let mut moved = false;
         let before = placement.len();
         placement.retain(|server, agent| server_ids.contains(server) && agents.contains_key(agent));
@@ -172,10 +190,16 @@ impl Fleet {
         let mut changed = false;
         for s in report.servers {
             // A report from an agent that no longer holds the server is stale.
-            if inner.placement.get(&s.server_id).is_some_and(|a| a != agent_id) {
+            if inner
+                .placement
+                .get(&s.server_id)
+                .is_some_and(|a| a != agent_id)
+            {
                 continue;
             }
-            let tool_count = serde_json::from_str::<Vec<serde_json::Value>>(&s.tools_json).map(|t| t.len()).unwrap_or(0);
+            let tool_count = serde_json::from_str::<Vec<serde_json::Value>>(&s.tools_json)
+                .map(|t| t.len())
+                .unwrap_or(0);
             let view = ServerStatusView {
                 state: ServerState::from_proto(s.state),
                 agent_id: agent_id.to_owned(),
@@ -204,7 +228,11 @@ impl Fleet {
             if ring.len() == LOG_LINES_KEPT {
                 ring.pop_front();
             }
-            ring.push_back(LogEntry { at_ms: line.at_ms, stream: line.stream, line: line.line });
+            ring.push_back(LogEntry {
+                at_ms: line.at_ms,
+                stream: line.stream,
+                line: line.line,
+            });
         }
         drop(inner);
         if changed {
@@ -226,7 +254,12 @@ impl Fleet {
         inner
             .logs
             .get(server_id)
-            .map(|ring| ring.iter().skip(ring.len().saturating_sub(tail)).cloned().collect())
+            .map(|ring| {
+                ring.iter()
+                    .skip(ring.len().saturating_sub(tail))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -252,7 +285,14 @@ mod tests {
         let placed = fleet.place(&servers);
         assert_eq!(placed.values().filter(|a| *a == "a").count(), 2);
         assert_eq!(placed.values().filter(|a| *a == "b").count(), 2);
-        fleet.inner.lock().unwrap().agents.get_mut("a").unwrap().last_seen -= AGENT_TIMEOUT * 2;
+        fleet
+            .inner
+            .lock()
+            .unwrap()
+            .agents
+            .get_mut("a")
+            .unwrap()
+            .last_seen -= AGENT_TIMEOUT * 2;
         assert_eq!(fleet.expire_agents(), vec!["a".to_owned()]);
         let placed = fleet.place(&servers);
         assert!(placed.values().all(|a| a == "b"));

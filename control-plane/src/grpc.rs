@@ -17,7 +17,12 @@ type GrpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Runs the scheduler over the enabled servers; returns server id -> agent id.
 pub fn schedule(registry: &Registry) -> std::collections::HashMap<String, String> {
-    let enabled: Vec<String> = registry.servers().iter().filter(|s| s.enabled).map(|s| s.id.clone()).collect();
+    let enabled: Vec<String> = registry
+        .servers()
+        .iter()
+        .filter(|s| s.enabled)
+        .map(|s| s.id.clone())
+        .collect();
     registry.fleet.place(&enabled)
 }
 
@@ -54,9 +59,17 @@ pub fn build_snapshot(registry: &Registry) -> pb::ConfigSnapshot {
         .fleet
         .agents()
         .into_iter()
-        .map(|(id, a)| pb::AgentEndpoint { id, relay_url: a.relay_url })
+        .map(|(id, a)| pb::AgentEndpoint {
+            id,
+            relay_url: a.relay_url,
+        })
         .collect();
-    pb::ConfigSnapshot { version, providers, agents, credentials: vec![] }
+    pb::ConfigSnapshot {
+        version,
+        providers,
+        agents,
+        credentials: vec![],
+    }
 }
 
 fn assignments_for(registry: &Registry, agent_id: &str) -> pb::Assignments {
@@ -74,7 +87,10 @@ fn assignments_for(registry: &Registry, agent_id: &str) -> pb::Assignments {
             restart_generation: s.restart_generation,
         })
         .collect();
-    pb::Assignments { version: registry.fleet.version(), servers }
+    pb::Assignments {
+        version: registry.fleet.version(),
+        servers,
+    }
 }
 
 /// Streams `make()` now and after every fleet change, skipping repeats, until the peer leaves.
@@ -90,7 +106,11 @@ where
         loop {
             changes.borrow_and_update();
             let Some(current) = make(&registry) else {
-                let _ = tx.send(Err(Status::not_found("agent not registered: call Register first"))).await;
+                let _ = tx
+                    .send(Err(Status::not_found(
+                        "agent not registered: call Register first",
+                    )))
+                    .await;
                 return;
             };
             if last.as_ref() != Some(&current) {
@@ -116,7 +136,10 @@ pub struct ConfigService {
 impl pb::config_service_server::ConfigService for ConfigService {
     type WatchStream = GrpcStream<pb::ConfigSnapshot>;
 
-    async fn watch(&self, request: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
         tracing::info!(gateway = %request.get_ref().gateway_id, "gateway watching config");
         // Versions move on every status report; compare snapshots without the version so
         // that a gateway only hears of real changes.
@@ -142,20 +165,33 @@ pub struct AgentService {
 
 #[tonic::async_trait]
 impl pb::agent_service_server::AgentService for AgentService {
-    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
         let r = request.into_inner();
         if r.agent_id.is_empty() {
             return Err(Status::invalid_argument("agent_id must not be empty"));
         }
         if !(r.relay_url.starts_with("http://") || r.relay_url.starts_with("https://")) {
-            return Err(Status::invalid_argument(format!("relay_url must be an http(s) URL, got {:?}", r.relay_url)));
+            return Err(Status::invalid_argument(format!(
+                "relay_url must be an http(s) URL, got {:?}",
+                r.relay_url
+            )));
         }
         tracing::info!(agent = %r.agent_id, relay = %r.relay_url, "agent registered");
-        self.registry.fleet.register_agent(&r.agent_id, &r.relay_url);
-        Ok(Response::new(pb::RegisterResponse { heartbeat_interval_ms: HEARTBEAT_INTERVAL.as_millis() as u64 }))
+        self.registry
+            .fleet
+            .register_agent(&r.agent_id, &r.relay_url);
+        Ok(Response::new(pb::RegisterResponse {
+            heartbeat_interval_ms: HEARTBEAT_INTERVAL.as_millis() as u64,
+        }))
     }
 
-    async fn heartbeat(&self, request: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatResponse>, Status> {
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let known = self.registry.fleet.heartbeat(&request.get_ref().agent_id);
         Ok(Response::new(pb::HeartbeatResponse { known }))
     }
@@ -178,11 +214,16 @@ impl pb::agent_service_server::AgentService for AgentService {
         Ok(Response::new(stream))
     }
 
-    async fn report_status(&self, request: Request<pb::StatusReport>) -> Result<Response<pb::StatusAck>, Status> {
+    async fn report_status(
+        &self,
+        request: Request<pb::StatusReport>,
+    ) -> Result<Response<pb::StatusAck>, Status> {
         let report = request.into_inner();
         let agent_id = report.agent_id.clone();
         if !self.registry.fleet.heartbeat(&agent_id) {
-            return Err(Status::not_found("agent not registered: call Register first"));
+            return Err(Status::not_found(
+                "agent not registered: call Register first",
+            ));
         }
         self.registry.fleet.report(&agent_id, report);
         Ok(Response::new(pb::StatusAck {}))

@@ -38,21 +38,34 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     /// Opens the store and serves the gRPC services on `grpc_listener`.
-    pub async fn start(config: &Config, grpc_listener: TcpListener) -> anyhow::Result<ControlPlane> {
+    pub async fn start(
+        config: &Config,
+        grpc_listener: TcpListener,
+    ) -> anyhow::Result<ControlPlane> {
         let store = match &config.database_url {
             Some(url) if !url.is_empty() => Store::connect(url)
                 .await
                 .with_context(|| format!("opening database {}", store::redact_url(url)))?,
             _ => Store::open_sqlite(&config.data_dir)
                 .await
-                .with_context(|| format!("opening SQLite database in {}", config.data_dir.display()))?,
+                .with_context(|| {
+                    format!("opening SQLite database in {}", config.data_dir.display())
+                })?,
         };
         tracing::info!(backend = ?store.backend(), "store ready");
         let registry = Arc::new(Registry::new(store, Arc::new(Fleet::default())).await?);
         let grpc_addr = grpc_listener.local_addr()?;
         let services = tonic::transport::Server::builder()
-            .add_service(pb::config_service_server::ConfigServiceServer::new(grpc::ConfigService { registry: registry.clone() }))
-            .add_service(pb::agent_service_server::AgentServiceServer::new(grpc::AgentService { registry: registry.clone() }));
+            .add_service(pb::config_service_server::ConfigServiceServer::new(
+                grpc::ConfigService {
+                    registry: registry.clone(),
+                },
+            ))
+            .add_service(pb::agent_service_server::AgentServiceServer::new(
+                grpc::AgentService {
+                    registry: registry.clone(),
+                },
+            ));
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
         tokio::spawn(async move {
             if let Err(e) = services.serve_with_incoming(incoming).await {
@@ -72,7 +85,10 @@ impl ControlPlane {
             }
         });
         tracing::info!(%grpc_addr, "control plane gRPC listening");
-        Ok(ControlPlane { registry, grpc_addr })
+        Ok(ControlPlane {
+            registry,
+            grpc_addr,
+        })
     }
 
     /// The HTTP side: REST API and web UI.
@@ -83,7 +99,10 @@ impl ControlPlane {
 
 /// Serves `router` on `listener` until the process ends.
 pub async fn serve_http(listener: TcpListener, router: axum::Router) -> anyhow::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .await
-        .context("HTTP server failed")
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+    .context("HTTP server failed")
 }

@@ -6,7 +6,10 @@ use clap::Parser;
 use tokio::net::TcpListener;
 
 #[derive(Parser, Debug)]
-#[command(version, about = "MCP Router control plane: store, REST API, web UI, gRPC for gateways and agents")]
+#[command(
+    version,
+    about = "MCP Router control plane: store, REST API, web UI, gRPC for gateways and agents"
+)]
 struct Args {
     /// Address of the REST API and web UI.
     #[arg(long, env = "MCPR_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
@@ -26,9 +29,16 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     mcpr_core::telemetry::init_logging();
     let args = Args::parse();
-    let grpc = TcpListener::bind(&args.grpc_listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {} (--grpc-listen): {e}", args.grpc_listen))?;
-    let http = TcpListener::bind(&args.http_listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {} (--http-listen): {e}", args.http_listen))?;
-    let config = mcpr_control_plane::Config { data_dir: args.data_dir, database_url: args.database_url };
+    let grpc = TcpListener::bind(&args.grpc_listen).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {} (--grpc-listen): {e}", args.grpc_listen)
+    })?;
+    let http = TcpListener::bind(&args.http_listen).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {} (--http-listen): {e}", args.http_listen)
+    })?;
+    let config = mcpr_control_plane::Config {
+        data_dir: args.data_dir,
+        database_url: args.database_url,
+    };
     let cp = mcpr_control_plane::ControlPlane::start(&config, grpc).await?;
     tracing::info!(addr = %http.local_addr()?, "control plane HTTP (API, UI) listening");
     mcpr_control_plane::serve_http(http, cp.http_router()).await

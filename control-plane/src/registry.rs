@@ -120,7 +120,11 @@ pub struct Registry {
 impl Registry {
     pub async fn new(store: Store, fleet: Arc<Fleet>) -> Result<Registry, StoreError> {
         let servers = store.list_servers().await?;
-        Ok(Registry { store, fleet, servers: RwLock::new(Arc::new(servers)) })
+        Ok(Registry {
+            store,
+            fleet,
+            servers: RwLock::new(Arc::new(servers)),
+        })
     }
 
     /// The stored servers as of the last write.
@@ -180,7 +184,11 @@ impl Registry {
         Ok(self.view(&record))
     }
 
-    pub async fn update(&self, name: &str, patch: ServerPatch) -> Result<ServerView, RegistryError> {
+    pub async fn update(
+        &self,
+        name: &str,
+        patch: ServerPatch,
+    ) -> Result<ServerView, RegistryError> {
         let mut record = self.find(name)?;
         if let Some(description) = patch.description {
             model::validate_description(&description)?;
@@ -202,8 +210,19 @@ impl Registry {
         Ok(self.view(&record))
     }
 
-    pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<ServerView, RegistryError> {
-        self.update(name, ServerPatch { enabled: Some(enabled), ..Default::default() }).await
+    pub async fn set_enabled(
+        &self,
+        name: &str,
+        enabled: bool,
+    ) -> Result<ServerView, RegistryError> {
+        self.update(
+            name,
+            ServerPatch {
+                enabled: Some(enabled),
+                ..Default::default()
+            },
+        )
+        .await
     }
 
     /// Asks the agent to restart the server by bumping its restart generation.
@@ -228,7 +247,11 @@ impl Registry {
     /// nothing is written when one is invalid; names already registered are skipped.
     pub async fn import(&self, doc: serde_json::Value) -> Result<ImportReport, RegistryError> {
         let Some(map) = doc.get("mcpServers").and_then(|m| m.as_object()) else {
-            return Err(FieldError::new("mcpServers", "expected an object {\"mcpServers\": {NAME: {...}}}").into());
+            return Err(FieldError::new(
+                "mcpServers",
+                "expected an object {\"mcpServers\": {NAME: {...}}}",
+            )
+            .into());
         };
         let existing = self.servers();
         let mut to_create = Vec::new();
@@ -238,9 +261,23 @@ impl Registry {
             let entry: ImportEntry = serde_json::from_value(entry.clone())
                 .map_err(|e| FieldError::new(prefix.clone(), e.to_string()))?;
             let runtime = match (entry.command, entry.url) {
-                (Some(command), None) => RuntimeSpec::Process { command, args: entry.args, env: entry.env, cwd: entry.cwd },
-                (None, Some(url)) => RuntimeSpec::Remote { url, headers: entry.headers },
-                _ => return Err(FieldError::new(prefix, "needs exactly one of \"command\" or \"url\"").into()),
+                (Some(command), None) => RuntimeSpec::Process {
+                    command,
+                    args: entry.args,
+                    env: entry.env,
+                    cwd: entry.cwd,
+                },
+                (None, Some(url)) => RuntimeSpec::Remote {
+                    url,
+                    headers: entry.headers,
+                },
+                _ => {
+                    return Err(FieldError::new(
+                        prefix,
+                        "needs exactly one of \"command\" or \"url\"",
+                    )
+                    .into());
+                }
             };
             let new = NewServer {
                 name: name.clone(),
@@ -250,11 +287,17 @@ impl Registry {
                 session_mode: SessionMode::default(),
             };
             let record = validated_record(new).map_err(|e| match e {
-                RegistryError::Invalid(f) => RegistryError::Invalid(FieldError::new(format!("{prefix}.{}", f.field), f.message)),
+                RegistryError::Invalid(f) => RegistryError::Invalid(FieldError::new(
+                    format!("{prefix}.{}", f.field),
+                    f.message,
+                )),
                 other => other,
             })?;
             if existing.iter().any(|s| s.name == *name) {
-                skipped.push(Skipped { name: name.clone(), reason: "a server with this name already exists".into() });
+                skipped.push(Skipped {
+                    name: name.clone(),
+                    reason: "a server with this name already exists".into(),
+                });
             } else {
                 to_create.push(record);
             }
@@ -263,7 +306,10 @@ impl Registry {
         for record in to_create {
             match self.store.insert_server(&record).await {
                 Ok(()) => created.push(record.name),
-                Err(StoreError::Duplicate(name)) => skipped.push(Skipped { name, reason: "a server with this name already exists".into() }),
+                Err(StoreError::Duplicate(name)) => skipped.push(Skipped {
+                    name,
+                    reason: "a server with this name already exists".into(),
+                }),
                 Err(e) => {
                     self.refresh().await?;
                     return Err(e.into());

@@ -76,23 +76,35 @@ impl Store {
             Backend::Sqlite
         } else {
             return Err(StoreError::Database(sqlx::Error::Configuration(
-                format!("unsupported database URL (want sqlite:// or postgres://): {}", redact_url(url)).into(),
+                format!(
+                    "unsupported database URL (want sqlite:// or postgres://): {}",
+                    redact_url(url)
+                )
+                .into(),
             )));
         };
-        let mut options = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 10 });
+        let mut options =
+            AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 10 });
         if backend == Backend::Sqlite {
             // WAL lets readers proceed while the single writer commits.
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {
-                    sqlx::query("PRAGMA journal_mode=WAL").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA busy_timeout=5000").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA journal_mode=WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA busy_timeout=5000")
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             });
         }
         let _ = sqlx::any::AnyConnectOptions::from_str(url)?;
         let pool = options.connect(url).await?;
-        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Database(e.into()))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Database(e.into()))?;
         Ok(Store { pool, backend })
     }
 
@@ -136,7 +148,9 @@ impl Store {
         .await;
         match result {
             Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Duplicate(record.name.clone())),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Duplicate(record.name.clone()))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -188,7 +202,8 @@ fn record_from_row(row: &AnyRow) -> Result<ServerRecord, StoreError> {
         description: row.try_get("description")?,
         runtime,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
-        session_mode: SessionMode::parse(&session_mode).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        session_mode: SessionMode::parse(&session_mode)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         restart_generation: row.try_get::<i64, _>("restart_generation")? as u64,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -241,8 +256,14 @@ pub(crate) mod tests {
         let mut dup = record("time");
         dup.id = "other".into();
         dup.description = "impostor".into();
-        assert!(matches!(store.insert_server(&dup).await, Err(StoreError::Duplicate(_))));
-        assert_eq!(store.get_server("time").await.unwrap().description, "a server");
+        assert!(matches!(
+            store.insert_server(&dup).await,
+            Err(StoreError::Duplicate(_))
+        ));
+        assert_eq!(
+            store.get_server("time").await.unwrap().description,
+            "a server"
+        );
         // Injection strings are data, not SQL.
         let evil = record("x'); DROP TABLE servers; --");
         store.insert_server(&evil).await.unwrap();
@@ -254,8 +275,14 @@ pub(crate) mod tests {
         store.update_server(&changed).await.unwrap();
         assert_eq!(store.get_server("time").await.unwrap(), changed);
         store.delete_server("time").await.unwrap();
-        assert!(matches!(store.get_server("time").await, Err(StoreError::NotFound(_))));
-        assert!(matches!(store.delete_server("time").await, Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            store.get_server("time").await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.delete_server("time").await,
+            Err(StoreError::NotFound(_))
+        ));
     }
 
     #[tokio::test]
@@ -273,20 +300,29 @@ pub(crate) mod tests {
             if std::env::var("MCPR_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
                 panic!("MCPR_REQUIRE_POSTGRES=1 but MCPR_TEST_DATABASE_URL is not set");
             }
-            eprintln!("\n!!! SKIPPING Postgres store tests: set MCPR_TEST_DATABASE_URL=postgres://… (scripts/test does) !!!\n");
+            eprintln!(
+                "\n!!! SKIPPING Postgres store tests: set MCPR_TEST_DATABASE_URL=postgres://… (scripts/test does) !!!\n"
+            );
             return None;
         };
         sqlx::any::install_default_drivers();
         let db = format!("mcpr_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = sqlx::AnyPool::connect(&base).await.expect("connect to MCPR_TEST_DATABASE_URL");
-        sqlx::query(&format!("CREATE DATABASE {db}")).execute(&admin).await.unwrap();
+        let admin = sqlx::AnyPool::connect(&base)
+            .await
+            .expect("connect to MCPR_TEST_DATABASE_URL");
+        sqlx::query(&format!("CREATE DATABASE {db}"))
+            .execute(&admin)
+            .await
+            .unwrap();
         let (prefix, _) = base.rsplit_once('/').expect("database URL ends in /DBNAME");
         Some(format!("{prefix}/{db}"))
     }
 
     #[tokio::test]
     async fn postgres_suite() {
-        let Some(url) = fresh_postgres().await else { return };
+        let Some(url) = fresh_postgres().await else {
+            return;
+        };
         let store = Store::connect(&url).await.unwrap();
         assert_eq!(store.backend(), Backend::Postgres);
         suite(store).await;
@@ -296,7 +332,10 @@ pub(crate) mod tests {
 
     #[test]
     fn urls_are_redacted() {
-        assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("sqlite:///x.db"), "sqlite:///x.db");
     }
 }

@@ -1,10 +1,10 @@
 //! The admin web UI: plain HTML, JS and CSS compiled into the binary (no build step, no
 //! external resources), talking to the REST API.
 
+use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
 
 const INDEX: &str = include_str!("../ui/index.html");
 const APP_JS: &str = include_str!("../ui/app.js");
@@ -12,9 +12,18 @@ const STYLE: &str = include_str!("../ui/style.css");
 
 pub fn router() -> Router {
     Router::new()
-        .route("/", get(|| async { page("text/html; charset=utf-8", INDEX) }))
-        .route("/ui/app.js", get(|| async { page("text/javascript; charset=utf-8", APP_JS) }))
-        .route("/ui/style.css", get(|| async { page("text/css; charset=utf-8", STYLE) }))
+        .route(
+            "/",
+            get(|| async { page("text/html; charset=utf-8", INDEX) }),
+        )
+        .route(
+            "/ui/app.js",
+            get(|| async { page("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/ui/style.css",
+            get(|| async { page("text/css; charset=utf-8", STYLE) }),
+        )
 }
 
 fn page(content_type: &'static str, body: &'static str) -> impl IntoResponse {

@@ -115,7 +115,9 @@ impl Message {
             method: None,
             params: None,
             result: None,
-            error: Some(to_raw(&serde_json::to_value(error).expect("error serializes"))),
+            error: Some(to_raw(
+                &serde_json::to_value(error).expect("error serializes"),
+            )),
         }
     }
 
@@ -136,7 +138,8 @@ impl Message {
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Self, RpcError> {
-        serde_json::from_slice(bytes).map_err(|e| RpcError::new(code::PARSE_ERROR, format!("invalid JSON-RPC message: {e}")))
+        serde_json::from_slice(bytes)
+            .map_err(|e| RpcError::new(code::PARSE_ERROR, format!("invalid JSON-RPC message: {e}")))
     }
 }
 
@@ -155,13 +158,20 @@ pub struct RpcError {
 
 impl RpcError {
     pub fn new(code: i64, message: impl Into<String>) -> Self {
-        RpcError { code, message: message.into(), data: None }
+        RpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
     }
     pub fn invalid_params(message: impl Into<String>) -> Self {
         Self::new(code::INVALID_PARAMS, message)
     }
     pub fn method_not_found(method: &str) -> Self {
-        Self::new(code::METHOD_NOT_FOUND, format!("method not found: {method}"))
+        Self::new(
+            code::METHOD_NOT_FOUND,
+            format!("method not found: {method}"),
+        )
     }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(code::INTERNAL_ERROR, message)
@@ -198,7 +208,10 @@ mod tests {
         let m = Message::parse(br#"{"jsonrpc":"2.0","id":1}"#).unwrap();
         assert!(m.kind().is_err());
         assert_eq!(
-            Message::parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap().kind().unwrap(),
+            Message::parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+                .unwrap()
+                .kind()
+                .unwrap(),
             Kind::Notification
         );
     }

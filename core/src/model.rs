@@ -19,7 +19,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError { field: field.into(), message: message.into() }
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -79,12 +82,20 @@ pub enum RuntimeSpec {
 impl RuntimeSpec {
     pub fn validate(&self) -> Result<(), FieldError> {
         match self {
-            RuntimeSpec::Process { command, args, env, cwd } => {
+            RuntimeSpec::Process {
+                command,
+                args,
+                env,
+                cwd,
+            } => {
                 if command.trim().is_empty() {
                     return Err(FieldError::new("runtime.command", "must not be empty"));
                 }
                 if command.contains('\0') || args.iter().any(|a| a.contains('\0')) {
-                    return Err(FieldError::new("runtime.args", "must not contain NUL bytes"));
+                    return Err(FieldError::new(
+                        "runtime.args",
+                        "must not contain NUL bytes",
+                    ));
                 }
                 for (key, value) in env {
                     let valid = !key.is_empty()
@@ -97,7 +108,10 @@ impl RuntimeSpec {
                         ));
                     }
                     if value.contains('\0') {
-                        return Err(FieldError::new(format!("runtime.env.{key}"), "must not contain NUL bytes"));
+                        return Err(FieldError::new(
+                            format!("runtime.env.{key}"),
+                            "must not contain NUL bytes",
+                        ));
                     }
                 }
                 if let Some(cwd) = cwd {
@@ -111,18 +125,29 @@ impl RuntimeSpec {
                 let rest = url
                     .strip_prefix("http://")
                     .or_else(|| url.strip_prefix("https://"))
-                    .ok_or_else(|| FieldError::new("runtime.url", "must be an http:// or https:// URL"))?;
-                if rest.is_empty() || rest.starts_with('/') || url.chars().any(char::is_whitespace) {
+                    .ok_or_else(|| {
+                        FieldError::new("runtime.url", "must be an http:// or https:// URL")
+                    })?;
+                if rest.is_empty() || rest.starts_with('/') || url.chars().any(char::is_whitespace)
+                {
                     return Err(FieldError::new("runtime.url", "must name a host"));
                 }
                 for (name, value) in headers {
                     let token = !name.is_empty()
-                        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
                     if !token {
-                        return Err(FieldError::new(format!("runtime.headers.{name}"), "is not a valid header name"));
+                        return Err(FieldError::new(
+                            format!("runtime.headers.{name}"),
+                            "is not a valid header name",
+                        ));
                     }
                     if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                        return Err(FieldError::new(format!("runtime.headers.{name}"), "value must not contain CR, LF or NUL"));
+                        return Err(FieldError::new(
+                            format!("runtime.headers.{name}"),
+                            "value must not contain CR, LF or NUL",
+                        ));
                     }
                 }
                 Ok(())
@@ -141,7 +166,12 @@ impl RuntimeSpec {
     pub fn redacted(&self) -> RuntimeSpec {
         const HIDDEN: &str = "********";
         match self.clone() {
-            RuntimeSpec::Process { command, args, env, cwd } => RuntimeSpec::Process {
+            RuntimeSpec::Process {
+                command,
+                args,
+                env,
+                cwd,
+            } => RuntimeSpec::Process {
                 command,
                 args,
                 env: env.into_keys().map(|k| (k, HIDDEN.to_owned())).collect(),
@@ -149,7 +179,10 @@ impl RuntimeSpec {
             },
             RuntimeSpec::Remote { url, headers } => RuntimeSpec::Remote {
                 url,
-                headers: headers.into_keys().map(|k| (k, HIDDEN.to_owned())).collect(),
+                headers: headers
+                    .into_keys()
+                    .map(|k| (k, HIDDEN.to_owned()))
+                    .collect(),
             },
         }
     }
@@ -162,19 +195,28 @@ pub fn validate_name(name: &str) -> Result<(), FieldError> {
         return Err(FieldError::new("name", "must not be empty"));
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(FieldError::new("name", format!("must be at most {MAX_NAME_LEN} characters")));
+        return Err(FieldError::new(
+            "name",
+            format!("must be at most {MAX_NAME_LEN} characters"),
+        ));
     }
     if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         return Err(FieldError::new("name", "must start with a letter or digit"));
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
         return Err(FieldError::new(
             "name",
             format!("may contain only letters, digits, '-' and '_' (found {bad:?})"),
         ));
     }
     if name.contains("__") {
-        return Err(FieldError::new("name", "must not contain \"__\" (it separates provider and tool in /mcp/all)"));
+        return Err(FieldError::new(
+            "name",
+            "must not contain \"__\" (it separates provider and tool in /mcp/all)",
+        ));
     }
     Ok(())
 }
@@ -183,7 +225,10 @@ pub const MAX_DESCRIPTION_LEN: usize = 4096;
 
 pub fn validate_description(description: &str) -> Result<(), FieldError> {
     if description.len() > MAX_DESCRIPTION_LEN {
-        return Err(FieldError::new("description", format!("must be at most {MAX_DESCRIPTION_LEN} bytes")));
+        return Err(FieldError::new(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_LEN} bytes"),
+        ));
     }
     Ok(())
 }
@@ -242,16 +287,23 @@ impl SessionMode {
 impl From<&RuntimeSpec> for pb::RuntimeSpec {
     fn from(spec: &RuntimeSpec) -> Self {
         let kind = match spec.clone() {
-            RuntimeSpec::Process { command, args, env, cwd } => pb::runtime_spec::Kind::Process(pb::ProcessSpec {
+            RuntimeSpec::Process {
+                command,
+                args,
+                env,
+                cwd,
+            } => pb::runtime_spec::Kind::Process(pb::ProcessSpec {
                 command,
                 args,
                 env: env.into_iter().collect(),
                 cwd: cwd.unwrap_or_default(),
             }),
-            RuntimeSpec::Remote { url, headers } => pb::runtime_spec::Kind::Remote(pb::RemoteSpec {
-                url,
-                headers: headers.into_iter().collect(),
-            }),
+            RuntimeSpec::Remote { url, headers } => {
+                pb::runtime_spec::Kind::Remote(pb::RemoteSpec {
+                    url,
+                    headers: headers.into_iter().collect(),
+                })
+            }
         };
         pb::RuntimeSpec { kind: Some(kind) }
     }
@@ -287,24 +339,48 @@ mod tests {
         for ok in ["time", "my-server", "a", "gh_2", "A1"] {
             validate_name(ok).unwrap();
         }
-        for bad in ["", "-x", "a b", "a__b", "x/y", "é", &"a".repeat(65), "'; DROP TABLE servers; --"] {
+        for bad in [
+            "",
+            "-x",
+            "a b",
+            "a__b",
+            "x/y",
+            "é",
+            &"a".repeat(65),
+            "'; DROP TABLE servers; --",
+        ] {
             assert_eq!(validate_name(bad).unwrap_err().field, "name", "{bad:?}");
         }
     }
 
     #[test]
     fn runtime_specs() {
-        let ok: RuntimeSpec = serde_json::from_str(r#"{"kind":"process","command":"uvx","args":["mcp-server-time"],"env":{"TZ":"UTC"}}"#).unwrap();
+        let ok: RuntimeSpec = serde_json::from_str(
+            r#"{"kind":"process","command":"uvx","args":["mcp-server-time"],"env":{"TZ":"UTC"}}"#,
+        )
+        .unwrap();
         ok.validate().unwrap();
-        let empty: RuntimeSpec = serde_json::from_str(r#"{"kind":"process","command":" "}"#).unwrap();
+        let empty: RuntimeSpec =
+            serde_json::from_str(r#"{"kind":"process","command":" "}"#).unwrap();
         assert_eq!(empty.validate().unwrap_err().field, "runtime.command");
-        let bad_env: RuntimeSpec = serde_json::from_str(r#"{"kind":"process","command":"x","env":{"A-B":"1"}}"#).unwrap();
+        let bad_env: RuntimeSpec =
+            serde_json::from_str(r#"{"kind":"process","command":"x","env":{"A-B":"1"}}"#).unwrap();
         assert_eq!(bad_env.validate().unwrap_err().field, "runtime.env.A-B");
-        let bad_url: RuntimeSpec = serde_json::from_str(r#"{"kind":"remote","url":"ftp://x"}"#).unwrap();
+        let bad_url: RuntimeSpec =
+            serde_json::from_str(r#"{"kind":"remote","url":"ftp://x"}"#).unwrap();
         assert_eq!(bad_url.validate().unwrap_err().field, "runtime.url");
-        let bad_header: RuntimeSpec = serde_json::from_str(r#"{"kind":"remote","url":"http://x/mcp","headers":{"X":"a\r\nb"}}"#).unwrap();
-        assert_eq!(bad_header.validate().unwrap_err().field, "runtime.headers.X");
-        assert!(serde_json::from_str::<RuntimeSpec>(r#"{"kind":"process","command":"x","bogus":1}"#).is_err());
+        let bad_header: RuntimeSpec = serde_json::from_str(
+            r#"{"kind":"remote","url":"http://x/mcp","headers":{"X":"a\r\nb"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            bad_header.validate().unwrap_err().field,
+            "runtime.headers.X"
+        );
+        assert!(
+            serde_json::from_str::<RuntimeSpec>(r#"{"kind":"process","command":"x","bogus":1}"#)
+                .is_err()
+        );
     }
 
     #[test]

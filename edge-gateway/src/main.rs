@@ -1,1 +1,59 @@
-fn main() {}
+//! `mcpr-edge-gateway`: the MCP front door of a distributed MCP Router.
+
+use std::time::Duration;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "MCP Router edge gateway: serves MCP clients, relays to node agents"
+)]
+struct Args {
+    /// Address to serve MCP on.
+    #[arg(long, env = "MCPR_LISTEN", default_value = "127.0.0.1:8000")]
+    listen: String,
+    /// The control plane's gRPC URL.
+    #[arg(
+        long,
+        env = "MCPR_CONTROL_PLANE",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    control_plane: String,
+    /// Path of the hierarchical MCP view.
+    #[arg(long, env = "MCP_PATH", default_value = "/mcp")]
+    mcp_path: String,
+    /// This gateway's id (for logs and the control plane).
+    #[arg(long, env = "MCPR_GATEWAY_ID", default_value = "gateway")]
+    id: String,
+    /// Longest wait for an upstream answer, in seconds.
+    #[arg(long, env = "MCPR_REQUEST_TIMEOUT_SECS", default_value_t = 130)]
+    request_timeout_secs: u64,
+    /// Browser origins allowed besides loopback and the request's own host (comma-separated).
+    #[arg(long, env = "MCPR_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    mcpr_core::telemetry::init_logging();
+    let args = Args::parse();
+    if !args.mcp_path.starts_with('/') {
+        anyhow::bail!("MCP_PATH must start with '/', got {:?}", args.mcp_path);
+    }
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (--listen): {e}", args.listen))?;
+    let config = mcpr_edge_gateway::Config {
+        gateway_id: args.id,
+        control_plane_url: args.control_plane,
+        mcp_path: args.mcp_path,
+        request_timeout: Duration::from_secs(args.request_timeout_secs),
+        allowed_origins: args.allowed_origins,
+    };
+    let gateway = mcpr_edge_gateway::Gateway::start(config);
+    tracing::info!(addr = %listener.local_addr()?, path = %gateway.config.mcp_path, "edge gateway listening");
+    axum::serve(listener, gateway.router()).await?;
+    Ok(())
+}

@@ -21,12 +21,17 @@ pub async fn run(agent: Arc<Agent>, control_plane: String, relay_url: String) {
         }
     };
     let channel = endpoint.connect_lazy();
-    tokio::spawn(report_loop(agent.clone(), AgentServiceClient::new(channel.clone())));
+    tokio::spawn(report_loop(
+        agent.clone(),
+        AgentServiceClient::new(channel.clone()),
+    ));
     let mut retry = Duration::from_millis(200);
     loop {
         match session(&agent, AgentServiceClient::new(channel.clone()), &relay_url).await {
             Ok(()) => retry = Duration::from_millis(200),
-            Err(e) => tracing::warn!(url = %control_plane, error = %e, "control plane link down; servers keep running"),
+            Err(e) => {
+                tracing::warn!(url = %control_plane, error = %e, "control plane link down; servers keep running")
+            }
         }
         tokio::time::sleep(retry).await;
         retry = (retry * 2).min(Duration::from_secs(5));
@@ -34,7 +39,11 @@ pub async fn run(agent: Arc<Agent>, control_plane: String, relay_url: String) {
 }
 
 /// One registration: lives until the stream breaks or the control plane forgets us.
-async fn session(agent: &Arc<Agent>, mut client: AgentServiceClient<Channel>, relay_url: &str) -> Result<(), tonic::Status> {
+async fn session(
+    agent: &Arc<Agent>,
+    mut client: AgentServiceClient<Channel>,
+    relay_url: &str,
+) -> Result<(), tonic::Status> {
     let registered = client
         .register(pb::RegisterRequest {
             agent_id: agent.id.clone(),
@@ -52,21 +61,35 @@ async fn session(agent: &Arc<Agent>, mut client: AgentServiceClient<Channel>, re
     let heartbeat = async move {
         loop {
             tokio::time::sleep(interval).await;
-            match heartbeat_client.heartbeat(pb::HeartbeatRequest { agent_id: agent_id.clone() }).await {
+            match heartbeat_client
+                .heartbeat(pb::HeartbeatRequest {
+                    agent_id: agent_id.clone(),
+                })
+                .await
+            {
                 Ok(r) if !r.get_ref().known => return Ok(()),
                 Ok(_) => {}
                 Err(e) => return Err(e),
             }
         }
     };
-    let mut stream = client.watch_assignments(pb::AssignmentsRequest { agent_id: agent.id.clone() }).await?.into_inner();
+    let mut stream = client
+        .watch_assignments(pb::AssignmentsRequest {
+            agent_id: agent.id.clone(),
+        })
+        .await?
+        .into_inner();
     let follow = async {
         while let Some(assignments) = stream.next().await {
             let assignments = assignments?;
             let valid: Vec<Assignment> = assignments
                 .servers
                 .into_iter()
-                .filter_map(|a| Assignment::try_from(a).map_err(|e| tracing::error!(error = %e, "ignoring invalid assignment")).ok())
+                .filter_map(|a| {
+                    Assignment::try_from(a)
+                        .map_err(|e| tracing::error!(error = %e, "ignoring invalid assignment"))
+                        .ok()
+                })
                 .collect();
             agent.reconcile(valid);
         }

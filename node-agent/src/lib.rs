@@ -29,9 +29,14 @@ pub struct Config {
 /// Serves the relay on `relay_listener` and connects to the control plane.
 pub async fn start(config: Config, relay_listener: TcpListener) -> anyhow::Result<Arc<Agent>> {
     let addr = relay_listener.local_addr()?;
-    let relay_url = config.advertise_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let relay_url = config
+        .advertise_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
     let agent = Agent::new(config.agent_id.clone(), config.settings.clone());
-    let service = pb::relay_service_server::RelayServiceServer::new(relay::RelayService { agent: agent.clone() });
+    let service = pb::relay_service_server::RelayServiceServer::new(relay::RelayService {
+        agent: agent.clone(),
+    });
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(relay_listener);
     tokio::spawn(async move {
         let server = tonic::transport::Server::builder()
@@ -45,6 +50,10 @@ pub async fn start(config: Config, relay_listener: TcpListener) -> anyhow::Resul
         }
     });
     tracing::info!(agent = %config.agent_id, relay = %relay_url, "node agent relay listening");
-    tokio::spawn(control::run(agent.clone(), config.control_plane_url, relay_url));
+    tokio::spawn(control::run(
+        agent.clone(),
+        config.control_plane_url,
+        relay_url,
+    ));
     Ok(agent)
 }

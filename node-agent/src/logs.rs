@@ -17,8 +17,16 @@ pub struct LogSink {
 const MAX_BUFFERED: usize = 10_000;
 
 impl LogSink {
-    pub fn new(server_id: String, buffer: Arc<Mutex<Vec<pb::LogLine>>>, wake: Arc<tokio::sync::Notify>) -> Self {
-        LogSink { server_id, buffer, wake }
+    pub fn new(
+        server_id: String,
+        buffer: Arc<Mutex<Vec<pb::LogLine>>>,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        LogSink {
+            server_id,
+            buffer,
+            wake,
+        }
     }
 
     pub fn line(&self, stream: &str, line: String) {
@@ -27,7 +35,12 @@ impl LogSink {
         if buffer.len() >= MAX_BUFFERED {
             buffer.remove(0);
         }
-        buffer.push(pb::LogLine { server_id: self.server_id.clone(), at_ms: mcpr_core::now_ms(), stream: stream.to_owned(), line });
+        buffer.push(pb::LogLine {
+            server_id: self.server_id.clone(),
+            at_ms: mcpr_core::now_ms(),
+            stream: stream.to_owned(),
+            line,
+        });
         drop(buffer);
         self.wake.notify_one();
     }

@@ -6,13 +6,20 @@ use clap::Parser;
 use tokio::net::TcpListener;
 
 #[derive(Parser, Debug)]
-#[command(version, about = "MCP Router node agent: runs MCP servers and relays gateways' calls to them")]
+#[command(
+    version,
+    about = "MCP Router node agent: runs MCP servers and relays gateways' calls to them"
+)]
 struct Args {
     /// This agent's unique id (default: the host name).
     #[arg(long, env = "MCPR_AGENT_ID")]
     id: Option<String>,
     /// The control plane's gRPC URL.
-    #[arg(long, env = "MCPR_CONTROL_PLANE", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "MCPR_CONTROL_PLANE",
+        default_value = "http://127.0.0.1:50051"
+    )]
     control_plane: String,
     /// Address of the relay service that gateways connect to.
     #[arg(long, env = "MCPR_RELAY_LISTEN", default_value = "127.0.0.1:50061")]
@@ -34,15 +41,29 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     mcpr_core::telemetry::init_logging();
     let args = Args::parse();
-    let id = args.id.unwrap_or_else(|| std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "agent".into()));
-    let listener = TcpListener::bind(&args.relay_listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {} (--relay-listen): {e}", args.relay_listen))?;
+    let id = args.id.unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "agent".into())
+    });
+    let listener = TcpListener::bind(&args.relay_listen).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {} (--relay-listen): {e}",
+            args.relay_listen
+        )
+    })?;
     let settings = mcpr_node_agent::Settings {
         backoff_base: Duration::from_millis(args.backoff_ms),
         backoff_max: Duration::from_millis(args.backoff_max_ms.max(args.backoff_ms)),
         request_timeout: Duration::from_secs(args.request_timeout_secs),
         ..Default::default()
     };
-    let config = mcpr_node_agent::Config { agent_id: id, control_plane_url: args.control_plane, advertise_url: args.advertise, settings };
+    let config = mcpr_node_agent::Config {
+        agent_id: id,
+        control_plane_url: args.control_plane,
+        advertise_url: args.advertise,
+        settings,
+    };
     let agent = mcpr_node_agent::start(config, listener).await?;
     shutdown_signal().await;
     tracing::info!("stopping servers");
@@ -53,7 +74,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

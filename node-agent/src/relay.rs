@@ -23,7 +23,10 @@ type FrameStream = Pin<Box<dyn Stream<Item = Result<pb::RelayFrame, Status>> + S
 impl pb::relay_service_server::RelayService for RelayService {
     type RelayStream = FrameStream;
 
-    async fn relay(&self, request: Request<Streaming<pb::RelayFrame>>) -> Result<Response<FrameStream>, Status> {
+    async fn relay(
+        &self,
+        request: Request<Streaming<pb::RelayFrame>>,
+    ) -> Result<Response<FrameStream>, Status> {
         let mut incoming = request.into_inner();
         let (tx, rx) = mpsc::channel::<Result<pb::RelayFrame, Status>>(1024);
         let agent = self.agent.clone();
@@ -55,7 +58,8 @@ async fn handle_frame(agent: &Agent, frame: pb::RelayFrame) -> Option<pb::RelayF
     let message = match Message::parse(&frame.message) {
         Ok(message) => message,
         Err(error) => {
-            return (kind == pb::RelayKind::Request).then(|| reply(&frame, Message::error(serde_json::Value::Null, &error)));
+            return (kind == pb::RelayKind::Request)
+                .then(|| reply(&frame, Message::error(serde_json::Value::Null, &error)));
         }
     };
     match kind {
@@ -69,7 +73,10 @@ async fn handle_frame(agent: &Agent, frame: pb::RelayFrame) -> Option<pb::RelayF
         }
         _ => Some(reply(
             &frame,
-            Message::error(serde_json::Value::Null, &RpcError::new(code::INVALID_REQUEST, "unexpected relay frame kind")),
+            Message::error(
+                serde_json::Value::Null,
+                &RpcError::new(code::INVALID_REQUEST, "unexpected relay frame kind"),
+            ),
         )),
     }
 }

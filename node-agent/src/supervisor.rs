@@ -111,7 +111,9 @@ impl Supervised {
         let name = &self.assignment.name;
         let mut message = match s.state {
             ServerState::Backoff => format!("provider {name:?} is restarting after a failure"),
-            ServerState::Starting | ServerState::Pending => format!("provider {name:?} is starting"),
+            ServerState::Starting | ServerState::Pending => {
+                format!("provider {name:?} is starting")
+            }
             ServerState::Stopped => format!("provider {name:?} is stopped"),
             ServerState::Running => format!("provider {name:?} lost its session"),
         };
@@ -119,7 +121,10 @@ impl Supervised {
             message.push_str(&format!(" (last error: {})", s.last_error));
         }
         if let Some(at) = s.retry_at {
-            message.push_str(&format!("; next start in {:.1} s", at.saturating_duration_since(Instant::now()).as_secs_f32()));
+            message.push_str(&format!(
+                "; next start in {:.1} s",
+                at.saturating_duration_since(Instant::now()).as_secs_f32()
+            ));
         }
         RpcError::new(code::UPSTREAM_UNAVAILABLE, message)
     }
@@ -149,7 +154,10 @@ impl Agent {
     /// Starts what is assigned and not running, restarts what changed, stops the rest.
     pub fn reconcile(self: &Arc<Self>, assignments: Vec<Assignment>) {
         let mut servers = self.servers.write().unwrap();
-        let wanted: HashMap<String, Assignment> = assignments.into_iter().map(|a| (a.name.clone(), a)).collect();
+        let wanted: HashMap<String, Assignment> = assignments
+            .into_iter()
+            .map(|a| (a.name.clone(), a))
+            .collect();
         servers.retain(|name, running| {
             let keep = wanted.get(name) == Some(&running.assignment);
             if !keep {
@@ -166,7 +174,10 @@ impl Agent {
             let supervised = Arc::new(Supervised {
                 assignment,
                 session: RwLock::new(None),
-                status: Mutex::new(Status { state: ServerState::Starting, ..Default::default() }),
+                status: Mutex::new(Status {
+                    state: ServerState::Starting,
+                    ..Default::default()
+                }),
                 stop: CancellationToken::new(),
                 changed: self.changed.clone(),
             });
@@ -192,9 +203,19 @@ impl Agent {
     }
 
     pub fn status_report(&self) -> pb::StatusReport {
-        let servers = self.servers.read().unwrap().values().map(|s| s.report()).collect();
+        let servers = self
+            .servers
+            .read()
+            .unwrap()
+            .values()
+            .map(|s| s.report())
+            .collect();
         let logs = std::mem::take(&mut *self.logs.lock().unwrap());
-        pb::StatusReport { agent_id: self.id.clone(), servers, logs }
+        pb::StatusReport {
+            agent_id: self.id.clone(),
+            servers,
+            logs,
+        }
     }
 
     /// Puts log lines that could not be delivered back in front of the buffer.
@@ -208,7 +229,13 @@ impl Agent {
     pub async fn relay_request(&self, provider: &str, msg: Message) -> Message {
         let id = msg.id.clone().unwrap_or(serde_json::Value::Null);
         let Some(server) = self.server(provider) else {
-            return Message::error(id, &RpcError::new(code::UPSTREAM_UNAVAILABLE, format!("provider {provider:?} does not run on this agent")));
+            return Message::error(
+                id,
+                &RpcError::new(
+                    code::UPSTREAM_UNAVAILABLE,
+                    format!("provider {provider:?} does not run on this agent"),
+                ),
+            );
         };
         let Some(session) = server.session() else {
             return Message::error(id, &server.unavailable());
@@ -229,7 +256,11 @@ impl Agent {
 /// Keeps one server running until it is stopped.
 async fn supervise(agent: Arc<Agent>, server: Arc<Supervised>) {
     let settings = &agent.settings;
-    let logs = LogSink::new(server.assignment.id.clone(), agent.logs.clone(), agent.changed.clone());
+    let logs = LogSink::new(
+        server.assignment.id.clone(),
+        agent.logs.clone(),
+        agent.changed.clone(),
+    );
     let mut backoff = settings.backoff_base;
     loop {
         server.set_status(|s| {
@@ -255,7 +286,10 @@ async fn supervise(agent: Arc<Agent>, server: Arc<Supervised>) {
                     s.tools_json = handshake.tools_json;
                     s.server_info_json = handshake.server_info_json;
                 });
-                logs.line("agent", format!("MCP session ready, {} tools", handshake.tool_count));
+                logs.line(
+                    "agent",
+                    format!("MCP session ready, {} tools", handshake.tool_count),
+                );
                 let reason = loop {
                     tokio::select! {
                         reason = conn.closed() => break Some(reason),
@@ -285,7 +319,13 @@ async fn supervise(agent: Arc<Agent>, server: Arc<Supervised>) {
             backoff = settings.backoff_base;
         }
         tracing::warn!(server = %server.assignment.name, %error, retry_in = ?backoff, "server failed");
-        logs.line("agent", format!("failed: {error}; restarting in {:.1} s", backoff.as_secs_f32()));
+        logs.line(
+            "agent",
+            format!(
+                "failed: {error}; restarting in {:.1} s",
+                backoff.as_secs_f32()
+            ),
+        );
         server.set_status(|s| {
             s.state = ServerState::Backoff;
             s.last_error = error;
@@ -311,13 +351,25 @@ async fn start(
     settings: &Settings,
 ) -> Result<(Arc<Connection>, upstream::Handshake), String> {
     let conn = match &assignment.spec {
-        RuntimeSpec::Process { command, args, env, cwd } => upstream::process::spawn(
-            upstream::process::ProcessSpec { command, args, env, cwd: cwd.as_deref() },
+        RuntimeSpec::Process {
+            command,
+            args,
+            env,
+            cwd,
+        } => upstream::process::spawn(
+            upstream::process::ProcessSpec {
+                command,
+                args,
+                env,
+                cwd: cwd.as_deref(),
+            },
             logs.clone(),
             events,
             settings.request_timeout,
         )?,
-        RuntimeSpec::Remote { url, headers } => upstream::remote::connect(url, headers, events, settings.request_timeout)?,
+        RuntimeSpec::Remote { url, headers } => {
+            upstream::remote::connect(url, headers, events, settings.request_timeout)?
+        }
     };
     match conn.handshake("mcp-router").await {
         Ok(handshake) => Ok((conn, handshake)),

@@ -54,7 +54,11 @@ pub struct Connection {
 }
 
 impl Connection {
-    fn new(outbound: Outbound, events: mpsc::UnboundedSender<UpstreamEvent>, request_timeout: Duration) -> Arc<Self> {
+    fn new(
+        outbound: Outbound,
+        events: mpsc::UnboundedSender<UpstreamEvent>,
+        request_timeout: Duration,
+    ) -> Arc<Self> {
         Arc::new(Connection {
             outbound,
             pending: DashMap::new(),
@@ -85,14 +89,20 @@ impl Connection {
     /// Resolves when the session is gone, with the reason.
     pub async fn closed(&self) -> String {
         let mut rx = self.closed.subscribe();
-        let reason = rx.wait_for(|r| r.is_some()).await.map(|r| r.clone().unwrap_or_default());
+        let reason = rx
+            .wait_for(|r| r.is_some())
+            .await
+            .map(|r| r.clone().unwrap_or_default());
         reason.unwrap_or_else(|_| "connection dropped".into())
     }
 
     /// Sends a request and waits for its response; the response carries `msg`'s own id.
     pub async fn request(&self, mut msg: Message) -> Result<Message, RpcError> {
         if let Some(reason) = self.close_reason() {
-            return Err(RpcError::new(code::UPSTREAM_UNAVAILABLE, format!("upstream session closed: {reason}")));
+            return Err(RpcError::new(
+                code::UPSTREAM_UNAVAILABLE,
+                format!("upstream session closed: {reason}"),
+            ));
         }
         let original_id = msg.id.take().unwrap_or(Value::Null);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -111,21 +121,25 @@ impl Connection {
                     Ok(Err(_)) => return Err(self.gone_error()),
                     Err(_) => {
                         self.pending.remove(&id);
-                        self.notify_cancelled(id, "request timed out at the gateway").await;
+                        self.notify_cancelled(id, "request timed out at the gateway")
+                            .await;
                         return Err(self.timeout_error(&method));
                     }
                 }
             }
-            Outbound::Http(http) => match tokio::time::timeout(self.request_timeout, http.request(self, &msg, id)).await {
-                Ok(Ok(response)) => response,
-                Ok(Err(e)) => {
-                    if e.session_lost {
-                        self.close(e.message.clone());
+            Outbound::Http(http) => {
+                match tokio::time::timeout(self.request_timeout, http.request(self, &msg, id)).await
+                {
+                    Ok(Ok(response)) => response,
+                    Ok(Err(e)) => {
+                        if e.session_lost {
+                            self.close(e.message.clone());
+                        }
+                        return Err(RpcError::new(code::UPSTREAM_UNAVAILABLE, e.message));
                     }
-                    return Err(RpcError::new(code::UPSTREAM_UNAVAILABLE, e.message));
+                    Err(_) => return Err(self.timeout_error(&method)),
                 }
-                Err(_) => return Err(self.timeout_error(&method)),
-            },
+            }
         };
         response.id = Some(original_id);
         Ok(response)
@@ -143,19 +157,30 @@ impl Connection {
     }
 
     async fn notify_cancelled(&self, id: u64, reason: &str) {
-        let cancel = Message::notification("notifications/cancelled", Some(json!({"requestId": id, "reason": reason})));
+        let cancel = Message::notification(
+            "notifications/cancelled",
+            Some(json!({"requestId": id, "reason": reason})),
+        );
         let _ = self.notify(cancel).await;
     }
 
     fn gone_error(&self) -> RpcError {
-        let reason = self.close_reason().unwrap_or_else(|| "connection lost".into());
-        RpcError::new(code::UPSTREAM_UNAVAILABLE, format!("upstream server went away: {reason}"))
+        let reason = self
+            .close_reason()
+            .unwrap_or_else(|| "connection lost".into());
+        RpcError::new(
+            code::UPSTREAM_UNAVAILABLE,
+            format!("upstream server went away: {reason}"),
+        )
     }
 
     fn timeout_error(&self, method: &str) -> RpcError {
         RpcError::new(
             code::UPSTREAM_TIMEOUT,
-            format!("upstream server did not answer {method} within {} s", self.request_timeout.as_secs_f32()),
+            format!(
+                "upstream server did not answer {method} within {} s",
+                self.request_timeout.as_secs_f32()
+            ),
         )
     }
 
@@ -177,7 +202,9 @@ impl Connection {
                 // until then the agent answers what needs no client.
                 Some(match msg.method.as_deref() {
                     Some("ping") => Message::result(id, jsonrpc::to_raw(&json!({}))),
-                    Some("roots/list") => Message::result(id, jsonrpc::to_raw(&json!({"roots": []}))),
+                    Some("roots/list") => {
+                        Message::result(id, jsonrpc::to_raw(&json!({"roots": []})))
+                    }
                     Some(other) => Message::error(id, &RpcError::method_not_found(other)),
                     None => return None,
                 })
@@ -209,13 +236,21 @@ impl Connection {
         let response = self.request(init).await?;
         let result = result_of(response)?;
         if let Outbound::Http(http) = &self.outbound {
-            if let Some(version) = serde_json::from_str::<Value>(result.get()).ok().and_then(|v| v["protocolVersion"].as_str().map(str::to_owned)) {
+            if let Some(version) = serde_json::from_str::<Value>(result.get())
+                .ok()
+                .and_then(|v| v["protocolVersion"].as_str().map(str::to_owned))
+            {
                 http.set_protocol_version(version);
             }
         }
-        self.notify(Message::notification("notifications/initialized", None)).await?;
+        self.notify(Message::notification("notifications/initialized", None))
+            .await?;
         let (tools_json, tool_count) = self.list_tools().await?;
-        Ok(Handshake { server_info_json: result.get().to_owned(), tools_json, tool_count })
+        Ok(Handshake {
+            server_info_json: result.get().to_owned(),
+            tools_json,
+            tool_count,
+        })
     }
 
     /// Fetches every page of `tools/list`; returns the tools as a raw JSON array.
@@ -224,7 +259,9 @@ impl Connection {
         let mut cursor: Option<String> = None;
         for _page in 0..1000 {
             let params = cursor.as_ref().map(|c| json!({"cursor": c}));
-            let response = self.request(Message::request(json!(0), "tools/list", params)).await?;
+            let response = self
+                .request(Message::request(json!(0), "tools/list", params))
+                .await?;
             let result = result_of(response)?;
             #[derive(serde::Deserialize)]
             struct Page {
@@ -233,8 +270,9 @@ impl Connection {
                 #[serde(rename = "nextCursor")]
                 next_cursor: Option<String>,
             }
-            let page: Page = serde_json::from_str(result.get())
-                .map_err(|e| RpcError::internal(format!("upstream sent an invalid tools/list result: {e}")))?;
+            let page: Page = serde_json::from_str(result.get()).map_err(|e| {
+                RpcError::internal(format!("upstream sent an invalid tools/list result: {e}"))
+            })?;
             tools.extend(page.tools);
             match page.next_cursor {
                 Some(next) if !next.is_empty() => cursor = Some(next),
@@ -242,7 +280,10 @@ impl Connection {
             }
         }
         let count = tools.len();
-        Ok((serde_json::to_string(&tools).expect("raw values serialize"), count))
+        Ok((
+            serde_json::to_string(&tools).expect("raw values serialize"),
+            count,
+        ))
     }
 }
 
@@ -254,6 +295,8 @@ pub fn result_of(response: Message) -> Result<Box<serde_json::value::RawValue>, 
     let error = response
         .error
         .and_then(|e| serde_json::from_str::<RpcError>(e.get()).ok())
-        .unwrap_or_else(|| RpcError::internal("upstream sent a response with neither result nor error"));
+        .unwrap_or_else(|| {
+            RpcError::internal("upstream sent a response with neither result nor error")
+        });
     Err(error)
 }

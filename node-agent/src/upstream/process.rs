@@ -46,7 +46,10 @@ pub fn spawn(
         command.current_dir(cwd);
     }
     let mut child = command.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("command not found: {} (is it installed and on PATH?)", spec.command),
+        std::io::ErrorKind::NotFound => format!(
+            "command not found: {} (is it installed and on PATH?)",
+            spec.command
+        ),
         _ => format!("cannot start {}: {e}", spec.command),
     })?;
     let pid = child.id().unwrap_or_default();

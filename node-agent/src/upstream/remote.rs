@@ -34,10 +34,16 @@ pub struct HttpError {
 
 impl HttpError {
     fn lost(message: String) -> Self {
-        HttpError { message, session_lost: true }
+        HttpError {
+            message,
+            session_lost: true,
+        }
     }
     fn failed(message: String) -> Self {
-        HttpError { message, session_lost: false }
+        HttpError {
+            message,
+            session_lost: false,
+        }
     }
 }
 
@@ -49,8 +55,10 @@ pub fn connect(
 ) -> Result<Arc<Connection>, String> {
     let mut map = HeaderMap::new();
     for (name, value) in headers {
-        let name = HeaderName::try_from(name.as_str()).map_err(|e| format!("header {name:?}: {e}"))?;
-        let mut value = HeaderValue::try_from(value.as_str()).map_err(|e| format!("header {name}: {e}"))?;
+        let name =
+            HeaderName::try_from(name.as_str()).map_err(|e| format!("header {name:?}: {e}"))?;
+        let mut value =
+            HeaderValue::try_from(value.as_str()).map_err(|e| format!("header {name}: {e}"))?;
         value.set_sensitive(true);
         map.insert(name, value);
     }
@@ -66,7 +74,11 @@ pub fn connect(
         session_id: RwLock::new(None),
         protocol_version: RwLock::new(None),
     };
-    Ok(Connection::new(Outbound::Http(transport), events, request_timeout))
+    Ok(Connection::new(
+        Outbound::Http(transport),
+        events,
+        request_timeout,
+    ))
 }
 
 impl HttpTransport {
@@ -95,7 +107,11 @@ impl HttpTransport {
         let response = self.post(msg).send().await.map_err(|e| {
             HttpError::lost(format!("cannot reach {}: {}", self.url, error_chain(&e)))
         })?;
-        if let Some(session) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+        if let Some(session) = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
             let mut current = self.session_id.write().unwrap();
             if current.as_deref() != Some(session) {
                 *current = Some(session.to_owned());
@@ -103,12 +119,18 @@ impl HttpTransport {
         }
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND && self.session_id.read().unwrap().is_some() {
-            return Err(HttpError::lost(format!("{} ended the session (404)", self.url)));
+            return Err(HttpError::lost(format!(
+                "{} ended the session (404)",
+                self.url
+            )));
         }
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
             let body: String = body.chars().take(300).collect();
-            return Err(HttpError::failed(format!("{} answered HTTP {status}: {body}", self.url)));
+            return Err(HttpError::failed(format!(
+                "{} answered HTTP {status}: {body}",
+                self.url
+            )));
         }
         Ok(response)
     }
@@ -118,7 +140,12 @@ impl HttpTransport {
     }
 
     /// POSTs a request whose upstream id is `id` and returns its response.
-    pub async fn request(&self, conn: &Connection, msg: &Message, id: u64) -> Result<Message, HttpError> {
+    pub async fn request(
+        &self,
+        conn: &Connection,
+        msg: &Message,
+        id: u64,
+    ) -> Result<Message, HttpError> {
         let response = self.send(msg).await?;
         let is_sse = response
             .headers()
@@ -126,16 +153,24 @@ impl HttpTransport {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if !is_sse {
-            let bytes = response.bytes().await.map_err(|e| HttpError::failed(format!("reading response: {e}")))?;
-            return Message::parse(&bytes).map_err(|e| HttpError::failed(format!("upstream sent an invalid response: {e}")));
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| HttpError::failed(format!("reading response: {e}")))?;
+            return Message::parse(&bytes)
+                .map_err(|e| HttpError::failed(format!("upstream sent an invalid response: {e}")));
         }
         let mut body = response.bytes_stream();
         let mut parser = SseParser::default();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| HttpError::failed(format!("SSE stream broke: {e}")))?;
             for data in parser.feed(&chunk) {
-                let Ok(message) = Message::parse(data.as_bytes()) else { continue };
-                if message.kind() == Ok(Kind::Response) && message.id.as_ref().and_then(Value::as_u64) == Some(id) {
+                let Ok(message) = Message::parse(data.as_bytes()) else {
+                    continue;
+                };
+                if message.kind() == Ok(Kind::Response)
+                    && message.id.as_ref().and_then(Value::as_u64) == Some(id)
+                {
                     return Ok(message);
                 }
                 if let Some(answer) = conn.on_message(message) {
@@ -143,7 +178,9 @@ impl HttpTransport {
                 }
             }
         }
-        Err(HttpError::failed("SSE stream ended before the response arrived".into()))
+        Err(HttpError::failed(
+            "SSE stream ended before the response arrived".into(),
+        ))
     }
 }
 
@@ -193,7 +230,13 @@ mod tests {
     #[test]
     fn sse_events_split_across_chunks() {
         let mut p = SseParser::default();
-        assert!(p.feed(b"event: message\r\nid: 1\r\ndata: {\"a\":").is_empty());
-        assert_eq!(p.feed(b"1}\r\n\r\ndata: x\ndata: y\n\n: comment\n\n"), vec!["{\"a\":1}", "x\ny"]);
+        assert!(
+            p.feed(b"event: message\r\nid: 1\r\ndata: {\"a\":")
+                .is_empty()
+        );
+        assert_eq!(
+            p.feed(b"1}\r\n\r\ndata: x\ndata: y\n\n: comment\n\n"),
+            vec!["{\"a\":1}", "x\ny"]
+        );
     }
 }

@@ -1,1 +1,1 @@
-
+pub mod rmcp_client;

@@ -1,0 +1,275 @@
+//! `mcpr bench`: tool calls per second and latency percentiles through the router and
+//! directly against the same upstream, at several concurrency levels. A measurement tool,
+//! not a test: its figures go into docs/BENCHMARKS.md.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// MCP endpoint through the router (e.g. http://127.0.0.1:8000/mcp/p/echo).
+    #[arg(long)]
+    pub url: String,
+    /// The same upstream's own MCP endpoint, called directly for comparison.
+    #[arg(long)]
+    pub direct: Option<String>,
+    /// Tool to call.
+    #[arg(long, default_value = "echo")]
+    pub tool: String,
+    /// Tool arguments (JSON object).
+    #[arg(long, default_value = r#"{"text":"hello"}"#)]
+    pub args: String,
+    /// Concurrent callers, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
+    pub concurrency: Vec<usize>,
+    /// Seconds of measurement per level (after one second of warm-up).
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+}
+
+pub struct LevelResult {
+    pub target: &'static str,
+    pub concurrency: usize,
+    pub calls: usize,
+    pub errors: u64,
+    pub per_second: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let arguments: Value = serde_json::from_str(&args.args).context("--args is not valid JSON")?;
+    if !arguments.is_object() {
+        bail!("--args must be a JSON object");
+    }
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .build()?;
+    let mut results = Vec::new();
+    for &concurrency in &args.concurrency {
+        if let Some(direct) = &args.direct {
+            results.push(level(&client, "direct", direct, &args, &arguments, concurrency).await?);
+        }
+        results.push(level(&client, "router", &args.url, &args, &arguments, concurrency).await?);
+    }
+    println!(
+        "| path | callers | calls | calls/s | p50 ms | p99 ms | errors | added p50 ms | added p99 ms |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &results {
+        let direct = results
+            .iter()
+            .find(|d| d.target == "direct" && d.concurrency == r.concurrency);
+        let (added50, added99) = match (r.target, direct) {
+            ("router", Some(d)) => (
+                format!("{:.3}", (r.p50_us as f64 - d.p50_us as f64) / 1000.0),
+                format!("{:.3}", (r.p99_us as f64 - d.p99_us as f64) / 1000.0),
+            ),
+            _ => ("".into(), "".into()),
+        };
+        println!(
+            "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {} | {} | {} |",
+            r.target,
+            r.concurrency,
+            r.calls,
+            r.per_second,
+            r.p50_us as f64 / 1000.0,
+            r.p99_us as f64 / 1000.0,
+            r.errors,
+            added50,
+            added99
+        );
+    }
+    Ok(())
+}
+
+async fn level(
+    client: &reqwest::Client,
+    target: &'static str,
+    url: &str,
+    args: &BenchArgs,
+    arguments: &Value,
+    concurrency: usize,
+) -> anyhow::Result<LevelResult> {
+    let mut sessions = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        sessions.push(
+            open_session(client, url)
+                .await
+                .with_context(|| format!("opening a session at {url}"))?,
+        );
+    }
+    let errors = Arc::new(AtomicU64::new(0));
+    let warmup_until = Instant::now() + Duration::from_secs(1);
+    let stop_at = warmup_until + Duration::from_secs(args.seconds);
+    let body = Arc::new(json!({"name": args.tool, "arguments": arguments}));
+    let workers = sessions.into_iter().map(|session| {
+        let client = client.clone();
+        let url = url.to_owned();
+        let errors = errors.clone();
+        let body = body.clone();
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut id = 1u64;
+            loop {
+                let start = Instant::now();
+                if start >= stop_at {
+                    break;
+                }
+                id += 1;
+                let ok = call(&client, &url, &session, id, &body).await;
+                let elapsed = start.elapsed();
+                if !ok {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                } else if start >= warmup_until {
+                    latencies.push(elapsed.as_micros() as u64);
+                }
+            }
+            latencies
+        })
+    });
+    let mut all: Vec<u64> = Vec::new();
+    for worker in futures::future::join_all(workers).await {
+        all.extend(worker?);
+    }
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    let result = LevelResult {
+        target,
+        concurrency,
+        calls: all.len(),
+        errors: errors.load(Ordering::Relaxed),
+        per_second: all.len() as f64 / args.seconds as f64,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+    };
+    eprintln!(
+        "{target:>6} callers={concurrency:<4} calls/s={:<8.0} p50={:.3}ms p99={:.3}ms errors={}",
+        result.per_second,
+        result.p50_us as f64 / 1000.0,
+        result.p99_us as f64 / 1000.0,
+        result.errors
+    );
+    Ok(result)
+}
+
+struct Session {
+    id: Option<String>,
+    version: String,
+}
+
+async fn open_session(client: &reqwest::Client, url: &str) -> anyhow::Result<Session> {
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "mcpr-bench", "version": "1"}}});
+    let response = post(client, url, None, None, &init).await?;
+    let id = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let answer = read_message(response).await?;
+    let version = answer["result"]["protocolVersion"]
+        .as_str()
+        .unwrap_or("2025-06-18")
+        .to_owned();
+    let session = Session { id, version };
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    post(
+        client,
+        url,
+        session.id.as_deref(),
+        Some(&session.version),
+        &initialized,
+    )
+    .await?;
+    Ok(session)
+}
+
+async fn call(
+    client: &reqwest::Client,
+    url: &str,
+    session: &Session,
+    id: u64,
+    params: &Value,
+) -> bool {
+    let request = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params});
+    match post(
+        client,
+        url,
+        session.id.as_deref(),
+        Some(&session.version),
+        &request,
+    )
+    .await
+    {
+        Ok(response) => match read_message(response).await {
+            Ok(answer) => answer
+                .get("result")
+                .is_some_and(|r| r.get("isError") != Some(&Value::Bool(true))),
+            Err(_) => false,
+        },
+        Err(_) => false,
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    session: Option<&str>,
+    version: Option<&str>,
+    body: &Value,
+) -> anyhow::Result<reqwest::Response> {
+    let mut request = client
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(s) = session {
+        request = request.header("mcp-session-id", s);
+    }
+    if let Some(v) = version {
+        request = request.header("mcp-protocol-version", v);
+    }
+    let response = request.send().await?;
+    if !response.status().is_success() {
+        bail!("HTTP {}", response.status());
+    }
+    Ok(response)
+}
+
+/// The first JSON-RPC message of a JSON or SSE answer.
+async fn read_message(response: reqwest::Response) -> anyhow::Result<Value> {
+    let sse = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !sse {
+        return Ok(response.json().await?);
+    }
+    let mut body = response.bytes_stream();
+    let mut buffer = String::new();
+    while let Some(chunk) = body.next().await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk?));
+        for line in buffer.lines() {
+            if let Some(data) = line.strip_prefix("data:") {
+                if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
+                    if v.get("id").is_some() {
+                        return Ok(v);
+                    }
+                }
+            }
+        }
+    }
+    bail!("SSE stream ended without a response")
+}

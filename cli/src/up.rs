@@ -1,0 +1,84 @@
+//! `mcpr up` and `mcpr stdio`: the whole router in one process. The control plane, a node
+//! agent and an edge gateway start through the same `start` functions and talk through the
+//! same gRPC services (on loopback ports) as the distributed binaries do.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+pub struct UpOptions {
+    pub host: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub mcp_path: String,
+    pub agent: mcpr_node_agent::Settings,
+    pub allowed_origins: Vec<String>,
+}
+
+pub struct Router {
+    pub gateway: Arc<mcpr_edge_gateway::Gateway>,
+    pub agent: Arc<mcpr_node_agent::Agent>,
+    pub http: axum::Router,
+}
+
+/// Starts the three components; returns the gateway and the HTTP router (API, UI, MCP).
+pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
+    if !options.mcp_path.starts_with('/') {
+        anyhow::bail!("MCP_PATH must start with '/', got {:?}", options.mcp_path);
+    }
+    let loopback: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
+    let cp_config = mcpr_control_plane::Config {
+        data_dir: options.data_dir.clone(),
+        database_url: options.database_url.clone(),
+    };
+    let control_plane =
+        mcpr_control_plane::ControlPlane::start(&cp_config, TcpListener::bind(loopback).await?)
+            .await?;
+    let control_plane_url = format!("http://{}", control_plane.grpc_addr);
+    let agent_config = mcpr_node_agent::Config {
+        agent_id: "local".into(),
+        control_plane_url: control_plane_url.clone(),
+        advertise_url: None,
+        settings: options.agent.clone(),
+    };
+    let agent = mcpr_node_agent::start(agent_config, TcpListener::bind(loopback).await?).await?;
+    let gateway = mcpr_edge_gateway::Gateway::start(mcpr_edge_gateway::Config {
+        gateway_id: "local".into(),
+        control_plane_url,
+        mcp_path: options.mcp_path.clone(),
+        allowed_origins: options.allowed_origins.clone(),
+        ..Default::default()
+    });
+    if !gateway.wait_for_snapshot(Duration::from_secs(10)).await {
+        anyhow::bail!(
+            "the gateway got no configuration from the in-process control plane within 10 s"
+        );
+    }
+    let http = control_plane.http_router().merge(gateway.router());
+    Ok(Router {
+        gateway,
+        agent,
+        http,
+    })
+}
+
+pub async fn bind(options: &UpOptions) -> anyhow::Result<TcpListener> {
+    let addr = format!("{}:{}", options.host, options.port);
+    TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (use --port to pick another port)"))
+}
+
+pub fn banner(addr: SocketAddr, mcp_path: &str) {
+    eprintln!("MCP Router is up");
+    eprintln!("  MCP (hierarchical): http://{addr}{mcp_path}");
+    eprintln!("  MCP (flat):         http://{addr}/mcp/all");
+    eprintln!("  MCP (one provider): http://{addr}/mcp/p/NAME");
+    eprintln!("  web UI:             http://{addr}/");
+    eprintln!("  REST API:           http://{addr}/api/v1");
+}

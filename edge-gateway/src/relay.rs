@@ -1,0 +1,197 @@
+//! The gateway's end of the relay: one bidirectional gRPC stream per agent, shared by every
+//! client session, with exchanges matched by id. A broken stream fails its exchanges at once
+//! (never a hang) and is re-opened on the next request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use futures::StreamExt;
+use mcpr_core::jsonrpc::{Message, RpcError, code};
+use mcpr_proto as pb;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+
+/// One agent's relay stream.
+struct Link {
+    outbound: mpsc::Sender<pb::RelayFrame>,
+    pending: Arc<DashMap<u64, oneshot::Sender<Vec<u8>>>>,
+    /// Set when the stream broke; the next request opens a new link.
+    broken: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Relay links to every agent, by relay URL.
+pub struct RelayPool {
+    links: DashMap<String, Arc<Link>>,
+    connecting: DashMap<String, Arc<Mutex<()>>>,
+    next_exchange: AtomicU64,
+    timeout: Duration,
+}
+
+impl RelayPool {
+    pub fn new(timeout: Duration) -> Self {
+        RelayPool {
+            links: DashMap::new(),
+            connecting: DashMap::new(),
+            next_exchange: AtomicU64::new(1),
+            timeout,
+        }
+    }
+
+    /// Sends a request to `provider` on the agent at `relay_url` and waits for the response.
+    pub async fn request(
+        &self,
+        relay_url: &str,
+        provider: &str,
+        session: &str,
+        message: &Message,
+    ) -> Result<Message, RpcError> {
+        let link = self.link(relay_url).await?;
+        let exchange_id = self.next_exchange.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        link.pending.insert(exchange_id, tx);
+        let frame = pb::RelayFrame {
+            exchange_id,
+            provider: provider.to_owned(),
+            client_session: session.to_owned(),
+            kind: pb::RelayKind::Request as i32,
+            message: message.to_bytes(),
+        };
+        if link.outbound.send(frame).await.is_err() {
+            link.pending.remove(&exchange_id);
+            link.broken.store(true, Ordering::Relaxed);
+            return Err(unreachable(relay_url, "relay stream closed"));
+        }
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(bytes)) => Message::parse(&bytes),
+            Ok(Err(_)) => Err(unreachable(relay_url, "relay stream broke while waiting")),
+            Err(_) => {
+                link.pending.remove(&exchange_id);
+                Err(RpcError::new(
+                    code::UPSTREAM_TIMEOUT,
+                    format!(
+                        "no answer from provider {provider:?} within {} s",
+                        self.timeout.as_secs()
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Sends a notification (no answer expected).
+    pub async fn notify(
+        &self,
+        relay_url: &str,
+        provider: &str,
+        session: &str,
+        message: &Message,
+    ) -> Result<(), RpcError> {
+        let link = self.link(relay_url).await?;
+        let frame = pb::RelayFrame {
+            exchange_id: 0,
+            provider: provider.to_owned(),
+            client_session: session.to_owned(),
+            kind: pb::RelayKind::Notification as i32,
+            message: message.to_bytes(),
+        };
+        link.outbound
+            .send(frame)
+            .await
+            .map_err(|_| unreachable(relay_url, "relay stream closed"))
+    }
+
+    async fn link(&self, relay_url: &str) -> Result<Arc<Link>, RpcError> {
+        if let Some(link) = self.links.get(relay_url) {
+            if !link.broken.load(Ordering::Relaxed) {
+                return Ok(link.clone());
+            }
+        }
+        // One connection attempt per agent at a time; the others wait for its result.
+        let gate = self
+            .connecting
+            .entry(relay_url.to_owned())
+            .or_default()
+            .clone();
+        let _guard = gate.lock().await;
+        if let Some(link) = self.links.get(relay_url) {
+            if !link.broken.load(Ordering::Relaxed) {
+                return Ok(link.clone());
+            }
+        }
+        let link = Arc::new(open(relay_url).await?);
+        self.links.insert(relay_url.to_owned(), link.clone());
+        Ok(link)
+    }
+}
+
+fn unreachable(relay_url: &str, why: &str) -> RpcError {
+    RpcError::new(
+        code::UPSTREAM_UNAVAILABLE,
+        format!("the agent at {relay_url} is unreachable: {why}"),
+    )
+}
+
+async fn open(relay_url: &str) -> Result<Link, RpcError> {
+    let endpoint = tonic::transport::Endpoint::from_shared(relay_url.to_owned())
+        .map_err(|e| unreachable(relay_url, &e.to_string()))?
+        .connect_timeout(Duration::from_secs(3))
+        .tcp_nodelay(true)
+        .initial_stream_window_size(Some(4 * 1024 * 1024))
+        .initial_connection_window_size(Some(16 * 1024 * 1024))
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(10));
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| unreachable(relay_url, &error_chain(&e)))?;
+    let mut client = pb::relay_service_client::RelayServiceClient::new(channel)
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024);
+    let (outbound, rx) = mpsc::channel(1024);
+    let mut inbound = client
+        .relay(ReceiverStream::new(rx))
+        .await
+        .map_err(|status| unreachable(relay_url, status.message()))?
+        .into_inner();
+    let pending: Arc<DashMap<u64, oneshot::Sender<Vec<u8>>>> = Arc::new(DashMap::new());
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader_pending = pending.clone();
+    let reader_broken = broken.clone();
+    let url = relay_url.to_owned();
+    tokio::spawn(async move {
+        while let Some(frame) = inbound.next().await {
+            match frame {
+                Ok(frame) if frame.kind == pb::RelayKind::Response as i32 => {
+                    if let Some((_, waiter)) = reader_pending.remove(&frame.exchange_id) {
+                        let _ = waiter.send(frame.message);
+                    }
+                }
+                Ok(_) => {} // agent-initiated notifications: routed to sessions in a later step
+                Err(status) => {
+                    tracing::warn!(relay = %url, %status, "relay stream failed");
+                    break;
+                }
+            }
+        }
+        reader_broken.store(true, Ordering::Relaxed);
+        // Dropping the waiters fails every exchange in flight at once.
+        reader_pending.clear();
+    });
+    Ok(Link {
+        outbound,
+        pending,
+        broken,
+    })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

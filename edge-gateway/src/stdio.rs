@@ -1,0 +1,72 @@
+//! The stdio front door (`mcpr stdio`): newline-delimited JSON-RPC on stdin/stdout, served
+//! by the same view handlers as HTTP, as one client session on the hierarchical view.
+//! Nothing but protocol messages may reach stdout.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use mcpr_core::jsonrpc::{Message, RpcError, code};
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, LinesCodec};
+
+use crate::Gateway;
+use crate::views::View;
+
+const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Serves MCP on `input`/`output` until `input` ends.
+pub async fn serve<R, W>(gateway: Arc<Gateway>, input: R, mut output: W) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let session = format!("stdio-{}", uuid::Uuid::new_v4().simple());
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
+    let writer = tokio::spawn(async move {
+        while let Some(mut line) = rx.recv().await {
+            line.push(b'\n');
+            output.write_all(&line).await?;
+            output.flush().await?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let mut lines = FramedRead::new(input, LinesCodec::new_with_max_length(MAX_LINE_BYTES));
+    while let Some(line) = lines.next().await {
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                let error =
+                    RpcError::new(code::INVALID_REQUEST, format!("unreadable input line: {e}"));
+                let _ = tx
+                    .send(Message::error(Value::Null, &error).to_bytes())
+                    .await;
+                continue;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let message = match Message::parse(line.as_bytes()) {
+            Ok(message) => message,
+            Err(error) => {
+                let _ = tx
+                    .send(Message::error(Value::Null, &error).to_bytes())
+                    .await;
+                continue;
+            }
+        };
+        // Requests run concurrently; answers go out as they complete.
+        let gateway = gateway.clone();
+        let tx = tx.clone();
+        let session = session.clone();
+        tokio::spawn(async move {
+            if let Some(answer) = gateway.handle(&View::Hierarchical, &session, message).await {
+                let _ = tx.send(answer.to_bytes()).await;
+            }
+        });
+    }
+    drop(tx);
+    writer.await.map_err(std::io::Error::other)?
+}

@@ -1,0 +1,65 @@
+//! Follows the control plane's configuration stream and swaps in each new snapshot. While
+//! the control plane is away the gateway keeps serving from the last snapshot it had.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures::StreamExt;
+use mcpr_proto as pb;
+
+use crate::snapshot::Snapshot;
+
+pub async fn follow(
+    control_plane: String,
+    gateway_id: String,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    ready: Arc<tokio::sync::Notify>,
+) {
+    let mut retry = Duration::from_millis(100);
+    loop {
+        match stream_once(&control_plane, &gateway_id, &snapshot, &ready).await {
+            Ok(()) => {
+                tracing::warn!(url = %control_plane, "config stream ended; serving the last snapshot")
+            }
+            Err(e) => {
+                tracing::warn!(url = %control_plane, error = %e, "control plane unreachable; serving the last snapshot")
+            }
+        }
+        tokio::time::sleep(retry).await;
+        retry = (retry * 2).min(Duration::from_secs(2));
+    }
+}
+
+async fn stream_once(
+    control_plane: &str,
+    gateway_id: &str,
+    snapshot: &ArcSwap<Snapshot>,
+    ready: &tokio::sync::Notify,
+) -> anyhow::Result<()> {
+    let channel = tonic::transport::Endpoint::from_shared(control_plane.to_owned())?
+        .connect_timeout(Duration::from_secs(3))
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
+    let mut client = pb::config_service_client::ConfigServiceClient::new(channel)
+        .max_decoding_message_size(256 * 1024 * 1024);
+    let mut stream = client
+        .watch(pb::WatchRequest {
+            gateway_id: gateway_id.to_owned(),
+            known_version: snapshot.load().version,
+        })
+        .await?
+        .into_inner();
+    while let Some(next) = stream.next().await {
+        let next = Snapshot::from_proto(next?);
+        tracing::debug!(
+            version = next.version,
+            providers = next.providers.len(),
+            "config snapshot"
+        );
+        snapshot.store(Arc::new(next));
+        ready.notify_waiters();
+    }
+    Ok(())
+}
