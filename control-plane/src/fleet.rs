@@ -40,7 +40,7 @@ pub struct ServerStatusView {
     pub tools_json: String,
     #[serde(skip)]
     pub server_info_json: String,
-    #[serde(skip)]
+    /// Which restart request the running instance answers (see `POST …/restart`).
     pub restart_generation: u64,
 }
 

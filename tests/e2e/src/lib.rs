@@ -1,1 +1,2 @@
 pub mod rmcp_client;
+pub mod harness;

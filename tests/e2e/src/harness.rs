@@ -1,0 +1,388 @@
+//! Starts the real binaries for end-to-end tests: `mcpr up` (all-in-one), the three
+//! distributed binaries, the rmcp fixture server; plus small HTTP helpers for the REST API
+//! and raw MCP. Processes are killed when their handle drops; a failing test prints the
+//! tail of each process's log.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+/// `target/<profile>/NAME`, next to this test binary's `deps/` directory.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("test binary lives in target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(path.exists(), "{} not found: build the binaries first (cargo build --workspace --bins, as scripts/test does)", path.display());
+    path
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed on drop, its stdout and stderr in a log file.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    log: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, mut command: Command) -> Proc {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        command.stdout(file.try_clone().unwrap()).stderr(file).stdin(Stdio::null());
+        command.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc { name: name.to_owned(), child, log, _dir: Some(dir) }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the process with SIGKILL and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits up to 5 s for a clean exit.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        None
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("----- last lines of {} -----", self.name);
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some` or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `mcpr up` on a free port with its own data directory.
+pub struct Router {
+    pub proc: Proc,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    _data: Option<tempfile::TempDir>,
+}
+
+impl Router {
+    pub async fn start() -> Router {
+        Router::start_with(&[], &[]).await
+    }
+
+    /// Starts `mcpr up` with extra arguments and environment variables.
+    pub async fn start_with(args: &[&str], envs: &[(&str, &str)]) -> Router {
+        let data = tempfile::tempdir().unwrap();
+        let data_dir = data.path().to_owned();
+        Router::start_in(data_dir, Some(data), args, envs).await
+    }
+
+    /// Starts `mcpr up` on an existing data directory (to test persistence).
+    pub async fn start_in(data_dir: PathBuf, keep: Option<tempfile::TempDir>, args: &[&str], envs: &[(&str, &str)]) -> Router {
+        let port = free_port();
+        let mut command = Command::new(bin("mcpr"));
+        command
+            .args(["up", "--port", &port.to_string(), "--data-dir"])
+            .arg(&data_dir)
+            .args(args)
+            .env("MCPR_RESTART_BACKOFF_MS", "200")
+            .env_remove("DATABASE_URL")
+            .env_remove("MCPR_URL");
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        let proc = Proc::spawn("mcpr-up", command);
+        let router = Router { proc, port, data_dir, _data: keep };
+        router.api().wait_healthy().await;
+        router
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn mcp_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn api(&self) -> Api {
+        Api::new(&self.url())
+    }
+
+    /// Stops the router and hands back its data directory (kept alive by the returned guard).
+    pub fn stop(mut self) -> (PathBuf, Option<tempfile::TempDir>) {
+        self.proc.terminate();
+        (self.data_dir.clone(), self._data.take())
+    }
+}
+
+/// The REST API.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Api {
+        Api { base: base.trim_end_matches('/').to_owned(), client: reqwest::Client::new() }
+    }
+
+    pub async fn wait_healthy(&self) {
+        let url = format!("{}/api/v1/health", self.base);
+        let client = self.client.clone();
+        wait_for("the router to answer /api/v1/health", Duration::from_secs(30), || {
+            let client = client.clone();
+            let url = url.clone();
+            async move { client.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+        })
+        .await
+    }
+
+    /// `(status, body)` of any call.
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("REST call");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// Registers a server; panics unless it is created.
+    pub async fn add(&self, body: Value) -> Value {
+        let (status, answer) = self.post("/api/v1/servers", body).await;
+        assert_eq!(status, 201, "adding a server: {answer}");
+        answer
+    }
+
+    /// Registers the fixture server over stdio under `name` (it reports `name` in `whoami`).
+    pub async fn add_fixture(&self, name: &str, extra_args: &[&str]) -> Value {
+        let mut args = vec!["--name", name];
+        args.extend_from_slice(extra_args);
+        self.add(json!({
+            "name": name,
+            "description": format!("fixture server {name}"),
+            "runtime": {"kind": "process", "command": bin("mcpr-fixture-server"), "args": args, "env": {"FIXTURE_SECRET": "s3cret-value"}},
+        }))
+        .await
+    }
+
+    pub async fn server(&self, name: &str) -> Value {
+        let (status, body) = self.get(&format!("/api/v1/servers/{name}")).await;
+        assert_eq!(status, 200, "GET server {name}: {body}");
+        body
+    }
+
+    /// Waits until the server's status state is `state`; returns the server.
+    pub async fn wait_state(&self, name: &str, state: &str) -> Value {
+        self.wait_until(name, &format!("state {state}"), |s| s["status"]["state"] == state).await
+    }
+
+    /// Waits until `check` holds for the server as the API shows it; returns the server.
+    pub async fn wait_until(&self, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let api = self.clone();
+        let check = &check;
+        wait_for(&format!("server {name}: {what}"), Duration::from_secs(20), || {
+            let api = api.clone();
+            async move {
+                let (status, body) = api.get(&format!("/api/v1/servers/{name}")).await;
+                (status == 200 && check(&body)).then_some(body)
+            }
+        })
+        .await
+    }
+}
+
+/// The fixture server over streamable HTTP on a free port.
+pub struct HttpFixture {
+    pub proc: Proc,
+    pub url: String,
+}
+
+impl HttpFixture {
+    pub async fn start(name: &str, extra_args: &[&str]) -> HttpFixture {
+        let port = free_port();
+        let mut command = Command::new(bin("mcpr-fixture-server"));
+        command.args(["--name", name, "--http", &format!("127.0.0.1:{port}")]).args(extra_args);
+        let proc = Proc::spawn(&format!("fixture-{name}"), command);
+        let url = format!("http://127.0.0.1:{port}/mcp");
+        let client = reqwest::Client::new();
+        wait_for("the HTTP fixture to listen", Duration::from_secs(10), || {
+            let client = client.clone();
+            let url = url.clone();
+            async move { client.get(&url).send().await.ok().map(|_| ()) }
+        })
+        .await;
+        HttpFixture { proc, url }
+    }
+}
+
+/// A raw streamable-HTTP MCP client: exact control over headers and bodies.
+pub struct RawMcp {
+    pub url: String,
+    pub session: Option<String>,
+    client: reqwest::Client,
+    next_id: u64,
+}
+
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl RawMcp {
+    pub fn new(url: &str) -> RawMcp {
+        RawMcp { url: url.to_owned(), session: None, client: reqwest::Client::new(), next_id: 1 }
+    }
+
+    /// POSTs raw bytes with the usual MCP headers (and the session, once there is one).
+    pub async fn post_bytes(&self, body: impl Into<reqwest::Body>) -> RawResponse {
+        let mut request = self
+            .client
+            .post(&self.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(session) = &self.session {
+            request = request.header("mcp-session-id", session);
+        }
+        let response = request.send().await.expect("POST to the gateway");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        RawResponse { status, headers, body }
+    }
+
+    pub async fn initialize(&mut self) -> Value {
+        let response = self
+            .post_bytes(
+                json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})
+                .to_string(),
+            )
+            .await;
+        assert_eq!(response.status, 200, "initialize: {}", response.body);
+        self.session = response.headers.get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned());
+        assert!(self.session.is_some(), "initialize gave no Mcp-Session-Id");
+        let ack = self.post_bytes(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string()).await;
+        assert_eq!(ack.status, 202);
+        response.body
+    }
+
+    /// Sends a request; returns the whole JSON-RPC response.
+    pub async fn request(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let response = self.post_bytes(json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}).to_string()).await;
+        assert_eq!(response.status, 200, "{method}: {}", response.body);
+        assert_eq!(response.body["id"], json!(self.next_id));
+        response.body
+    }
+
+    /// `tools/call`; returns the result or the JSON-RPC error object as `Err`.
+    pub async fn call(&mut self, name: &str, arguments: Value) -> Result<Value, Value> {
+        let response = self.request("tools/call", json!({"name": name, "arguments": arguments})).await;
+        match response.get("result") {
+            Some(result) => Ok(result.clone()),
+            None => Err(response["error"].clone()),
+        }
+    }
+}
+
+/// The Python interpreter of the test virtualenv with the official MCP SDK (made by
+/// `scripts/test`), or `None` (with a loud message) when it is missing and not required.
+pub fn python() -> Option<PathBuf> {
+    let path = std::env::var_os("MCPR_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("MCPR_REQUIRE_ALL").is_ok_and(|v| v == "1") {
+        panic!("MCPR_REQUIRE_ALL=1 but {} is missing: run scripts/test", path.display());
+    }
+    eprintln!("\n!!! SKIPPING Python SDK test: {} is missing (scripts/test creates it) !!!\n", path.display());
+    None
+}
+
+/// Runs a Python script from `tests/python/` with arguments; returns its stdout.
+pub async fn run_python(script: &str, args: &[&str]) -> anyhow::Result<String> {
+    let Some(python) = python() else { bail!("no python") };
+    let path = workspace_root().join("tests/python").join(script);
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(python).arg(&path).args(args).kill_on_drop(true).output(),
+    )
+    .await
+    .context("python script timed out")??;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        bail!("{script} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}", output.status, String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(stdout)
+}
