@@ -386,3 +386,89 @@ pub async fn run_python(script: &str, args: &[&str]) -> anyhow::Result<String> {
     }
     Ok(stdout)
 }
+
+/// The distributed form: `mcpr-control-plane`, `mcpr-node-agent`s and `mcpr-edge-gateway`s
+/// as separate processes talking gRPC.
+pub struct Cluster {
+    pub control_plane: Proc,
+    pub agents: Vec<Proc>,
+    pub gateways: Vec<Proc>,
+    pub api_port: u16,
+    pub grpc_port: u16,
+    pub gateway_ports: Vec<u16>,
+    pub data: tempfile::TempDir,
+    pub database_url: Option<String>,
+}
+
+impl Cluster {
+    pub async fn start(agents: usize, database_url: Option<String>) -> Cluster {
+        let data = tempfile::tempdir().unwrap();
+        let api_port = free_port();
+        let grpc_port = free_port();
+        let control_plane = Cluster::spawn_control_plane(api_port, grpc_port, data.path(), database_url.as_deref());
+        let mut cluster = Cluster { control_plane, agents: vec![], gateways: vec![], api_port, grpc_port, gateway_ports: vec![], data, database_url };
+        cluster.api().wait_healthy().await;
+        for i in 0..agents {
+            cluster.add_agent(&format!("agent-{i}"));
+        }
+        cluster.add_gateway();
+        cluster
+    }
+
+    fn spawn_control_plane(api_port: u16, grpc_port: u16, data_dir: &Path, database_url: Option<&str>) -> Proc {
+        let mut command = Command::new(bin("mcpr-control-plane"));
+        command
+            .args(["--http-listen", &format!("127.0.0.1:{api_port}"), "--grpc-listen", &format!("127.0.0.1:{grpc_port}"), "--data-dir"])
+            .arg(data_dir)
+            .env_remove("DATABASE_URL");
+        if let Some(url) = database_url {
+            command.env("DATABASE_URL", url);
+        }
+        Proc::spawn("control-plane", command)
+    }
+
+    /// Starts the control plane again on the same ports and store.
+    pub async fn restart_control_plane(&mut self) {
+        self.control_plane.kill();
+        self.control_plane = Cluster::spawn_control_plane(self.api_port, self.grpc_port, self.data.path(), self.database_url.as_deref());
+        self.api().wait_healthy().await;
+    }
+
+    pub fn add_agent(&mut self, id: &str) {
+        let mut command = Command::new(bin("mcpr-node-agent"));
+        command.args([
+            "--id",
+            id,
+            "--control-plane",
+            &format!("http://127.0.0.1:{}", self.grpc_port),
+            "--relay-listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--backoff-ms",
+            "200",
+        ]);
+        self.agents.push(Proc::spawn(id, command));
+    }
+
+    pub fn add_gateway(&mut self) {
+        let port = free_port();
+        let mut command = Command::new(bin("mcpr-edge-gateway"));
+        command.args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--control-plane",
+            &format!("http://127.0.0.1:{}", self.grpc_port),
+            "--id",
+            &format!("gateway-{}", self.gateways.len()),
+        ]);
+        self.gateways.push(Proc::spawn(&format!("gateway-{}", self.gateways.len()), command));
+        self.gateway_ports.push(port);
+    }
+
+    pub fn api(&self) -> Api {
+        Api::new(&format!("http://127.0.0.1:{}", self.api_port))
+    }
+
+    pub fn mcp_url(&self, gateway: usize, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.gateway_ports[gateway])
+    }
+}
