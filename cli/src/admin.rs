@@ -277,8 +277,8 @@ pub fn parse_header(item: &str) -> anyhow::Result<(String, String)> {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ServerCommand {
-    /// Register an MCP server: a local process (--command) or a remote one (--url)
-    #[command(group(clap::ArgGroup::new("runtime").required(true).args(["command", "url"])))]
+    /// Register an MCP server: a local process (--command) or a remote one (--remote URL)
+    #[command(group(clap::ArgGroup::new("runtime").required(true).args(["command", "remote"])))]
     Add {
         /// Name clients see it under (letters, digits, '-', '_')
         name: String,
@@ -293,9 +293,9 @@ pub enum ServerCommand {
         cwd: Option<String>,
         /// URL of a remote streamable-HTTP MCP server instead of a process
         #[arg(long)]
-        url: Option<String>,
+        remote: Option<String>,
         /// HTTP header sent to the remote server (repeatable)
-        #[arg(long = "header", value_name = "NAME=VALUE", requires = "url")]
+        #[arg(long = "header", value_name = "NAME=VALUE", requires = "remote")]
         header: Vec<String>,
         /// Human description
         #[arg(long)]
@@ -342,13 +342,13 @@ pub async fn run_server(admin: &Admin, cmd: ServerCommand, json: bool) -> anyhow
             command,
             env,
             cwd,
-            url,
+            remote,
             header,
             description,
             session_mode,
             disabled,
         } => {
-            let runtime = match (command, url) {
+            let runtime = match (command, remote) {
                 (Some(line), None) => {
                     let mut words = split_command(&line)
                         .map_err(|e| anyhow!("--command: {e}"))?
@@ -368,8 +368,8 @@ pub async fn run_server(admin: &Admin, cmd: ServerCommand, json: bool) -> anyhow
                     }
                     runtime
                 }
-                (None, Some(url)) => {
-                    let mut runtime = json!({"kind": "remote", "url": url});
+                (None, Some(remote)) => {
+                    let mut runtime = json!({"kind": "remote", "url": remote});
                     if !header.is_empty() {
                         let mut map = Map::new();
                         for item in &header {
@@ -380,7 +380,7 @@ pub async fn run_server(admin: &Admin, cmd: ServerCommand, json: bool) -> anyhow
                     }
                     runtime
                 }
-                _ => bail!("give exactly one of --command or --url"),
+                _ => bail!("give exactly one of --command or --remote"),
             };
             let mut body = json!({"name": name, "runtime": runtime, "enabled": !disabled});
             if let Some(d) = description {

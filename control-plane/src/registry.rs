@@ -76,9 +76,9 @@ pub struct ServerView {
     pub status: ServerStatusView,
 }
 
-/// One entry of Claude Desktop's `mcpServers` map.
+/// One entry of Claude Desktop's `mcpServers` map. Keys other clients add (`autoApprove`,
+/// `timeout`, …) are ignored so that real configuration files import as they are.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ImportEntry {
     command: Option<String>,
     #[serde(default)]

@@ -390,6 +390,7 @@ function selectText(node) {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("mcp-url").textContent = location.origin + "/mcp";
+  $("mcp-url-all").textContent = location.origin + "/mcp/all";
   $("mcp-url-one").textContent = location.origin + "/mcp/p/NAME";
   $("copy-url").addEventListener("click", copyUrl);
   $("notice-close").addEventListener("click", () => { $("notice").hidden = true; });

@@ -13,19 +13,33 @@ use serde_json::{Value, json};
 /// `target/<profile>/NAME`, next to this test binary's `deps/` directory.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("test binary lives in target/<profile>/deps");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps");
     let path = profile_dir.join(name);
-    assert!(path.exists(), "{} not found: build the binaries first (cargo build --workspace --bins, as scripts/test does)", path.display());
+    assert!(
+        path.exists(),
+        "{} not found: build the binaries first (cargo build --workspace --bins, as scripts/test does)",
+        path.display()
+    );
     path
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
 }
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A child process killed on drop, its stdout and stderr in a log file.
@@ -41,10 +55,23 @@ impl Proc {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join(format!("{name}.log"));
         let file = std::fs::File::create(&log).unwrap();
-        command.stdout(file.try_clone().unwrap()).stderr(file).stdin(Stdio::null());
-        command.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
-        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Proc { name: name.to_owned(), child, log, _dir: Some(dir) }
+        command
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .stdin(Stdio::null());
+        command.env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        );
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc {
+            name: name.to_owned(),
+            child,
+            log,
+            _dir: Some(dir),
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -63,7 +90,9 @@ impl Proc {
 
     /// Sends SIGTERM and waits up to 5 s for a clean exit.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -133,7 +162,12 @@ impl Router {
     }
 
     /// Starts `mcpr up` on an existing data directory (to test persistence).
-    pub async fn start_in(data_dir: PathBuf, keep: Option<tempfile::TempDir>, args: &[&str], envs: &[(&str, &str)]) -> Router {
+    pub async fn start_in(
+        data_dir: PathBuf,
+        keep: Option<tempfile::TempDir>,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Router {
         let port = free_port();
         let mut command = Command::new(bin("mcpr"));
         command
@@ -147,7 +181,12 @@ impl Router {
             command.env(k, v);
         }
         let proc = Proc::spawn("mcpr-up", command);
-        let router = Router { proc, port, data_dir, _data: keep };
+        let router = Router {
+            proc,
+            port,
+            data_dir,
+            _data: keep,
+        };
         router.api().wait_healthy().await;
         router
     }
@@ -180,22 +219,42 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str) -> Api {
-        Api { base: base.trim_end_matches('/').to_owned(), client: reqwest::Client::new() }
+        Api {
+            base: base.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::new(),
+        }
     }
 
     pub async fn wait_healthy(&self) {
         let url = format!("{}/api/v1/health", self.base);
         let client = self.client.clone();
-        wait_for("the router to answer /api/v1/health", Duration::from_secs(30), || {
-            let client = client.clone();
-            let url = url.clone();
-            async move { client.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
-        })
+        wait_for(
+            "the router to answer /api/v1/health",
+            Duration::from_secs(30),
+            || {
+                let client = client.clone();
+                let url = url.clone();
+                async move {
+                    client
+                        .get(&url)
+                        .send()
+                        .await
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                        .map(|_| ())
+                }
+            },
+        )
         .await
     }
 
     /// `(status, body)` of any call.
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
             request = request.json(&body);
@@ -203,7 +262,10 @@ impl Api {
         let response = request.send().await.expect("REST call");
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -241,20 +303,32 @@ impl Api {
 
     /// Waits until the server's status state is `state`; returns the server.
     pub async fn wait_state(&self, name: &str, state: &str) -> Value {
-        self.wait_until(name, &format!("state {state}"), |s| s["status"]["state"] == state).await
+        self.wait_until(name, &format!("state {state}"), |s| {
+            s["status"]["state"] == state
+        })
+        .await
     }
 
     /// Waits until `check` holds for the server as the API shows it; returns the server.
-    pub async fn wait_until(&self, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_until(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
         let api = self.clone();
         let check = &check;
-        wait_for(&format!("server {name}: {what}"), Duration::from_secs(20), || {
-            let api = api.clone();
-            async move {
-                let (status, body) = api.get(&format!("/api/v1/servers/{name}")).await;
-                (status == 200 && check(&body)).then_some(body)
-            }
-        })
+        wait_for(
+            &format!("server {name}: {what}"),
+            Duration::from_secs(20),
+            || {
+                let api = api.clone();
+                async move {
+                    let (status, body) = api.get(&format!("/api/v1/servers/{name}")).await;
+                    (status == 200 && check(&body)).then_some(body)
+                }
+            },
+        )
         .await
     }
 }
@@ -269,15 +343,21 @@ impl HttpFixture {
     pub async fn start(name: &str, extra_args: &[&str]) -> HttpFixture {
         let port = free_port();
         let mut command = Command::new(bin("mcpr-fixture-server"));
-        command.args(["--name", name, "--http", &format!("127.0.0.1:{port}")]).args(extra_args);
+        command
+            .args(["--name", name, "--http", &format!("127.0.0.1:{port}")])
+            .args(extra_args);
         let proc = Proc::spawn(&format!("fixture-{name}"), command);
         let url = format!("http://127.0.0.1:{port}/mcp");
         let client = reqwest::Client::new();
-        wait_for("the HTTP fixture to listen", Duration::from_secs(10), || {
-            let client = client.clone();
-            let url = url.clone();
-            async move { client.get(&url).send().await.ok().map(|_| ()) }
-        })
+        wait_for(
+            "the HTTP fixture to listen",
+            Duration::from_secs(10),
+            || {
+                let client = client.clone();
+                let url = url.clone();
+                async move { client.get(&url).send().await.ok().map(|_| ()) }
+            },
+        )
         .await;
         HttpFixture { proc, url }
     }
@@ -299,7 +379,12 @@ pub struct RawResponse {
 
 impl RawMcp {
     pub fn new(url: &str) -> RawMcp {
-        RawMcp { url: url.to_owned(), session: None, client: reqwest::Client::new(), next_id: 1 }
+        RawMcp {
+            url: url.to_owned(),
+            session: None,
+            client: reqwest::Client::new(),
+            next_id: 1,
+        }
     }
 
     /// POSTs raw bytes with the usual MCP headers (and the session, once there is one).
@@ -318,7 +403,11 @@ impl RawMcp {
         let headers = response.headers().clone();
         let text = response.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        RawResponse { status, headers, body }
+        RawResponse {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn initialize(&mut self) -> Value {
@@ -330,9 +419,16 @@ impl RawMcp {
             )
             .await;
         assert_eq!(response.status, 200, "initialize: {}", response.body);
-        self.session = response.headers.get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned());
+        self.session = response
+            .headers
+            .get("mcp-session-id")
+            .map(|v| v.to_str().unwrap().to_owned());
         assert!(self.session.is_some(), "initialize gave no Mcp-Session-Id");
-        let ack = self.post_bytes(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string()).await;
+        let ack = self
+            .post_bytes(
+                json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
+            )
+            .await;
         assert_eq!(ack.status, 202);
         response.body
     }
@@ -340,7 +436,12 @@ impl RawMcp {
     /// Sends a request; returns the whole JSON-RPC response.
     pub async fn request(&mut self, method: &str, params: Value) -> Value {
         self.next_id += 1;
-        let response = self.post_bytes(json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}).to_string()).await;
+        let response = self
+            .post_bytes(
+                json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
+                    .to_string(),
+            )
+            .await;
         assert_eq!(response.status, 200, "{method}: {}", response.body);
         assert_eq!(response.body["id"], json!(self.next_id));
         response.body
@@ -348,7 +449,9 @@ impl RawMcp {
 
     /// `tools/call`; returns the result or the JSON-RPC error object as `Err`.
     pub async fn call(&mut self, name: &str, arguments: Value) -> Result<Value, Value> {
-        let response = self.request("tools/call", json!({"name": name, "arguments": arguments})).await;
+        let response = self
+            .request("tools/call", json!({"name": name, "arguments": arguments}))
+            .await;
         match response.get("result") {
             Some(result) => Ok(result.clone()),
             None => Err(response["error"].clone()),
@@ -359,30 +462,48 @@ impl RawMcp {
 /// The Python interpreter of the test virtualenv with the official MCP SDK (made by
 /// `scripts/test`), or `None` (with a loud message) when it is missing and not required.
 pub fn python() -> Option<PathBuf> {
-    let path = std::env::var_os("MCPR_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
+    let path = std::env::var_os("MCPR_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
     if path.exists() {
         return Some(path);
     }
     if std::env::var("MCPR_REQUIRE_ALL").is_ok_and(|v| v == "1") {
-        panic!("MCPR_REQUIRE_ALL=1 but {} is missing: run scripts/test", path.display());
+        panic!(
+            "MCPR_REQUIRE_ALL=1 but {} is missing: run scripts/test",
+            path.display()
+        );
     }
-    eprintln!("\n!!! SKIPPING Python SDK test: {} is missing (scripts/test creates it) !!!\n", path.display());
+    eprintln!(
+        "\n!!! SKIPPING Python SDK test: {} is missing (scripts/test creates it) !!!\n",
+        path.display()
+    );
     None
 }
 
 /// Runs a Python script from `tests/python/` with arguments; returns its stdout.
 pub async fn run_python(script: &str, args: &[&str]) -> anyhow::Result<String> {
-    let Some(python) = python() else { bail!("no python") };
+    let Some(python) = python() else {
+        bail!("no python")
+    };
     let path = workspace_root().join("tests/python").join(script);
     let output = tokio::time::timeout(
         Duration::from_secs(60),
-        tokio::process::Command::new(python).arg(&path).args(args).kill_on_drop(true).output(),
+        tokio::process::Command::new(python)
+            .arg(&path)
+            .args(args)
+            .kill_on_drop(true)
+            .output(),
     )
     .await
     .context("python script timed out")??;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     if !output.status.success() {
-        bail!("{script} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}", output.status, String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "{script} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     Ok(stdout)
 }
@@ -405,8 +526,18 @@ impl Cluster {
         let data = tempfile::tempdir().unwrap();
         let api_port = free_port();
         let grpc_port = free_port();
-        let control_plane = Cluster::spawn_control_plane(api_port, grpc_port, data.path(), database_url.as_deref());
-        let mut cluster = Cluster { control_plane, agents: vec![], gateways: vec![], api_port, grpc_port, gateway_ports: vec![], data, database_url };
+        let control_plane =
+            Cluster::spawn_control_plane(api_port, grpc_port, data.path(), database_url.as_deref());
+        let mut cluster = Cluster {
+            control_plane,
+            agents: vec![],
+            gateways: vec![],
+            api_port,
+            grpc_port,
+            gateway_ports: vec![],
+            data,
+            database_url,
+        };
         cluster.api().wait_healthy().await;
         for i in 0..agents {
             cluster.add_agent(&format!("agent-{i}"));
@@ -415,10 +546,21 @@ impl Cluster {
         cluster
     }
 
-    fn spawn_control_plane(api_port: u16, grpc_port: u16, data_dir: &Path, database_url: Option<&str>) -> Proc {
+    fn spawn_control_plane(
+        api_port: u16,
+        grpc_port: u16,
+        data_dir: &Path,
+        database_url: Option<&str>,
+    ) -> Proc {
         let mut command = Command::new(bin("mcpr-control-plane"));
         command
-            .args(["--http-listen", &format!("127.0.0.1:{api_port}"), "--grpc-listen", &format!("127.0.0.1:{grpc_port}"), "--data-dir"])
+            .args([
+                "--http-listen",
+                &format!("127.0.0.1:{api_port}"),
+                "--grpc-listen",
+                &format!("127.0.0.1:{grpc_port}"),
+                "--data-dir",
+            ])
             .arg(data_dir)
             .env_remove("DATABASE_URL");
         if let Some(url) = database_url {
@@ -430,7 +572,12 @@ impl Cluster {
     /// Starts the control plane again on the same ports and store.
     pub async fn restart_control_plane(&mut self) {
         self.control_plane.kill();
-        self.control_plane = Cluster::spawn_control_plane(self.api_port, self.grpc_port, self.data.path(), self.database_url.as_deref());
+        self.control_plane = Cluster::spawn_control_plane(
+            self.api_port,
+            self.grpc_port,
+            self.data.path(),
+            self.database_url.as_deref(),
+        );
         self.api().wait_healthy().await;
     }
 
@@ -460,7 +607,10 @@ impl Cluster {
             "--id",
             &format!("gateway-{}", self.gateways.len()),
         ]);
-        self.gateways.push(Proc::spawn(&format!("gateway-{}", self.gateways.len()), command));
+        self.gateways.push(Proc::spawn(
+            &format!("gateway-{}", self.gateways.len()),
+            command,
+        ));
         self.gateway_ports.push(port);
     }
 
@@ -471,4 +621,27 @@ impl Cluster {
     pub fn mcp_url(&self, gateway: usize, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.gateway_ports[gateway])
     }
+}
+
+/// A fresh, empty database on the Postgres named by `MCPR_TEST_DATABASE_URL` (scripts/test
+/// starts one), or `None` with a loud message when none is configured and none is required.
+pub fn fresh_postgres() -> Option<String> {
+    let Ok(base) = std::env::var("MCPR_TEST_DATABASE_URL") else {
+        if std::env::var("MCPR_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+            panic!("MCPR_REQUIRE_POSTGRES=1 but MCPR_TEST_DATABASE_URL is not set");
+        }
+        eprintln!(
+            "\n!!! SKIPPING Postgres end-to-end test: set MCPR_TEST_DATABASE_URL=postgres://… (scripts/test does) !!!\n"
+        );
+        return None;
+    };
+    let name = format!("mcpr_e2e_{}_{}", std::process::id(), free_port());
+    let status = Command::new("psql")
+        .arg(&base)
+        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+        .status()
+        .expect("psql");
+    assert!(status.success(), "creating database {name} on {base}");
+    let (prefix, _) = base.rsplit_once('/').expect("URL ends in /DBNAME");
+    Some(format!("{prefix}/{name}"))
 }

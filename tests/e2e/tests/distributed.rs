@@ -20,7 +20,10 @@ async fn three_binaries_serve_and_the_gateway_outlives_the_control_plane() {
         let url = url.clone();
         async move {
             let client = connect_http(&url).await.ok()?;
-            let text = client.call_tool_text("call_tool", json!({"provider": "dist", "tool": "whoami"})).await.ok()?;
+            let text = client
+                .call_tool_text("call_tool", json!({"provider": "dist", "tool": "whoami"}))
+                .await
+                .ok()?;
             (text == "dist").then_some(client)
         }
     })
@@ -29,19 +32,40 @@ async fn three_binaries_serve_and_the_gateway_outlives_the_control_plane() {
     // Control plane gone: the gateway keeps serving from its last snapshot, for existing
     // and for new client sessions, and the agent keeps its servers running.
     cluster.control_plane.kill();
-    assert_eq!(client.call_tool_text("echo", json!({"provider": "dist", "text": "still here"})).await.unwrap(), "still here");
+    assert_eq!(
+        client
+            .call_tool_text("echo", json!({"provider": "dist", "text": "still here"}))
+            .await
+            .unwrap(),
+        "still here"
+    );
     let fresh = connect_http(&cluster.mcp_url(0, "/mcp/all")).await.unwrap();
-    assert_eq!(fresh.call_tool_text("dist__add", json!({"a": 1, "b": 2})).await.unwrap(), "3");
+    assert_eq!(
+        fresh
+            .call_tool_text("dist__add", json!({"a": 1, "b": 2}))
+            .await
+            .unwrap(),
+        "3"
+    );
     fresh.close().await.unwrap();
 
     // Back: agent and gateway reconnect; a newly added server reaches the gateway.
     cluster.restart_control_plane().await;
     api.wait_state("dist", "running").await;
     api.add_fixture("late", &[]).await;
-    let text = wait_for("the new server through the gateway", Duration::from_secs(15), || {
-        let client = &client;
-        async move { client.call_tool_text("call_tool", json!({"provider": "late", "tool": "whoami"})).await.ok() }
-    })
+    let text = wait_for(
+        "the new server through the gateway",
+        Duration::from_secs(15),
+        || {
+            let client = &client;
+            async move {
+                client
+                    .call_tool_text("call_tool", json!({"provider": "late", "tool": "whoami"}))
+                    .await
+                    .ok()
+            }
+        },
+    )
     .await;
     assert_eq!(text, "late");
     client.close().await.unwrap();
@@ -55,21 +79,62 @@ async fn servers_spread_over_agents_and_move_when_an_agent_dies() {
     api.add_fixture("two", &[]).await;
     let a = api.wait_state("one", "running").await["status"]["agent_id"].clone();
     let b = api.wait_state("two", "running").await["status"]["agent_id"].clone();
-    assert_ne!(a, b, "the scheduler puts each server on the least loaded agent");
+    assert_ne!(
+        a, b,
+        "the scheduler puts each server on the least loaded agent"
+    );
 
     // Kill the agent running `one`: within the heartbeat timeout it moves to the other.
     let victim = if a == "agent-0" { 0 } else { 1 };
     cluster.agents[victim].kill();
-    let moved = api.wait_until("one", "rescheduled on the surviving agent", |s| s["status"]["state"] == "running" && s["status"]["agent_id"] == b).await;
+    let moved = api
+        .wait_until("one", "rescheduled on the surviving agent", |s| {
+            s["status"]["state"] == "running" && s["status"]["agent_id"] == b
+        })
+        .await;
     assert_eq!(moved["status"]["agent_id"], b);
     let url = cluster.mcp_url(0, "/mcp/all");
-    let text = wait_for("one through the gateway after the move", Duration::from_secs(10), || {
-        let url = url.clone();
-        async move {
-            let client = connect_http(&url).await.ok()?;
-            client.call_tool_text("one__whoami", json!({})).await.ok()
-        }
-    })
+    let text = wait_for(
+        "one through the gateway after the move",
+        Duration::from_secs(10),
+        || {
+            let url = url.clone();
+            async move {
+                let client = connect_http(&url).await.ok()?;
+                client.call_tool_text("one__whoami", json!({})).await.ok()
+            }
+        },
+    )
     .await;
     assert_eq!(text, "one");
+}
+
+#[tokio::test]
+async fn control_plane_on_postgres() {
+    let Some(url) = mcpr_e2e::harness::fresh_postgres() else {
+        return;
+    };
+    let mut cluster = Cluster::start(1, Some(url)).await;
+    let api = cluster.api();
+    api.add_fixture("pg", &[]).await;
+    let (status, _) = api
+        .post(
+            "/api/v1/servers",
+            json!({"name": "pg", "runtime": {"kind": "process", "command": "x"}}),
+        )
+        .await;
+    assert_eq!(status, 409, "the unique name holds on Postgres too");
+    api.wait_state("pg", "running").await;
+    let client = connect_http(&cluster.mcp_url(0, "/mcp/p/pg"))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.call_tool_text("whoami", json!({})).await.unwrap(),
+        "pg"
+    );
+    client.close().await.unwrap();
+    // Stored in Postgres: a restarted control plane (with an empty data dir) still has it.
+    cluster.restart_control_plane().await;
+    let server = api.wait_state("pg", "running").await;
+    assert_eq!(server["description"], "fixture server pg");
 }

@@ -1,0 +1,162 @@
+//! The `mcpr` admin commands against a running router, as a person or a script uses them.
+
+use std::process::{Command, Output};
+
+use mcpr_e2e::harness::{HttpFixture, Router, bin};
+use serde_json::Value;
+
+fn mcpr(router: &Router, args: &[&str]) -> Output {
+    Command::new(bin("mcpr"))
+        .arg("--url")
+        .arg(router.url())
+        .args(args)
+        .env_remove("MCPR_URL")
+        .output()
+        .expect("run mcpr")
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "mcpr failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn fails(output: &Output) -> String {
+    assert!(
+        !output.status.success(),
+        "mcpr should have failed: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let stderr = String::from_utf8(output.stderr.clone()).unwrap();
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "an error is one line: {stderr}"
+    );
+    stderr
+}
+
+#[tokio::test]
+async fn server_commands_import_and_call() {
+    let router = Router::start().await;
+    let fixture = bin("mcpr-fixture-server");
+    let command_line = format!("{} --name 'cli one'", fixture.display());
+    ok(&mcpr(
+        &router,
+        &[
+            "server",
+            "add",
+            "one",
+            "--command",
+            &command_line,
+            "--env",
+            "TOKEN=abc",
+            "--description",
+            "first",
+        ],
+    ));
+    router.api().wait_state("one", "running").await;
+
+    // Quoting is split the shell's way: the fixture got one argument "cli one".
+    let called = ok(&mcpr(&router, &["call", "one", "whoami"]));
+    assert_eq!(called.trim(), "cli one");
+    let sum = ok(&mcpr(
+        &router,
+        &[
+            "--json",
+            "call",
+            "one",
+            "add",
+            "--args",
+            r#"{"a": 20, "b": 22}"#,
+        ],
+    ));
+    let sum: Value = serde_json::from_str(&sum).unwrap();
+    assert_eq!(sum["structuredContent"]["sum"], 42);
+
+    // Tables for people, JSON for scripts; secrets redacted in both.
+    let table = ok(&mcpr(&router, &["server", "list"]));
+    assert!(
+        table.contains("one") && table.contains("running"),
+        "{table}"
+    );
+    let listed: Value =
+        serde_json::from_str(&ok(&mcpr(&router, &["--json", "server", "list"]))).unwrap();
+    assert_eq!(listed[0]["name"], "one");
+    assert_eq!(listed[0]["runtime"]["args"][1], "cli one");
+    assert_eq!(listed[0]["runtime"]["env"]["TOKEN"], "********");
+    let shown = ok(&mcpr(&router, &["server", "show", "one"]));
+    assert!(shown.contains("first") && !shown.contains("abc"), "{shown}");
+    let tools = ok(&mcpr(&router, &["server", "tools", "one"]));
+    assert!(tools.contains("echo") && tools.contains("add"), "{tools}");
+    let logs = ok(&mcpr(&router, &["server", "logs", "one"]));
+    assert!(logs.contains("fixture server cli one ready"), "{logs}");
+
+    // Import Claude Desktop's format: new ones created, existing names skipped.
+    let remote = HttpFixture::start("far", &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("claude_desktop_config.json");
+    let config = serde_json::json!({"mcpServers": {
+        "one": {"command": "/bin/false"},
+        "two": {"command": fixture, "args": ["--name", "two"], "env": {"A": "1"}, "autoApprove": []},
+        "far": {"type": "http", "url": remote.url},
+    }});
+    std::fs::write(&file, config.to_string()).unwrap();
+    let imported = ok(&mcpr(
+        &router,
+        &["--json", "import", file.to_str().unwrap()],
+    ));
+    let imported: Value = serde_json::from_str(&imported).unwrap();
+    let mut created: Vec<&str> = imported["created"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    created.sort();
+    assert_eq!(created, ["far", "two"], "{imported}");
+    assert_eq!(imported["skipped"][0]["name"], "one");
+    router.api().wait_state("two", "running").await;
+    router.api().wait_state("far", "running").await;
+    assert_eq!(ok(&mcpr(&router, &["call", "far", "whoami"])).trim(), "far");
+
+    // Lifecycle.
+    ok(&mcpr(&router, &["server", "disable", "two"]));
+    assert_eq!(
+        router.api().server("two").await["status"]["state"],
+        "stopped"
+    );
+    ok(&mcpr(&router, &["server", "enable", "two"]));
+    ok(&mcpr(&router, &["server", "restart", "two"]));
+    ok(&mcpr(&router, &["server", "rm", "two"]));
+    let (status, _) = router.api().get("/api/v1/servers/two").await;
+    assert_eq!(status, 404);
+
+    // Errors: one clear line, non-zero exit.
+    let error = fails(&mcpr(&router, &["server", "show", "nope"]));
+    assert!(error.contains("nope") && error.contains("404"), "{error}");
+    let error = fails(&mcpr(
+        &router,
+        &["server", "add", "bad name", "--command", "x"],
+    ));
+    assert!(error.contains("name") && error.contains("422"), "{error}");
+    let error = fails(&mcpr(&router, &["server", "add", "one", "--command", "x"]));
+    assert!(error.contains("409"), "{error}");
+    let error = fails(&mcpr(&router, &["call", "one", "echo", "--args", "[1]"]));
+    assert!(error.contains("--args"), "{error}");
+    let error = fails(&mcpr(
+        &router,
+        &["call", "one", "fail", "--args", r#"{"message": "boom"}"#],
+    ));
+    assert!(error.contains("boom"), "{error}");
+    let gone = Command::new(bin("mcpr"))
+        .args(["--url", "http://127.0.0.1:9", "server", "list"])
+        .output()
+        .unwrap();
+    let error = fails(&gone);
+    assert!(error.contains("cannot reach the router"), "{error}");
+}
