@@ -211,7 +211,10 @@ impl Gateway {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(arguments)) => arguments,
             Some(_) => {
-                return Message::error(id, &RpcError::invalid_params("arguments must be an object"));
+                return Message::error(
+                    id,
+                    &RpcError::invalid_params("arguments must be an object"),
+                );
             }
         };
         let snapshot = self.snapshot.load();

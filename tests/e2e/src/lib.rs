@@ -1,2 +1,2 @@
-pub mod rmcp_client;
 pub mod harness;
+pub mod rmcp_client;

@@ -8,7 +8,10 @@ use mcpr_e2e::rmcp_client::{self, RpcError, connect_http, text_of};
 use serde_json::{Value, json};
 
 fn names(tools: &[Value]) -> Vec<String> {
-    let mut names: Vec<String> = tools.iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect();
+    let mut names: Vec<String> = tools
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
     names.sort();
     names
 }
@@ -21,37 +24,66 @@ async fn added_server_is_visible_and_callable_in_every_view() {
     // Callable within a second of being added (the issue's target), measured end to end.
     let added = Instant::now();
     let hierarchical = connect_http(&router.mcp_url("/mcp")).await.unwrap();
-    let text = wait_for("alpha's echo through call_tool", Duration::from_secs(10), || {
-        let client = &hierarchical;
-        async move {
-            client
-                .call_tool_text("call_tool", json!({"provider": "alpha", "tool": "echo", "arguments": {"text": "hi"}}))
-                .await
-                .ok()
-        }
-    })
+    let text = wait_for(
+        "alpha's echo through call_tool",
+        Duration::from_secs(10),
+        || {
+            let client = &hierarchical;
+            async move {
+                client
+                    .call_tool_text(
+                        "call_tool",
+                        json!({"provider": "alpha", "tool": "echo", "arguments": {"text": "hi"}}),
+                    )
+                    .await
+                    .ok()
+            }
+        },
+    )
     .await;
     assert_eq!(text, "hi");
-    assert!(added.elapsed() < Duration::from_secs(1), "first call took {:?} after add", added.elapsed());
+    assert!(
+        added.elapsed() < Duration::from_secs(1),
+        "first call took {:?} after add",
+        added.elapsed()
+    );
 
     // Hierarchical: only the meta-tools are listed.
     let meta = names(&hierarchical.list_tools().await.unwrap());
-    assert_eq!(meta, ["call_tool", "list_providers", "list_tools", "search_tools"]);
-    let providers = hierarchical.call_tool("list_providers", json!({})).await.unwrap();
+    assert_eq!(
+        meta,
+        ["call_tool", "list_providers", "list_tools", "search_tools"]
+    );
+    let providers = hierarchical
+        .call_tool("list_providers", json!({}))
+        .await
+        .unwrap();
     let listed = &providers["structuredContent"]["providers"];
     assert_eq!(listed[0]["name"], "alpha");
     assert_eq!(listed[0]["state"], "running");
     assert_eq!(listed[0]["tools"], 8);
-    let tools = hierarchical.call_tool("list_tools", json!({"provider": "alpha"})).await.unwrap();
+    let tools = hierarchical
+        .call_tool("list_tools", json!({"provider": "alpha"}))
+        .await
+        .unwrap();
     let tool_names = names(tools["structuredContent"]["tools"].as_array().unwrap());
-    assert!(tool_names.contains(&"echo".to_owned()) && tool_names.contains(&"add".to_owned()), "{tool_names:?}");
-    let found = hierarchical.call_tool("search_tools", json!({"query": "add numbers sum"})).await.unwrap();
+    assert!(
+        tool_names.contains(&"echo".to_owned()) && tool_names.contains(&"add".to_owned()),
+        "{tool_names:?}"
+    );
+    let found = hierarchical
+        .call_tool("search_tools", json!({"query": "add numbers sum"}))
+        .await
+        .unwrap();
     let results = found["structuredContent"]["results"].as_array().unwrap();
     assert_eq!(results[0]["provider"], "alpha");
     assert_eq!(results[0]["tool"], "add");
     assert!(results[0]["inputSchema"]["properties"]["a"].is_object());
     // A provider's tool by its own name with a `provider` argument.
-    let sum = hierarchical.call_tool("add", json!({"provider": "alpha", "a": 2, "b": 40})).await.unwrap();
+    let sum = hierarchical
+        .call_tool("add", json!({"provider": "alpha", "a": 2, "b": 40}))
+        .await
+        .unwrap();
     assert_eq!(sum["structuredContent"]["sum"], 42);
     hierarchical.close().await.unwrap();
 
@@ -59,18 +91,44 @@ async fn added_server_is_visible_and_callable_in_every_view() {
     let flat = connect_http(&router.mcp_url("/mcp/all")).await.unwrap();
     let flat_tools = flat.list_tools().await.unwrap();
     assert!(names(&flat_tools).contains(&"alpha__echo".to_owned()));
-    let add = flat_tools.iter().find(|t| t["name"] == "alpha__add").unwrap();
-    assert!(add["outputSchema"].is_object(), "outputSchema survives the flat view: {add}");
-    assert_eq!(flat.call_tool_text("alpha__whoami", json!({})).await.unwrap(), "alpha");
+    let add = flat_tools
+        .iter()
+        .find(|t| t["name"] == "alpha__add")
+        .unwrap();
+    assert!(
+        add["outputSchema"].is_object(),
+        "outputSchema survives the flat view: {add}"
+    );
+    assert_eq!(
+        flat.call_tool_text("alpha__whoami", json!({}))
+            .await
+            .unwrap(),
+        "alpha"
+    );
     flat.close().await.unwrap();
 
     // Transparent: exactly the upstream.
     let transparent = connect_http(&router.mcp_url("/mcp/p/alpha")).await.unwrap();
-    assert_eq!(transparent.server_info().unwrap()["serverInfo"]["name"], "alpha");
+    assert_eq!(
+        transparent.server_info().unwrap()["serverInfo"]["name"],
+        "alpha"
+    );
     assert_eq!(names(&transparent.list_tools().await.unwrap()).len(), 8);
-    assert_eq!(transparent.call_tool_text("echo", json!({"text": "plain"})).await.unwrap(), "plain");
+    assert_eq!(
+        transparent
+            .call_tool_text("echo", json!({"text": "plain"}))
+            .await
+            .unwrap(),
+        "plain"
+    );
     // Secrets reach the process environment, and never the API.
-    assert_eq!(transparent.call_tool_text("get_env", json!({"name": "FIXTURE_SECRET"})).await.unwrap(), "s3cret-value");
+    assert_eq!(
+        transparent
+            .call_tool_text("get_env", json!({"name": "FIXTURE_SECRET"}))
+            .await
+            .unwrap(),
+        "s3cret-value"
+    );
     transparent.close().await.unwrap();
     let shown = api.server("alpha").await;
     assert!(!shown.to_string().contains("s3cret-value"), "{shown}");
@@ -85,32 +143,57 @@ async fn crashed_upstream_gives_a_clear_error_then_comes_back() {
     api.wait_state("crashy", "running").await;
     let mut mcp = RawMcp::new(&router.mcp_url("/mcp/p/crashy"));
     mcp.initialize().await;
-    assert_eq!(text_of(&mcp.call("echo", json!({"text": "before"})).await.unwrap()), "before");
+    assert_eq!(
+        text_of(&mcp.call("echo", json!({"text": "before"})).await.unwrap()),
+        "before"
+    );
 
     // The crash call itself fails at once with the reason, never hangs.
     let started = Instant::now();
     let error = mcp.call("crash", json!({"code": 7})).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(error["code"], -32001, "{error}");
-    assert!(error["message"].as_str().unwrap().contains("status 7"), "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("status 7"),
+        "{error}"
+    );
 
     // While it is down: a clear JSON-RPC error, quickly.
     let started = Instant::now();
     let error = mcp.call("echo", json!({"text": "down"})).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2));
     let message = error["message"].as_str().unwrap();
-    assert!(message.contains("crashy") && message.contains("status 7"), "{error}");
+    assert!(
+        message.contains("crashy") && message.contains("status 7"),
+        "{error}"
+    );
 
     // It comes back by itself and serves again, on the same client session.
     api.wait_until("crashy", "running again after a restart", |s| {
         s["status"]["state"] == "running" && s["status"]["restart_count"].as_u64() >= Some(1)
     })
     .await;
-    assert_eq!(text_of(&mcp.call("echo", json!({"text": "after"})).await.unwrap()), "after");
+    assert_eq!(
+        text_of(&mcp.call("echo", json!({"text": "after"})).await.unwrap()),
+        "after"
+    );
     let (_, logs) = api.get("/api/v1/servers/crashy/logs").await;
-    let lines: Vec<&str> = logs.as_array().unwrap().iter().map(|l| l["line"].as_str().unwrap()).collect();
-    assert!(lines.iter().any(|l| l.contains("exited with status 7")), "{lines:?}");
-    assert!(lines.iter().any(|l| l.contains("fixture server crashy ready")), "stderr is captured: {lines:?}");
+    let lines: Vec<&str> = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_str().unwrap())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("exited with status 7")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("fixture server crashy ready")),
+        "stderr is captured: {lines:?}"
+    );
 }
 
 #[tokio::test]
@@ -121,26 +204,62 @@ async fn remote_http_upstream_lifecycle_and_persistence() {
     api.add(json!({"name": "far", "runtime": {"kind": "remote", "url": fixture.url, "headers": {"X-Token": "t0ken"}}})).await;
     api.wait_state("far", "running").await;
     let client = connect_http(&router.mcp_url("/mcp/all")).await.unwrap();
-    assert_eq!(client.call_tool_text("far__whoami", json!({})).await.unwrap(), "far");
-    assert_eq!(client.call_tool_text("far__add", json!({"a": 1.5, "b": 2})).await.unwrap(), "3.5");
+    assert_eq!(
+        client
+            .call_tool_text("far__whoami", json!({}))
+            .await
+            .unwrap(),
+        "far"
+    );
+    assert_eq!(
+        client
+            .call_tool_text("far__add", json!({"a": 1.5, "b": 2}))
+            .await
+            .unwrap(),
+        "3.5"
+    );
 
     // Disable: stopped, refused on call with a reason; enable: back.
     let (status, body) = api.post("/api/v1/servers/far/disable", json!({})).await;
-    assert_eq!((status, body["status"]["state"].as_str()), (200, Some("stopped")));
-    let refused = wait_for("the gateway to see far disabled", Duration::from_secs(5), || {
-        let client = &client;
-        async move { client.call_tool("far__echo", json!({"text": "x"})).await.err() }
-    })
+    assert_eq!(
+        (status, body["status"]["state"].as_str()),
+        (200, Some("stopped"))
+    );
+    let refused = wait_for(
+        "the gateway to see far disabled",
+        Duration::from_secs(5),
+        || {
+            let client = &client;
+            async move {
+                client
+                    .call_tool("far__echo", json!({"text": "x"}))
+                    .await
+                    .err()
+            }
+        },
+    )
     .await;
-    assert!(format!("{refused:#}").contains("\"far\" is disabled"), "{refused:#}");
+    assert!(
+        format!("{refused:#}").contains("\"far\" is disabled"),
+        "{refused:#}"
+    );
     api.post("/api/v1/servers/far/enable", json!({})).await;
     api.wait_state("far", "running").await;
 
     // Restart through the API bumps the generation; the server comes back running.
     let (status, _) = api.post("/api/v1/servers/far/restart", json!({})).await;
     assert_eq!(status, 202);
-    api.wait_until("far", "restarted", |s| s["status"]["state"] == "running" && s["status"]["restart_generation"] == 1).await;
-    assert_eq!(client.call_tool_text("far__echo", json!({"text": "restarted"})).await.unwrap(), "restarted");
+    api.wait_until("far", "restarted", |s| {
+        s["status"]["state"] == "running" && s["status"]["restart_generation"] == 1
+    })
+    .await;
+    assert_eq!(
+        client
+            .call_tool_text("far__echo", json!({"text": "restarted"}))
+            .await
+            .unwrap(),
+        "restarted"
+    );
     client.close().await.unwrap();
 
     // The registry survives a router restart (SQLite in the data dir).
@@ -159,20 +278,46 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
 
     // Invalid specs: 422 naming the field.
     for (body, field) in [
-        (json!({"name": "bad name", "runtime": {"kind": "process", "command": "x"}}), "name"),
-        (json!({"name": "a__b", "runtime": {"kind": "process", "command": "x"}}), "name"),
-        (json!({"name": "ok", "runtime": {"kind": "process", "command": ""}}), "runtime.command"),
-        (json!({"name": "ok", "runtime": {"kind": "remote", "url": "ftp://x"}}), "runtime.url"),
-        (json!({"name": "ok", "runtime": {"kind": "process", "command": "x", "env": {"1X": "y"}}}), "runtime.env.1X"),
+        (
+            json!({"name": "bad name", "runtime": {"kind": "process", "command": "x"}}),
+            "name",
+        ),
+        (
+            json!({"name": "a__b", "runtime": {"kind": "process", "command": "x"}}),
+            "name",
+        ),
+        (
+            json!({"name": "ok", "runtime": {"kind": "process", "command": ""}}),
+            "runtime.command",
+        ),
+        (
+            json!({"name": "ok", "runtime": {"kind": "remote", "url": "ftp://x"}}),
+            "runtime.url",
+        ),
+        (
+            json!({"name": "ok", "runtime": {"kind": "process", "command": "x", "env": {"1X": "y"}}}),
+            "runtime.env.1X",
+        ),
     ] {
         let (status, answer) = api.post("/api/v1/servers", body.clone()).await;
         assert_eq!(status, 422, "{body} -> {answer}");
         assert_eq!(answer["error"]["field"], field, "{answer}");
     }
     // Unknown fields and wrong shapes: 400 saying where.
-    let (status, answer) = api.post("/api/v1/servers", json!({"name": "x", "runtime": {"kind": "process", "command": "x"}, "bogus": 1})).await;
+    let (status, answer) = api
+        .post(
+            "/api/v1/servers",
+            json!({"name": "x", "runtime": {"kind": "process", "command": "x"}, "bogus": 1}),
+        )
+        .await;
     assert_eq!(status, 400, "{answer}");
-    assert!(answer["error"]["message"].as_str().unwrap().contains("bogus"), "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bogus"),
+        "{answer}"
+    );
     // Duplicate: 409, the stored one untouched.
     let (status, answer) = api
         .post("/api/v1/servers", json!({"name": "keep", "description": "impostor", "runtime": {"kind": "process", "command": "/bin/false"}}))
@@ -184,7 +329,10 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
     assert_eq!(kept["description"], "fixture server keep");
     // Unknown server: 404.
     let (status, answer) = api.get("/api/v1/servers/nope").await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
     // Hostile strings are data, not markup or SQL.
     let evil = "x'); DROP TABLE servers; --";
     let (status, _) = api.post("/api/v1/servers", json!({"name": "evil", "description": evil, "runtime": {"kind": "process", "command": "/bin/false"}})).await;
@@ -197,12 +345,27 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
     api.wait_state("keep", "running").await;
     let mut mcp = RawMcp::new(&router.mcp_url("/mcp"));
     mcp.initialize().await;
-    let unknown = mcp.call("call_tool", json!({"provider": "nope", "tool": "echo"})).await.unwrap();
+    let unknown = mcp
+        .call("call_tool", json!({"provider": "nope", "tool": "echo"}))
+        .await
+        .unwrap();
     assert_eq!(unknown["isError"], true);
-    assert!(text_of(&unknown).contains("unknown provider \"nope\""), "{unknown}");
-    let unknown = mcp.call("call_tool", json!({"provider": "keep", "tool": "nope"})).await.unwrap();
-    assert!(text_of(&unknown).contains("has no tool \"nope\""), "{unknown}");
-    let error = mcp.call("echo", json!({"provider": "nope", "text": "x"})).await.unwrap_err();
+    assert!(
+        text_of(&unknown).contains("unknown provider \"nope\""),
+        "{unknown}"
+    );
+    let unknown = mcp
+        .call("call_tool", json!({"provider": "keep", "tool": "nope"}))
+        .await
+        .unwrap();
+    assert!(
+        text_of(&unknown).contains("has no tool \"nope\""),
+        "{unknown}"
+    );
+    let error = mcp
+        .call("echo", json!({"provider": "nope", "text": "x"}))
+        .await
+        .unwrap_err();
     assert_eq!(error["code"], -32602);
     let error = mcp.call("no_such_tool", json!({})).await.unwrap_err();
     assert_eq!(error["code"], -32602);
@@ -210,18 +373,51 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
     assert_eq!(malformed.status, 400);
     assert_eq!(malformed.body["error"]["code"], -32700);
     let shapeless = mcp.post_bytes(r#"{"jsonrpc":"2.0","id":5}"#).await;
-    assert_eq!(shapeless.body["error"]["code"], -32600, "{}", shapeless.body);
-    let oversized = mcp.post_bytes(format!(r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"x":"{}"}}}}"#, "a".repeat(5 * 1024 * 1024))).await;
+    assert_eq!(
+        shapeless.body["error"]["code"], -32600,
+        "{}",
+        shapeless.body
+    );
+    let oversized = mcp
+        .post_bytes(format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"x":"{}"}}}}"#,
+            "a".repeat(5 * 1024 * 1024)
+        ))
+        .await;
     assert_eq!(oversized.status, 413);
     assert_eq!(oversized.body["error"]["code"], -32600);
     let mut no_session = RawMcp::new(&router.mcp_url("/mcp"));
-    assert_eq!(no_session.post_bytes(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await.status, 400);
+    assert_eq!(
+        no_session
+            .post_bytes(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+            .await
+            .status,
+        400
+    );
     no_session.session = Some("forged".into());
-    assert_eq!(no_session.post_bytes(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await.status, 404);
-    let unknown_view = RawMcp::new(&router.mcp_url("/mcp/p/nope")).post_bytes(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#).await;
+    assert_eq!(
+        no_session
+            .post_bytes(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+            .await
+            .status,
+        404
+    );
+    let unknown_view = RawMcp::new(&router.mcp_url("/mcp/p/nope"))
+        .post_bytes(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#)
+        .await;
     assert_eq!(unknown_view.status, 404);
     // Nothing was lost along the way, and the gateway still serves.
-    assert_eq!(text_of(&mcp.call("call_tool", json!({"provider": "keep", "tool": "echo", "arguments": {"text": "ok"}})).await.unwrap()), "ok");
+    assert_eq!(
+        text_of(
+            &mcp.call(
+                "call_tool",
+                json!({"provider": "keep", "tool": "echo", "arguments": {"text": "ok"}})
+            )
+            .await
+            .unwrap()
+        ),
+        "ok"
+    );
     let (_, all) = api.get("/api/v1/servers").await;
     assert_eq!(all.as_array().unwrap().len(), 2);
 }
@@ -233,25 +429,59 @@ async fn deleting_a_server_stops_it() {
     api.add_fixture("gone", &[]).await;
     api.wait_state("gone", "running").await;
     let client = connect_http(&router.mcp_url("/mcp/all")).await.unwrap();
-    assert_eq!(client.call_tool_text("gone__echo", json!({"text": "x"})).await.unwrap(), "x");
-    let (status, _) = api.call(reqwest::Method::DELETE, "/api/v1/servers/gone", None).await;
+    assert_eq!(
+        client
+            .call_tool_text("gone__echo", json!({"text": "x"}))
+            .await
+            .unwrap(),
+        "x"
+    );
+    let (status, _) = api
+        .call(reqwest::Method::DELETE, "/api/v1/servers/gone", None)
+        .await;
     assert_eq!(status, 204);
-    wait_for("the tool to disappear from /mcp/all", Duration::from_secs(5), || {
-        let client = &client;
-        async move { client.list_tools().await.ok().filter(|t| t.is_empty()).map(|_| ()) }
-    })
+    wait_for(
+        "the tool to disappear from /mcp/all",
+        Duration::from_secs(5),
+        || {
+            let client = &client;
+            async move {
+                client
+                    .list_tools()
+                    .await
+                    .ok()
+                    .filter(|t| t.is_empty())
+                    .map(|_| ())
+            }
+        },
+    )
     .await;
-    let error = client.call_tool("gone__echo", json!({"text": "x"})).await.unwrap_err();
-    assert_eq!(error.downcast_ref::<RpcError>().map(|e| e.code), Some(-32602), "{error}");
+    let error = client
+        .call_tool("gone__echo", json!({"text": "x"}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.downcast_ref::<RpcError>().map(|e| e.code),
+        Some(-32602),
+        "{error}"
+    );
     // The fixture process is gone too.
     let fixture = bin("mcpr-fixture-server");
-    wait_for("the fixture process to exit", Duration::from_secs(5), || {
-        let fixture = fixture.clone();
-        async move {
-            let out = std::process::Command::new("pgrep").arg("-f").arg(format!("{} --name gone", fixture.display())).output().unwrap();
-            out.stdout.is_empty().then_some(())
-        }
-    })
+    wait_for(
+        "the fixture process to exit",
+        Duration::from_secs(5),
+        || {
+            let fixture = fixture.clone();
+            async move {
+                let out = std::process::Command::new("pgrep")
+                    .arg("-f")
+                    .arg(format!("{} --name gone", fixture.display()))
+                    .output()
+                    .unwrap();
+                out.stdout.is_empty().then_some(())
+            }
+        },
+    )
     .await;
 }
 
@@ -271,17 +501,37 @@ async fn rmcp_client_over_stdio_to_mcpr_stdio() {
     )
     .await
     .unwrap();
-    assert_eq!(names(&client.list_tools().await.unwrap()), ["call_tool", "list_providers", "list_tools", "search_tools"]);
+    assert_eq!(
+        names(&client.list_tools().await.unwrap()),
+        ["call_tool", "list_providers", "list_tools", "search_tools"]
+    );
     let text = wait_for("desk through mcpr stdio", Duration::from_secs(10), || {
         let client = &client;
-        async move { client.call_tool_text("call_tool", json!({"provider": "desk", "tool": "whoami"})).await.ok() }
+        async move {
+            client
+                .call_tool_text("call_tool", json!({"provider": "desk", "tool": "whoami"}))
+                .await
+                .ok()
+        }
     })
     .await;
     assert_eq!(text, "desk");
     client.close().await.unwrap();
 
     // Bridge mode: stdio to the running HTTP router.
-    let bridge = rmcp_client::connect_stdio(&bin("mcpr"), &["--url", &router.url(), "stdio"], &[("RUST_LOG", "warn")]).await.unwrap();
-    assert_eq!(bridge.call_tool_text("echo", json!({"provider": "desk", "text": "bridged"})).await.unwrap(), "bridged");
+    let bridge = rmcp_client::connect_stdio(
+        &bin("mcpr"),
+        &["--url", &router.url(), "stdio"],
+        &[("RUST_LOG", "warn")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        bridge
+            .call_tool_text("echo", json!({"provider": "desk", "text": "bridged"}))
+            .await
+            .unwrap(),
+        "bridged"
+    );
     bridge.close().await.unwrap();
 }
