@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +32,32 @@ pub struct ClientSession {
     pub view: View,
     pub protocol_version: String,
     pub created: Instant,
+    /// Seconds since `created` of the last request, for idle expiry.
+    pub last_seen: std::sync::atomic::AtomicU64,
+}
+
+impl ClientSession {
+    fn touch(&self) {
+        self.last_seen.store(
+            self.created.elapsed().as_secs(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    fn idle_for(&self) -> std::time::Duration {
+        let last = self.last_seen.load(std::sync::atomic::Ordering::Relaxed);
+        self.created
+            .elapsed()
+            .saturating_sub(std::time::Duration::from_secs(last))
+    }
+}
+
+/// Forgets sessions idle for longer than `idle`; their clients get 404 and initialize anew,
+/// as the transport specifies.
+pub fn expire_sessions(sessions: &Sessions, idle: std::time::Duration) -> usize {
+    let before = sessions.len();
+    sessions.retain(|_, s| s.idle_for() < idle);
+    before - sessions.len()
 }
 
 pub type Sessions = DashMap<String, ClientSession>;
@@ -89,14 +114,10 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
                 .with_state(view(Some(View::Hierarchical))),
         );
     }
-    router.layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+    router
 }
 
-async fn post_fixed(
-    State(route): State<Route>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn post_fixed(State(route): State<Route>, headers: HeaderMap, body: Body) -> Response {
     let view = route.view.clone().expect("fixed routes have a view");
     handle_post(&route.gateway, view, &headers, body).await
 }
@@ -105,7 +126,7 @@ async fn post_provider(
     State(route): State<Route>,
     Path(provider): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     if !route
         .gateway
@@ -169,12 +190,7 @@ fn end_session(gateway: &Gateway, view: &View, headers: &HeaderMap) -> Response 
     }
 }
 
-async fn handle_post(
-    gateway: &Gateway,
-    view: View,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn handle_post(gateway: &Gateway, view: View, headers: &HeaderMap, body: Body) -> Response {
     if let Err(refusal) = check_origin(gateway, headers) {
         return refusal;
     }
@@ -204,20 +220,20 @@ async fn handle_post(
             );
         }
     }
-    let body = match body {
+    let body = match read_body(body).await {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+        Err(BodyError::TooLarge) => {
             return rpc_refusal(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 code::INVALID_REQUEST,
                 &format!("request body is over {MAX_BODY_BYTES} bytes"),
             );
         }
-        Err(rejection) => {
+        Err(BodyError::Broken(e)) => {
             return rpc_refusal(
                 StatusCode::BAD_REQUEST,
                 code::INVALID_REQUEST,
-                &rejection.body_text(),
+                &format!("reading the request body: {e}"),
             );
         }
     };
@@ -267,6 +283,7 @@ async fn handle_post(
                 view: view.clone(),
                 protocol_version: crate::views::negotiate_version(&requested).to_owned(),
                 created: Instant::now(),
+                last_seen: Default::default(),
             },
         ));
         id
@@ -279,7 +296,10 @@ async fn handle_post(
             );
         };
         match gateway.sessions.get(id) {
-            Some(session) if session.view == view => id.to_owned(),
+            Some(session) if session.view == view => {
+                session.touch();
+                id.to_owned()
+            }
             _ => {
                 return rpc_refusal(
                     StatusCode::NOT_FOUND,
@@ -322,6 +342,39 @@ async fn handle_post(
     } else {
         sse_response(&body, session_header)
     }
+}
+
+enum BodyError {
+    TooLarge,
+    Broken(String),
+}
+
+/// Reads at most [`MAX_BODY_BYTES`]. An oversized body is drained (up to a bound) before the
+/// 413 goes out, so the client reads the refusal instead of a reset connection.
+async fn read_body(body: Body) -> Result<Bytes, BodyError> {
+    use futures::StreamExt;
+    const DRAIN_LIMIT: usize = 16 * MAX_BODY_BYTES;
+    let mut stream = body.into_data_stream();
+    let mut collected = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| BodyError::Broken(e.to_string()))?;
+        seen += chunk.len();
+        if seen > MAX_BODY_BYTES {
+            let drain = async {
+                while let Some(Ok(chunk)) = stream.next().await {
+                    seen += chunk.len();
+                    if seen > DRAIN_LIMIT {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
+            return Err(BodyError::TooLarge);
+        }
+        collected.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(collected))
 }
 
 /// A single message or a batch (JSON array, 2025-03-26).

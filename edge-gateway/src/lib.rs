@@ -30,6 +30,8 @@ pub struct Config {
     /// Browser origins allowed besides loopback and the request's own host
     /// (`MCPR_ALLOWED_ORIGINS`, comma-separated; `*` allows any).
     pub allowed_origins: Vec<String>,
+    /// Client sessions idle this long are forgotten (`MCPR_SESSION_IDLE_SECS`).
+    pub session_idle: Duration,
 }
 
 impl Default for Config {
@@ -40,6 +42,7 @@ impl Default for Config {
             mcp_path: "/mcp".into(),
             request_timeout: Duration::from_secs(130),
             allowed_origins: Vec::new(),
+            session_idle: Duration::from_secs(24 * 3600),
         }
     }
 }

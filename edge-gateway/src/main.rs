@@ -33,6 +33,9 @@ struct Args {
     /// Browser origins allowed besides loopback and the request's own host (comma-separated).
     #[arg(long, env = "MCPR_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String>,
+    /// Forget client sessions idle for this many seconds.
+    #[arg(long, env = "MCPR_SESSION_IDLE_SECS", default_value_t = 86_400)]
+    session_idle_secs: u64,
 }
 
 #[tokio::main]
@@ -51,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         mcp_path: args.mcp_path,
         request_timeout: Duration::from_secs(args.request_timeout_secs),
         allowed_origins: args.allowed_origins,
+        session_idle: Duration::from_secs(args.session_idle_secs.max(1)),
     };
     let gateway = mcpr_edge_gateway::Gateway::start(config);
     tracing::info!(addr = %listener.local_addr()?, path = %gateway.config.mcp_path, "edge gateway listening");

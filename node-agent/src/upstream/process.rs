@@ -26,6 +26,39 @@ pub struct ProcessSpec<'a> {
     pub cwd: Option<&'a str>,
 }
 
+/// Variables a server inherits from the agent: what launchers such as `npx` and `uvx` need
+/// to find themselves, their caches and the network. Nothing else crosses over: the agent's
+/// own secrets (`DATABASE_URL`, keys) must never reach third-party servers.
+const INHERITED_VARS: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "TERM",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+];
+const INHERITED_PREFIXES: &[&str] = &["LC_", "XDG_", "NPM_CONFIG_", "npm_config_", "UV_", "PIP_"];
+
+fn inherited_env() -> impl Iterator<Item = (String, String)> {
+    std::env::vars().filter(|(key, _)| {
+        INHERITED_VARS.contains(&key.as_str())
+            || INHERITED_PREFIXES.iter().any(|p| key.starts_with(p))
+    })
+}
+
 /// Starts the child and wires its pipes to a [`Connection`]. The child is killed when the
 /// connection closes (or the agent drops it).
 pub fn spawn(
@@ -37,6 +70,8 @@ pub fn spawn(
     let mut command = Command::new(spec.command);
     command
         .args(spec.args)
+        .env_clear()
+        .envs(inherited_env())
         .envs(spec.env)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -18,7 +18,8 @@ fn names(tools: &[Value]) -> Vec<String> {
 
 #[tokio::test]
 async fn added_server_is_visible_and_callable_in_every_view() {
-    let router = Router::start().await;
+    // The router's own environment (which may hold its secrets) must not reach servers.
+    let router = Router::start_with(&[], &[("MCPR_LEAK_CANARY", "router-secret")]).await;
     let api = router.api();
     api.add_fixture("alpha", &[]).await;
     // Callable within a second of being added (the target), measured end to end.
@@ -128,6 +129,20 @@ async fn added_server_is_visible_and_callable_in_every_view() {
             .await
             .unwrap(),
         "s3cret-value"
+    );
+    assert_eq!(
+        transparent
+            .call_tool_text("get_env", json!({"name": "MCPR_LEAK_CANARY"}))
+            .await
+            .unwrap(),
+        ""
+    );
+    assert_ne!(
+        transparent
+            .call_tool_text("get_env", json!({"name": "PATH"}))
+            .await
+            .unwrap(),
+        ""
     );
     transparent.close().await.unwrap();
     let shown = api.server("alpha").await;
