@@ -4,6 +4,7 @@
 
 pub mod jsonrpc;
 pub mod model;
+pub mod relay;
 pub mod telemetry;
 
 /// Milliseconds since the Unix epoch, the timestamp unit on the wire.

@@ -58,10 +58,16 @@ pub struct Gateway {
 impl Gateway {
     /// Starts following the control plane; serve with [`Gateway::router`] or [`stdio::serve`].
     pub fn start(config: Config) -> Arc<Gateway> {
+        Gateway::start_with_local_agent(config, None)
+    }
+
+    /// Like [`Gateway::start`], with an agent in the same process that is called directly
+    /// instead of through its relay URL (`mcpr up`): (its relay URL, the agent).
+    pub fn start_with_local_agent(config: Config, local: Option<(String, Arc<dyn mcpr_core::relay::LocalAgent>)>) -> Arc<Gateway> {
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
         let ready = Arc::new(tokio::sync::Notify::new());
         let gateway = Arc::new(Gateway {
-            relays: relay::RelayPool::new(config.request_timeout),
+            relays: relay::RelayPool::new(config.request_timeout, local),
             sessions: Default::default(),
             snapshot: snapshot.clone(),
             snapshot_ready: ready.clone(),

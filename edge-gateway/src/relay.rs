@@ -9,6 +9,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use futures::StreamExt;
 use mcpr_core::jsonrpc::{Message, RpcError, code};
+use mcpr_core::relay::LocalAgent;
 use mcpr_proto as pb;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -23,6 +24,8 @@ struct Link {
 
 /// Relay links to every agent, by relay URL.
 pub struct RelayPool {
+    /// An agent in this process (`mcpr up`), called directly: (its relay URL, the agent).
+    local: Option<(String, Arc<dyn LocalAgent>)>,
     links: DashMap<String, Arc<Link>>,
     connecting: DashMap<String, Arc<Mutex<()>>>,
     next_exchange: AtomicU64,
@@ -30,8 +33,9 @@ pub struct RelayPool {
 }
 
 impl RelayPool {
-    pub fn new(timeout: Duration) -> Self {
+    pub fn new(timeout: Duration, local: Option<(String, Arc<dyn LocalAgent>)>) -> Self {
         RelayPool {
+            local,
             links: DashMap::new(),
             connecting: DashMap::new(),
             next_exchange: AtomicU64::new(1),
@@ -45,8 +49,17 @@ impl RelayPool {
         relay_url: &str,
         provider: &str,
         session: &str,
-        message: &Message,
+        message: Message,
     ) -> Result<Message, RpcError> {
+        if let Some(agent) = self.local_agent(relay_url) {
+            let answer = agent.request(provider, session, message);
+            return tokio::time::timeout(self.timeout, answer).await.map_err(|_| {
+                RpcError::new(
+                    code::UPSTREAM_TIMEOUT,
+                    format!("no answer from provider {provider:?} within {} s", self.timeout.as_secs()),
+                )
+            });
+        }
         let link = self.link(relay_url).await?;
         let exchange_id = self.next_exchange.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
@@ -85,8 +98,12 @@ impl RelayPool {
         relay_url: &str,
         provider: &str,
         session: &str,
-        message: &Message,
+        message: Message,
     ) -> Result<(), RpcError> {
+        if let Some(agent) = self.local_agent(relay_url) {
+            agent.notify(provider, session, message).await;
+            return Ok(());
+        }
         let link = self.link(relay_url).await?;
         let frame = pb::RelayFrame {
             exchange_id: 0,
@@ -99,6 +116,10 @@ impl RelayPool {
             .send(frame)
             .await
             .map_err(|_| unreachable(relay_url, "relay stream closed"))
+    }
+
+    fn local_agent(&self, relay_url: &str) -> Option<&Arc<dyn LocalAgent>> {
+        self.local.as_ref().filter(|(url, _)| url == relay_url).map(|(_, agent)| agent)
     }
 
     async fn link(&self, relay_url: &str) -> Result<Arc<Link>, RpcError> {

@@ -59,7 +59,7 @@ impl Gateway {
                         if let Ok((provider, relay_url)) = route(&snapshot, name) {
                             let _ = self
                                 .relays
-                                .notify(&relay_url, &provider.name, session, &message)
+                                .notify(&relay_url, &provider.name, session, message)
                                 .await;
                         }
                     }
@@ -144,7 +144,7 @@ impl Gateway {
         };
         match self
             .relays
-            .request(&relay_url, &provider.name, session, &message)
+            .request(&relay_url, &provider.name, session, message)
             .await
         {
             Ok(mut response) => {

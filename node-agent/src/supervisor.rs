@@ -384,3 +384,13 @@ async fn start(
         }
     }
 }
+
+impl mcpr_core::relay::LocalAgent for Agent {
+    fn request<'a>(&'a self, provider: &'a str, _session: &'a str, message: Message) -> mcpr_core::relay::BoxFuture<'a, Message> {
+        Box::pin(self.relay_request(provider, message))
+    }
+
+    fn notify<'a>(&'a self, provider: &'a str, _session: &'a str, message: Message) -> mcpr_core::relay::BoxFuture<'a, ()> {
+        Box::pin(self.relay_notification(provider, message))
+    }
+}
