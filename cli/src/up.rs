@@ -50,13 +50,16 @@ pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
     let relay_url = format!("http://{}", relay_listener.local_addr()?);
     let agent = mcpr_node_agent::start(agent_config, relay_listener).await?;
     let local: Arc<dyn mcpr_core::relay::LocalAgent> = agent.clone();
-    let gateway = mcpr_edge_gateway::Gateway::start_with_local_agent(mcpr_edge_gateway::Config {
-        gateway_id: "local".into(),
-        control_plane_url,
-        mcp_path: options.mcp_path.clone(),
-        allowed_origins: options.allowed_origins.clone(),
-        ..Default::default()
-    }, Some((relay_url, local)));
+    let gateway = mcpr_edge_gateway::Gateway::start_with_local_agent(
+        mcpr_edge_gateway::Config {
+            gateway_id: "local".into(),
+            control_plane_url,
+            mcp_path: options.mcp_path.clone(),
+            allowed_origins: options.allowed_origins.clone(),
+            ..Default::default()
+        },
+        Some((relay_url, local)),
+    );
     if !gateway.wait_for_snapshot(Duration::from_secs(10)).await {
         anyhow::bail!(
             "the gateway got no configuration from the in-process control plane within 10 s"

@@ -63,7 +63,10 @@ impl Gateway {
 
     /// Like [`Gateway::start`], with an agent in the same process that is called directly
     /// instead of through its relay URL (`mcpr up`): (its relay URL, the agent).
-    pub fn start_with_local_agent(config: Config, local: Option<(String, Arc<dyn mcpr_core::relay::LocalAgent>)>) -> Arc<Gateway> {
+    pub fn start_with_local_agent(
+        config: Config,
+        local: Option<(String, Arc<dyn mcpr_core::relay::LocalAgent>)>,
+    ) -> Arc<Gateway> {
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
         let ready = Arc::new(tokio::sync::Notify::new());
         let gateway = Arc::new(Gateway {

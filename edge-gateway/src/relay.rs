@@ -53,12 +53,17 @@ impl RelayPool {
     ) -> Result<Message, RpcError> {
         if let Some(agent) = self.local_agent(relay_url) {
             let answer = agent.request(provider, session, message);
-            return tokio::time::timeout(self.timeout, answer).await.map_err(|_| {
-                RpcError::new(
-                    code::UPSTREAM_TIMEOUT,
-                    format!("no answer from provider {provider:?} within {} s", self.timeout.as_secs()),
-                )
-            });
+            return tokio::time::timeout(self.timeout, answer)
+                .await
+                .map_err(|_| {
+                    RpcError::new(
+                        code::UPSTREAM_TIMEOUT,
+                        format!(
+                            "no answer from provider {provider:?} within {} s",
+                            self.timeout.as_secs()
+                        ),
+                    )
+                });
         }
         let link = self.link(relay_url).await?;
         let exchange_id = self.next_exchange.fetch_add(1, Ordering::Relaxed);
@@ -119,7 +124,10 @@ impl RelayPool {
     }
 
     fn local_agent(&self, relay_url: &str) -> Option<&Arc<dyn LocalAgent>> {
-        self.local.as_ref().filter(|(url, _)| url == relay_url).map(|(_, agent)| agent)
+        self.local
+            .as_ref()
+            .filter(|(url, _)| url == relay_url)
+            .map(|(_, agent)| agent)
     }
 
     async fn link(&self, relay_url: &str) -> Result<Arc<Link>, RpcError> {

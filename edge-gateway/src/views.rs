@@ -137,7 +137,7 @@ impl Gateway {
     /// Relays a request to `provider` as it is.
     async fn relay(&self, provider_name: &str, session: &str, message: Message) -> Message {
         let id = message.id.clone().unwrap_or(Value::Null);
-        let snapshot = self.snapshot.load();
+        let snapshot = self.settled_snapshot(provider_name).await;
         let (provider, relay_url) = match route(&snapshot, provider_name) {
             Ok(route) => route,
             Err(error) => return Message::error(id, &error),
@@ -279,6 +279,30 @@ impl Gateway {
         }
     }
 }
+
+impl Gateway {
+    /// The current snapshot, after waiting (up to [`STARTUP_GRACE`]) while `provider` is
+    /// known but not yet placed on an agent or still starting: early callers get an answer
+    /// rather than a spurious error.
+    async fn settled_snapshot(&self, provider: &str) -> Arc<Snapshot> {
+        let deadline = std::time::Instant::now() + STARTUP_GRACE;
+        loop {
+            let snapshot = self.snapshot.load_full();
+            let unsettled = snapshot.providers.get(provider).is_some_and(|p| {
+                p.enabled
+                    && (p.agent_id.is_empty()
+                        || matches!(p.state, ServerState::Pending | ServerState::Starting))
+            });
+            if !unsettled || std::time::Instant::now() >= deadline {
+                return snapshot;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// How long a call waits for a provider that is still being placed or starting.
+const STARTUP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The provider named `name` and the relay URL of the agent that runs it.
 fn route<'a>(snapshot: &'a Snapshot, name: &str) -> Result<(&'a Arc<Provider>, String), RpcError> {

@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::logs::LogSink;
 use crate::upstream::{self, Connection, UpstreamEvent};
 
+/// How long a call waits for a provider that is still being assigned or starting.
+pub const STARTUP_GRACE: Duration = Duration::from_secs(10);
+
 /// A server as assigned by the control plane, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment {
@@ -228,21 +231,39 @@ impl Agent {
     /// Relays one JSON-RPC request to `provider` and returns its response message.
     pub async fn relay_request(&self, provider: &str, msg: Message) -> Message {
         let id = msg.id.clone().unwrap_or(serde_json::Value::Null);
-        let Some(server) = self.server(provider) else {
-            return Message::error(
-                id,
-                &RpcError::new(
-                    code::UPSTREAM_UNAVAILABLE,
-                    format!("provider {provider:?} does not run on this agent"),
-                ),
-            );
-        };
-        let Some(session) = server.session() else {
-            return Message::error(id, &server.unavailable());
+        let session = match self.ready_session(provider).await {
+            Ok(session) => session,
+            Err(error) => return Message::error(id, &error),
         };
         match session.request(msg).await {
             Ok(response) => response,
             Err(error) => Message::error(id, &error),
+        }
+    }
+
+    /// The provider's live session. A provider that is being assigned or is starting (the
+    /// first moments after `mcpr up` or `server add`) is waited for, up to
+    /// [`STARTUP_GRACE`], so that early callers get an answer rather than a spurious error.
+    async fn ready_session(&self, provider: &str) -> Result<Arc<Connection>, RpcError> {
+        let deadline = Instant::now() + STARTUP_GRACE;
+        loop {
+            let server = self.server(provider);
+            if let Some(session) = server.as_ref().and_then(|s| s.session()) {
+                return Ok(session);
+            }
+            let starting = server
+                .as_ref()
+                .is_none_or(|s| s.status.lock().unwrap().state == ServerState::Starting);
+            if !starting || Instant::now() >= deadline {
+                return Err(match server {
+                    Some(server) => server.unavailable(),
+                    None => RpcError::new(
+                        code::UPSTREAM_UNAVAILABLE,
+                        format!("provider {provider:?} does not run on this agent"),
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -386,11 +407,21 @@ async fn start(
 }
 
 impl mcpr_core::relay::LocalAgent for Agent {
-    fn request<'a>(&'a self, provider: &'a str, _session: &'a str, message: Message) -> mcpr_core::relay::BoxFuture<'a, Message> {
+    fn request<'a>(
+        &'a self,
+        provider: &'a str,
+        _session: &'a str,
+        message: Message,
+    ) -> mcpr_core::relay::BoxFuture<'a, Message> {
         Box::pin(self.relay_request(provider, message))
     }
 
-    fn notify<'a>(&'a self, provider: &'a str, _session: &'a str, message: Message) -> mcpr_core::relay::BoxFuture<'a, ()> {
+    fn notify<'a>(
+        &'a self,
+        provider: &'a str,
+        _session: &'a str,
+        message: Message,
+    ) -> mcpr_core::relay::BoxFuture<'a, ()> {
         Box::pin(self.relay_notification(provider, message))
     }
 }

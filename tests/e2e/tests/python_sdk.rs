@@ -1,0 +1,394 @@
+//! The official MCP Python SDK (PyPI `mcp` 2.x, pinned in tests/python/requirements.txt)
+//! against the real router, over streamable HTTP (all three views) and over stdio
+//! (`mcpr stdio` started by the SDK's stdio client).
+//!
+//! The clients are tests/python/sdk_http.py and tests/python/sdk_stdio.py: they print one JSON
+//! object with what the SDK observed, and these tests assert on it. They need the virtualenv
+//! made by `scripts/setup-python` (`scripts/test` runs it); without it they skip loudly,
+//! unless MCPR_REQUIRE_ALL=1 (as on CI), where they fail.
+
+use mcpr_e2e::harness::{Router, bin, free_port, python, run_python};
+use serde_json::{Value, json};
+
+/// The fixture server's tools, in the order it lists them.
+const FIXTURE_TOOLS: [&str; 8] = [
+    "echo",
+    "add",
+    "whoami",
+    "get_env",
+    "slow",
+    "log_stderr",
+    "crash",
+    "fail",
+];
+
+/// The protocol version the SDK settles on with the router. The SDK first probes the
+/// 2026-07-28 `server/discover`; the router does not speak it, so the SDK falls back to the
+/// `initialize` handshake with its newest handshake-era version, which the router accepts.
+const PROTOCOL_VERSION: &str = "2025-11-25";
+
+/// Runs a script of tests/python and parses the one JSON object it prints.
+async fn observe(script: &str, args: &[&str]) -> Value {
+    let stdout = run_python(script, args)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{script} did not print one JSON object ({e}):\n{stdout}"))
+}
+
+fn sorted(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut names: Vec<String> = names.into_iter().collect();
+    names.sort();
+    names
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {value}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A successful tool result with exactly these texts and this structured content.
+#[track_caller]
+fn assert_success(what: &str, result: &Value, texts: &[&str], structured: Value) {
+    assert_eq!(result["isError"], json!(false), "{what}: {result}");
+    assert_eq!(
+        result["content_types"],
+        json!(vec!["text"; texts.len()]),
+        "{what}: {result}"
+    );
+    assert_eq!(result["texts"], json!(texts), "{what}: {result}");
+    assert_eq!(result["structuredContent"], structured, "{what}: {result}");
+}
+
+/// A result whose one text block is JSON equal to its structuredContent (the meta-tools).
+#[track_caller]
+fn structured(what: &str, result: &Value) -> Value {
+    assert_eq!(result["isError"], json!(false), "{what}: {result}");
+    let texts = strings(&result["texts"]);
+    assert_eq!(texts.len(), 1, "{what}: one text block expected: {result}");
+    let parsed: Value = serde_json::from_str(&texts[0])
+        .unwrap_or_else(|e| panic!("{what}: text is not JSON ({e}): {result}"));
+    assert_eq!(
+        parsed, result["structuredContent"],
+        "{what}: the text and structuredContent differ"
+    );
+    result["structuredContent"].clone()
+}
+
+#[track_caller]
+fn assert_session(what: &str, view: &Value, server_name: &str) {
+    assert_eq!(
+        view["protocol_version"], PROTOCOL_VERSION,
+        "{what}: negotiated protocol version"
+    );
+    assert_eq!(
+        view["server_info"]["name"], server_name,
+        "{what}: serverInfo {}",
+        view["server_info"]
+    );
+    assert!(
+        view["server_info"]["version"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty()),
+        "{what}: serverInfo {}",
+        view["server_info"]
+    );
+}
+
+/// What `common.exercise_hierarchical` observed, through `/mcp` or `mcpr stdio`.
+#[track_caller]
+fn assert_hierarchical(what: &str, view: &Value, provider: &str) {
+    assert_session(what, view, "mcp-router");
+    assert_eq!(
+        sorted(strings(&view["tools"])),
+        ["call_tool", "list_providers", "list_tools", "search_tools"],
+        "{what}: tools/list must show exactly the four meta-tools"
+    );
+
+    let providers = structured(&format!("{what} list_providers"), &view["list_providers"]);
+    assert_eq!(
+        providers,
+        json!({"providers": [{"name": provider, "description": format!("fixture server {provider}"), "state": "running", "tools": 8}]}),
+        "{what}: list_providers"
+    );
+
+    let listed = structured(&format!("{what} list_tools"), &view["list_tools"]);
+    assert_eq!(listed["provider"], provider, "{what}: list_tools {listed}");
+    assert_eq!(listed["state"], "running", "{what}: list_tools {listed}");
+    let names: Vec<&str> = listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, FIXTURE_TOOLS, "{what}: list_tools {provider}");
+    let add = listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "add")
+        .unwrap();
+    assert_eq!(
+        add["outputSchema"]["required"],
+        json!(["sum"]),
+        "{what}: list_tools keeps add's outputSchema: {add}"
+    );
+
+    let search = structured(&format!("{what} search_tools"), &view["search_tools"]);
+    assert_eq!(
+        search["query"], "add two numbers",
+        "{what}: search_tools {search}"
+    );
+    let results = search["results"].as_array().unwrap();
+    assert!(
+        !results.is_empty(),
+        "{what}: search_tools found nothing: {search}"
+    );
+    assert_eq!(
+        (&results[0]["provider"], &results[0]["tool"]),
+        (&json!(provider), &json!("add")),
+        "{what}: best match: {search}"
+    );
+    assert_eq!(
+        results[0]["description"], "Add two numbers and return their sum",
+        "{what}: {search}"
+    );
+    assert_eq!(
+        results[0]["inputSchema"]["required"],
+        json!(["a", "b"]),
+        "{what}: {search}"
+    );
+
+    assert_success(
+        &format!("{what} call_tool echo"),
+        &view["call_tool_echo"],
+        &["hello from the python sdk"],
+        Value::Null,
+    );
+    assert_success(
+        &format!("{what} call_tool add"),
+        &view["call_tool_add"],
+        &["5"],
+        json!({"sum": 5}),
+    );
+    assert_success(
+        &format!("{what} echo with a provider argument"),
+        &view["direct_echo"],
+        &["called directly"],
+        Value::Null,
+    );
+
+    let unknown_provider = &view["unknown_provider"];
+    assert_eq!(
+        unknown_provider["isError"],
+        json!(true),
+        "{what}: {unknown_provider}"
+    );
+    let message = strings(&unknown_provider["texts"]).join("\n");
+    assert!(
+        message.contains("unknown provider") && message.contains("\"no-such-provider\""),
+        "{what}: unknown provider: {message}"
+    );
+
+    let unknown_tool = &view["unknown_tool"];
+    assert_eq!(
+        unknown_tool["code"],
+        json!(-32602),
+        "{what}: a provider's tool without a provider argument: {unknown_tool}"
+    );
+    assert!(
+        unknown_tool["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"echo\""),
+        "{what}: {unknown_tool}"
+    );
+}
+
+/// The SDK may warn only that `echo` (called directly on the hierarchical view) is not in the
+/// view's tools/list, so it cannot check its output schema: that is by design.
+#[track_caller]
+fn assert_only_expected_warnings(observed: &Value) {
+    assert_eq!(observed["sdk"]["package"], "mcp");
+    assert!(
+        observed["sdk"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("2."),
+        "SDK version {}",
+        observed["sdk"]["version"]
+    );
+    let unexpected: Vec<String> = strings(&observed["sdk"]["warnings"])
+        .into_iter()
+        .filter(|w| !w.contains("Tool echo not listed by server"))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "the SDK logged warnings: {unexpected:#?}"
+    );
+}
+
+#[tokio::test]
+async fn python_sdk_over_streamable_http_in_every_view() {
+    if python().is_none() {
+        return;
+    }
+    const PROVIDER: &str = "pyhttp";
+    let router = Router::start().await;
+    let api = router.api();
+    api.add_fixture(PROVIDER, &[]).await;
+    api.wait_state(PROVIDER, "running").await;
+
+    let observed = observe("sdk_http.py", &[&router.url(), PROVIDER]).await;
+    assert_only_expected_warnings(&observed);
+
+    assert_hierarchical("/mcp", &observed["hierarchical"], PROVIDER);
+
+    // Flat: every tool as PROVIDER__tool, with the provider's schemas.
+    let flat = &observed["flat"];
+    assert_session("/mcp/all", flat, "mcp-router");
+    assert_eq!(
+        sorted(strings(&flat["tools"])),
+        sorted(FIXTURE_TOOLS.iter().map(|t| format!("{PROVIDER}__{t}"))),
+        "/mcp/all tools/list"
+    );
+    let add_tool = &flat["add_tool"];
+    assert_eq!(
+        add_tool["description"], "Add two numbers and return their sum",
+        "{add_tool}"
+    );
+    assert_eq!(
+        add_tool["inputSchema"]["required"],
+        json!(["a", "b"]),
+        "{add_tool}"
+    );
+    assert_eq!(
+        add_tool["outputSchema"],
+        json!({"type": "object", "properties": {"sum": {"type": "number", "description": "a + b"}}, "required": ["sum"]}),
+        "the flat view keeps add's outputSchema (the SDK validates structuredContent against it)"
+    );
+    assert_success("/mcp/all echo", &flat["echo"], &["flat hello"], Value::Null);
+    assert_success("/mcp/all add", &flat["add"], &["5"], json!({"sum": 5}));
+    assert_success(
+        "/mcp/all add (float)",
+        &flat["add_float"],
+        &["3.25"],
+        json!({"sum": 3.25}),
+    );
+    assert_eq!(
+        flat["unknown_tool"]["code"],
+        json!(-32602),
+        "/mcp/all unknown tool: {}",
+        flat["unknown_tool"]
+    );
+    assert!(
+        flat["unknown_tool"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no_such_tool"),
+        "{}",
+        flat["unknown_tool"]
+    );
+
+    // Transparent: the provider as it is, its own serverInfo and tools.
+    let transparent = &observed["transparent"];
+    assert_session("/mcp/p", transparent, PROVIDER);
+    let (status, api_tools) = api.get(&format!("/api/v1/servers/{PROVIDER}/tools")).await;
+    assert_eq!(status, 200, "{api_tools}");
+    assert_eq!(
+        transparent["tools"], api_tools,
+        "/mcp/p/{PROVIDER} tools/list must equal the provider's tools as the API shows them"
+    );
+    let names: Vec<String> = transparent["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, FIXTURE_TOOLS, "/mcp/p/{PROVIDER} tools/list");
+    assert_eq!(
+        strings(&transparent["tools_again"]),
+        FIXTURE_TOOLS,
+        "a second tools/list in the same session"
+    );
+    assert_success(
+        "/mcp/p whoami",
+        &transparent["whoami"],
+        &[PROVIDER],
+        Value::Null,
+    );
+    assert_success(
+        "/mcp/p echo",
+        &transparent["echo"],
+        &["transparent hello"],
+        Value::Null,
+    );
+    assert_success(
+        "/mcp/p add",
+        &transparent["add"],
+        &["42"],
+        json!({"sum": 42}),
+    );
+    let fail = &transparent["fail"];
+    assert_eq!(
+        (&fail["isError"], &fail["texts"]),
+        (&json!(true), &json!(["deliberate failure"])),
+        "/mcp/p fail: {fail}"
+    );
+    assert_eq!(
+        transparent["unknown_tool"]["code"],
+        json!(-32602),
+        "/mcp/p unknown tool: {}",
+        transparent["unknown_tool"]
+    );
+    assert!(
+        transparent["unknown_tool"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no_such_tool"),
+        "{}",
+        transparent["unknown_tool"]
+    );
+}
+
+#[tokio::test]
+async fn python_sdk_over_stdio_to_mcpr_stdio() {
+    if python().is_none() {
+        return;
+    }
+    // The data dir is shared with an HTTP router used to register the server; `mcpr stdio`,
+    // started by the SDK's stdio client, reads the same registry.
+    const PROVIDER: &str = "pystdio";
+    let router = Router::start().await;
+    router.api().add_fixture(PROVIDER, &[]).await;
+    router.api().wait_state(PROVIDER, "running").await;
+    let mcpr = bin("mcpr");
+    let data_dir = router.data_dir.to_str().unwrap().to_owned();
+    let port = free_port().to_string();
+
+    let observed = observe(
+        "sdk_stdio.py",
+        &[mcpr.to_str().unwrap(), &data_dir, &port, PROVIDER],
+    )
+    .await;
+    assert_only_expected_warnings(&observed);
+    let stdio = &observed["stdio"];
+    assert_success(
+        "mcpr stdio whoami",
+        &stdio["whoami"],
+        &[PROVIDER],
+        Value::Null,
+    );
+    assert!(
+        stdio["ready_after_attempts"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "{}",
+        stdio["ready_after_attempts"]
+    );
+    assert_hierarchical("mcpr stdio", stdio, PROVIDER);
+}
