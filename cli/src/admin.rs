@@ -100,6 +100,9 @@ impl Admin {
             .client
             .request(method, self.api(segments))
             .header(ACCEPT, "application/json");
+        if let Some(token) = crate::login::admin_token() {
+            request = request.bearer_auth(token);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -117,14 +120,14 @@ impl Admin {
         Ok(Some(value))
     }
 
-    async fn get(&self, segments: &[&str], name: Option<&str>) -> anyhow::Result<Value> {
+    pub(crate) async fn get(&self, segments: &[&str], name: Option<&str>) -> anyhow::Result<Value> {
         Ok(self
             .call_api(Method::GET, segments, None, name)
             .await?
             .unwrap_or(Value::Null))
     }
 
-    async fn post(
+    pub(crate) async fn post(
         &self,
         segments: &[&str],
         body: Option<&Value>,
@@ -987,6 +990,10 @@ impl McpSession<'_> {
             .header(CONTENT_TYPE, "application/json")
             .headers(self.headers())
             .body(message.to_string());
+        let request = match crate::login::api_key() {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        };
         let response = self.admin.send(request).await?;
         let status = response.status();
         if let Some(session) = response

@@ -30,6 +30,10 @@ pub struct BenchArgs {
     /// Seconds of measurement per level (after one second of warm-up).
     #[arg(long, default_value_t = 5)]
     pub seconds: u64,
+    /// Extra request header for every call, "Name: value" or "Name=value" (repeatable), e.g.
+    /// --header "Authorization: Bearer mcpr_…" to measure the cost of authentication.
+    #[arg(long = "header")]
+    pub headers: Vec<String>,
 }
 
 pub struct LevelResult {
@@ -47,7 +51,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if !arguments.is_object() {
         bail!("--args must be a JSON object");
     }
+    let mut headers = reqwest::header::HeaderMap::new();
+    for item in &args.headers {
+        let (name, value) = crate::admin::parse_header(item)?;
+        headers.insert(
+            reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .with_context(|| format!("--header {name:?}: not a header name"))?,
+            reqwest::header::HeaderValue::from_str(&value)
+                .with_context(|| format!("--header {name:?}: not a header value"))?,
+        );
+    }
     let client = reqwest::Client::builder()
+        .default_headers(headers)
         .pool_max_idle_per_host(1024)
         .tcp_nodelay(true)
         .build()?;

@@ -9,6 +9,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod admin;
 mod bench;
 mod bridge;
+mod keys;
+mod login;
 mod output;
 mod up;
 
@@ -69,6 +71,16 @@ enum Command {
     },
     /// Measure tool calls per second and latency through the router and directly.
     Bench(bench::BenchArgs),
+    /// Manage API keys for MCP clients.
+    Key {
+        #[command(subcommand)]
+        command: keys::KeyCommand,
+    },
+    /// Log in as admin (ADMIN_PASSCODE, prompted or from MCPR_ADMIN_PASSCODE); the token is
+    /// kept in ~/.config/mcpr/token for the other admin commands.
+    Login,
+    /// Forget the admin token.
+    Logout,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -107,6 +119,8 @@ struct UpArgs {
     /// Browser origins allowed besides loopback and the request's own host (comma-separated).
     #[arg(long, env = "MCPR_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String>,
+    #[command(flatten)]
+    docker: mcpr_node_agent::runtime::DockerArgs,
 }
 
 impl UpArgs {
@@ -120,6 +134,22 @@ impl UpArgs {
             agent: mcpr_node_agent::Settings {
                 backoff_base: Duration::from_millis(self.restart_backoff_ms.max(1)),
                 request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+                docker: mcpr_node_agent::runtime::DockerSettings {
+                    // The same router (same data) reaps what its previous run left behind.
+                    owner: self.docker.docker_owner.clone().unwrap_or_else(|| {
+                        mcpr_node_agent::docker_owner(
+                            "local",
+                            &self.database_url.clone().unwrap_or_else(|| {
+                                std::path::absolute(&self.data_dir)
+                                    .unwrap_or_else(|_| self.data_dir.clone())
+                                    .display()
+                                    .to_string()
+                            }),
+                        )
+                    }),
+                    ..self.docker.settings()
+                },
+                sandbox: self.docker.sandbox_limits(),
                 ..Default::default()
             },
             allowed_origins: self.allowed_origins.clone(),
@@ -159,7 +189,7 @@ async fn run(cli: Cli, url_given: bool) -> anyhow::Result<()> {
                 served = mcpr_control_plane::serve_http(listener, router.http) => served?,
                 _ = shutdown_signal() => {}
             }
-            agent.stop_all();
+            agent.shutdown().await;
             tokio::time::sleep(Duration::from_millis(200)).await;
             Ok(())
         }
@@ -192,6 +222,11 @@ async fn run(cli: Cli, url_given: bool) -> anyhow::Result<()> {
             .await
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::Key { command } => {
+            keys::run_key(&admin::Admin::new(&cli.url)?, command, cli.json).await
+        }
+        Command::Login => login::run_login(&admin::Admin::new(&cli.url)?).await,
+        Command::Logout => login::run_logout(&admin::Admin::new(&cli.url)?).await,
     }
 }
 
@@ -213,7 +248,7 @@ async fn serve_stdio(options: &up::UpOptions) -> anyhow::Result<()> {
         tokio::io::stdout(),
     )
     .await;
-    router.agent.stop_all();
+    router.agent.shutdown().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     served.map_err(Into::into)
 }

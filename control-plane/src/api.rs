@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::keys::{KeyError, KeyRing, NewKey};
 use crate::registry::{NewServer, Registry, RegistryError, ServerPatch};
 
 /// Largest accepted request body.
@@ -38,6 +39,35 @@ pub fn router(registry: Arc<Registry>) -> Router {
 }
 
 type Reg = State<Arc<Registry>>;
+
+/// `/api/v1/keys`: API keys for MCP clients (`keys.rs`).
+pub fn keys_router(keys: Arc<KeyRing>) -> Router {
+    Router::new()
+        .route("/api/v1/keys", get(list_keys).post(create_key))
+        .route("/api/v1/keys/{key}", axum::routing::delete(revoke_key))
+        .route("/api/v1/keys/{key}/revoke", post(revoke_key))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(keys)
+}
+
+async fn list_keys(State(keys): State<Arc<KeyRing>>) -> Response {
+    Json(keys.list()).into_response()
+}
+
+async fn create_key(
+    State(keys): State<Arc<KeyRing>>,
+    ApiJson(new): ApiJson<NewKey>,
+) -> Result<Response, ApiError> {
+    Ok((StatusCode::CREATED, Json(keys.create(new).await?)).into_response())
+}
+
+/// Revocation keeps the key listed (as `revoked`); gateways refuse it within a snapshot push.
+async fn revoke_key(
+    State(keys): State<Arc<KeyRing>>,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(keys.revoke(&key).await?).into_response())
+}
 
 async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
@@ -166,7 +196,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, field: Option<String>, message: String) -> Self {
+    pub fn new(status: StatusCode, code: &'static str, field: Option<String>, message: String) -> Self {
         ApiError {
             status,
             code,
@@ -196,6 +226,30 @@ impl From<RegistryError> for ApiError {
                 message,
             ),
             RegistryError::Store(_) => {
+                tracing::error!(error = %message, "store failure");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", None, message)
+            }
+        }
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> Self {
+        let message = e.to_string();
+        match e {
+            KeyError::Invalid(f) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                Some(f.field),
+                message,
+            ),
+            KeyError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", None, message)
+            }
+            KeyError::Ambiguous(_) => {
+                ApiError::new(StatusCode::CONFLICT, "ambiguous", None, message)
+            }
+            KeyError::Store(_) => {
                 tracing::error!(error = %message, "store failure");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", None, message)
             }

@@ -11,6 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::fleet::HEARTBEAT_INTERVAL;
+use crate::keys::KeyRing;
 use crate::registry::Registry;
 
 type GrpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -27,7 +28,7 @@ pub fn schedule(registry: &Registry) -> std::collections::HashMap<String, String
 }
 
 /// The whole configuration a gateway needs, as of now.
-pub fn build_snapshot(registry: &Registry) -> pb::ConfigSnapshot {
+pub fn build_snapshot(registry: &Registry, keys: &KeyRing) -> pb::ConfigSnapshot {
     let version = registry.fleet.version();
     let placement = schedule(registry);
     let providers = registry
@@ -64,11 +65,13 @@ pub fn build_snapshot(registry: &Registry) -> pb::ConfigSnapshot {
             relay_url: a.relay_url,
         })
         .collect();
+    let (credentials, auth) = keys.snapshot_part();
     pb::ConfigSnapshot {
         version,
         providers,
         agents,
-        credentials: vec![],
+        credentials,
+        auth: Some(auth),
     }
 }
 
@@ -130,6 +133,7 @@ where
 
 pub struct ConfigService {
     pub registry: Arc<Registry>,
+    pub keys: Arc<KeyRing>,
 }
 
 #[tonic::async_trait]
@@ -143,8 +147,9 @@ impl pb::config_service_server::ConfigService for ConfigService {
         tracing::info!(gateway = %request.get_ref().gateway_id, "gateway watching config");
         // Versions move on every status report; compare snapshots without the version so
         // that a gateway only hears of real changes.
-        let stream = watch_stream(self.registry.clone(), |reg| {
-            let mut snapshot = build_snapshot(reg);
+        let keys = self.keys.clone();
+        let stream = watch_stream(self.registry.clone(), move |reg| {
+            let mut snapshot = build_snapshot(reg, &keys);
             snapshot.version = 0;
             Some(snapshot)
         });
@@ -156,6 +161,18 @@ impl pb::config_service_server::ConfigService for ConfigService {
             })
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn report_usage(
+        &self,
+        request: Request<pb::UsageReport>,
+    ) -> Result<Response<pb::UsageAck>, Status> {
+        let report = request.into_inner();
+        self.keys
+            .record_usage(&report.usage)
+            .await
+            .map_err(|e| Status::internal(format!("recording key usage: {e}")))?;
+        Ok(Response::new(pb::UsageAck {}))
     }
 }
 

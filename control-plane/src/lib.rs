@@ -3,10 +3,13 @@
 //! (assignments, status) over gRPC. `run` is the single start-up path of the binary, of
 //! `mcpr up` and of the tests.
 
+pub mod admin_auth;
 pub mod api;
 pub mod fleet;
 pub mod grpc;
+pub mod keys;
 pub mod registry;
+pub mod secrets;
 pub mod store;
 pub mod ui;
 
@@ -18,8 +21,11 @@ use anyhow::Context;
 use mcpr_proto as pb;
 use tokio::net::TcpListener;
 
+use crate::admin_auth::AdminAuth;
 use crate::fleet::Fleet;
+use crate::keys::{AuthMode, KeyRing, RateLimits};
 use crate::registry::Registry;
+use crate::secrets::MasterKey;
 use crate::store::Store;
 
 #[derive(Debug, Clone)]
@@ -28,11 +34,119 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `postgres://…` to use Postgres instead of SQLite (`DATABASE_URL`).
     pub database_url: Option<String>,
+    pub security: Security,
+}
+
+/// Authentication settings, read once from the environment (`docs/AUTH.md`).
+#[derive(Clone, Default)]
+pub struct Security {
+    /// `ADMIN_PASSCODE`: protects `/api/v1` and the UI; required off loopback.
+    pub admin_passcode: Option<String>,
+    /// `MCP_API_KEY`: one API key (all scopes) registered at start.
+    pub mcp_api_key: Option<String>,
+    /// `MCPR_AUTH`: `auto` (default) or `required`.
+    pub auth_mode: AuthMode,
+    /// `MCPR_MASTER_KEY`: base64 of 32 bytes; default `master.key` in the data dir.
+    pub master_key: Option<String>,
+    /// `MCPR_RATE_LIMIT_KEY`, `MCPR_RATE_LIMIT_ADDRESS`: `RATE[/BURST]` requests per second.
+    pub rate_limits: RateLimits,
+    /// `MCPR_COOKIE_SECURE=true`: the UI is served over TLS (by a proxy).
+    pub cookie_secure: bool,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| if v.is_some() { "set" } else { "unset" };
+        f.debug_struct("Security")
+            .field("admin_passcode", &set(&self.admin_passcode))
+            .field("mcp_api_key", &set(&self.mcp_api_key))
+            .field("auth_mode", &self.auth_mode)
+            .field("master_key", &set(&self.master_key))
+            .field("rate_limits", &self.rate_limits)
+            .field("cookie_secure", &self.cookie_secure)
+            .finish()
+    }
+}
+
+impl Security {
+    /// Reads the settings through `get` (the process environment in the binaries).
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Security> {
+        let non_empty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let rate = |name: &str| -> anyhow::Result<(f64, u32)> {
+            let Some(text) = non_empty(name) else {
+                return Ok((0.0, 0));
+            };
+            let (rate, burst) = match text.split_once('/') {
+                Some((r, b)) => (r.trim(), Some(b.trim())),
+                None => (text.trim(), None),
+            };
+            let rate: f64 = rate
+                .parse()
+                .ok()
+                .filter(|r: &f64| r.is_finite() && *r >= 0.0)
+                .ok_or_else(|| anyhow::anyhow!("{name} must be RATE or RATE/BURST (requests per second), got {text:?}"))?;
+            let burst = match burst {
+                Some(b) => b
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("{name}: burst must be a whole number, got {b:?}"))?,
+                None => (rate * 2.0).ceil().max(1.0) as u32,
+            };
+            Ok((rate, burst))
+        };
+        let (per_key_rate, per_key_burst) = rate("MCPR_RATE_LIMIT_KEY")?;
+        let (per_address_rate, per_address_burst) = rate("MCPR_RATE_LIMIT_ADDRESS")?;
+        Ok(Security {
+            admin_passcode: get("ADMIN_PASSCODE").filter(|v| !v.is_empty()),
+            mcp_api_key: non_empty("MCP_API_KEY"),
+            auth_mode: AuthMode::parse(&get("MCPR_AUTH").unwrap_or_default())
+                .map_err(anyhow::Error::msg)?,
+            master_key: non_empty("MCPR_MASTER_KEY"),
+            rate_limits: RateLimits {
+                per_key_rate,
+                per_key_burst,
+                per_address_rate,
+                per_address_burst,
+            },
+            cookie_secure: non_empty("MCPR_COOKIE_SECURE")
+                .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes")),
+        })
+    }
+
+    /// Refuses to serve the admin API on a non-loopback address without `ADMIN_PASSCODE`,
+    /// and makes MCP authentication required there.
+    pub fn check_listen(&mut self, host: &str, what: &str) -> anyhow::Result<()> {
+        if is_loopback_host(host) {
+            return Ok(());
+        }
+        if self.admin_passcode.is_none() {
+            anyhow::bail!(
+                "refusing to serve {what} on {host}, which is not a loopback address, without ADMIN_PASSCODE: \
+                 set ADMIN_PASSCODE (and create API keys with `mcpr key create`), or listen on 127.0.0.1"
+            );
+        }
+        self.auth_mode = AuthMode::Required;
+        Ok(())
+    }
+}
+
+/// `127.0.0.1`, `::1`, `localhost`, with or without a port.
+pub fn is_loopback_host(host: &str) -> bool {
+    if let Ok(addr) = host.parse::<SocketAddr>() {
+        return addr.ip().is_loopback();
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return ip.is_loopback();
+    }
+    let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    name.eq_ignore_ascii_case("localhost")
 }
 
 /// A started control plane: its registry and the address of its gRPC services.
 pub struct ControlPlane {
     pub registry: Arc<Registry>,
+    pub keys: Arc<KeyRing>,
+    pub admin: Arc<AdminAuth>,
     pub grpc_addr: SocketAddr,
 }
 
@@ -53,12 +167,44 @@ impl ControlPlane {
                 })?,
         };
         tracing::info!(backend = ?store.backend(), "store ready");
-        let registry = Arc::new(Registry::new(store, Arc::new(Fleet::default())).await?);
+        let security = &config.security;
+        let master_key = match &security.master_key {
+            Some(text) => MasterKey::from_base64(text)?,
+            None => MasterKey::load_or_create(&config.data_dir)?,
+        };
+        let store = store.with_master_key(master_key);
+        let sealed = store.seal_plaintext_secrets().await?;
+        if sealed > 0 {
+            tracing::info!(servers = sealed, "sealed plaintext secrets with the master key");
+        }
+        let fleet = Arc::new(Fleet::default());
+        let keys = Arc::new(
+            KeyRing::new(
+                store.clone(),
+                fleet.clone(),
+                security.auth_mode,
+                security.rate_limits,
+            )
+            .await?,
+        );
+        if let Some(key) = &security.mcp_api_key {
+            keys.bootstrap(key).await.context("MCP_API_KEY")?;
+        }
+        let admin = Arc::new(
+            AdminAuth::new(
+                security.admin_passcode.as_deref(),
+                store.clone(),
+                security.cookie_secure,
+            )
+            .await?,
+        );
+        let registry = Arc::new(Registry::new(store, fleet).await?);
         let grpc_addr = grpc_listener.local_addr()?;
         let services = tonic::transport::Server::builder()
             .add_service(pb::config_service_server::ConfigServiceServer::new(
                 grpc::ConfigService {
                     registry: registry.clone(),
+                    keys: keys.clone(),
                 },
             ))
             .add_service(pb::agent_service_server::AgentServiceServer::new(
@@ -87,13 +233,23 @@ impl ControlPlane {
         tracing::info!(%grpc_addr, "control plane gRPC listening");
         Ok(ControlPlane {
             registry,
+            keys,
+            admin,
             grpc_addr,
         })
     }
 
-    /// The HTTP side: REST API and web UI.
+    /// The HTTP side: REST API (behind the admin check) and web UI.
     pub fn http_router(&self) -> axum::Router {
-        api::router(self.registry.clone()).merge(ui::router())
+        let admin_check = axum::middleware::from_fn_with_state(
+            self.admin.clone(),
+            admin_auth::require_admin,
+        );
+        api::router(self.registry.clone())
+            .merge(api::keys_router(self.keys.clone()))
+            .merge(admin_auth::router(self.admin.clone()))
+            .route_layer(admin_check)
+            .merge(ui::router())
     }
 }
 

@@ -40,9 +40,12 @@ async fn main() -> anyhow::Result<()> {
     let http = TcpListener::bind(&args.http_listen).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {} (--http-listen): {e}", args.http_listen)
     })?;
+    let mut security = mcpr_control_plane::Security::from_env(|k| std::env::var(k).ok())?;
+    security.check_listen(&args.http_listen, "the REST API and the web UI")?;
     let config = mcpr_control_plane::Config {
         data_dir: args.data_dir,
         database_url: args.database_url,
+        security,
     };
     let cp = mcpr_control_plane::ControlPlane::start(&config, grpc).await?;
     tracing::info!(addr = %http.local_addr()?, "control plane HTTP (API, UI) listening");

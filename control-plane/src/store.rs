@@ -1,6 +1,11 @@
 //! All SQL of the router lives here. Persisted: the server registry (name, description,
-//! runtime spec, enabled, session mode, restart generation, timestamps). Not persisted: what
+//! runtime spec, enabled, session mode, restart generation, timestamps), API keys (hashes,
+//! scopes, expiry, revocation, last use) and admin sessions (hashes). Not persisted: what
 //! agents report (status, tools, logs), which is rebuilt from the agents within a heartbeat.
+//!
+//! Secrets at rest: with a master key ([`Store::with_master_key`]), server env and header
+//! values are sealed (AES-256-GCM, `secrets.rs`) inside the runtime JSON before they are
+//! written and opened when read; plaintext rows from before still load.
 //!
 //! One set of migrations and queries serves SQLite (embedded default) and Postgres
 //! (`DATABASE_URL=postgres://…`) through sqlx's Any driver, so the SQL stays portable:
@@ -14,6 +19,8 @@ use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+use crate::secrets::{self, MasterKey};
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +29,8 @@ pub enum StoreError {
     Duplicate(String),
     #[error("no server named {0:?}")]
     NotFound(String),
+    #[error("no API key {0:?}")]
+    KeyNotFound(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
@@ -49,10 +58,40 @@ pub enum Backend {
     Postgres,
 }
 
+/// An API key as stored: never the key itself, only its SHA-256 (hex).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    #[serde(skip)]
+    pub hash: String,
+    pub scopes: Vec<String>,
+    pub created_at: String,
+    /// Unix ms; 0 = never.
+    pub expires_at_ms: i64,
+    /// RFC 3339; empty while the key is valid.
+    pub revoked_at: String,
+    /// Unix ms; 0 = never used.
+    pub last_used_ms: i64,
+}
+
+/// An admin session (CLI token or web UI cookie), hashed like API keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminTokenRecord {
+    pub id: String,
+    pub hash: String,
+    pub kind: String,
+    pub csrf: String,
+    pub created_at: String,
+    pub expires_at_ms: i64,
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    master_key: Option<MasterKey>,
 }
 
 impl Store {
@@ -105,18 +144,93 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Database(e.into()))?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            master_key: None,
+        })
+    }
+
+    /// Seals server secrets under `key` from now on (and opens sealed ones when reading).
+    pub fn with_master_key(mut self, key: MasterKey) -> Store {
+        self.master_key = Some(key);
+        self
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
+    /// The runtime as it goes into the `runtime` column: JSON, secrets sealed.
+    fn runtime_column(&self, runtime: &RuntimeSpec) -> String {
+        let mut value = serde_json::to_value(runtime).expect("runtime serializes");
+        if let Some(key) = &self.master_key {
+            MasterKey::map_secrets::<()>(&mut value, |plain| Ok(key.seal(plain)))
+                .expect("sealing cannot fail");
+        }
+        value.to_string()
+    }
+
+    fn record_from_row(&self, row: &AnyRow) -> Result<ServerRecord, StoreError> {
+        let name: String = row.try_get("name")?;
+        let runtime: String = row.try_get("runtime")?;
+        let mut runtime: serde_json::Value = serde_json::from_str(&runtime)
+            .map_err(|e| StoreError::Corrupt(format!("runtime of server {name:?}: {e}")))?;
+        MasterKey::map_secrets(&mut runtime, |stored| match &self.master_key {
+            Some(key) => key.open(stored).map_err(|e| e.to_string()),
+            None if stored.starts_with(secrets::ENVELOPE_PREFIX) => {
+                Err("a secret is sealed but no master key is configured".to_owned())
+            }
+            None => Ok(stored.to_owned()),
+        })
+        .map_err(|e| StoreError::Corrupt(format!("runtime of server {name:?}: {e}")))?;
+        record_from_row(row, name, runtime)
+    }
+
+    /// Seals secrets that were stored in plaintext (rows written before encryption at rest);
+    /// returns how many servers were rewritten.
+    pub async fn seal_plaintext_secrets(&self) -> Result<usize, StoreError> {
+        if self.master_key.is_none() {
+            return Ok(0);
+        }
+        let rows = sqlx::query("SELECT id, runtime FROM servers")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut sealed = 0;
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let runtime: String = row.try_get("runtime")?;
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(&runtime) else {
+                continue;
+            };
+            if !secrets::has_plaintext(&value) {
+                continue;
+            }
+            let key = self.master_key.as_ref().expect("checked above");
+            let mut value = value;
+            MasterKey::map_secrets::<()>(&mut value, |v| {
+                Ok(if v.starts_with(secrets::ENVELOPE_PREFIX) {
+                    v.to_owned()
+                } else {
+                    key.seal(v)
+                })
+            })
+            .expect("sealing cannot fail");
+            sqlx::query("UPDATE servers SET runtime = $1 WHERE id = $2")
+                .bind(value.to_string())
+                .bind(&id)
+                .execute(&self.pool)
+                .await?;
+            sealed += 1;
+        }
+        Ok(sealed)
+    }
+
     pub async fn list_servers(&self) -> Result<Vec<ServerRecord>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM servers ORDER BY name"))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(record_from_row).collect()
+        rows.iter().map(|row| self.record_from_row(row)).collect()
     }
 
     pub async fn get_server(&self, name: &str) -> Result<ServerRecord, StoreError> {
@@ -125,12 +239,12 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| StoreError::NotFound(name.to_owned()))?;
-        record_from_row(&row)
+        self.record_from_row(&row)
     }
 
     /// Inserts a new server; a duplicate name is refused and nothing changes.
     pub async fn insert_server(&self, record: &ServerRecord) -> Result<(), StoreError> {
-        let runtime = serde_json::to_string(&record.runtime).expect("runtime serializes");
+        let runtime = self.runtime_column(&record.runtime);
         let result = sqlx::query(
             "INSERT INTO servers (id, name, description, runtime, enabled, session_mode, restart_generation, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -157,7 +271,7 @@ impl Store {
 
     /// Replaces the mutable fields of the server with `record.id`.
     pub async fn update_server(&self, record: &ServerRecord) -> Result<(), StoreError> {
-        let runtime = serde_json::to_string(&record.runtime).expect("runtime serializes");
+        let runtime = self.runtime_column(&record.runtime);
         let done = sqlx::query(
             "UPDATE servers SET description = $1, runtime = $2, enabled = $3, session_mode = $4, \
              restart_generation = $5, updated_at = $6 WHERE id = $7",
@@ -189,12 +303,136 @@ impl Store {
     }
 }
 
+impl Store {
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, prefix, hash, scopes, created_at, expires_at_ms, revoked_at, last_used_ms \
+             FROM api_keys ORDER BY created_at, name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                let scopes: String = row.try_get("scopes")?;
+                let scopes = serde_json::from_str(&scopes)
+                    .map_err(|e| StoreError::Corrupt(format!("scopes of API key {id:?}: {e}")))?;
+                Ok(ApiKeyRecord {
+                    name: row.try_get("name")?,
+                    prefix: row.try_get("prefix")?,
+                    hash: row.try_get("hash")?,
+                    scopes,
+                    created_at: row.try_get("created_at")?,
+                    expires_at_ms: row.try_get("expires_at_ms")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                    last_used_ms: row.try_get("last_used_ms")?,
+                    id,
+                })
+            })
+            .collect()
+    }
+
+    /// Inserts a key; false (and nothing changes) when a key with the same hash exists.
+    pub async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO api_keys (id, name, prefix, hash, scopes, created_at, expires_at_ms, revoked_at, last_used_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&key.id)
+        .bind(&key.name)
+        .bind(&key.prefix)
+        .bind(&key.hash)
+        .bind(serde_json::to_string(&key.scopes).expect("scopes serialize"))
+        .bind(&key.created_at)
+        .bind(key.expires_at_ms)
+        .bind(&key.revoked_at)
+        .bind(key.last_used_ms)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn revoke_api_key(&self, id: &str, at: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::KeyNotFound(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Moves a key's last use forward (never back: gateways report independently).
+    pub async fn record_key_use(&self, id: &str, last_used_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_keys SET last_used_ms = $1 WHERE id = $2 AND last_used_ms < $1")
+            .bind(last_used_ms)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn list_admin_tokens(&self) -> Result<Vec<AdminTokenRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, hash, kind, csrf, created_at, expires_at_ms FROM admin_tokens",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AdminTokenRecord {
+                    id: row.try_get("id")?,
+                    hash: row.try_get("hash")?,
+                    kind: row.try_get("kind")?,
+                    csrf: row.try_get("csrf")?,
+                    created_at: row.try_get("created_at")?,
+                    expires_at_ms: row.try_get("expires_at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn insert_admin_token(&self, token: &AdminTokenRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO admin_tokens (id, hash, kind, csrf, created_at, expires_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&token.id)
+        .bind(&token.hash)
+        .bind(&token.kind)
+        .bind(&token.csrf)
+        .bind(&token.created_at)
+        .bind(token.expires_at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes the admin session `id`, and every session that expired before `now_ms`.
+    pub async fn delete_admin_token(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM admin_tokens WHERE id = $1 OR expires_at_ms < $2")
+            .bind(id)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
 const COLUMNS: &str = "id, name, description, runtime, enabled, session_mode, restart_generation, created_at, updated_at";
 
-fn record_from_row(row: &AnyRow) -> Result<ServerRecord, StoreError> {
-    let name: String = row.try_get("name")?;
-    let runtime: String = row.try_get("runtime")?;
-    let runtime: RuntimeSpec = serde_json::from_str(&runtime)
+fn record_from_row(
+    row: &AnyRow,
+    name: String,
+    runtime: serde_json::Value,
+) -> Result<ServerRecord, StoreError> {
+    let runtime: RuntimeSpec = serde_json::from_value(runtime)
         .map_err(|e| StoreError::Corrupt(format!("runtime of server {name:?}: {e}")))?;
     let session_mode: String = row.try_get("session_mode")?;
     Ok(ServerRecord {

@@ -77,6 +77,130 @@ pub enum RuntimeSpec {
         #[serde(default)]
         headers: BTreeMap<String, String>,
     },
+    /// A stdio MCP server in a locked-down container of its own (docs/DOCKER.md). Exactly
+    /// one of `image`, `npx`, `uvx` or `command` says what runs: an image as it is (with
+    /// `args` as its command, or `command` as its entrypoint), an npm or a PyPI package in an
+    /// image built once from the node or python base image, or a command in the python
+    /// base image.
+    Docker {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        npx: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uvx: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+        #[serde(default)]
+        args: Vec<String>,
+        /// Passed as the container's environment (secrets belong here, never in args).
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+        #[serde(default)]
+        network: NetworkPolicy,
+        /// Memory limit in MiB (default [`DockerLimits::DEFAULT_MEMORY_MB`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        memory_mb: Option<u64>,
+        /// CPU limit in thousandths of a CPU (default 1000: one CPU).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        millicpus: Option<u64>,
+        /// Most processes and threads in the container (default 256).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pids: Option<u64>,
+    },
+}
+
+/// Whether a container may reach the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkPolicy {
+    /// No network at all (only loopback): the default.
+    #[default]
+    None,
+    /// Outbound access through Docker's default bridge.
+    Egress,
+}
+
+impl NetworkPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkPolicy::None => "none",
+            NetworkPolicy::Egress => "egress",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, FieldError> {
+        match s {
+            "" | "none" => Ok(NetworkPolicy::None),
+            "egress" => Ok(NetworkPolicy::Egress),
+            other => Err(FieldError::new(
+                "runtime.network",
+                format!("must be \"none\" or \"egress\", got {other:?}"),
+            )),
+        }
+    }
+}
+
+/// Resource limits of a `docker` server's container, defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DockerLimits {
+    pub memory_mb: u64,
+    pub millicpus: u64,
+    pub pids: u64,
+}
+
+impl DockerLimits {
+    pub const DEFAULT_MEMORY_MB: u64 = 512;
+    pub const DEFAULT_MILLICPUS: u64 = 1000;
+    pub const DEFAULT_PIDS: u64 = 256;
+}
+
+/// Checks environment variable names and values (shared by the runtimes that take `env`).
+fn validate_env(env: &BTreeMap<String, String>) -> Result<(), FieldError> {
+    for (key, value) in env {
+        let valid = !key.is_empty()
+            && !key.starts_with(|c: char| c.is_ascii_digit())
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(FieldError::new(
+                format!("runtime.env.{key}"),
+                "environment variable names are letters, digits and '_', not starting with a digit",
+            ));
+        }
+        if value.contains('\0') {
+            return Err(FieldError::new(
+                format!("runtime.env.{key}"),
+                "must not contain NUL bytes",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A package or image reference: one word, printable, not an option.
+fn validate_reference(field: &str, value: &str) -> Result<(), FieldError> {
+    if value.trim().is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if value.starts_with('-') {
+        return Err(FieldError::new(field, "must not start with '-'"));
+    }
+    if value.len() > 512 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(FieldError::new(
+            field,
+            "must be one word of at most 512 printable characters",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_limit(field: &str, value: Option<u64>, min: u64, max: u64) -> Result<(), FieldError> {
+    match value {
+        Some(v) if !(min..=max).contains(&v) => Err(FieldError::new(
+            field,
+            format!("must be between {min} and {max}, got {v}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 impl RuntimeSpec {
@@ -97,23 +221,7 @@ impl RuntimeSpec {
                         "must not contain NUL bytes",
                     ));
                 }
-                for (key, value) in env {
-                    let valid = !key.is_empty()
-                        && !key.starts_with(|c: char| c.is_ascii_digit())
-                        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                    if !valid {
-                        return Err(FieldError::new(
-                            format!("runtime.env.{key}"),
-                            "environment variable names are letters, digits and '_', not starting with a digit",
-                        ));
-                    }
-                    if value.contains('\0') {
-                        return Err(FieldError::new(
-                            format!("runtime.env.{key}"),
-                            "must not contain NUL bytes",
-                        ));
-                    }
-                }
+                validate_env(env)?;
                 if let Some(cwd) = cwd {
                     if !cwd.starts_with('/') {
                         return Err(FieldError::new("runtime.cwd", "must be an absolute path"));
@@ -152,6 +260,62 @@ impl RuntimeSpec {
                 }
                 Ok(())
             }
+            RuntimeSpec::Docker {
+                image,
+                npx,
+                uvx,
+                command,
+                args,
+                env,
+                network: _,
+                memory_mb,
+                millicpus,
+                pids,
+            } => {
+                let sources = [image.is_some(), npx.is_some(), uvx.is_some()];
+                if sources.iter().filter(|s| **s).count() > 1
+                    || (command.is_some() && (npx.is_some() || uvx.is_some()))
+                {
+                    return Err(FieldError::new(
+                        "runtime",
+                        "give one of image, npx, uvx or command (command may go with image)",
+                    ));
+                }
+                if !sources.contains(&true) && command.is_none() {
+                    return Err(FieldError::new(
+                        "runtime.image",
+                        "a docker server needs an image, an npx or uvx package, or a command",
+                    ));
+                }
+                for (field, value) in [
+                    ("runtime.image", image),
+                    ("runtime.npx", npx),
+                    ("runtime.uvx", uvx),
+                ] {
+                    if let Some(value) = value {
+                        validate_reference(field, value)?;
+                    }
+                }
+                if let Some(command) = command {
+                    if command.trim().is_empty() || command.contains('\0') {
+                        return Err(FieldError::new(
+                            "runtime.command",
+                            "must not be empty or contain NUL bytes",
+                        ));
+                    }
+                }
+                if args.iter().any(|a| a.contains('\0')) {
+                    return Err(FieldError::new(
+                        "runtime.args",
+                        "must not contain NUL bytes",
+                    ));
+                }
+                validate_env(env)?;
+                validate_limit("runtime.memory_mb", *memory_mb, 16, 1 << 20)?;
+                validate_limit("runtime.millicpus", *millicpus, 10, 1_000_000)?;
+                validate_limit("runtime.pids", *pids, 8, 1 << 22)?;
+                Ok(())
+            }
         }
     }
 
@@ -159,6 +323,24 @@ impl RuntimeSpec {
         match self {
             RuntimeSpec::Process { .. } => "process",
             RuntimeSpec::Remote { .. } => "remote",
+            RuntimeSpec::Docker { .. } => "docker",
+        }
+    }
+
+    /// A `docker` spec's limits with the defaults filled in (`None` for other kinds).
+    pub fn docker_limits(&self) -> Option<DockerLimits> {
+        match self {
+            RuntimeSpec::Docker {
+                memory_mb,
+                millicpus,
+                pids,
+                ..
+            } => Some(DockerLimits {
+                memory_mb: memory_mb.unwrap_or(DockerLimits::DEFAULT_MEMORY_MB),
+                millicpus: millicpus.unwrap_or(DockerLimits::DEFAULT_MILLICPUS),
+                pids: pids.unwrap_or(DockerLimits::DEFAULT_PIDS),
+            }),
+            _ => None,
         }
     }
 
@@ -183,6 +365,29 @@ impl RuntimeSpec {
                     .into_keys()
                     .map(|k| (k, HIDDEN.to_owned()))
                     .collect(),
+            },
+            RuntimeSpec::Docker {
+                image,
+                npx,
+                uvx,
+                command,
+                args,
+                env,
+                network,
+                memory_mb,
+                millicpus,
+                pids,
+            } => RuntimeSpec::Docker {
+                image,
+                npx,
+                uvx,
+                command,
+                args,
+                env: env.into_keys().map(|k| (k, HIDDEN.to_owned())).collect(),
+                network,
+                memory_mb,
+                millicpus,
+                pids,
             },
         }
     }
@@ -304,6 +509,29 @@ impl From<&RuntimeSpec> for pb::RuntimeSpec {
                     headers: headers.into_iter().collect(),
                 })
             }
+            RuntimeSpec::Docker {
+                image,
+                npx,
+                uvx,
+                command,
+                args,
+                env,
+                network,
+                memory_mb,
+                millicpus,
+                pids,
+            } => pb::runtime_spec::Kind::Docker(pb::DockerSpec {
+                image: image.unwrap_or_default(),
+                npx: npx.unwrap_or_default(),
+                uvx: uvx.unwrap_or_default(),
+                command: command.unwrap_or_default(),
+                args,
+                env: env.into_iter().collect(),
+                network: network.as_str().to_owned(),
+                memory_mb: memory_mb.unwrap_or_default(),
+                millicpus: millicpus.unwrap_or_default(),
+                pids: pids.unwrap_or_default(),
+            }),
         };
         pb::RuntimeSpec { kind: Some(kind) }
     }
@@ -323,6 +551,22 @@ impl TryFrom<pb::RuntimeSpec> for RuntimeSpec {
                 url: r.url,
                 headers: r.headers.into_iter().collect(),
             },
+            Some(pb::runtime_spec::Kind::Docker(d)) => {
+                let text = |s: String| (!s.is_empty()).then_some(s);
+                let number = |n: u64| (n != 0).then_some(n);
+                RuntimeSpec::Docker {
+                    image: text(d.image),
+                    npx: text(d.npx),
+                    uvx: text(d.uvx),
+                    command: text(d.command),
+                    args: d.args,
+                    env: d.env.into_iter().collect(),
+                    network: NetworkPolicy::parse(&d.network)?,
+                    memory_mb: number(d.memory_mb),
+                    millicpus: number(d.millicpus),
+                    pids: number(d.pids),
+                }
+            }
             None => return Err(FieldError::new("runtime", "missing")),
         };
         spec.validate()?;
@@ -381,6 +625,68 @@ mod tests {
             serde_json::from_str::<RuntimeSpec>(r#"{"kind":"process","command":"x","bogus":1}"#)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn docker_specs() {
+        let ok: RuntimeSpec = serde_json::from_str(
+            r#"{"kind":"docker","uvx":"mcp-server-time","env":{"TZ":"UTC"},"network":"egress","memory_mb":256}"#,
+        )
+        .unwrap();
+        ok.validate().unwrap();
+        assert_eq!(
+            ok.docker_limits().unwrap(),
+            DockerLimits {
+                memory_mb: 256,
+                millicpus: DockerLimits::DEFAULT_MILLICPUS,
+                pids: DockerLimits::DEFAULT_PIDS
+            }
+        );
+        let image: RuntimeSpec =
+            serde_json::from_str(r#"{"kind":"docker","image":"mcpr/x:1","args":["--stdio"]}"#)
+                .unwrap();
+        image.validate().unwrap();
+        let field = |json: &str| {
+            serde_json::from_str::<RuntimeSpec>(json)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .field
+        };
+        assert_eq!(field(r#"{"kind":"docker"}"#), "runtime.image");
+        assert_eq!(field(r#"{"kind":"docker","npx":"a","uvx":"b"}"#), "runtime");
+        assert_eq!(field(r#"{"kind":"docker","uvx":"a b"}"#), "runtime.uvx");
+        assert_eq!(field(r#"{"kind":"docker","npx":"--x"}"#), "runtime.npx");
+        assert_eq!(
+            field(r#"{"kind":"docker","image":"x","memory_mb":1}"#),
+            "runtime.memory_mb"
+        );
+        assert_eq!(
+            field(r#"{"kind":"docker","image":"x","env":{"1A":"x"}}"#),
+            "runtime.env.1A"
+        );
+        assert!(
+            serde_json::from_str::<RuntimeSpec>(
+                r#"{"kind":"docker","image":"x","network":"host"}"#
+            )
+            .is_err()
+        );
+        let spec = RuntimeSpec::Docker {
+            image: None,
+            npx: Some("@scope/pkg@1.2".into()),
+            uvx: None,
+            command: None,
+            args: vec!["--flag".into()],
+            env: [("TOKEN".to_owned(), "secret".to_owned())].into(),
+            network: NetworkPolicy::Egress,
+            memory_mb: None,
+            millicpus: Some(500),
+            pids: None,
+        };
+        let back = RuntimeSpec::try_from(pb::RuntimeSpec::from(&spec)).unwrap();
+        assert_eq!(back, spec);
+        let shown = serde_json::to_string(&spec.redacted()).unwrap();
+        assert!(!shown.contains("secret"), "{shown}");
     }
 
     #[test]

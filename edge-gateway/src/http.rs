@@ -5,15 +5,15 @@
 //! only `text/event-stream`); the GET stream is not offered (405), as the transport allows.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use futures::StreamExt;
+use tokio::sync::mpsc;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use dashmap::DashMap;
 use mcpr_core::jsonrpc::{Message, RpcError, code};
 use serde_json::Value;
 
@@ -26,41 +26,7 @@ pub const VERSION_HEADER: &str = "mcp-protocol-version";
 /// Largest accepted MCP request body.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
-/// A client session created by `initialize`.
-#[derive(Debug)]
-pub struct ClientSession {
-    pub view: View,
-    pub protocol_version: String,
-    pub created: Instant,
-    /// Seconds since `created` of the last request, for idle expiry.
-    pub last_seen: std::sync::atomic::AtomicU64,
-}
-
-impl ClientSession {
-    fn touch(&self) {
-        self.last_seen.store(
-            self.created.elapsed().as_secs(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-    }
-
-    fn idle_for(&self) -> std::time::Duration {
-        let last = self.last_seen.load(std::sync::atomic::Ordering::Relaxed);
-        self.created
-            .elapsed()
-            .saturating_sub(std::time::Duration::from_secs(last))
-    }
-}
-
-/// Forgets sessions idle for longer than `idle`; their clients get 404 and initialize anew,
-/// as the transport specifies.
-pub fn expire_sessions(sessions: &Sessions, idle: std::time::Duration) -> usize {
-    let before = sessions.len();
-    sessions.retain(|_, s| s.idle_for() < idle);
-    before - sessions.len()
-}
-
-pub type Sessions = DashMap<String, ClientSession>;
+use crate::sessions::ClientSession;
 
 #[derive(Clone)]
 struct Route {
@@ -80,28 +46,28 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route(
             &path,
             post(post_fixed)
-                .get(get_stream)
+                .get(get_fixed)
                 .delete(delete_fixed)
                 .with_state(view(Some(View::Hierarchical))),
         )
         .route(
             &format!("{path}/"),
             post(post_fixed)
-                .get(get_stream)
+                .get(get_fixed)
                 .delete(delete_fixed)
                 .with_state(view(Some(View::Hierarchical))),
         )
         .route(
             "/mcp/all",
             post(post_fixed)
-                .get(get_stream)
+                .get(get_fixed)
                 .delete(delete_fixed)
                 .with_state(view(Some(View::Flat))),
         )
         .route(
             "/mcp/p/{provider}",
             post(post_provider)
-                .get(get_stream)
+                .get(get_provider)
                 .delete(delete_provider)
                 .with_state(view(None)),
         );
@@ -109,12 +75,16 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         router = router.route(
             "/mcp",
             post(post_fixed)
-                .get(get_stream)
+                .get(get_fixed)
                 .delete(delete_fixed)
                 .with_state(view(Some(View::Hierarchical))),
         );
     }
-    router
+    // Rate limits and API keys before anything else (`auth.rs`).
+    router.route_layer(axum::middleware::from_fn_with_state(
+        gateway.clone(),
+        crate::auth::authenticate,
+    ))
 }
 
 async fn post_fixed(State(route): State<Route>, headers: HeaderMap, body: Body) -> Response {
@@ -144,16 +114,13 @@ async fn post_provider(
     handle_post(&route.gateway, View::Transparent(provider), &headers, body).await
 }
 
-async fn get_stream() -> Response {
-    let mut response = rpc_refusal(
-        StatusCode::METHOD_NOT_ALLOWED,
-        code::INVALID_REQUEST,
-        "this endpoint does not offer a server-to-client SSE stream; POST JSON-RPC messages",
-    );
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("POST, DELETE"));
-    response
+async fn get_fixed(State(route): State<Route>, headers: HeaderMap) -> Response {
+    let view = route.view.clone().expect("fixed routes have a view");
+    open_session_stream(&route.gateway, &view, &headers).await
+}
+
+async fn get_provider(State(route): State<Route>, Path(provider): Path<String>, headers: HeaderMap) -> Response {
+    open_session_stream(&route.gateway, &View::Transparent(provider), &headers).await
 }
 
 async fn delete_fixed(State(route): State<Route>, headers: HeaderMap) -> Response {
@@ -190,7 +157,7 @@ fn end_session(gateway: &Gateway, view: &View, headers: &HeaderMap) -> Response 
     }
 }
 
-async fn handle_post(gateway: &Gateway, view: View, headers: &HeaderMap, body: Body) -> Response {
+async fn handle_post(gateway: &Arc<Gateway>, view: View, headers: &HeaderMap, body: Body) -> Response {
     if let Err(refusal) = check_origin(gateway, headers) {
         return refusal;
     }
@@ -279,12 +246,7 @@ async fn handle_post(gateway: &Gateway, view: View, headers: &HeaderMap, body: B
         let id = uuid::Uuid::new_v4().simple().to_string();
         new_session = Some((
             id.clone(),
-            ClientSession {
-                view: view.clone(),
-                protocol_version: crate::views::negotiate_version(&requested).to_owned(),
-                created: Instant::now(),
-                last_seen: Default::default(),
-            },
+            ClientSession::new(view.clone(), crate::views::negotiate_version(&requested).to_owned()),
         ));
         id
     } else {
@@ -310,6 +272,12 @@ async fn handle_post(gateway: &Gateway, view: View, headers: &HeaderMap, body: B
         }
     };
 
+    // A lone request that is relayed may bring messages of its own before its answer
+    // (progress, sampling, elicitation): it streams when the client accepts SSE.
+    if !batch && !is_initialize && wants_sse && messages[0].id.is_some() {
+        let message = messages.into_iter().next().expect("one message");
+        return streamed_answer(gateway, view, session_id, message, wants_json).await;
+    }
     let mut answers = Vec::with_capacity(messages.len());
     for message in messages {
         if let Some(answer) = gateway.handle(&view, &session_id, message).await {
@@ -445,6 +413,109 @@ fn hostname(host_port: &str) -> &str {
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Answers one request as JSON when nothing else comes first; switches to an SSE stream as
+/// soon as the upstream sends a message about the request (progress, a server-to-client
+/// request), and then streams until the answer.
+async fn streamed_answer(gateway: &Arc<Gateway>, view: View, session: String, message: Message, json_ok: bool) -> Response {
+    let id = message.id.as_ref().map(|v| v.to_string()).unwrap_or_default();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+    let guard = gateway.delivery.open_stream(&session, &id, tx.clone());
+    let task_gateway = gateway.clone();
+    let mut answer = tokio::spawn(async move {
+        let answer = task_gateway.handle(&view, &session, message).await;
+        drop(guard);
+        answer
+    });
+    let first_event = tokio::select! {
+        answer = &mut answer => {
+            let body = answer.ok().flatten().map(|a| a.to_bytes());
+            return match body {
+                Some(body) if json_ok => json_response(StatusCode::OK, &body, None),
+                Some(body) => sse_response(&body, None),
+                None => StatusCode::ACCEPTED.into_response(),
+            };
+        }
+        event = rx.recv() => event,
+    };
+    // Something came before the answer: stream it, then whatever follows, then the answer.
+    tokio::spawn(async move {
+        if let Ok(Some(answer)) = answer.await {
+            let _ = tx.send(answer.to_bytes()).await;
+        }
+    });
+    let first = futures::stream::iter(first_event);
+    let rest = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    let events = first.chain(rest).map(|bytes| Ok::<_, std::convert::Infallible>(sse_event(&bytes)));
+    // The stream ends once the answer is sent: its sender (in the task above) drops then.
+    let body = Body::from_stream(AnswerStream { inner: Box::pin(events), done: false });
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+/// Ends the SSE body right after the JSON-RPC response (the message with a result or error).
+struct AnswerStream<S> {
+    inner: std::pin::Pin<Box<S>>,
+    done: bool,
+}
+
+impl<S: futures::Stream<Item = Result<Bytes, std::convert::Infallible>>> futures::Stream for AnswerStream<S> {
+    type Item = Result<Bytes, std::convert::Infallible>;
+    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        if self.done {
+            return std::task::Poll::Ready(None);
+        }
+        let next = self.inner.as_mut().poll_next(cx);
+        if let std::task::Poll::Ready(Some(Ok(bytes))) = &next {
+            // A response event carries "result" or "error" at the top level.
+            let text = String::from_utf8_lossy(bytes);
+            if let Some(data) = text.strip_prefix("event: message\ndata: ") {
+                if let Ok(msg) = Message::parse(data.trim_end().as_bytes()) {
+                    if msg.method.is_none() {
+                        self.done = true;
+                    }
+                }
+            }
+        }
+        next
+    }
+}
+
+fn sse_event(message: &[u8]) -> Bytes {
+    let mut event = b"event: message\ndata: ".to_vec();
+    event.extend_from_slice(message);
+    event.extend_from_slice(b"\n\n");
+    Bytes::from(event)
+}
+
+/// The session's own SSE stream (GET): notifications and server-to-client requests that
+/// belong to no open request. One stream per session at a time.
+async fn open_session_stream(gateway: &Gateway, view: &View, headers: &HeaderMap) -> Response {
+    if let Err(refusal) = check_origin(gateway, headers) {
+        return refusal;
+    }
+    let accept = header_str(headers, header::ACCEPT.as_str()).unwrap_or_default();
+    if !accept.contains("text/event-stream") && !accept.contains("*/*") {
+        return rpc_refusal(StatusCode::NOT_ACCEPTABLE, code::INVALID_REQUEST, "GET needs Accept: text/event-stream");
+    }
+    let Some(id) = header_str(headers, SESSION_HEADER) else {
+        return rpc_refusal(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, "missing Mcp-Session-Id header: send initialize first");
+    };
+    let inbox = match gateway.sessions.get(id) {
+        Some(session) if &session.view == view => session.inbox.clone(),
+        _ => return rpc_refusal(StatusCode::NOT_FOUND, code::INVALID_REQUEST, "unknown or expired session: initialize a new one"),
+    };
+    let Ok(inbox) = inbox.try_lock_owned() else {
+        return rpc_refusal(StatusCode::CONFLICT, code::INVALID_REQUEST, "this session already has an open GET stream");
+    };
+    let messages = futures::stream::unfold(inbox, |mut inbox| async move { inbox.recv().await.map(|m| (m, inbox)) });
+    // A comment every 15 s keeps proxies from closing an idle stream.
+    let keepalive = futures::stream::unfold((), |_| async {
+        tokio::time::sleep(std::time::Duration::from_secs(15)).await;
+        Some((Bytes::from_static(b": keepalive\n\n"), ()))
+    });
+    let events = futures::stream::select(messages.map(|m| sse_event(&m)), keepalive).map(Ok::<_, std::convert::Infallible>);
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], Body::from_stream(events)).into_response()
 }
 
 fn json_response(status: StatusCode, body: &[u8], session: Option<&str>) -> Response {

@@ -3,9 +3,12 @@
 //! each provider. Configuration arrives as snapshots from the control plane; the request
 //! path never calls the control plane.
 
+pub mod auth;
 pub mod http;
 pub mod relay;
+pub mod sandbox;
 pub mod search;
+pub mod sessions;
 pub mod snapshot;
 pub mod stdio;
 pub mod views;
@@ -51,7 +54,10 @@ pub struct Gateway {
     pub config: Config,
     pub(crate) snapshot: Arc<ArcSwap<Snapshot>>,
     pub(crate) relays: relay::RelayPool,
-    pub(crate) sessions: http::Sessions,
+    /// Rate limit buckets and unreported API key use (`auth.rs`).
+    pub(crate) auth: auth::AuthState,
+    pub(crate) sessions: sessions::Sessions,
+    pub(crate) delivery: Arc<sessions::Delivery>,
     snapshot_ready: Arc<tokio::sync::Notify>,
 }
 
@@ -68,20 +74,62 @@ impl Gateway {
         local: Option<(String, Arc<dyn mcpr_core::relay::LocalAgent>)>,
     ) -> Arc<Gateway> {
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
+        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+        if let Some((relay_url, agent)) = &local {
+            let mut local_events = agent.events();
+            let relay_url = relay_url.clone();
+            let tx = events_tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    match local_events.recv().await {
+                        Ok(event) => {
+                            if tx.send((relay_url.clone(), event)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            });
+        }
         let ready = Arc::new(tokio::sync::Notify::new());
         let gateway = Arc::new(Gateway {
-            relays: relay::RelayPool::new(config.request_timeout, local),
+            relays: relay::RelayPool::new(config.request_timeout, local, events_tx),
+            delivery: Default::default(),
+            auth: Default::default(),
             sessions: Default::default(),
             snapshot: snapshot.clone(),
             snapshot_ready: ready.clone(),
             config: config.clone(),
         });
-        tokio::spawn(watch::follow(
-            config.control_plane_url,
-            config.gateway_id,
-            snapshot,
-            ready,
+        tokio::spawn(auth::report_usage(
+            Arc::downgrade(&gateway),
+            config.control_plane_url.clone(),
+            config.gateway_id.clone(),
         ));
+        tokio::spawn(watch::follow(config.control_plane_url, config.gateway_id, snapshot, ready));
+        // Upstream servers' own messages, from every agent, to the sessions they concern.
+        let weak = Arc::downgrade(&gateway);
+        tokio::spawn(async move {
+            while let Some((relay_url, event)) = events_rx.recv().await {
+                let Some(gateway) = weak.upgrade() else { return };
+                gateway.deliver(&relay_url, &event).await;
+            }
+        });
+        // Idle client sessions expire.
+        let weak = Arc::downgrade(&gateway);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(gateway) = weak.upgrade() else { return };
+                let expired = sessions::expire_sessions(&gateway.sessions, gateway.config.session_idle);
+                if expired > 0 {
+                    tracing::debug!(expired, "idle client sessions expired");
+                }
+            }
+        });
         gateway
     }
 

@@ -63,6 +63,13 @@ async fn main() -> anyhow::Result<()> {
     };
     let gateway = mcpr_edge_gateway::Gateway::start(config);
     tracing::info!(addr = %listener.local_addr()?, path = %gateway.config.mcp_path, "edge gateway listening");
-    axum::serve(listener, gateway.router()).await?;
+    // The client address feeds the per-address rate limit (`auth.rs`).
+    axum::serve(
+        listener,
+        gateway
+            .router()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await?;
     Ok(())
 }

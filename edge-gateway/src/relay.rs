@@ -9,7 +9,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use futures::StreamExt;
 use mcpr_core::jsonrpc::{Message, RpcError, code};
-use mcpr_core::relay::LocalAgent;
+use mcpr_core::relay::{AgentEvent, EventKind, LocalAgent};
 use mcpr_proto as pb;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -27,15 +27,22 @@ pub struct RelayPool {
     /// An agent in this process (`mcpr up`), called directly: (its relay URL, the agent).
     local: Option<(String, Arc<dyn LocalAgent>)>,
     links: DashMap<String, Arc<Link>>,
+    /// Where agents' own messages (notifications, server requests) go, with their relay URL.
+    events: mpsc::UnboundedSender<(String, Arc<AgentEvent>)>,
     connecting: DashMap<String, Arc<Mutex<()>>>,
     next_exchange: AtomicU64,
     timeout: Duration,
 }
 
 impl RelayPool {
-    pub fn new(timeout: Duration, local: Option<(String, Arc<dyn LocalAgent>)>) -> Self {
+    pub fn new(
+        timeout: Duration,
+        local: Option<(String, Arc<dyn LocalAgent>)>,
+        events: mpsc::UnboundedSender<(String, Arc<AgentEvent>)>,
+    ) -> Self {
         RelayPool {
             local,
+            events,
             links: DashMap::new(),
             connecting: DashMap::new(),
             next_exchange: AtomicU64::new(1),
@@ -75,6 +82,7 @@ impl RelayPool {
             client_session: session.to_owned(),
             kind: pb::RelayKind::Request as i32,
             message: message.to_bytes(),
+            related_id: String::new(),
         };
         if link.outbound.send(frame).await.is_err() {
             link.pending.remove(&exchange_id);
@@ -116,11 +124,30 @@ impl RelayPool {
             client_session: session.to_owned(),
             kind: pb::RelayKind::Notification as i32,
             message: message.to_bytes(),
+            related_id: String::new(),
         };
         link.outbound
             .send(frame)
             .await
             .map_err(|_| unreachable(relay_url, "relay stream closed"))
+    }
+
+    /// Sends a client's answer to a server-to-client request back to the agent.
+    pub async fn respond(&self, relay_url: &str, provider: &str, message: Message) -> Result<(), RpcError> {
+        if let Some(agent) = self.local_agent(relay_url) {
+            agent.respond(provider, message).await;
+            return Ok(());
+        }
+        let link = self.link(relay_url).await?;
+        let frame = pb::RelayFrame {
+            exchange_id: 0,
+            provider: provider.to_owned(),
+            client_session: String::new(),
+            kind: pb::RelayKind::ServerResponse as i32,
+            message: message.to_bytes(),
+            related_id: String::new(),
+        };
+        link.outbound.send(frame).await.map_err(|_| unreachable(relay_url, "relay stream closed"))
     }
 
     fn local_agent(&self, relay_url: &str) -> Option<&Arc<dyn LocalAgent>> {
@@ -148,7 +175,7 @@ impl RelayPool {
                 return Ok(link.clone());
             }
         }
-        let link = Arc::new(open(relay_url).await?);
+        let link = Arc::new(open(relay_url, self.events.clone()).await?);
         self.links.insert(relay_url.to_owned(), link.clone());
         Ok(link)
     }
@@ -161,7 +188,7 @@ fn unreachable(relay_url: &str, why: &str) -> RpcError {
     )
 }
 
-async fn open(relay_url: &str) -> Result<Link, RpcError> {
+async fn open(relay_url: &str, events: mpsc::UnboundedSender<(String, Arc<AgentEvent>)>) -> Result<Link, RpcError> {
     let endpoint = tonic::transport::Endpoint::from_shared(relay_url.to_owned())
         .map_err(|e| unreachable(relay_url, &e.to_string()))?
         .connect_timeout(Duration::from_secs(3))
@@ -196,7 +223,22 @@ async fn open(relay_url: &str) -> Result<Link, RpcError> {
                         let _ = waiter.send(frame.message);
                     }
                 }
-                Ok(_) => {} // agent-initiated notifications: routed to sessions in a later step
+                Ok(frame) => {
+                    let kind = match pb::RelayKind::try_from(frame.kind) {
+                        Ok(pb::RelayKind::Notification) => EventKind::Notification,
+                        Ok(pb::RelayKind::ServerRequest) => EventKind::Request,
+                        _ => continue,
+                    };
+                    let Ok(message) = Message::parse(&frame.message) else { continue };
+                    let event = AgentEvent {
+                        provider: frame.provider,
+                        client_session: frame.client_session,
+                        related_id: frame.related_id,
+                        kind,
+                        message,
+                    };
+                    let _ = events.send((url.clone(), Arc::new(event)));
+                }
                 Err(status) => {
                     tracing::warn!(relay = %url, %status, "relay stream failed");
                     break;

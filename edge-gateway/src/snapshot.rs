@@ -48,6 +48,8 @@ pub struct Snapshot {
     /// The flat view's `tools/list` result, built once per snapshot.
     pub flat_tools: Box<RawValue>,
     pub search: SearchIndex,
+    /// API keys and the authentication policy (`auth.rs`).
+    pub credentials: crate::auth::Credentials,
 }
 
 impl Snapshot {
@@ -91,6 +93,7 @@ impl Snapshot {
                 .collect(),
             flat_tools,
             search,
+            credentials: crate::auth::Credentials::from_proto(snapshot.credentials, snapshot.auth),
         }
     }
 }

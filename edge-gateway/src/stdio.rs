@@ -23,7 +23,21 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let session = format!("stdio-{}", uuid::Uuid::new_v4().simple());
+    // One session for the whole connection, so that upstream notifications and requests
+    // (progress, sampling, elicitation) find their way to stdout.
+    let client_session = crate::sessions::ClientSession::new(View::Hierarchical, String::new());
+    let inbox = client_session.inbox.clone();
+    gateway.sessions.insert(session.clone(), client_session);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
+    let forward_tx = tx.clone();
+    let forwarder = tokio::spawn(async move {
+        let mut inbox = inbox.lock_owned().await;
+        while let Some(message) = inbox.recv().await {
+            if forward_tx.send(message).await.is_err() {
+                return;
+            }
+        }
+    });
     let writer = tokio::spawn(async move {
         while let Some(mut line) = rx.recv().await {
             line.push(b'\n');
@@ -67,6 +81,8 @@ where
             }
         });
     }
+    gateway.sessions.remove(&session);
+    forwarder.abort();
     drop(tx);
     writer.await.map_err(std::io::Error::other)?
 }

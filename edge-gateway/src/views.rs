@@ -66,8 +66,19 @@ impl Gateway {
                 }
                 None
             }
-            // Answers to server-initiated requests: none are sent to clients yet.
-            Kind::Response => None,
+            // The client's answer to a server-to-client request: back to its upstream.
+            Kind::Response => {
+                let id = message.id.as_ref().map(|v| v.to_string()).unwrap_or_default();
+                match self.delivery.take_server_request(session, &id) {
+                    Some((relay_url, provider)) => {
+                        if let Err(e) = self.relays.respond(&relay_url, &provider, message).await {
+                            tracing::debug!(error = %e, "client answer could not be relayed");
+                        }
+                    }
+                    None => tracing::debug!(%id, "answer to an unknown server request dropped"),
+                }
+                None
+            }
         }
     }
 
@@ -77,9 +88,14 @@ impl Gateway {
         let answer = match (method, view) {
             ("initialize", _) => self.initialize(view, &message),
             ("ping", _) => Ok(raw(json!({}))),
-            (_, View::Transparent(name)) => return self.relay(name, session, message).await,
+            (_, View::Transparent(name)) => {
+                return crate::auth::guard_transparent(name, message, |m| {
+                    self.relay(name, session, m)
+                })
+                .await;
+            }
             ("tools/list", View::Hierarchical) => Ok(raw(json!({ "tools": meta_tools() }))),
-            ("tools/list", View::Flat) => Ok(self.snapshot.load().flat_tools.clone()),
+            ("tools/list", View::Flat) => Ok(crate::auth::flat_tools(&self.snapshot.load())),
             ("tools/call", View::Hierarchical) => {
                 return self.call_hierarchical(session, message).await;
             }
@@ -219,6 +235,7 @@ impl Gateway {
         };
         let snapshot = self.snapshot.load();
         let outcome = match name.as_str() {
+            crate::sandbox::TOOL => return self.python_sandbox(id, session, arguments).await,
             "list_providers" => Ok(list_providers(&snapshot)),
             "list_tools" => {
                 string_arg(&arguments, "provider").and_then(|p| list_tools(&snapshot, &p))
@@ -351,6 +368,7 @@ fn find_provider<'a>(snapshot: &'a Snapshot, name: &str) -> Result<&'a Arc<Provi
 /// Checks that `provider` lists `tool`. A provider that is not running has no tool list yet:
 /// the call goes through and the agent answers why it cannot run it.
 fn find_tool(snapshot: &Snapshot, provider: &str, tool: &str) -> Result<(), RpcError> {
+    crate::auth::authorize_tool(provider, tool)?;
     let p = find_provider(snapshot, provider)?;
     if p.state != ServerState::Running && p.tools.is_empty() {
         return Ok(());
@@ -392,9 +410,8 @@ fn string_arg(arguments: &Map<String, Value>, name: &str) -> Result<String, Stri
 }
 
 fn list_providers(snapshot: &Snapshot) -> Value {
-    let providers: Vec<Value> = snapshot
-        .listed
-        .iter()
+    let providers: Vec<Value> = crate::auth::visible_providers(snapshot)
+        .into_iter()
         .map(|p| {
             let mut entry = json!({"name": p.name, "description": p.description, "state": p.state, "tools": p.tools.len()});
             if let Some(title) = p.server_info.as_ref().and_then(|i| i.get("serverInfo")).and_then(|s| s.get("title")) {
@@ -410,20 +427,29 @@ fn list_providers(snapshot: &Snapshot) -> Value {
 }
 
 fn list_tools(snapshot: &Snapshot, provider: &str) -> Result<Value, String> {
+    crate::auth::authorize_provider(provider).map_err(|e| e.message)?;
     let p = find_provider(snapshot, provider).map_err(|e| e.message)?;
+    let access = crate::auth::caller();
     let tools: Vec<Value> = p
         .tools
         .iter()
+        .filter(|t| access.allows_tool(&p.name, &t.name))
         .filter_map(|t| serde_json::from_str(t.raw.get()).ok())
         .collect();
     Ok(json!({"provider": p.name, "state": p.state, "tools": tools}))
 }
 
 fn search_tools(snapshot: &Snapshot, query: &str, limit: usize) -> Value {
+    let access = crate::auth::caller();
+    let scan = if access.is_all() { limit } else { usize::MAX };
     let results: Vec<Value> = snapshot
         .search
-        .search(query, limit)
+        .search(query, scan)
         .into_iter()
+        .filter(|hit| {
+            access.allows_tool(&hit.provider.name, &hit.provider.tools[hit.tool_index].name)
+        })
+        .take(limit)
         .map(|hit| {
             let tool = &hit.provider.tools[hit.tool_index];
             let schema = serde_json::from_str::<Value>(tool.raw.get())
@@ -503,7 +529,8 @@ fn meta_tools() -> Value {
                 },
                 "required": ["provider", "tool"]
             }
-        }
+        },
+        crate::sandbox::tool()
     ])
 }
 

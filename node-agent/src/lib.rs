@@ -6,6 +6,8 @@
 pub mod control;
 pub mod logs;
 pub mod relay;
+pub mod runtime;
+pub mod sandbox;
 pub mod supervisor;
 pub mod upstream;
 
@@ -33,7 +35,16 @@ pub async fn start(config: Config, relay_listener: TcpListener) -> anyhow::Resul
         .advertise_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let agent = Agent::new(config.agent_id.clone(), config.settings.clone());
+    let mut settings = config.settings.clone();
+    if settings.docker.owner.is_empty() {
+        settings.docker.owner = docker_owner(&config.agent_id, &config.control_plane_url);
+    }
+    let agent = Agent::new(config.agent_id.clone(), settings);
+    // Containers a crashed run of this agent left behind go before anything new starts.
+    let reaped = tokio::time::timeout(std::time::Duration::from_secs(30), agent.docker.reap()).await;
+    if let Ok(count @ 1..) = reaped {
+        tracing::info!(count, "reaped containers left by a previous run of this agent");
+    }
     let service = pb::relay_service_server::RelayServiceServer::new(relay::RelayService {
         agent: agent.clone(),
     });
@@ -56,4 +67,22 @@ pub async fn start(config: Config, relay_listener: TcpListener) -> anyhow::Resul
         relay_url,
     ));
     Ok(agent)
+}
+
+/// The owner label of this agent's containers: stable across restarts of the same agent
+/// (same id, same control plane), distinct from every other agent on the host.
+pub fn docker_owner(agent_id: &str, scope: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{agent_id}@{scope}").as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{agent_id}-{hex}")
+}
+
+impl Agent {
+    /// Stops every server and removes every container of this agent (agent shutdown),
+    /// waiting up to 20 s for Docker.
+    pub async fn shutdown(&self) {
+        self.stop_all();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(20), self.docker.reap()).await;
+    }
 }

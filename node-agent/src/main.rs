@@ -40,6 +40,8 @@ struct Args {
     /// How long a request may wait for its upstream answer, in seconds.
     #[arg(long, env = "MCPR_REQUEST_TIMEOUT_SECS", default_value_t = 120)]
     request_timeout_secs: u64,
+    #[command(flatten)]
+    docker: mcpr_node_agent::runtime::DockerArgs,
 }
 
 #[tokio::main]
@@ -61,6 +63,8 @@ async fn main() -> anyhow::Result<()> {
         backoff_base: Duration::from_millis(args.backoff_ms),
         backoff_max: Duration::from_millis(args.backoff_max_ms.max(args.backoff_ms)),
         request_timeout: Duration::from_secs(args.request_timeout_secs),
+        docker: args.docker.settings(),
+        sandbox: args.docker.sandbox_limits(),
         ..Default::default()
     };
     let config = mcpr_node_agent::Config {
@@ -72,7 +76,8 @@ async fn main() -> anyhow::Result<()> {
     let agent = mcpr_node_agent::start(config, listener).await?;
     shutdown_signal().await;
     tracing::info!("stopping servers");
-    agent.stop_all();
+    // Stops the servers and removes this agent's containers.
+    agent.shutdown().await;
     // Give children a moment to be reaped.
     tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(())

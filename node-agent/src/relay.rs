@@ -30,6 +30,37 @@ impl pb::relay_service_server::RelayService for RelayService {
         let mut incoming = request.into_inner();
         let (tx, rx) = mpsc::channel::<Result<pb::RelayFrame, Status>>(1024);
         let agent = self.agent.clone();
+        // What upstream servers send on their own goes to every gateway; each one delivers
+        // what concerns its client sessions.
+        let mut events = agent.subscribe_events();
+        let events_tx = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                let event = match events.recv().await {
+                    Ok(event) => event,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "a gateway fell behind; upstream notifications dropped");
+                        continue;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let kind = match event.kind {
+                    mcpr_core::relay::EventKind::Notification => pb::RelayKind::Notification,
+                    mcpr_core::relay::EventKind::Request => pb::RelayKind::ServerRequest,
+                };
+                let frame = pb::RelayFrame {
+                    exchange_id: 0,
+                    provider: event.provider.clone(),
+                    client_session: event.client_session.clone(),
+                    kind: kind as i32,
+                    message: event.message.to_bytes(),
+                    related_id: event.related_id.clone(),
+                };
+                if events_tx.send(Ok(frame)).await.is_err() {
+                    return;
+                }
+            }
+        });
         tokio::spawn(async move {
             while let Some(frame) = incoming.next().await {
                 let frame = match frame {
@@ -64,11 +95,15 @@ async fn handle_frame(agent: &Agent, frame: pb::RelayFrame) -> Option<pb::RelayF
     };
     match kind {
         pb::RelayKind::Request => {
-            let response = agent.relay_request(&frame.provider, message).await;
+            let response = agent.relay_request(&frame.provider, &frame.client_session, message).await;
             Some(reply(&frame, response))
         }
         pb::RelayKind::Notification => {
             agent.relay_notification(&frame.provider, message).await;
+            None
+        }
+        pb::RelayKind::ServerResponse => {
+            agent.relay_response(&frame.provider, message).await;
             None
         }
         _ => Some(reply(
@@ -88,5 +123,6 @@ fn reply(request: &pb::RelayFrame, message: Message) -> pb::RelayFrame {
         client_session: request.client_session.clone(),
         kind: pb::RelayKind::Response as i32,
         message: message.to_bytes(),
+        related_id: String::new(),
     }
 }

@@ -51,6 +51,9 @@ pub struct Settings {
     pub backoff_reset_after: Duration,
     pub request_timeout: Duration,
     pub startup_timeout: Duration,
+    /// The `docker` runtime and the python sandbox.
+    pub docker: crate::runtime::DockerSettings,
+    pub sandbox: crate::sandbox::SandboxLimits,
 }
 
 impl Default for Settings {
@@ -61,6 +64,8 @@ impl Default for Settings {
             backoff_reset_after: Duration::from_secs(30),
             request_timeout: Duration::from_secs(120),
             startup_timeout: Duration::from_secs(60),
+            docker: Default::default(),
+            sandbox: Default::default(),
         }
     }
 }
@@ -141,16 +146,30 @@ pub struct Agent {
     pub(crate) logs: Arc<Mutex<Vec<pb::LogLine>>>,
     /// Woken on every status change and log line; the reporter sends what is new.
     pub(crate) changed: Arc<Notify>,
+    /// What upstream servers send on their own, for every connected gateway.
+    pub(crate) events: tokio::sync::broadcast::Sender<Arc<mcpr_core::relay::AgentEvent>>,
+    /// The Docker Engine link (`docker` servers, the sandbox), connected on first use.
+    pub docker: Arc<crate::runtime::DockerRuntime>,
+    /// `python_sandbox`, reached as the reserved provider [`crate::sandbox::PROVIDER`].
+    pub sandbox: Arc<crate::sandbox::Sandbox>,
 }
 
 impl Agent {
     pub fn new(id: String, settings: Settings) -> Arc<Agent> {
+        let docker = Arc::new(crate::runtime::DockerRuntime::new(
+            id.clone(),
+            settings.docker.clone(),
+        ));
+        let sandbox = crate::sandbox::Sandbox::new(docker.clone(), settings.sandbox.clone());
         Arc::new(Agent {
+            docker,
+            sandbox,
             id,
             settings,
             servers: RwLock::default(),
             logs: Arc::default(),
             changed: Arc::new(Notify::new()),
+            events: tokio::sync::broadcast::channel(4096).0,
         })
     }
 
@@ -229,13 +248,17 @@ impl Agent {
     }
 
     /// Relays one JSON-RPC request to `provider` and returns its response message.
-    pub async fn relay_request(&self, provider: &str, msg: Message) -> Message {
+    pub async fn relay_request(&self, provider: &str, client_session: &str, msg: Message) -> Message {
+        if provider == crate::sandbox::PROVIDER {
+            return self.sandbox.handle(msg).await;
+        }
         let id = msg.id.clone().unwrap_or(serde_json::Value::Null);
         let session = match self.ready_session(provider).await {
             Ok(session) => session,
             Err(error) => return Message::error(id, &error),
         };
-        match session.request(msg).await {
+        let origin = crate::upstream::routing::Origin { client_session: client_session.to_owned(), related_id: id.to_string() };
+        match session.request_from(msg, origin).await {
             Ok(response) => response,
             Err(error) => Message::error(id, &error),
         }
@@ -267,6 +290,17 @@ impl Agent {
         }
     }
 
+    /// Relays a client's answer to a server-to-client request back to its upstream.
+    pub async fn relay_response(&self, provider: &str, msg: Message) {
+        if let Some(session) = self.server(provider).and_then(|s| s.session()) {
+            session.respond(msg).await;
+        }
+    }
+
+    pub fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<Arc<mcpr_core::relay::AgentEvent>> {
+        self.events.subscribe()
+    }
+
     pub async fn relay_notification(&self, provider: &str, msg: Message) {
         if let Some(session) = self.server(provider).and_then(|s| s.session()) {
             let _ = session.notify(msg).await;
@@ -292,15 +326,13 @@ async fn supervise(agent: Arc<Agent>, server: Arc<Supervised>) {
         let (events_tx, mut events) = mpsc::unbounded_channel();
         let outcome = tokio::select! {
             _ = server.stop.cancelled() => None,
-            started = tokio::time::timeout(settings.startup_timeout, start(&server.assignment, &logs, events_tx, settings)) => Some(match started {
-                Ok(result) => result,
-                Err(_) => Err(format!("no MCP handshake within {} s", settings.startup_timeout.as_secs())),
-            }),
+            started = start(&agent, &server.assignment, &logs, events_tx, settings) => Some(started),
         };
         let error = match outcome {
             None => break,
             Some(Err(error)) => error,
             Some(Ok((conn, handshake))) => {
+                conn.routing.connect(&server.assignment.name, &agent.id, agent.events.clone());
                 *server.session.write().unwrap() = Some(conn.clone());
                 server.set_status(|s| {
                     s.state = ServerState::Running;
@@ -365,8 +397,36 @@ async fn supervise(agent: Arc<Agent>, server: Arc<Supervised>) {
     });
 }
 
+/// Prepares what the server needs (a `docker` server's image, built once: that takes as
+/// long as it takes), then connects within the startup timeout.
 async fn start(
+    agent: &Agent,
     assignment: &Assignment,
+    logs: &LogSink,
+    events: mpsc::UnboundedSender<UpstreamEvent>,
+    settings: &Settings,
+) -> Result<(Arc<Connection>, upstream::Handshake), String> {
+    let launch = match &assignment.spec {
+        RuntimeSpec::Docker { .. } => {
+            Some(crate::runtime::images::resolve(&agent.docker, &assignment.spec, logs).await?)
+        }
+        _ => None,
+    };
+    let connecting = connect(agent, assignment, launch, logs, events, settings);
+    tokio::time::timeout(settings.startup_timeout, connecting)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "no MCP handshake within {} s",
+                settings.startup_timeout.as_secs()
+            ))
+        })
+}
+
+async fn connect(
+    agent: &Agent,
+    assignment: &Assignment,
+    launch: Option<crate::runtime::docker::Launch>,
     logs: &LogSink,
     events: mpsc::UnboundedSender<UpstreamEvent>,
     settings: &Settings,
@@ -391,9 +451,26 @@ async fn start(
         RuntimeSpec::Remote { url, headers } => {
             upstream::remote::connect(url, headers, events, settings.request_timeout)?
         }
+        RuntimeSpec::Docker { .. } => {
+            agent
+                .docker
+                .run_server(
+                    &assignment.id,
+                    &assignment.name,
+                    &assignment.spec,
+                    launch.ok_or("docker server without an image")?,
+                    logs.clone(),
+                    events,
+                    settings.request_timeout,
+                )
+                .await?
+        }
     };
     match conn.handshake("mcp-router").await {
-        Ok(handshake) => Ok((conn, handshake)),
+        Ok(handshake) => {
+            conn.start_listening();
+            Ok((conn, handshake))
+        }
         Err(e) => {
             // Prefer the reason the session died (exit status) over the symptom.
             let reason = conn.close_reason();
@@ -410,10 +487,18 @@ impl mcpr_core::relay::LocalAgent for Agent {
     fn request<'a>(
         &'a self,
         provider: &'a str,
-        _session: &'a str,
+        session: &'a str,
         message: Message,
     ) -> mcpr_core::relay::BoxFuture<'a, Message> {
-        Box::pin(self.relay_request(provider, message))
+        Box::pin(self.relay_request(provider, session, message))
+    }
+
+    fn respond<'a>(&'a self, provider: &'a str, message: Message) -> mcpr_core::relay::BoxFuture<'a, ()> {
+        Box::pin(self.relay_response(provider, message))
+    }
+
+    fn events(&self) -> tokio::sync::broadcast::Receiver<Arc<mcpr_core::relay::AgentEvent>> {
+        self.subscribe_events()
     }
 
     fn notify<'a>(

@@ -27,8 +27,8 @@ from mcp.types import CallToolResult, TextContent
 
 CLIENT_INFO = Implementation(name="mcpr-e2e-python-sdk", version="1.0.0")
 
-# The four meta-tools of the hierarchical view.
-META_TOOLS = ["call_tool", "list_providers", "list_tools", "search_tools"]
+# The meta-tools of the hierarchical view.
+META_TOOLS = ["call_tool", "list_providers", "list_tools", "python_sandbox", "search_tools"]
 
 # How long a whole script may run (the Rust harness kills it after 60 s) and one request.
 SCRIPT_TIMEOUT_S = 50

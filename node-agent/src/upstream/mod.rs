@@ -3,8 +3,10 @@
 //! fresh upstream id (so many clients can share one session) and their own id back on the
 //! response; everything else in the message passes through untouched.
 
+pub mod lines;
 pub mod process;
 pub mod remote;
+pub mod routing;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,6 +53,8 @@ pub struct Connection {
     closed: watch::Sender<Option<String>>,
     events: mpsc::UnboundedSender<UpstreamEvent>,
     request_timeout: Duration,
+    /// Where what the upstream sends on its own goes (see `routing`).
+    pub routing: routing::Routing,
 }
 
 impl Connection {
@@ -66,6 +70,7 @@ impl Connection {
             closed: watch::channel(None).0,
             events,
             request_timeout,
+            routing: routing::Routing::default(),
         })
     }
 
@@ -96,8 +101,14 @@ impl Connection {
         reason.unwrap_or_else(|_| "connection dropped".into())
     }
 
-    /// Sends a request and waits for its response; the response carries `msg`'s own id.
-    pub async fn request(&self, mut msg: Message) -> Result<Message, RpcError> {
+    /// Sends a request of the agent's own and waits for its response.
+    pub async fn request(&self, msg: Message) -> Result<Message, RpcError> {
+        self.request_from(msg, routing::Origin::none()).await
+    }
+
+    /// Sends a client's request and waits for its response; the response carries `msg`'s
+    /// own id. What the upstream sends meanwhile about it is routed back to `origin`.
+    pub async fn request_from(&self, mut msg: Message, origin: routing::Origin) -> Result<Message, RpcError> {
         if let Some(reason) = self.close_reason() {
             return Err(RpcError::new(
                 code::UPSTREAM_UNAVAILABLE,
@@ -107,6 +118,15 @@ impl Connection {
         let original_id = msg.id.take().unwrap_or(Value::Null);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         msg.id = Some(json!(id));
+        let msg = self.routing.outgoing(msg, id, origin);
+        // However this ends (answer, error, timeout, caller gone), stop routing for it.
+        struct Finished<'a>(&'a routing::Routing, u64);
+        impl Drop for Finished<'_> {
+            fn drop(&mut self) {
+                self.0.finished(self.1);
+            }
+        }
+        let _finished = Finished(&self.routing, id);
         let method = msg.method.clone().unwrap_or_default();
         let mut response = match &self.outbound {
             Outbound::Lines(tx) => {
@@ -186,39 +206,67 @@ impl Connection {
 
     /// Handles one message that the upstream sent us (a response, its own request, or a
     /// notification). Returns an answer to send back for upstream requests.
-    fn on_message(&self, msg: Message) -> Option<Message> {
+    /// `arrived_with` is the upstream id of the request on whose stream the message came
+    /// (streamable HTTP), if any.
+    fn on_message(&self, msg: Message, arrived_with: Option<u64>) -> Option<Message> {
         match msg.kind() {
             Ok(Kind::Response) => {
-                if let Some(id) = msg.id.as_ref().and_then(Value::as_u64) {
-                    if let Some((_, waiter)) = self.pending.remove(&id) {
-                        let _ = waiter.send(msg);
-                    }
+                if let Some((_, waiter)) = msg.id.as_ref().and_then(Value::as_u64).and_then(|id| self.pending.remove(&id)) {
+                    let _ = waiter.send(msg);
                 }
                 None
             }
             Ok(Kind::Request) => {
                 let id = msg.id.clone().unwrap_or(Value::Null);
-                // Server-to-client requests reach clients with session routing (issue 3);
-                // until then the agent answers what needs no client.
-                Some(match msg.method.as_deref() {
-                    Some("ping") => Message::result(id, jsonrpc::to_raw(&json!({}))),
-                    Some("roots/list") => {
-                        Message::result(id, jsonrpc::to_raw(&json!({"roots": []})))
-                    }
-                    Some(other) => Message::error(id, &RpcError::method_not_found(other)),
-                    None => return None,
+                let method = msg.method.clone().unwrap_or_default();
+                if method == "ping" {
+                    return Some(Message::result(id, jsonrpc::to_raw(&json!({}))));
+                }
+                // Sampling, elicitation, roots: the client whose request is running answers.
+                if self.routing.server_request(msg, arrived_with) {
+                    return None;
+                }
+                Some(match method.as_str() {
+                    "roots/list" => Message::result(id, jsonrpc::to_raw(&json!({"roots": []}))),
+                    _ => Message::error(
+                        id,
+                        &RpcError::new(code::INVALID_REQUEST, format!("{method}: no client request is in flight to ask")),
+                    ),
                 })
             }
             Ok(Kind::Notification) => {
                 if msg.method.as_deref() == Some("notifications/tools/list_changed") {
                     let _ = self.events.send(UpstreamEvent::ToolsChanged);
                 }
+                self.routing.notification(msg, arrived_with);
                 None
             }
             Err(e) => {
                 tracing::debug!(error = %e, "ignoring malformed message from upstream");
                 None
             }
+        }
+    }
+
+    /// Starts following what the upstream sends outside of requests: for streamable HTTP its
+    /// GET stream (stdio needs nothing: the reader sees every line).
+    pub fn start_listening(self: &Arc<Self>) {
+        if matches!(self.outbound, Outbound::Http(_)) {
+            let conn = self.clone();
+            tokio::spawn(async move {
+                let Outbound::Http(http) = &conn.outbound else { return };
+                tokio::select! {
+                    _ = http.listen(&conn) => {}
+                    _ = conn.closed() => {}
+                }
+            });
+        }
+    }
+
+    /// Passes a client's answer to a server-to-client request back upstream.
+    pub async fn respond(&self, msg: Message) {
+        if let Some(answer) = self.routing.client_response(msg) {
+            let _ = self.notify(answer).await;
         }
     }
 
@@ -229,7 +277,7 @@ impl Connection {
             "initialize",
             Some(json!({
                 "protocolVersion": PROTOCOL_VERSION,
-                "capabilities": {"roots": {"listChanged": false}},
+                "capabilities": {"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}},
                 "clientInfo": {"name": client_name, "version": env!("CARGO_PKG_VERSION")},
             })),
         );

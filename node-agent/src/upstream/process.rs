@@ -7,17 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use mcpr_core::jsonrpc::Message;
-use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, LinesCodec};
 
-use super::{Connection, Outbound, UpstreamEvent};
+use super::{Connection, UpstreamEvent};
 use crate::logs::LogSink;
-
-/// The longest line (one JSON-RPC message) accepted from a server.
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 pub struct ProcessSpec<'a> {
     pub command: &'a str,
@@ -88,60 +83,11 @@ pub fn spawn(
         _ => format!("cannot start {}: {e}", spec.command),
     })?;
     let pid = child.id().unwrap_or_default();
-    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let stdin = child.stdin.take().expect("stdin is piped");
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
 
-    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(256);
-    let conn = Connection::new(Outbound::Lines(out_tx), events, request_timeout);
-
-    // stdin writer: one message per line; batches whatever is queued before flushing.
-    tokio::spawn(async move {
-        while let Some(mut bytes) = out_rx.recv().await {
-            bytes.push(b'\n');
-            if stdin.write_all(&bytes).await.is_err() {
-                return;
-            }
-            while let Ok(mut more) = out_rx.try_recv() {
-                more.push(b'\n');
-                if stdin.write_all(&more).await.is_err() {
-                    return;
-                }
-            }
-            if stdin.flush().await.is_err() {
-                return;
-            }
-        }
-    });
-
-    // stdout reader: responses complete waiting requests; upstream requests get answers.
-    let reader_conn = conn.clone();
-    let stdout_logs = logs.clone();
-    tokio::spawn(async move {
-        let mut lines = FramedRead::new(stdout, LinesCodec::new_with_max_length(MAX_MESSAGE_BYTES));
-        while let Some(line) = lines.next().await {
-            let line = match line {
-                Ok(line) => line,
-                Err(e) => {
-                    stdout_logs.line("stdout", format!("dropping unreadable output: {e}"));
-                    continue;
-                }
-            };
-            if line.trim().is_empty() {
-                continue;
-            }
-            match Message::parse(line.as_bytes()) {
-                Ok(msg) => {
-                    if let Some(answer) = reader_conn.on_message(msg) {
-                        let _ = reader_conn.notify(answer).await;
-                    }
-                }
-                // Servers that print to stdout break the protocol; keep the line as a log
-                // so the admin can see why.
-                Err(_) => stdout_logs.line("stdout", line),
-            }
-        }
-    });
+    let conn = super::lines::connect(stdin, stdout, logs.clone(), events, request_timeout);
 
     // stderr: the server's log.
     let stderr_logs = logs.clone();

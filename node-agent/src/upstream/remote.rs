@@ -135,6 +135,41 @@ impl HttpTransport {
         Ok(response)
     }
 
+    /// Follows the server's own SSE stream (GET), where it sends what belongs to no request
+    /// (list-changed, resource updates), until the session closes. A server that offers no
+    /// such stream (405) is left alone.
+    pub async fn listen(&self, conn: &Connection) {
+        let mut retry = Duration::from_millis(250);
+        loop {
+            let mut request = self.client.get(&self.url).headers(self.headers.clone()).header(ACCEPT, "text/event-stream");
+            if let Some(session) = self.session_id.read().unwrap().as_deref() {
+                request = request.header(SESSION_HEADER, session);
+            }
+            if let Some(version) = self.protocol_version.read().unwrap().as_deref() {
+                request = request.header(VERSION_HEADER, version);
+            }
+            match request.send().await {
+                Ok(response) if response.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED => return,
+                Ok(response) if response.status().is_success() => {
+                    retry = Duration::from_millis(250);
+                    let mut body = response.bytes_stream();
+                    let mut parser = SseParser::default();
+                    while let Some(Ok(chunk)) = body.next().await {
+                        for data in parser.feed(&chunk) {
+                            let Ok(message) = Message::parse(data.as_bytes()) else { continue };
+                            if let Some(answer) = conn.on_message(message, None) {
+                                let _ = self.notify(&answer).await;
+                            }
+                        }
+                    }
+                }
+                Ok(_) | Err(_) => {}
+            }
+            tokio::time::sleep(retry).await;
+            retry = (retry * 2).min(Duration::from_secs(10));
+        }
+    }
+
     pub async fn notify(&self, msg: &Message) -> Result<(), HttpError> {
         self.send(msg).await.map(drop)
     }
@@ -173,7 +208,7 @@ impl HttpTransport {
                 {
                     return Ok(message);
                 }
-                if let Some(answer) = conn.on_message(message) {
+                if let Some(answer) = conn.on_message(message, Some(id)) {
                     let _ = self.notify(&answer).await;
                 }
             }

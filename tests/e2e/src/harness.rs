@@ -104,6 +104,16 @@ impl Proc {
         None
     }
 
+    /// Waits until the process's log contains `needle`.
+    pub async fn wait_log(&self, needle: &str, timeout: Duration) {
+        let log = self.log.clone();
+        wait_for(&format!("{} to log {needle:?}", self.name), timeout, || {
+            let log = log.clone();
+            async move { std::fs::read_to_string(&log).ok().filter(|l| l.contains(needle)).map(|_| ()) }
+        })
+        .await
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
@@ -542,6 +552,10 @@ impl Cluster {
         for i in 0..agents {
             cluster.add_agent(&format!("agent-{i}"));
         }
+        // Registered agents, so that placement sees all of them from the first server on.
+        for agent in &cluster.agents {
+            agent.wait_log("registered with the control plane", Duration::from_secs(20)).await;
+        }
         cluster.add_gateway();
         cluster
     }
@@ -644,4 +658,193 @@ pub fn fresh_postgres() -> Option<String> {
     assert!(status.success(), "creating database {name} on {base}");
     let (prefix, _) = base.rsplit_once('/').expect("URL ends in /DBNAME");
     Some(format!("{prefix}/{name}"))
+}
+
+/// The messages of one streamed (SSE) or plain JSON answer, read as they arrive.
+pub struct Answer {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+    pub sse: bool,
+    pub status: u16,
+    plain: Option<Value>,
+}
+
+impl Answer {
+    /// The next JSON-RPC message, or `None` when the answer is over.
+    pub async fn next(&mut self) -> Option<Value> {
+        use futures::StreamExt;
+        if !self.sse {
+            if let Some(plain) = self.plain.take() {
+                return Some(plain);
+            }
+            let mut all = Vec::new();
+            while let Some(Ok(chunk)) = self.body.next().await {
+                all.extend_from_slice(&chunk);
+            }
+            return if all.is_empty() { None } else { serde_json::from_slice(&all).ok() };
+        }
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let event: String = self.buffer.drain(..end + 2).collect();
+                let data: Vec<&str> = event.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
+                if data.is_empty() {
+                    continue;
+                }
+                return serde_json::from_str(&data.join("\n")).ok();
+            }
+            match tokio::time::timeout(Duration::from_secs(20), self.body.next()).await.expect("no SSE event within 20 s") {
+                Some(Ok(chunk)) => self.buffer.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n")),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Every remaining message.
+    pub async fn all(mut self) -> Vec<Value> {
+        let mut out = Vec::new();
+        while let Some(m) = self.next().await {
+            out.push(m);
+        }
+        out
+    }
+}
+
+impl RawMcp {
+    /// Sends a request and returns its answer as a stream of messages (SSE accepted).
+    pub async fn stream(&mut self, method: &str, params: Value) -> (u64, Answer) {
+        self.next_id += 1;
+        let id = self.next_id;
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let mut request = self
+            .client
+            .post(&self.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(session) = &self.session {
+            request = request.header("mcp-session-id", session);
+        }
+        let response = request.send().await.expect("POST to the gateway");
+        let status = response.status().as_u16();
+        let sse = response.headers().get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"));
+        let answer = Answer { body: Box::pin(response.bytes_stream()), buffer: String::new(), sse, status, plain: None };
+        (id, answer)
+    }
+
+    /// Opens the session's GET stream.
+    pub async fn open_stream(&self) -> Answer {
+        let mut request = self.client.get(&self.url).header("accept", "text/event-stream");
+        if let Some(session) = &self.session {
+            request = request.header("mcp-session-id", session);
+        }
+        let response = request.send().await.expect("GET the session stream");
+        let status = response.status().as_u16();
+        Answer { body: Box::pin(response.bytes_stream()), buffer: String::new(), sse: true, status, plain: None }
+    }
+
+    /// Sends a JSON-RPC message (e.g. an answer to a server request) and returns the status.
+    pub async fn send(&self, message: Value) -> u16 {
+        self.post_bytes(message.to_string()).await.status
+    }
+}
+
+// ---- Docker (tests/e2e/tests/docker.rs) -------------------------------------------------
+
+/// Whether the Docker-dependent tests can run: a daemon answers and the images they need
+/// are built (by `scripts/docker-images`, cached by tag, serialized across test processes).
+/// Without a daemon: `false` with a loud message, or a panic when `MCPR_REQUIRE_DOCKER=1`.
+pub fn docker_ready() -> bool {
+    static READY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *READY.get_or_init(|| {
+        let required = std::env::var("MCPR_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+        let daemon = Command::new("docker")
+            .args(["version", "--format", "{{.Server.Version}}"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !daemon {
+            assert!(
+                !required,
+                "MCPR_REQUIRE_DOCKER=1 but no Docker daemon answers `docker version`"
+            );
+            eprintln!(
+                "\n!!! SKIPPING Docker end-to-end test: no Docker daemon reachable (set MCPR_REQUIRE_DOCKER=1 to fail instead) !!!\n"
+            );
+            return false;
+        }
+        let status = Command::new("flock")
+            .arg("/tmp/mcpr-docker-images.lock")
+            .arg(workspace_root().join("scripts/docker-images"))
+            .args(["python", "fixture"])
+            .env("MCPR_FIXTURE_BIN", bin("mcpr-fixture-server"))
+            .status()
+            .expect("scripts/docker-images");
+        assert!(status.success(), "scripts/docker-images failed");
+        true
+    })
+}
+
+/// The fixture server's image, made by `scripts/docker-images fixture`.
+pub const FIXTURE_IMAGE: &str = "mcpr/fixture-server:test";
+
+/// A unique owner label for one test's agent, so tests running side by side never see or
+/// reap each other's containers.
+pub fn docker_owner(test: &str) -> String {
+    format!("e2e-{test}-{}-{}", std::process::id(), free_port())
+}
+
+/// Ids of the containers (running or not) whose labels include every `key=value` given.
+pub fn containers_labelled(labels: &[(&str, &str)]) -> Vec<String> {
+    let mut command = Command::new("docker");
+    command.args(["ps", "-aq", "--no-trunc"]);
+    for (key, value) in labels {
+        command.args(["--filter", &format!("label={key}={value}")]);
+    }
+    let output = command.output().expect("docker ps");
+    assert!(output.status.success(), "docker ps failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `docker inspect -f FORMAT ID`, trimmed; `None` when the container is gone.
+pub fn docker_inspect(id: &str, format: &str) -> Option<String> {
+    let output = Command::new("docker")
+        .args(["inspect", "-f", format, id])
+        .output()
+        .expect("docker inspect");
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Waits until the containers labelled `labels` are exactly `count`; returns their ids.
+pub async fn wait_containers(labels: &[(&str, &str)], count: usize, what: &str) -> Vec<String> {
+    wait_for(what, Duration::from_secs(30), || async {
+        let ids = containers_labelled(labels);
+        (ids.len() == count).then_some(ids)
+    })
+    .await
+}
+
+impl Cluster {
+    /// Starts a node agent `id` with extra environment variables (e.g. `MCPR_DOCKER_OWNER`).
+    pub fn add_agent_with_env(&mut self, id: &str, envs: &[(&str, &str)]) {
+        let mut command = Command::new(bin("mcpr-node-agent"));
+        command.args([
+            "--id",
+            id,
+            "--control-plane",
+            &format!("http://127.0.0.1:{}", self.grpc_port),
+            "--relay-listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--backoff-ms",
+            "200",
+        ]);
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        self.agents.push(Proc::spawn(id, command));
+    }
 }

@@ -70,6 +70,12 @@ struct Cli {
     /// requests with plain `application/json` bodies instead of SSE.
     #[arg(long, requires = "http")]
     stateless: bool,
+
+    /// Add tools that talk back to the client while they run: `progress` (progress
+    /// notifications), `log_message` (a logging notification), `sample` (sampling),
+    /// `elicit` (elicitation) and `roots` (roots/list).
+    #[arg(long)]
+    interactive: bool,
 }
 
 /// The MCP service. Cheap to clone; HTTP mode builds one per session.
@@ -183,6 +189,89 @@ fn build_tools(generated: usize) -> Vec<Tool> {
     tools
 }
 
+/// Tools that send the client notifications or requests of their own while they run.
+fn interactive_tools() -> Vec<Tool> {
+    let schema = |props: Value| object(json!({"type": "object", "properties": props}));
+    vec![
+        Tool::new("progress", "Send `steps` progress notifications, then answer", schema(json!({"steps": {"type": "integer"}}))),
+        Tool::new("log_message", "Send a logging notification with the text, then answer", schema(json!({"text": {"type": "string"}}))),
+        Tool::new("sample", "Ask the client's model (sampling) and answer with its reply", schema(json!({"prompt": {"type": "string"}}))),
+        Tool::new("elicit", "Ask the user (elicitation) and answer with the action and content", schema(json!({"message": {"type": "string"}}))),
+        Tool::new("roots", "Ask the client for its roots and answer with them", schema(json!({}))),
+    ]
+}
+
+/// Builds an rmcp parameter type from its JSON form (its structs are non-exhaustive).
+fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, McpError> {
+    serde_json::from_value(value).map_err(|e| McpError::internal_error(e.to_string(), None))
+}
+
+fn peer_error(e: impl std::fmt::Display) -> McpError {
+    McpError::internal_error(format!("the client request failed: {e}"), None)
+}
+
+#[allow(deprecated)] // sampling and logging are deprecated for 2026-07-28, alive before it
+async fn interactive(name: &str, args: &JsonObject, ctx: &RequestContext<RoleServer>) -> Option<Result<CallToolResponse, McpError>> {
+    let peer = &ctx.peer;
+    let result = match name {
+        "progress" => {
+            let steps = args.get("steps").and_then(Value::as_u64).unwrap_or(3);
+            let Some(token) = ctx.meta.get_progress_token() else {
+                return Some(Ok(text("no progress token")));
+            };
+            for step in 1..=steps {
+                let param = from_json(json!({"progressToken": token, "progress": step, "total": steps, "message": format!("step {step}")}));
+                match param {
+                    Ok(param) => {
+                        let _ = peer.notify_progress(param).await;
+                    }
+                    Err(e) => return Some(Err(e)),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(text(format!("did {steps} steps")))
+        }
+        "log_message" => {
+            let said = args.get("text").and_then(Value::as_str).unwrap_or("hello").to_owned();
+            match from_json(json!({"level": "info", "logger": "fixture", "data": said})) {
+                Ok(param) => {
+                    let _ = peer.notify_logging_message(param).await;
+                    Ok(text("logged"))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        "sample" => {
+            let prompt = args.get("prompt").and_then(Value::as_str).unwrap_or("hi").to_owned();
+            let params = from_json(json!({"messages": [{"role": "user", "content": {"type": "text", "text": prompt}}], "maxTokens": 50}));
+            match params {
+                Ok(params) => match peer.create_message(params).await {
+                    Ok(reply) => Ok(text(serde_json::to_value(&reply).map(|v| v["content"]["text"].as_str().unwrap_or_default().to_owned()).unwrap_or_default())),
+                    Err(e) => Err(peer_error(e)),
+                },
+                Err(e) => Err(e),
+            }
+        }
+        "elicit" => {
+            let message = args.get("message").and_then(Value::as_str).unwrap_or("Your name?").to_owned();
+            let params = from_json(json!({"message": message, "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}}));
+            match params {
+                Ok(params) => match peer.create_elicitation(params).await {
+                    Ok(answer) => Ok(text(serde_json::to_string(&answer).unwrap_or_default())),
+                    Err(e) => Err(peer_error(e)),
+                },
+                Err(e) => Err(e),
+            }
+        }
+        "roots" => match peer.list_roots().await {
+            Ok(roots) => Ok(text(serde_json::to_string(&roots).unwrap_or_default())),
+            Err(e) => Err(peer_error(e)),
+        },
+        _ => return None,
+    };
+    Some(result)
+}
+
 fn text(s: impl Into<String>) -> CallToolResponse {
     CallToolResult::success(vec![ContentBlock::text(s)]).into()
 }
@@ -286,6 +375,9 @@ impl Fixture {
                 args, "message",
             )?)])
             .into()),
+            _ if self.tools.iter().any(|t| t.name == name) && interactive_tools().iter().any(|t| t.name == name) => {
+                interactive(name, args, ctx).await.expect("an interactive tool")
+            }
             _ if self.tools.iter().any(|t| t.name == name) && name.starts_with("gen_") => {
                 Ok(text(name))
             }
@@ -360,7 +452,13 @@ async fn main() -> anyhow::Result<()> {
 
     let fixture = Fixture {
         name: cli.name.as_str().into(),
-        tools: build_tools(cli.tools).into(),
+        tools: {
+            let mut tools = build_tools(cli.tools);
+            if cli.interactive {
+                tools.extend(interactive_tools());
+            }
+            tools.into()
+        },
         page_size: cli.page_size,
     };
 

@@ -1,0 +1,123 @@
+//! `mcpr login` and `mcpr logout`: exchange `ADMIN_PASSCODE` for an admin token at
+//! `POST /api/v1/login` and keep it in the user's config directory (`~/.config/mcpr/token`,
+//! directory 0700, file 0600), where every admin command finds it. `MCPR_ADMIN_TOKEN`
+//! overrides the file.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow, bail};
+use serde_json::{Value, json};
+
+use crate::admin::Admin;
+
+/// `$MCPR_CONFIG_DIR`, else `$XDG_CONFIG_HOME/mcpr`, else `~/.config/mcpr`.
+pub fn config_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("MCPR_CONFIG_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join("mcpr"));
+    }
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config/mcpr"))
+}
+
+fn token_path() -> Option<PathBuf> {
+    config_dir().map(|d| d.join("token"))
+}
+
+/// The admin token to send: `MCPR_ADMIN_TOKEN`, else the one `mcpr login` stored.
+pub fn admin_token() -> Option<String> {
+    if let Ok(token) = std::env::var("MCPR_ADMIN_TOKEN") {
+        if !token.trim().is_empty() {
+            return Some(token.trim().to_owned());
+        }
+    }
+    let text = std::fs::read_to_string(token_path()?).ok()?;
+    Some(text.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+/// The API key `mcpr call` sends to the MCP endpoint (`MCPR_API_KEY`, else `MCP_API_KEY`).
+pub fn api_key() -> Option<String> {
+    ["MCPR_API_KEY", "MCP_API_KEY"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .map(|k| k.trim().to_owned())
+        .find(|k| !k.is_empty())
+}
+
+fn read_passcode() -> anyhow::Result<String> {
+    if let Ok(passcode) = std::env::var("MCPR_ADMIN_PASSCODE") {
+        return Ok(passcode);
+    }
+    eprint!("Admin passcode: ");
+    std::io::stderr().flush().ok();
+    // Hide the typing when stdin is a terminal.
+    let echo_off = std::process::Command::new("stty")
+        .arg("-echo")
+        .stdin(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    if echo_off {
+        let _ = std::process::Command::new("stty")
+            .arg("echo")
+            .stdin(std::process::Stdio::inherit())
+            .status();
+        eprintln!();
+    }
+    read.context("reading the passcode")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+fn store_token(token: &str) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let path = token_path().ok_or_else(|| anyhow!("no config directory: set HOME or MCPR_CONFIG_DIR"))?;
+    let dir = path.parent().expect("token path has a parent");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(format!("{token}\n").as_bytes())?;
+    Ok(path)
+}
+
+pub async fn run_login(admin: &Admin) -> anyhow::Result<()> {
+    let passcode = read_passcode()?;
+    if passcode.is_empty() {
+        bail!("no passcode given");
+    }
+    let answer: Value = admin
+        .post(&["login"], Some(&json!({"passcode": passcode})), None)
+        .await?;
+    let token = answer["token"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the router answered without a token"))?;
+    let path = store_token(token)?;
+    eprintln!("logged in; admin token saved to {}", path.display());
+    Ok(())
+}
+
+pub async fn run_logout(admin: &Admin) -> anyhow::Result<()> {
+    let _ = admin.post(&["logout"], None, None).await;
+    if let Some(path) = token_path() {
+        match std::fs::remove_file(&path) {
+            Ok(()) => eprintln!("logged out; removed {}", path.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => eprintln!("not logged in"),
+            Err(e) => bail!("removing {}: {e}", path.display()),
+        }
+    }
+    Ok(())
+}

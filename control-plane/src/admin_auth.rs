@@ -1,0 +1,431 @@
+//! Admin authentication for `/api/v1` and the web UI.
+//!
+//! With `ADMIN_PASSCODE` set, every API route but `health`, `login` and `session` needs
+//! either an admin token (`Authorization: Bearer mcpra_…`, from `POST /api/v1/login`, what
+//! `mcpr login` stores) or the web UI's session cookie. Cookie-authenticated requests that
+//! change state must also carry the session's CSRF token in `X-CSRF-Token` (the UI's JS
+//! reads it from `GET /api/v1/session`, which other origins cannot read); SameSite=Strict
+//! already keeps the cookie off cross-site requests, the token is the second wall. Bearer
+//! tokens are never sent ambiently, so they need no CSRF token.
+//!
+//! Without `ADMIN_PASSCODE` the API stays open, which `mcpr up` and the control plane only
+//! allow on a loopback address (see `lib.rs`).
+//!
+//! The passcode is argon2-hashed in memory at start and verified off the async threads.
+//! Login attempts are rate limited per client address. Sessions are stored hashed (SHA-256,
+//! they are 256-bit random tokens) so they survive a restart.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::api::{ApiError, ApiJson};
+use crate::keys::{hash_hex, now_ms, now_rfc3339};
+use crate::secrets::random_bytes;
+use crate::store::{AdminTokenRecord, Store};
+
+pub const TOKEN_PREFIX: &str = "mcpra_";
+pub const SESSION_COOKIE: &str = "mcpr_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Passcodes shorter than this start the router with a warning.
+pub const WEAK_PASSCODE_LEN: usize = 12;
+const CLI_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
+const UI_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// Login attempts per client address: a burst, then one more every interval.
+const LOGIN_BURST: f64 = 10.0;
+const LOGIN_REFILL: Duration = Duration::from_secs(6);
+
+pub struct AdminAuth {
+    /// The argon2 PHC string of `ADMIN_PASSCODE`; `None`: the API is open (loopback only).
+    passcode: Option<String>,
+    store: Store,
+    /// token hash (hex) -> session
+    sessions: RwLock<HashMap<String, AdminTokenRecord>>,
+    login_attempts: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    /// Mark cookies `Secure` even when no `X-Forwarded-Proto: https` says so.
+    cookie_secure: bool,
+}
+
+impl AdminAuth {
+    pub async fn new(
+        passcode: Option<&str>,
+        store: Store,
+        cookie_secure: bool,
+    ) -> anyhow::Result<AdminAuth> {
+        let passcode = match passcode.filter(|p| !p.is_empty()) {
+            None => None,
+            Some(p) => {
+                if p.chars().count() < WEAK_PASSCODE_LEN {
+                    tracing::warn!(
+                        "ADMIN_PASSCODE is weak (fewer than {WEAK_PASSCODE_LEN} characters): use a long random passcode"
+                    );
+                }
+                let salt = SaltString::encode_b64(&random_bytes::<16>())
+                    .map_err(|e| anyhow::anyhow!("argon2 salt: {e}"))?;
+                let hash = argon2::Argon2::default()
+                    .hash_password(p.as_bytes(), &salt)
+                    .map_err(|e| anyhow::anyhow!("hashing ADMIN_PASSCODE: {e}"))?
+                    .to_string();
+                Some(hash)
+            }
+        };
+        let now = now_ms();
+        let sessions = store
+            .list_admin_tokens()
+            .await?
+            .into_iter()
+            .filter(|t| t.expires_at_ms > now)
+            .map(|t| (t.hash.clone(), t))
+            .collect();
+        Ok(AdminAuth {
+            passcode,
+            store,
+            sessions: RwLock::new(sessions),
+            login_attempts: Mutex::default(),
+            cookie_secure,
+        })
+    }
+
+    /// Whether `/api/v1` needs an admin credential.
+    pub fn enabled(&self) -> bool {
+        self.passcode.is_some()
+    }
+
+    /// The session a token belongs to, if it is valid. The lookup is by SHA-256 of a 256-bit
+    /// token; the final comparison is constant-time all the same.
+    fn session(&self, token: &str) -> Option<AdminTokenRecord> {
+        let hash = hash_hex(token);
+        let sessions = self.sessions.read().unwrap();
+        let found = sessions.get(&hash)?;
+        let same: bool = found.hash.as_bytes().ct_eq(hash.as_bytes()).into();
+        (same && found.expires_at_ms > now_ms()).then(|| found.clone())
+    }
+
+    /// Charges one login attempt to `addr`; false when its bucket is empty.
+    fn allow_login(&self, addr: IpAddr) -> Result<(), Duration> {
+        let mut attempts = self.login_attempts.lock().unwrap();
+        if attempts.len() > 10_000 {
+            attempts.retain(|_, (_, at)| at.elapsed() < LOGIN_REFILL * LOGIN_BURST as u32);
+        }
+        let (tokens, at) = attempts.entry(addr).or_insert((LOGIN_BURST, Instant::now()));
+        let refilled = at.elapsed().as_secs_f64() / LOGIN_REFILL.as_secs_f64();
+        *tokens = (*tokens + refilled).min(LOGIN_BURST);
+        *at = Instant::now();
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(LOGIN_REFILL.mul_f64(1.0 - *tokens))
+        }
+    }
+
+    async fn verify_passcode(&self, attempt: String) -> bool {
+        let Some(hash) = self.passcode.clone() else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash).is_ok_and(|parsed| {
+                argon2::Argon2::default()
+                    .verify_password(attempt.as_bytes(), &parsed)
+                    .is_ok()
+            })
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    async fn open_session(&self, kind: &str) -> anyhow::Result<(String, AdminTokenRecord)> {
+        let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()));
+        let lifetime = if kind == "ui" {
+            UI_SESSION_LIFETIME
+        } else {
+            CLI_TOKEN_LIFETIME
+        };
+        let record = AdminTokenRecord {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            hash: hash_hex(&token),
+            kind: kind.to_owned(),
+            csrf: URL_SAFE_NO_PAD.encode(random_bytes::<32>()),
+            created_at: now_rfc3339(),
+            expires_at_ms: now_ms() + lifetime.as_millis() as i64,
+        };
+        self.store.insert_admin_token(&record).await?;
+        self.sessions
+            .write()
+            .unwrap()
+            .insert(record.hash.clone(), record.clone());
+        Ok((token, record))
+    }
+
+    async fn close_session(&self, session: &AdminTokenRecord) {
+        let now = now_ms();
+        self.sessions
+            .write()
+            .unwrap()
+            .retain(|_, s| s.id != session.id && s.expires_at_ms > now);
+        if let Err(e) = self.store.delete_admin_token(&session.id, now).await {
+            tracing::error!(error = %e, "forgetting an admin session");
+        }
+    }
+}
+
+/// The credential a request carries: a bearer token, else the session cookie.
+enum Presented<'a> {
+    Bearer(&'a str),
+    Cookie(&'a str),
+    Nothing,
+}
+
+fn presented(headers: &HeaderMap) -> Presented<'_> {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some((scheme, token)) = value.split_once(' ') {
+            if scheme.eq_ignore_ascii_case("bearer") {
+                return Presented::Bearer(token.trim());
+            }
+        }
+    }
+    for cookies in headers.get_all(header::COOKIE) {
+        let Ok(cookies) = cookies.to_str() else {
+            continue;
+        };
+        for pair in cookies.split(';') {
+            if let Some((name, value)) = pair.trim().split_once('=') {
+                if name == SESSION_COOKIE && !value.is_empty() {
+                    return Presented::Cookie(value);
+                }
+            }
+        }
+    }
+    Presented::Nothing
+}
+
+fn refusal(status: StatusCode, code: &'static str, message: &str) -> Response {
+    let mut response = ApiError::new(status, code, None, message.to_owned()).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"mcp-router-admin\""),
+        );
+    }
+    response
+}
+
+/// The middleware in front of every `/api/v1` route.
+pub async fn require_admin(
+    State(auth): State<Arc<AdminAuth>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !auth.enabled() {
+        return next.run(request).await;
+    }
+    let path = request.uri().path();
+    if matches!(
+        path,
+        "/api/v1/health" | "/api/v1/login" | "/api/v1/session"
+    ) {
+        return next.run(request).await;
+    }
+    match presented(request.headers()) {
+        Presented::Bearer(token) => {
+            if auth.session(token).is_none() {
+                return refusal(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "the admin token is unknown or expired: run `mcpr login` again",
+                );
+            }
+        }
+        Presented::Cookie(token) => {
+            let Some(session) = auth.session(token) else {
+                return refusal(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "the session expired: log in again",
+                );
+            };
+            let safe = matches!(
+                *request.method(),
+                Method::GET | Method::HEAD | Method::OPTIONS
+            );
+            if !safe {
+                let sent = request
+                    .headers()
+                    .get(CSRF_HEADER)
+                    .map(|v| v.as_bytes())
+                    .unwrap_or_default();
+                let ok: bool = sent.ct_eq(session.csrf.as_bytes()).into();
+                if !ok || session.csrf.is_empty() {
+                    return refusal(
+                        StatusCode::FORBIDDEN,
+                        "csrf",
+                        "missing or wrong X-CSRF-Token header (cross-site request refused)",
+                    );
+                }
+            }
+        }
+        Presented::Nothing => {
+            return refusal(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "admin authentication required: run `mcpr login`, or log in to the web UI",
+            );
+        }
+    }
+    next.run(request).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    passcode: String,
+    /// `true` (the web UI): answer with a session cookie instead of a token.
+    #[serde(default)]
+    cookie: bool,
+}
+
+/// `POST /api/v1/login`, `POST /api/v1/logout`, `GET /api/v1/session`.
+pub fn router(auth: Arc<AdminAuth>) -> Router {
+    use axum::routing::{get, post};
+    Router::new()
+        .route("/api/v1/login", post(login))
+        .route("/api/v1/logout", post(logout))
+        .route("/api/v1/session", get(session))
+        .with_state(auth)
+}
+
+async fn login(
+    State(auth): State<Arc<AdminAuth>>,
+    connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Login>,
+) -> Response {
+    if !auth.enabled() {
+        return refusal(
+            StatusCode::CONFLICT,
+            "not_configured",
+            "no ADMIN_PASSCODE is set: the API is open on loopback, nothing to log in to",
+        );
+    }
+    let addr = connect
+        .map(|c| c.0.0.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    if let Err(wait) = auth.allow_login(addr) {
+        let mut response = refusal(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many login attempts from this address: wait and try again",
+        );
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(wait.as_secs().max(1)),
+        );
+        return response;
+    }
+    if !auth.verify_passcode(body.passcode).await {
+        tracing::warn!(%addr, "admin login refused: wrong passcode");
+        return refusal(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "wrong passcode",
+        );
+    }
+    let kind = if body.cookie { "ui" } else { "cli" };
+    let (token, session) = match auth.open_session(kind).await {
+        Ok(opened) => opened,
+        Err(e) => {
+            return refusal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                &format!("storing the session: {e}"),
+            );
+        }
+    };
+    tracing::info!(%addr, kind, "admin logged in");
+    let expires_at = session.expires_at_ms;
+    if !body.cookie {
+        return Json(json!({"token": token, "expires_at_ms": expires_at})).into_response();
+    }
+    let secure = auth.cookie_secure
+        || headers
+            .get("x-forwarded-proto")
+            .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        UI_SESSION_LIFETIME.as_secs(),
+        if secure { "; Secure" } else { "" }
+    );
+    let mut response =
+        Json(json!({"csrf": session.csrf, "expires_at_ms": expires_at})).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).expect("cookie is ASCII"),
+    );
+    response
+}
+
+async fn logout(State(auth): State<Arc<AdminAuth>>, headers: HeaderMap) -> Response {
+    let token = match presented(&headers) {
+        Presented::Bearer(t) | Presented::Cookie(t) => t,
+        Presented::Nothing => "",
+    };
+    if let Some(session) = auth.session(token) {
+        auth.close_session(&session).await;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("mcpr_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    response
+}
+
+/// What the UI needs to know: whether login is needed, and the CSRF token of its session.
+async fn session(State(auth): State<Arc<AdminAuth>>, headers: HeaderMap) -> Response {
+    if !auth.enabled() {
+        return Json(json!({"auth": false, "authenticated": true})).into_response();
+    }
+    let session = match presented(&headers) {
+        Presented::Bearer(t) | Presented::Cookie(t) => auth.session(t),
+        Presented::Nothing => None,
+    };
+    match session {
+        Some(s) => Json(json!({"auth": true, "authenticated": true, "csrf": s.csrf}))
+            .into_response(),
+        None => refusal(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "not logged in",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_bearer_then_cookie() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, "a=b; mcpr_session=tok".parse().unwrap());
+        assert!(matches!(presented(&headers), Presented::Cookie("tok")));
+        headers.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert!(matches!(presented(&headers), Presented::Bearer("abc")));
+    }
+}

@@ -1,0 +1,631 @@
+//! Authentication and authorization of MCP clients, checked locally from the snapshot: the
+//! request path never calls the control plane.
+//!
+//! [`authenticate`] is a layer in front of every MCP route. In order: the per-address rate
+//! limit; then, when the control plane says authentication is required (a key exists,
+//! `MCP_API_KEY`, `MCPR_AUTH=required`, or a non-loopback `mcpr up`), the API key from
+//! `Authorization: Bearer …` or `X-API-Key` (401 with `WWW-Authenticate` and a JSON-RPC
+//! error naming the problem: missing, unknown, revoked, expired); the per-key rate limit
+//! (429 with `Retry-After`); on `/mcp/p/{provider}`, whether the key may use that provider
+//! (403). The handler then runs with the caller's [`Access`] in a task-local, which the views
+//! read ([`caller`]) to filter lists and refuse calls; outside a request (stdio, which is
+//! local and unauthenticated) the caller may use everything.
+//!
+//! Key use is counted in memory and reported to the control plane every few seconds by
+//! [`report_usage`], off the request path.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use dashmap::DashMap;
+use mcpr_core::jsonrpc::{Message, RpcError};
+use mcpr_proto as pb;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::Gateway;
+use crate::http::rpc_refusal;
+use crate::snapshot::{FLAT_SEPARATOR, Provider, Snapshot};
+
+/// JSON-RPC error code of authentication and authorization refusals (implementation-defined
+/// server error range).
+pub const UNAUTHORIZED: i64 = -32003;
+pub const RATE_LIMITED: i64 = -32004;
+pub const REALM_CHALLENGE: &str = "Bearer realm=\"mcp-router\"";
+/// How often gateways report key use to the control plane.
+pub const USAGE_REPORT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What a caller may use: everything, or some providers (whole, or some of their tools).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    All,
+    /// provider -> `None` (every tool) or the tools allowed.
+    Scoped(HashMap<String, Option<HashSet<String>>>),
+}
+
+impl Access {
+    /// From scope strings: `*`, `provider`, `provider/tool`.
+    pub fn from_scopes(scopes: &[String]) -> Access {
+        let mut providers: HashMap<String, Option<HashSet<String>>> = HashMap::new();
+        for scope in scopes {
+            if scope == "*" {
+                return Access::All;
+            }
+            match scope.split_once('/') {
+                None => {
+                    providers.insert(scope.clone(), None);
+                }
+                Some((provider, tool)) => {
+                    let entry = providers
+                        .entry(provider.to_owned())
+                        .or_insert_with(|| Some(HashSet::new()));
+                    if let Some(tools) = entry {
+                        tools.insert(tool.to_owned());
+                    }
+                }
+            }
+        }
+        Access::Scoped(providers)
+    }
+
+    pub fn is_all(&self) -> bool {
+        matches!(self, Access::All)
+    }
+
+    /// The provider is visible: the key names it, wholly or for some tools.
+    pub fn allows_provider(&self, provider: &str) -> bool {
+        match self {
+            Access::All => true,
+            Access::Scoped(p) => p.contains_key(provider),
+        }
+    }
+
+    /// Every tool of the provider is allowed (no per-tool filtering needed).
+    pub fn allows_whole_provider(&self, provider: &str) -> bool {
+        match self {
+            Access::All => true,
+            Access::Scoped(p) => matches!(p.get(provider), Some(None)),
+        }
+    }
+
+    pub fn allows_tool(&self, provider: &str, tool: &str) -> bool {
+        match self {
+            Access::All => true,
+            Access::Scoped(p) => match p.get(provider) {
+                Some(None) => true,
+                Some(Some(tools)) => tools.contains(tool),
+                None => false,
+            },
+        }
+    }
+}
+
+tokio::task_local! {
+    static CALLER: Arc<Access>;
+}
+
+/// The access of the client whose request is being handled (everything outside the HTTP
+/// front door: stdio is local and unauthenticated).
+pub fn caller() -> Arc<Access> {
+    CALLER
+        .try_with(Arc::clone)
+        .unwrap_or_else(|_| Arc::new(Access::All))
+}
+
+/// One API key as the gateway knows it.
+#[derive(Debug)]
+pub struct KeyGrant {
+    pub id: String,
+    pub name: String,
+    pub hash: [u8; 32],
+    pub access: Arc<Access>,
+    /// Unix ms; 0 = never.
+    pub expires_at_ms: i64,
+    pub revoked: bool,
+}
+
+/// Token bucket settings (rate per second, burst); rate 0 = unlimited.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Limit {
+    pub rate: f64,
+    pub burst: f64,
+}
+
+/// The credentials part of a snapshot.
+#[derive(Debug, Default)]
+pub struct Credentials {
+    pub required: bool,
+    /// SHA-256 of the key -> grant.
+    pub keys: HashMap<[u8; 32], Arc<KeyGrant>>,
+    pub per_key: Limit,
+    pub per_address: Limit,
+}
+
+impl Credentials {
+    pub fn from_proto(credentials: Vec<pb::Credential>, policy: Option<pb::AuthPolicy>) -> Self {
+        let policy = policy.unwrap_or_default();
+        let keys = credentials
+            .into_iter()
+            .filter(|c| c.kind == "api_key")
+            .filter_map(|c| {
+                let hash: [u8; 32] = c.hash.as_slice().try_into().ok()?;
+                Some((
+                    hash,
+                    Arc::new(KeyGrant {
+                        access: Arc::new(Access::from_scopes(&c.scopes)),
+                        id: c.id,
+                        name: c.name,
+                        hash,
+                        expires_at_ms: c.expires_at_ms,
+                        revoked: c.revoked,
+                    }),
+                ))
+            })
+            .collect();
+        Credentials {
+            required: policy.required,
+            keys,
+            per_key: Limit {
+                rate: policy.per_key_rate,
+                burst: f64::from(policy.per_key_burst.max(1)),
+            },
+            per_address: Limit {
+                rate: policy.per_address_rate,
+                burst: f64::from(policy.per_address_burst.max(1)),
+            },
+        }
+    }
+
+    /// Checks a presented key: the grant, or why it is refused.
+    pub fn check(&self, presented: &str, now_ms: i64) -> Result<&Arc<KeyGrant>, &'static str> {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        // The map lookup is keyed by the SHA-256 of a 256-bit secret, which leaks nothing
+        // useful through timing; the final comparison is constant-time regardless.
+        let Some(grant) = self.keys.get(&digest) else {
+            return Err("unknown API key");
+        };
+        if !bool::from(grant.hash.ct_eq(&digest)) {
+            return Err("unknown API key");
+        }
+        if grant.revoked {
+            return Err("the API key was revoked");
+        }
+        if grant.expires_at_ms != 0 && grant.expires_at_ms <= now_ms {
+            return Err("the API key expired");
+        }
+        Ok(grant)
+    }
+}
+
+/// What the gateway keeps across snapshots: rate limit buckets and unreported key use.
+#[derive(Default)]
+pub struct AuthState {
+    per_key: DashMap<String, Mutex<Bucket>>,
+    per_address: DashMap<IpAddr, Mutex<Bucket>>,
+    /// key id -> (last use in unix ms, requests since the last report)
+    usage: DashMap<String, (AtomicI64, AtomicU64)>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl AuthState {
+    /// Takes one token; `Err(wait)` when the bucket is empty.
+    fn take<K: std::hash::Hash + Eq + Clone>(
+        map: &DashMap<K, Mutex<Bucket>>,
+        key: &K,
+        limit: Limit,
+    ) -> Result<(), Duration> {
+        if limit.rate <= 0.0 {
+            return Ok(());
+        }
+        if map.len() > 100_000 {
+            // Forget full buckets: an idle client's bucket is full again anyway.
+            map.retain(|_, b| b.lock().unwrap().at.elapsed().as_secs_f64() * limit.rate < limit.burst);
+        }
+        let entry = map.entry(key.clone()).or_insert_with(|| {
+            Mutex::new(Bucket {
+                tokens: limit.burst,
+                at: Instant::now(),
+            })
+        });
+        let mut bucket = entry.lock().unwrap();
+        let now = Instant::now();
+        let refill = now.duration_since(bucket.at).as_secs_f64() * limit.rate;
+        bucket.tokens = (bucket.tokens + refill).min(limit.burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / limit.rate))
+        }
+    }
+
+    fn record_use(&self, key_id: &str, now_ms: i64) {
+        let bump = |entry: &(AtomicI64, AtomicU64)| {
+            entry.0.fetch_max(now_ms, Ordering::Relaxed);
+            entry.1.fetch_add(1, Ordering::Relaxed);
+        };
+        if let Some(entry) = self.usage.get(key_id) {
+            return bump(&entry);
+        }
+        let entry = self
+            .usage
+            .entry(key_id.to_owned())
+            .or_insert_with(|| (AtomicI64::new(0), AtomicU64::new(0)));
+        bump(&entry);
+    }
+
+    /// Takes the usage recorded since the last call.
+    fn drain_usage(&self) -> Vec<pb::CredentialUsage> {
+        let ids: Vec<String> = self.usage.iter().map(|e| e.key().clone()).collect();
+        ids.into_iter()
+            .filter_map(|id| {
+                let (_, (last, count)) = self.usage.remove(&id)?;
+                Some(pb::CredentialUsage {
+                    credential_id: id,
+                    last_used_ms: last.into_inner(),
+                    requests: count.into_inner(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The presented API key: `Authorization: Bearer KEY`, else `X-API-Key: KEY`.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let (scheme, key) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| key.trim())
+            .filter(|k| !k.is_empty());
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+fn unauthorized(problem: &str) -> Response {
+    let mut response = rpc_refusal(
+        StatusCode::UNAUTHORIZED,
+        UNAUTHORIZED,
+        &format!(
+            "{problem}: send an API key as \"Authorization: Bearer mcpr_…\" (or X-API-Key); create one with `mcpr key create`"
+        ),
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(REALM_CHALLENGE),
+    );
+    response
+}
+
+fn too_many(what: &str, wait: Duration) -> Response {
+    let mut response = rpc_refusal(
+        StatusCode::TOO_MANY_REQUESTS,
+        RATE_LIMITED,
+        &format!("rate limit exceeded for this {what}: retry after {:.1} s", wait.as_secs_f64()),
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(wait.as_secs_f64().ceil().max(1.0) as u64),
+    );
+    response
+}
+
+/// The provider of a `/mcp/p/{provider}` path.
+fn transparent_provider(path: &str) -> Option<&str> {
+    path.strip_prefix("/mcp/p/")
+        .map(|rest| rest.split('/').next().unwrap_or(rest))
+        .filter(|p| !p.is_empty())
+}
+
+/// The layer in front of every MCP route (see the module comment).
+pub async fn authenticate(
+    State(gateway): State<Arc<Gateway>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let snapshot = gateway.snapshot.load();
+    let credentials = &snapshot.credentials;
+    if credentials.per_address.rate > 0.0 {
+        if let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
+            if let Err(wait) =
+                AuthState::take(&gateway.auth.per_address, &addr.ip(), credentials.per_address)
+            {
+                return too_many("client address", wait);
+            }
+        }
+    }
+    if !credentials.required {
+        return next.run(request).await;
+    }
+    let Some(key) = presented_key(request.headers()) else {
+        return unauthorized("missing API key");
+    };
+    let now_ms = unix_ms();
+    let grant = match credentials.check(key, now_ms) {
+        Ok(grant) => grant.clone(),
+        Err(problem) => return unauthorized(problem),
+    };
+    if let Err(wait) = AuthState::take(&gateway.auth.per_key, &grant.id, credentials.per_key) {
+        return too_many("API key", wait);
+    }
+    if let Some(provider) = transparent_provider(request.uri().path()) {
+        if !grant.access.allows_provider(provider) {
+            return rpc_refusal(
+                StatusCode::FORBIDDEN,
+                UNAUTHORIZED,
+                &format!(
+                    "API key {:?} may not use provider {provider:?} (not in its scopes)",
+                    grant.name
+                ),
+            );
+        }
+    }
+    gateway.auth.record_use(&grant.id, now_ms);
+    drop(snapshot);
+    CALLER.scope(grant.access.clone(), next.run(request)).await
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Refuses a tool the caller may not call, naming it.
+pub fn authorize_tool(provider: &str, tool: &str) -> Result<(), RpcError> {
+    if caller().allows_tool(provider, tool) {
+        Ok(())
+    } else {
+        Err(refused(provider, Some(tool)))
+    }
+}
+
+/// Refuses a provider the caller may not see, naming it.
+pub fn authorize_provider(provider: &str) -> Result<(), RpcError> {
+    if caller().allows_provider(provider) {
+        Ok(())
+    } else {
+        Err(refused(provider, None))
+    }
+}
+
+fn refused(provider: &str, tool: Option<&str>) -> RpcError {
+    let what = match tool {
+        Some(tool) => format!("tool {tool:?} of provider {provider:?}"),
+        None => format!("provider {provider:?}"),
+    };
+    RpcError::new(
+        UNAUTHORIZED,
+        format!("forbidden: this API key may not use {what} (not in its scopes)"),
+    )
+}
+
+/// The providers listed to the caller.
+pub fn visible_providers(snapshot: &Snapshot) -> Vec<&Arc<Provider>> {
+    let access = caller();
+    snapshot
+        .listed
+        .iter()
+        .filter(|p| access.allows_provider(&p.name))
+        .collect()
+}
+
+/// The flat view's `tools/list` result for the caller: the prebuilt one when it may use
+/// everything, else rebuilt from the allowed tools.
+pub fn flat_tools(snapshot: &Snapshot) -> Box<serde_json::value::RawValue> {
+    let access = caller();
+    if access.is_all() {
+        return snapshot.flat_tools.clone();
+    }
+    let mut tools = Vec::new();
+    for provider in snapshot.listed.iter().filter(|p| access.allows_provider(&p.name)) {
+        for tool in provider.tools.iter().filter(|t| access.allows_tool(&provider.name, &t.name)) {
+            let Ok(mut object) = serde_json::from_str::<Map<String, Value>>(tool.raw.get()) else {
+                continue;
+            };
+            object.insert(
+                "name".into(),
+                Value::String(format!("{}{FLAT_SEPARATOR}{}", provider.name, tool.name)),
+            );
+            tools.push(Value::Object(object));
+        }
+    }
+    mcpr_core::jsonrpc::to_raw(&serde_json::json!({ "tools": tools }))
+}
+
+/// The transparent view (`/mcp/p/{provider}`) for a key scoped to some of the provider's
+/// tools: a call to another tool is refused, `tools/list` answers are filtered. (The layer
+/// already refused a provider outside the scopes.)
+pub async fn guard_transparent<F, Fut>(provider: &str, message: Message, relay: F) -> Message
+where
+    F: FnOnce(Message) -> Fut,
+    Fut: std::future::Future<Output = Message>,
+{
+    let access = caller();
+    if access.allows_whole_provider(provider) {
+        return relay(message).await;
+    }
+    let id = message.id.clone().unwrap_or(Value::Null);
+    if !access.allows_provider(provider) {
+        return Message::error(id, &refused(provider, None));
+    }
+    match message.method.as_deref() {
+        Some("tools/call") => {
+            let tool = message
+                .params_value()
+                .ok()
+                .and_then(|p| p.get("name").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_default();
+            if !access.allows_tool(provider, &tool) {
+                return Message::error(id, &refused(provider, Some(&tool)));
+            }
+            relay(message).await
+        }
+        Some("tools/list") => {
+            let mut answer = relay(message).await;
+            let Some(result) = answer.result.as_ref() else {
+                return answer;
+            };
+            let Ok(mut result) = serde_json::from_str::<Map<String, Value>>(result.get()) else {
+                return answer;
+            };
+            if let Some(Value::Array(tools)) = result.get_mut("tools") {
+                tools.retain(|t| {
+                    t.get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|name| access.allows_tool(provider, name))
+                });
+            }
+            answer.result = Some(mcpr_core::jsonrpc::to_raw(&Value::Object(result)));
+            answer
+        }
+        _ => relay(message).await,
+    }
+}
+
+/// Reports key use to the control plane every [`USAGE_REPORT_INTERVAL`] while the gateway
+/// lives; a failed report is merged back and retried.
+pub async fn report_usage(gateway: Weak<Gateway>, control_plane: String, gateway_id: String) {
+    let mut tick = tokio::time::interval(USAGE_REPORT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut client: Option<pb::config_service_client::ConfigServiceClient<tonic::transport::Channel>> =
+        None;
+    loop {
+        tick.tick().await;
+        let Some(gw) = gateway.upgrade() else { return };
+        let usage = gw.auth.drain_usage();
+        if usage.is_empty() {
+            continue;
+        }
+        if client.is_none() {
+            client = match tonic::transport::Endpoint::from_shared(control_plane.clone()) {
+                Ok(endpoint) => endpoint
+                    .connect_timeout(Duration::from_secs(3))
+                    .timeout(Duration::from_secs(5))
+                    .connect()
+                    .await
+                    .ok()
+                    .map(pb::config_service_client::ConfigServiceClient::new),
+                Err(_) => None,
+            };
+        }
+        let report = pb::UsageReport {
+            gateway_id: gateway_id.clone(),
+            usage: usage.clone(),
+        };
+        let sent = match client.as_mut() {
+            Some(c) => c.report_usage(report).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            client = None;
+            for u in usage {
+                gw.auth.record_use(&u.credential_id, u.last_used_ms);
+            }
+            tracing::debug!("key usage report failed; will retry");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scopes(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn scopes_grant_providers_and_tools() {
+        assert!(Access::from_scopes(&scopes(&["*"])).is_all());
+        let a = Access::from_scopes(&scopes(&["time", "gh/create_issue"]));
+        assert!(a.allows_provider("time") && a.allows_provider("gh"));
+        assert!(!a.allows_provider("other"));
+        assert!(a.allows_tool("time", "anything"));
+        assert!(a.allows_tool("gh", "create_issue"));
+        assert!(!a.allows_tool("gh", "delete_repo"));
+        assert!(a.allows_whole_provider("time") && !a.allows_whole_provider("gh"));
+        // A whole-provider scope wins over a tool scope, in any order.
+        let b = Access::from_scopes(&scopes(&["gh/x", "gh"]));
+        assert!(b.allows_tool("gh", "y"));
+        let c = Access::from_scopes(&scopes(&["gh", "gh/x"]));
+        assert!(c.allows_tool("gh", "y"));
+    }
+
+    #[test]
+    fn keys_are_checked_by_hash_with_reasons() {
+        let key = |id: &str, secret: &str, revoked: bool, expires_at_ms: i64| pb::Credential {
+            id: id.into(),
+            kind: "api_key".into(),
+            hash: Sha256::digest(secret.as_bytes()).to_vec(),
+            scopes: scopes(&["*"]),
+            name: id.into(),
+            expires_at_ms,
+            revoked,
+        };
+        let creds = Credentials::from_proto(
+            vec![
+                key("a", "mcpr_a", false, 0),
+                key("r", "mcpr_r", true, 0),
+                key("e", "mcpr_e", false, 1000),
+            ],
+            Some(pb::AuthPolicy {
+                required: true,
+                ..Default::default()
+            }),
+        );
+        assert_eq!(creds.check("mcpr_a", 5000).unwrap().id, "a");
+        assert_eq!(creds.check("mcpr_x", 5000).unwrap_err(), "unknown API key");
+        assert_eq!(creds.check("mcpr_r", 5000).unwrap_err(), "the API key was revoked");
+        assert_eq!(creds.check("mcpr_e", 5000).unwrap_err(), "the API key expired");
+        assert!(creds.check("mcpr_e", 500).is_ok());
+    }
+
+    #[test]
+    fn presented_keys() {
+        let mut h = HeaderMap::new();
+        assert_eq!(presented_key(&h), None);
+        h.insert("x-api-key", "k1".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("k1"));
+        h.insert(header::AUTHORIZATION, "bearer k2".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("k2"));
+        h.insert(header::AUTHORIZATION, "Basic xyz".parse().unwrap());
+        assert_eq!(presented_key(&h), None);
+    }
+
+    #[test]
+    fn buckets_refill() {
+        let map = DashMap::new();
+        let limit = Limit { rate: 1.0, burst: 2.0 };
+        assert!(AuthState::take(&map, &"k", limit).is_ok());
+        assert!(AuthState::take(&map, &"k", limit).is_ok());
+        assert!(AuthState::take(&map, &"k", limit).is_err());
+        assert!(AuthState::take(&map, &"k", Limit::default()).is_ok());
+    }
+
+    #[test]
+    fn transparent_paths() {
+        assert_eq!(transparent_provider("/mcp/p/time"), Some("time"));
+        assert_eq!(transparent_provider("/mcp/p/time/"), Some("time"));
+        assert_eq!(transparent_provider("/mcp/all"), None);
+    }
+}

@@ -1,0 +1,340 @@
+//! `python_sandbox`: untrusted Python code, run in a fresh locked-down container.
+//!
+//! The gateway relays the tool call here as a `tools/call` for the reserved provider name
+//! [`PROVIDER`] (provider names cannot start with '_'). Each call takes a container from a
+//! warm pool (python already started, blocked reading its program from stdin), writes the
+//! code, collects stdout and stderr up to a limit, and removes the container: a container
+//! runs exactly one call. The pool is refilled in the background; it starts filling on the
+//! first call (that one runs cold), so an agent that never sees a call holds no container.
+//!
+//! Limits, per call: wall time (`timeout`, default 30 s), memory (256 MiB, no swap),
+//! processes (64), output (64 KiB per stream, truncation marked), no network, read-only root
+//! with a small tmpfs on /tmp, no capabilities, user 65534.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use mcpr_core::jsonrpc::{self, Message, RpcError, code};
+use mcpr_core::model::NetworkPolicy;
+use serde_json::{Map, Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::runtime::docker::{self, Attached, ContainerPlan, DockerRuntime, Launch};
+
+/// The provider name under which gateways reach the sandbox.
+pub const PROVIDER: &str = "_sandbox";
+/// The tool's name.
+pub const TOOL: &str = "python_sandbox";
+
+#[derive(Debug, Clone)]
+pub struct SandboxLimits {
+    pub default_timeout: Duration,
+    pub max_timeout: Duration,
+    pub memory_mb: u64,
+    pub pids: u64,
+    pub millicpus: u64,
+    pub tmpfs_mb: u64,
+    /// Bytes kept of stdout and of stderr each.
+    pub output_bytes: usize,
+    /// Calls running at once on this agent; more wait their turn.
+    pub concurrent: usize,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        SandboxLimits {
+            default_timeout: Duration::from_secs(30),
+            max_timeout: Duration::from_secs(120),
+            memory_mb: 256,
+            pids: 64,
+            millicpus: 1000,
+            tmpfs_mb: 64,
+            output_bytes: 64 * 1024,
+            concurrent: 16,
+        }
+    }
+}
+
+/// Reads the program's length, then the program, from stdin, and runs it as `__main__`.
+/// Python is already up when a call arrives: that is what the warm pool buys.
+const RUNNER: &str = "import sys\n\
+n = int(sys.stdin.buffer.readline())\n\
+src = sys.stdin.buffer.read(n)\n\
+del n\n\
+g = {'__name__': '__main__', '__builtins__': __builtins__}\n\
+exec(compile(src, '<sandbox>', 'exec'), g)\n";
+
+/// What one run produced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunOutcome {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_code: Option<i64>,
+    pub duration_ms: u64,
+    pub timed_out: bool,
+    pub oom_killed: bool,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+}
+
+pub struct Sandbox {
+    docker: Arc<DockerRuntime>,
+    pub limits: SandboxLimits,
+    pool: Mutex<VecDeque<Attached>>,
+    refill: Notify,
+    filling: AtomicBool,
+    running: Semaphore,
+}
+
+impl Sandbox {
+    pub fn new(docker: Arc<DockerRuntime>, limits: SandboxLimits) -> Arc<Sandbox> {
+        Arc::new(Sandbox {
+            running: Semaphore::new(limits.concurrent.max(1)),
+            docker,
+            limits,
+            pool: Mutex::default(),
+            refill: Notify::new(),
+            filling: AtomicBool::new(false),
+        })
+    }
+
+    /// Answers a JSON-RPC request for [`PROVIDER`]: `tools/list` and `tools/call`.
+    pub async fn handle(self: &Arc<Self>, msg: Message) -> Message {
+        let id = msg.id.clone().unwrap_or(Value::Null);
+        let method = msg.method.clone().unwrap_or_default();
+        match method.as_str() {
+            "tools/call" => {
+                let params = match msg.params_value() {
+                    Ok(p) => p,
+                    Err(e) => return Message::error(id, &e),
+                };
+                let arguments = params
+                    .get("arguments")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                match self.call(&arguments).await {
+                    Ok(outcome) => Message::result(id, jsonrpc::to_raw(&tool_result(&outcome))),
+                    Err(CallError::BadArguments(text)) => Message::result(
+                        id,
+                        jsonrpc::to_raw(&json!({"content": [{"type": "text", "text": text}], "isError": true})),
+                    ),
+                    Err(CallError::Unavailable(text)) => {
+                        Message::error(id, &RpcError::new(code::UPSTREAM_UNAVAILABLE, text))
+                    }
+                }
+            }
+            "ping" => Message::result(id, jsonrpc::to_raw(&json!({}))),
+            other => Message::error(id, &RpcError::method_not_found(other)),
+        }
+    }
+
+    /// Runs `arguments.code` (with `arguments.timeout` seconds, optional).
+    pub async fn call(self: &Arc<Self>, arguments: &Map<String, Value>) -> Result<RunOutcome, CallError> {
+        let code = match arguments.get("code") {
+            Some(Value::String(code)) => code.clone(),
+            _ => return Err(CallError::BadArguments("python_sandbox: \"code\" must be a string".into())),
+        };
+        let timeout = match arguments.get("timeout") {
+            None | Some(Value::Null) => self.limits.default_timeout,
+            Some(v) => match v.as_f64() {
+                Some(secs) if secs > 0.0 && secs.is_finite() => {
+                    Duration::from_secs_f64(secs).min(self.limits.max_timeout)
+                }
+                _ => {
+                    return Err(CallError::BadArguments(format!(
+                        "python_sandbox: \"timeout\" must be a positive number of seconds (at most {})",
+                        self.limits.max_timeout.as_secs()
+                    )));
+                }
+            },
+        };
+        let _turn = self.running.acquire().await.expect("semaphore never closed");
+        self.start_filling();
+        let warm = self.pool.lock().unwrap().pop_front();
+        self.refill.notify_one();
+        let container = match warm {
+            Some(container) => container,
+            None => self.create().await.map_err(CallError::Unavailable)?,
+        };
+        let docker = self.docker.client().await.map_err(CallError::Unavailable)?;
+        let id = container.id.clone();
+        let outcome = self.run(docker, container, code.as_bytes(), timeout).await;
+        // Removal is off the answer's path; the container never runs anything else.
+        let remover = self.docker.clone();
+        tokio::spawn(async move {
+            if let Ok(docker) = remover.client().await {
+                docker::remove(docker, &id).await;
+            }
+        });
+        Ok(outcome)
+    }
+
+    async fn run(
+        &self,
+        docker: &bollard::Docker,
+        mut container: Attached,
+        code: &[u8],
+        timeout: Duration,
+    ) -> RunOutcome {
+        let started = Instant::now();
+        let limit = self.limits.output_bytes;
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let (mut stdout_truncated, mut stderr_truncated) = (false, false);
+        let mut program = format!("{}\n", code.len()).into_bytes();
+        program.extend_from_slice(code);
+        // A dead warm container fails here; its exit is what the caller sees.
+        let _ = container.input.write_all(&program).await;
+        let _ = container.input.flush().await;
+        let collect = async {
+            use bollard::container::LogOutput;
+            while let Some(item) = container.output.next().await {
+                let (buffer, truncated, message) = match item {
+                    Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                        (&mut stdout, &mut stdout_truncated, message)
+                    }
+                    Ok(LogOutput::StdErr { message }) => (&mut stderr, &mut stderr_truncated, message),
+                    Ok(LogOutput::StdIn { .. }) => continue,
+                    Err(_) => break,
+                };
+                let room = limit.saturating_sub(buffer.len());
+                if message.len() > room {
+                    *truncated = true;
+                }
+                buffer.extend_from_slice(&message[..message.len().min(room)]);
+            }
+        };
+        let timed_out = tokio::time::timeout(timeout, collect).await.is_err();
+        if timed_out {
+            let _ = docker
+                .kill_container(&container.id, None::<bollard::query_parameters::KillContainerOptions>)
+                .await;
+        }
+        let exit_code = match docker
+            .wait_container(&container.id, None::<bollard::query_parameters::WaitContainerOptions>)
+            .next()
+            .await
+        {
+            Some(Ok(response)) => Some(response.status_code),
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Some(code),
+            _ => None,
+        };
+        let oom_killed = !timed_out && exit_code == Some(137) && docker::oom_killed(docker, &container.id).await;
+        let text = |bytes: Vec<u8>, truncated: bool| {
+            let mut text = String::from_utf8_lossy(&bytes).into_owned();
+            if truncated {
+                text.push_str(&format!("\n[output truncated at {limit} bytes]"));
+            }
+            text
+        };
+        RunOutcome {
+            stdout: text(stdout, stdout_truncated),
+            stderr: text(stderr, stderr_truncated),
+            exit_code,
+            duration_ms: started.elapsed().as_millis() as u64,
+            timed_out,
+            oom_killed,
+            stdout_truncated,
+            stderr_truncated,
+        }
+    }
+
+    /// A new container, python started and waiting for its program.
+    async fn create(&self) -> Result<Attached, String> {
+        let python = &self.docker.settings.python_image;
+        let docker = self.docker.client().await?;
+        if docker.inspect_image(python).await.is_err() {
+            return Err(format!(
+                "python_sandbox is unavailable: image {python} (MCPR_PYTHON_IMAGE) is not on this host; build it with scripts/docker-images python"
+            ));
+        }
+        self.docker
+            .run_attached(ContainerPlan {
+                name: format!("mcpr-sandbox-{}", uuid::Uuid::new_v4().simple()),
+                launch: Launch {
+                    image: python.clone(),
+                    entrypoint: Some(vec!["python3".into(), "-I".into(), "-c".into(), RUNNER.into()]),
+                    cmd: Some(vec![]),
+                },
+                env: vec!["HOME=/tmp".into(), "PYTHONDONTWRITEBYTECODE=1".into()],
+                labels: self.docker.labels("sandbox"),
+                memory_mb: self.limits.memory_mb,
+                millicpus: self.limits.millicpus,
+                pids: self.limits.pids,
+                tmpfs_mb: self.limits.tmpfs_mb,
+                network: NetworkPolicy::None,
+                init: false,
+            })
+            .await
+            .map_err(|e| format!("python_sandbox is unavailable: {e}"))
+    }
+
+    /// Keeps the pool full from now on (once per agent).
+    fn start_filling(self: &Arc<Self>) {
+        if self.docker.settings.sandbox_pool == 0 || self.filling.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // The agent (and so its sandbox) lives as long as the process.
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut retry = Duration::from_secs(1);
+            loop {
+                let wanted = this.docker.settings.sandbox_pool;
+                if this.pool.lock().unwrap().len() >= wanted {
+                    this.refill.notified().await;
+                    continue;
+                }
+                match this.create().await {
+                    Ok(container) => {
+                        this.pool.lock().unwrap().push_back(container);
+                        retry = Duration::from_secs(1);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot refill the sandbox pool");
+                        tokio::time::sleep(retry).await;
+                        retry = (retry * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[derive(Debug)]
+pub enum CallError {
+    /// The caller's mistake: a tool error the model can act on.
+    BadArguments(String),
+    /// No sandbox here (no Docker, no image): the gateway may try another agent.
+    Unavailable(String),
+}
+
+/// The tool result: a readable summary for models, every field as structured content.
+fn tool_result(outcome: &RunOutcome) -> Value {
+    let mut text = String::new();
+    if outcome.timed_out {
+        text.push_str("[killed: wall time limit reached]\n");
+    }
+    if outcome.oom_killed {
+        text.push_str("[killed: out of memory]\n");
+    }
+    text.push_str(&format!(
+        "exit code: {}\n",
+        outcome.exit_code.map_or("none".to_owned(), |c| c.to_string())
+    ));
+    if !outcome.stdout.is_empty() {
+        text.push_str(&format!("stdout:\n{}\n", outcome.stdout));
+    }
+    if !outcome.stderr.is_empty() {
+        text.push_str(&format!("stderr:\n{}\n", outcome.stderr));
+    }
+    json!({
+        "content": [{"type": "text", "text": text}],
+        "structuredContent": outcome,
+        "isError": false,
+    })
+}

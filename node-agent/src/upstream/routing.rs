@@ -1,0 +1,241 @@
+//! Routing of what an upstream server sends on its own back to the client it concerns:
+//! progress notifications by progress token, server-to-client requests (sampling,
+//! elicitation, roots) and logging to the client whose request is in flight, list-changed
+//! and resource updates to every client of the provider.
+//!
+//! In a `shared` session many clients' requests interleave on one upstream session, so
+//! client-chosen values that the upstream echoes back (progress tokens) are swapped for
+//! unique ones on the way in and restored on the way out.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use dashmap::DashMap;
+use mcpr_core::jsonrpc::Message;
+use mcpr_core::relay::{AgentEvent, EventKind};
+use serde_json::{Map, Value};
+use tokio::sync::broadcast;
+
+/// Where a request came from: the client session and the client's own request id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub client_session: String,
+    /// The client's JSON-RPC id as JSON text.
+    pub related_id: String,
+}
+
+impl Origin {
+    pub fn none() -> Origin {
+        Origin::default()
+    }
+
+    pub fn is_none(&self) -> bool {
+        self.client_session.is_empty()
+    }
+}
+
+/// Where this connection's events go; set once the supervisor knows the provider.
+struct Sink {
+    provider: String,
+    id_prefix: String,
+    events: broadcast::Sender<Arc<AgentEvent>>,
+}
+
+#[derive(Default)]
+pub struct Routing {
+    sink: OnceLock<Sink>,
+    /// upstream request id -> its origin, while in flight
+    in_flight: DashMap<u64, Origin>,
+    /// our progress token -> (origin, the client's token)
+    progress: DashMap<String, (Origin, Value)>,
+    /// our id for a server-to-client request -> the upstream's id for it
+    server_requests: DashMap<String, Value>,
+    next_server_request: AtomicU64,
+}
+
+impl Routing {
+    pub fn connect(&self, provider: &str, id_prefix: &str, events: broadcast::Sender<Arc<AgentEvent>>) {
+        let _ = self.sink.set(Sink { provider: provider.to_owned(), id_prefix: id_prefix.to_owned(), events });
+    }
+
+    /// Records a request about to go upstream as `upstream_id`; swaps a client progress
+    /// token for one unique to this session. Returns the (possibly rewritten) message.
+    pub fn outgoing(&self, mut message: Message, upstream_id: u64, origin: Origin) -> Message {
+        if origin.is_none() {
+            return message;
+        }
+        if let Some(params) = message.params.as_ref().filter(|p| p.get().contains("progressToken")) {
+            if let Ok(mut map) = serde_json::from_str::<Map<String, Value>>(params.get()) {
+                if let Some(Value::Object(meta)) = map.get_mut("_meta") {
+                    if let Some(token) = meta.remove("progressToken") {
+                        let ours = format!("mcpr-{upstream_id}");
+                        meta.insert("progressToken".into(), Value::String(ours.clone()));
+                        self.progress.insert(ours, (origin.clone(), token));
+                        message.params = Some(mcpr_core::jsonrpc::to_raw(&Value::Object(map)));
+                    }
+                }
+            }
+        }
+        self.in_flight.insert(upstream_id, origin);
+        message
+    }
+
+    /// The request `upstream_id` is answered (or abandoned).
+    pub fn finished(&self, upstream_id: u64) {
+        if self.in_flight.remove(&upstream_id).is_some() {
+            self.progress.remove(&format!("mcpr-{upstream_id}"));
+        }
+    }
+
+    /// The origin a message without its own routing belongs to: the request it arrived
+    /// with (streamable HTTP sends it on that request's stream), else the newest request in
+    /// flight (stdio has no such link; `per_client` sessions make it exact).
+    fn origin_for(&self, arrived_with: Option<u64>) -> Option<Origin> {
+        if let Some(origin) = arrived_with.and_then(|id| self.in_flight.get(&id).map(|o| o.clone())) {
+            return Some(origin);
+        }
+        self.in_flight.iter().max_by_key(|e| *e.key()).map(|e| e.value().clone())
+    }
+
+    fn emit(&self, origin: Origin, kind: EventKind, message: Message) -> bool {
+        let Some(sink) = self.sink.get() else { return false };
+        let event = AgentEvent {
+            provider: sink.provider.clone(),
+            client_session: origin.client_session,
+            related_id: origin.related_id,
+            kind,
+            message,
+        };
+        sink.events.send(Arc::new(event)).is_ok()
+    }
+
+    /// Routes a notification from the upstream. Returns false when nobody could take it.
+    pub fn notification(&self, mut message: Message, arrived_with: Option<u64>) -> bool {
+        let method = message.method.as_deref().unwrap_or_default();
+        match method {
+            "notifications/progress" => {
+                let Ok(mut params) = message.params_value() else { return false };
+                let token = match params.get("progressToken") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None => return false,
+                };
+                let Some(entry) = self.progress.get(&token) else { return false };
+                let (origin, client_token) = entry.value().clone();
+                drop(entry);
+                params.insert("progressToken".into(), client_token);
+                message.params = Some(mcpr_core::jsonrpc::to_raw(&Value::Object(params)));
+                self.emit(origin, EventKind::Notification, message)
+            }
+            "notifications/cancelled" => {
+                // The upstream cancels one of its own requests to a client.
+                let Ok(params) = message.params_value() else { return false };
+                let Some(id) = params.get("requestId") else { return false };
+                let ours = self.server_requests.iter().find(|e| e.value() == id).map(|e| e.key().clone());
+                let Some(ours) = ours else { return false };
+                self.server_requests.remove(&ours);
+                let mut params = params;
+                params.insert("requestId".into(), Value::String(ours));
+                message.params = Some(mcpr_core::jsonrpc::to_raw(&Value::Object(params)));
+                let origin = self.origin_for(arrived_with).unwrap_or_default();
+                self.emit(origin, EventKind::Notification, message)
+            }
+            "notifications/message" => {
+                // Logging: to the client whose request is running, else to every client.
+                let origin = self.origin_for(arrived_with).unwrap_or_default();
+                self.emit(origin, EventKind::Notification, message)
+            }
+            // list_changed, resources/updated and anything newer: every client of the provider.
+            _ => self.emit(Origin::none(), EventKind::Notification, message),
+        }
+    }
+
+    /// Forwards a server-to-client request to the client it concerns; returns false when no
+    /// client request is in flight to attach it to.
+    pub fn server_request(&self, mut message: Message, arrived_with: Option<u64>) -> bool {
+        let Some(origin) = self.origin_for(arrived_with) else { return false };
+        let Some(sink) = self.sink.get() else { return false };
+        let ours = format!("{}-{}", sink.id_prefix, self.next_server_request.fetch_add(1, Ordering::Relaxed));
+        let upstream_id = message.id.replace(Value::String(ours.clone())).unwrap_or(Value::Null);
+        self.server_requests.insert(ours.clone(), upstream_id);
+        let delivered = self.emit(origin, EventKind::Request, message);
+        if !delivered {
+            self.server_requests.remove(&ours);
+        }
+        delivered
+    }
+
+    /// The client's answer to a server-to-client request, with the upstream's id restored;
+    /// `None` when the request is unknown (answered already, or never ours).
+    pub fn client_response(&self, mut message: Message) -> Option<Message> {
+        let ours = match message.id.as_ref()? {
+            Value::String(s) => s.clone(),
+            _ => return None,
+        };
+        let (_, upstream_id) = self.server_requests.remove(&ours)?;
+        message.id = Some(upstream_id);
+        Some(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn routing() -> (Routing, broadcast::Receiver<Arc<AgentEvent>>) {
+        let (tx, rx) = broadcast::channel(16);
+        let routing = Routing::default();
+        routing.connect("p", "agent", tx);
+        (routing, rx)
+    }
+
+    fn origin(session: &str, id: &str) -> Origin {
+        Origin { client_session: session.into(), related_id: id.into() }
+    }
+
+    #[test]
+    fn progress_tokens_are_made_unique_and_restored_per_client() {
+        let (routing, mut rx) = routing();
+        let call = |token: &str| Message::request(json!(1), "tools/call", Some(json!({"name": "t", "_meta": {"progressToken": token}})));
+        let a = routing.outgoing(call("same"), 10, origin("A", "1"));
+        let b = routing.outgoing(call("same"), 11, origin("B", "1"));
+        assert!(a.params.unwrap().get().contains("mcpr-10"));
+        assert!(b.params.unwrap().get().contains("mcpr-11"));
+        let progress = Message::notification("notifications/progress", Some(json!({"progressToken": "mcpr-11", "progress": 1})));
+        assert!(routing.notification(progress, None));
+        let event = rx.try_recv().unwrap();
+        assert_eq!(event.client_session, "B");
+        assert!(event.message.params.as_ref().unwrap().get().contains("\"progressToken\":\"same\""));
+        routing.finished(11);
+        let late = Message::notification("notifications/progress", Some(json!({"progressToken": "mcpr-11", "progress": 2})));
+        assert!(!routing.notification(late, None), "no progress after the response");
+    }
+
+    #[test]
+    fn server_requests_go_to_the_request_they_arrived_with_and_answers_come_back() {
+        let (routing, mut rx) = routing();
+        routing.outgoing(Message::request(json!(1), "tools/call", None), 1, origin("A", "7"));
+        routing.outgoing(Message::request(json!(1), "tools/call", None), 2, origin("B", "8"));
+        let sampling = Message::request(json!(42), "sampling/createMessage", Some(json!({})));
+        assert!(routing.server_request(sampling, Some(1)));
+        let event = rx.try_recv().unwrap();
+        assert_eq!((event.client_session.as_str(), event.related_id.as_str()), ("A", "7"));
+        let ours = event.message.id.clone().unwrap();
+        let answer = Message::result(ours, mcpr_core::jsonrpc::to_raw(&json!({"role": "assistant"})));
+        assert_eq!(routing.client_response(answer).unwrap().id, Some(json!(42)));
+        let again = Message::result(json!("agent-0"), mcpr_core::jsonrpc::to_raw(&json!({})));
+        assert!(routing.client_response(again).is_none(), "answered once");
+        // Without a link (stdio), the newest request in flight gets it.
+        assert!(routing.server_request(Message::request(json!(43), "roots/list", None), None));
+        assert_eq!(rx.try_recv().unwrap().client_session, "B");
+    }
+
+    #[test]
+    fn list_changed_goes_to_everyone_and_nothing_without_clients() {
+        let (routing, mut rx) = routing();
+        assert!(routing.notification(Message::notification("notifications/resources/list_changed", None), None));
+        assert_eq!(rx.try_recv().unwrap().client_session, "");
+        assert!(!routing.server_request(Message::request(json!(1), "sampling/createMessage", None), None));
+    }
+}

@@ -1,0 +1,380 @@
+//! The `docker` runtime and `python_sandbox` against the real Docker Engine: containerized
+//! servers called through the gateway, restarted when their container dies, removed without
+//! leaks (also after the agent is killed), and the sandbox under attack. Images are built
+//! locally (no registry) by `scripts/docker-images`, once, cached by tag.
+//!
+//! Each test gives its agent a unique owner label and counts only containers with it, so
+//! the tests run side by side without seeing each other's containers.
+
+use std::time::{Duration, Instant};
+
+use mcpr_e2e::harness::{
+    Cluster, FIXTURE_IMAGE, RawMcp, Router, containers_labelled, docker_inspect, docker_owner,
+    docker_ready, wait_containers, wait_for,
+};
+use serde_json::{Value, json};
+
+const OWNER: &str = "mcp-router.owner";
+const SERVER_ID: &str = "mcp-router.server-id";
+const ROLE: &str = "mcp-router.role";
+
+fn fixture_spec(name: &str) -> Value {
+    json!({
+        "name": name,
+        "runtime": {
+            "kind": "docker",
+            "image": FIXTURE_IMAGE,
+            "args": ["--name", name],
+            "env": {"FIXTURE_SECRET": "s3cret-in-env"},
+            "memory_mb": 128,
+            "pids": 64
+        }
+    })
+}
+
+async fn router(owner: &str, pool: &str) -> Router {
+    Router::start_with(
+        &[],
+        &[("MCPR_DOCKER_OWNER", owner), ("MCPR_SANDBOX_POOL", pool)],
+    )
+    .await
+}
+
+/// Calls `tool` of `provider` through the hierarchical view; the result's text.
+async fn call_text(mcp: &mut RawMcp, provider: &str, tool: &str, arguments: Value) -> String {
+    let result = mcp
+        .call(
+            "call_tool",
+            json!({"provider": provider, "tool": tool, "arguments": arguments}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{provider}.{tool}: {e}"));
+    assert_ne!(result["isError"], true, "{provider}.{tool}: {result}");
+    result["content"][0]["text"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn containerized_server_is_called_restarted_and_removed_without_leaks() {
+    if !docker_ready() {
+        return;
+    }
+    let owner = docker_owner("lifecycle");
+    let router = router(&owner, "0").await;
+    let api = router.api();
+    let added = api.add(fixture_spec("boxed")).await;
+    let id = added["id"].as_str().unwrap().to_owned();
+    api.wait_state("boxed", "running").await;
+
+    let mine = [(OWNER, owner.as_str()), (SERVER_ID, id.as_str())];
+    let first = containers_labelled(&mine);
+    assert_eq!(first.len(), 1, "one container per shared server: {first:?}");
+    // Locked down as promised.
+    let config = docker_inspect(
+        &first[0],
+        "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.NetworkMode}} {{.HostConfig.CapDrop}} {{.HostConfig.SecurityOpt}} {{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}",
+    )
+    .unwrap();
+    assert_eq!(
+        config,
+        format!(
+            "65534:65534 true none [ALL] [no-new-privileges] {} 64",
+            128 * 1024 * 1024
+        )
+    );
+    // Secrets are environment, never arguments.
+    let args = docker_inspect(&first[0], "{{json .Args}} {{json .Path}}").unwrap();
+    assert!(!args.contains("s3cret"), "{args}");
+
+    let mut mcp = RawMcp::new(&router.mcp_url("/mcp"));
+    mcp.initialize().await;
+    assert_eq!(call_text(&mut mcp, "boxed", "whoami", json!({})).await, "boxed");
+    assert_eq!(
+        call_text(&mut mcp, "boxed", "get_env", json!({"name": "FIXTURE_SECRET"})).await,
+        "s3cret-in-env"
+    );
+
+    // A dead container is replaced (with backoff) and the new one answers.
+    let killed = std::process::Command::new("docker")
+        .args(["kill", &first[0]])
+        .output()
+        .unwrap();
+    assert!(killed.status.success());
+    let server = api
+        .wait_until("boxed", "restarted after its container was killed", |s| {
+            s["status"]["state"] == "running" && s["status"]["restart_count"].as_u64() >= Some(1)
+        })
+        .await;
+    assert!(
+        server["status"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("killed"),
+        "{server}"
+    );
+    let second = wait_containers(&mine, 1, "the replacement container alone").await;
+    assert_ne!(second, first, "a new container replaced the killed one");
+    let answer = wait_for("the restarted server to answer", Duration::from_secs(10), || {
+        let url = router.mcp_url("/mcp");
+        async move {
+            let mut mcp = RawMcp::new(&url);
+            mcp.initialize().await;
+            let result = mcp
+                .call("call_tool", json!({"provider": "boxed", "tool": "whoami", "arguments": {}}))
+                .await
+                .ok()?;
+            (result["isError"] != true).then(|| result["content"][0]["text"].clone())
+        }
+    })
+    .await;
+    assert_eq!(answer, "boxed");
+
+    // Disabled: container gone; enabled again: back.
+    let (status, body) = api
+        .call(reqwest::Method::PATCH, "/api/v1/servers/boxed", Some(json!({"enabled": false})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    wait_containers(&mine, 0, "no container for a disabled server").await;
+    let (status, body) = api
+        .call(reqwest::Method::PATCH, "/api/v1/servers/boxed", Some(json!({"enabled": true})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    api.wait_state("boxed", "running").await;
+    wait_containers(&mine, 1, "the server's container after enabling it").await;
+
+    // Deleted: back to the baseline, nothing of this agent left.
+    let (status, body) = api
+        .call(reqwest::Method::DELETE, "/api/v1/servers/boxed", None)
+        .await;
+    assert!(status == 204 || status == 200, "{status} {body}");
+    wait_containers(&[(OWNER, owner.as_str())], 0, "no container after the server is deleted").await;
+}
+
+#[tokio::test]
+async fn agent_killed_with_sigkill_reaps_its_orphans_when_it_starts_again() {
+    if !docker_ready() {
+        return;
+    }
+    let owner = docker_owner("sigkill");
+    let mut cluster = Cluster::start(0, None).await;
+    cluster.add_agent_with_env("boxes", &[("MCPR_DOCKER_OWNER", &owner)]);
+    let api = cluster.api();
+    let id = api.add(fixture_spec("orphan")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.wait_state("orphan", "running").await;
+    let mine = [(OWNER, owner.as_str()), (SERVER_ID, id.as_str())];
+    let before = wait_containers(&mine, 1, "the server's container").await;
+
+    // SIGKILL: no chance to clean up; the container is an orphan.
+    cluster.agents[0].kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        containers_labelled(&mine),
+        before,
+        "the orphan outlives its agent"
+    );
+
+    // The same agent again: the orphan is reaped, the server runs in a new container.
+    cluster.add_agent_with_env("boxes", &[("MCPR_DOCKER_OWNER", &owner)]);
+    let after = wait_for("the orphan reaped and a new container started", Duration::from_secs(30), || async {
+        let ids = containers_labelled(&mine);
+        (ids.len() == 1 && ids != before).then_some(ids)
+    })
+    .await;
+    assert!(docker_inspect(&before[0], "{{.Id}}").is_none(), "orphan removed");
+    api.wait_until("orphan", "running on the restarted agent", |s| {
+        s["status"]["state"] == "running"
+    })
+    .await;
+
+    // SIGTERM: the agent removes its containers before it exits.
+    let status = cluster.agents[1].terminate();
+    assert!(status.is_some(), "agent exits on SIGTERM");
+    assert!(
+        containers_labelled(&[(OWNER, owner.as_str())]).is_empty(),
+        "no container left after a clean stop: {after:?}"
+    );
+}
+
+/// Runs `code` in the sandbox; the structured result.
+async fn sandbox(mcp: &mut RawMcp, code: &str, timeout: Option<f64>) -> Value {
+    let mut arguments = json!({"code": code});
+    if let Some(t) = timeout {
+        arguments["timeout"] = json!(t);
+    }
+    let result = mcp
+        .call("python_sandbox", arguments)
+        .await
+        .unwrap_or_else(|e| panic!("python_sandbox: {e}"));
+    assert_ne!(result["isError"], true, "python_sandbox: {result}");
+    result["structuredContent"].clone()
+}
+
+#[tokio::test]
+async fn sandbox_contains_hostile_code() {
+    if !docker_ready() {
+        return;
+    }
+    let owner = docker_owner("attack");
+    let router = router(&owner, "2").await;
+    let mut mcp = RawMcp::new(&router.mcp_url("/mcp"));
+    mcp.initialize().await;
+    let tools = mcp.request("tools/list", json!({})).await;
+    assert!(
+        tools["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "python_sandbox"),
+        "{tools}"
+    );
+
+    let ok = sandbox(&mut mcp, "print(1)", None).await;
+    assert_eq!(ok["stdout"], "1\n", "{ok}");
+    assert_eq!(ok["exit_code"], 0);
+    assert_eq!(ok["timed_out"], false);
+
+    // Errors come back as the program's own: traceback on stderr, exit status 1.
+    let raised = sandbox(&mut mcp, "raise ValueError('boom')", None).await;
+    assert_eq!(raised["exit_code"], 1, "{raised}");
+    assert!(raised["stderr"].as_str().unwrap().contains("ValueError: boom"));
+
+    // Infinite loop: killed at the wall time limit.
+    let started = Instant::now();
+    let looped = sandbox(&mut mcp, "while True: pass", Some(2.0)).await;
+    assert_eq!(looped["timed_out"], true, "{looped}");
+    assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+
+    // Fork bomb: the pids limit stops it (fork fails), and the call still returns.
+    let started = Instant::now();
+    let bomb = sandbox(
+        &mut mcp,
+        "import os\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            import time; time.sleep(30)\n        n += 1\nexcept OSError as e:\n    print('fork failed after', n, type(e).__name__)\n",
+        Some(10.0),
+    )
+    .await;
+    let out = bomb["stdout"].as_str().unwrap();
+    assert!(out.contains("fork failed after"), "{bomb}");
+    let forks: u64 = out.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!(forks < 64, "at most 64 processes: {bomb}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+
+    // Memory hog: OOM-killed at 256 MB, and reported.
+    let hog = sandbox(
+        &mut mcp,
+        "chunks = []\nwhile True:\n    chunks.append(b'x' * (16 << 20))\n",
+        Some(20.0),
+    )
+    .await;
+    assert_eq!(hog["oom_killed"], true, "{hog}");
+    assert_eq!(hog["timed_out"], false, "{hog}");
+
+    // No network: neither a connection out nor name resolution.
+    let net = sandbox(
+        &mut mcp,
+        "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=3)\n    print('connected')\nexcept OSError as e:\n    print('blocked', e)\ntry:\n    socket.getaddrinfo('pypi.org', 443)\n    print('resolved')\nexcept OSError as e:\n    print('no dns', e)\n",
+        None,
+    )
+    .await;
+    let out = net["stdout"].as_str().unwrap();
+    assert!(out.contains("blocked") && out.contains("no dns"), "{net}");
+    assert!(!out.contains("connected") && !out.contains("resolved"), "{net}");
+
+    // Read-only root, writable /tmp, non-root user.
+    let fs = sandbox(
+        &mut mcp,
+        "import os\nfor path in ['/etc/evil', '/usr/evil', '/evil', '/home/evil']:\n    try:\n        open(path, 'w').write('x')\n        print('wrote', path)\n    except OSError as e:\n        print('denied', path, e.strerror)\nopen('/tmp/ok', 'w').write('fine')\nprint('tmp', open('/tmp/ok').read())\nprint('uid', os.getuid())\n",
+        None,
+    )
+    .await;
+    let out = fs["stdout"].as_str().unwrap();
+    assert!(!out.contains("wrote"), "{fs}");
+    assert_eq!(out.matches("denied").count(), 4, "{fs}");
+    assert!(out.contains("tmp fine") && out.contains("uid 65534"), "{fs}");
+
+    // The host is not visible: not the workspace, not the router's data, not the socket.
+    let host = router.data_dir.display().to_string();
+    let probe = format!(
+        "import os\nfor path in [{:?}, {:?}, '/var/run/docker.sock', '/root/.cargo']:\n    print(path, os.path.exists(path))\n",
+        mcpr_e2e::harness::workspace_root().display().to_string(),
+        host
+    );
+    let seen = sandbox(&mut mcp, &probe, None).await;
+    let out = seen["stdout"].as_str().unwrap();
+    assert_eq!(out.matches(" False").count(), 4, "{seen}");
+
+    // Output is capped and the cut is marked.
+    let loud = sandbox(&mut mcp, "print('x' * 200000)", None).await;
+    assert_eq!(loud["stdout_truncated"], true, "{}", loud["stderr"]);
+    assert!(loud["stdout"].as_str().unwrap().len() < 70 * 1024);
+    assert!(loud["stdout"].as_str().unwrap().ends_with("[output truncated at 65536 bytes]"));
+
+    // Bad arguments are a tool error the model can read.
+    let bad = mcp.call("python_sandbox", json!({"code": 3})).await.unwrap();
+    assert_eq!(bad["isError"], true, "{bad}");
+}
+
+#[tokio::test]
+async fn sandbox_answers_20_concurrent_calls_and_leaves_no_container() {
+    if !docker_ready() {
+        return;
+    }
+    let owner = docker_owner("concurrent");
+    let mut router = router(&owner, "2").await;
+    let url = router.mcp_url("/mcp");
+    let calls = (0..20).map(|i| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let mut mcp = RawMcp::new(&url);
+            mcp.initialize().await;
+            sandbox(&mut mcp, &format!("print({i} * {i})"), None).await
+        })
+    });
+    let results = futures::future::join_all(calls).await;
+    for (i, result) in results.into_iter().enumerate() {
+        let result = result.unwrap();
+        assert_eq!(result["stdout"], format!("{}\n", i * i), "{result}");
+    }
+    // Every used container removed; only the warm pool (2, never used) remains.
+    let sandboxes = [(OWNER, owner.as_str()), (ROLE, "sandbox")];
+    let warm = wait_containers(&sandboxes, 2, "only the warm pool left").await;
+    for id in &warm {
+        assert_eq!(docker_inspect(id, "{{.State.Status}}").as_deref(), Some("running"));
+    }
+    // And on a clean stop, not even those.
+    router.proc.terminate();
+    assert!(containers_labelled(&[(OWNER, owner.as_str())]).is_empty());
+}
+
+/// No Docker: docker servers and the sandbox say so clearly; process servers still work.
+#[tokio::test]
+async fn without_docker_the_errors_are_clear_and_the_rest_works() {
+    let router = Router::start_with(&[], &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]).await;
+    let api = router.api();
+    api.add(fixture_spec("nodocker")).await;
+    api.add_fixture("plain", &[]).await;
+    let server = api
+        .wait_until("nodocker", "failing with a clear error", |s| {
+            s["status"]["last_error"]
+                .as_str()
+                .is_some_and(|e| !e.is_empty())
+        })
+        .await;
+    let error = server["status"]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("Docker is not reachable at unix:///nonexistent/docker.sock"),
+        "{error}"
+    );
+    api.wait_state("plain", "running").await;
+    let mut mcp = RawMcp::new(&router.mcp_url("/mcp"));
+    mcp.initialize().await;
+    assert_eq!(call_text(&mut mcp, "plain", "whoami", json!({})).await, "plain");
+    let result = mcp
+        .call("python_sandbox", json!({"code": "print(1)"}))
+        .await
+        .unwrap();
+    assert_eq!(result["isError"], true, "{result}");
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("Docker is not reachable"), "{text}");
+}
