@@ -278,18 +278,97 @@ pub fn parse_header(item: &str) -> anyhow::Result<(String, String)> {
     Ok((key.to_string(), value.to_string()))
 }
 
+/// `server add` options of the `docker` runtime (docs/DOCKER.md).
+#[derive(clap::Args, Debug, Default)]
+pub struct DockerOptions {
+    /// Run this image in a container (--command then overrides its entrypoint)
+    #[arg(long)]
+    image: Option<String>,
+    /// Run this npm package in a container (an image built once from MCPR_NODE_IMAGE)
+    #[arg(long)]
+    npx: Option<String>,
+    /// Run this PyPI package in a container (an image built once from MCPR_PYTHON_IMAGE)
+    #[arg(long)]
+    uvx: Option<String>,
+    /// Run --command in a container of the python base image instead of on the host
+    #[arg(long, requires = "command")]
+    docker: bool,
+    /// Argument for the container's program (repeatable)
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    args: Vec<String>,
+    /// Container network: none (default) or egress
+    #[arg(long, value_parser = ["none", "egress"])]
+    network: Option<String>,
+    /// Container memory limit in MiB (default 512)
+    #[arg(long)]
+    memory_mb: Option<u64>,
+    /// Container CPU limit, e.g. 0.5 (default 1)
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Most processes in the container (default 256)
+    #[arg(long)]
+    pids: Option<u64>,
+}
+
+impl DockerOptions {
+    fn wanted(&self) -> bool {
+        self.image.is_some() || self.npx.is_some() || self.uvx.is_some() || self.docker
+    }
+
+    /// The `docker` runtime JSON; `command` (already split) overrides the entrypoint.
+    fn runtime(&self, command: Option<Vec<String>>) -> anyhow::Result<Value> {
+        let mut runtime = json!({"kind": "docker"});
+        for (key, value) in [
+            ("image", &self.image),
+            ("npx", &self.npx),
+            ("uvx", &self.uvx),
+        ] {
+            if let Some(value) = value {
+                runtime[key] = json!(value);
+            }
+        }
+        let mut args = Vec::new();
+        if let Some(mut words) = command {
+            if words.is_empty() {
+                bail!("--command is empty");
+            }
+            runtime["command"] = json!(words.remove(0));
+            args = words;
+        }
+        args.extend(self.args.iter().cloned());
+        runtime["args"] = json!(args);
+        if let Some(network) = &self.network {
+            runtime["network"] = json!(network);
+        }
+        if let Some(memory) = self.memory_mb {
+            runtime["memory_mb"] = json!(memory);
+        }
+        if let Some(cpus) = self.cpus {
+            if !(cpus > 0.0 && cpus.is_finite()) {
+                bail!("--cpus must be a positive number, got {cpus}");
+            }
+            runtime["millicpus"] = json!((cpus * 1000.0).round() as u64);
+        }
+        if let Some(pids) = self.pids {
+            runtime["pids"] = json!(pids);
+        }
+        Ok(runtime)
+    }
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum ServerCommand {
-    /// Register an MCP server: a local process (--command) or a remote one (--remote URL)
-    #[command(group(clap::ArgGroup::new("runtime").required(true).args(["command", "remote"])))]
+    /// Register an MCP server: a local process (--command), a remote one (--remote URL), or
+    /// a locked-down container (--image, --npx, --uvx, or --command with --docker)
+    #[command(group(clap::ArgGroup::new("runtime").required(true).multiple(true).args(["command", "remote", "image", "npx", "uvx"])))]
     Add {
         /// Name clients see it under (letters, digits, '-', '_')
         name: String,
         /// Command line to run, split like a shell would, e.g. "uvx mcp-server-time"
         #[arg(long, allow_hyphen_values = true)]
         command: Option<String>,
-        /// Environment variable for the process (repeatable)
-        #[arg(long = "env", value_name = "KEY=VALUE", requires = "command")]
+        /// Environment variable for the process or container (repeatable)
+        #[arg(long = "env", value_name = "KEY=VALUE")]
         env: Vec<String>,
         /// Working directory of the process (absolute path)
         #[arg(long, requires = "command")]
@@ -300,6 +379,8 @@ pub enum ServerCommand {
         /// HTTP header sent to the remote server (repeatable)
         #[arg(long = "header", value_name = "NAME=VALUE", requires = "remote")]
         header: Vec<String>,
+        #[command(flatten)]
+        docker: DockerOptions,
         /// Human description
         #[arg(long)]
         description: Option<String>,
@@ -347,24 +428,50 @@ pub async fn run_server(admin: &Admin, cmd: ServerCommand, json: bool) -> anyhow
             cwd,
             remote,
             header,
+            docker,
             description,
             session_mode,
             disabled,
         } => {
+            let env_map = || -> anyhow::Result<Option<Value>> {
+                if env.is_empty() {
+                    return Ok(None);
+                }
+                let mut map = Map::new();
+                for item in &env {
+                    let (k, v) = parse_env(item)?;
+                    map.insert(k, Value::String(v));
+                }
+                Ok(Some(Value::Object(map)))
+            };
             let runtime = match (command, remote) {
+                (command, None) if docker.wanted() => {
+                    if cwd.is_some() {
+                        bail!("--cwd is for processes on the host; a container starts in /tmp");
+                    }
+                    let words = command
+                        .map(|line| split_command(&line).map_err(|e| anyhow!("--command: {e}")))
+                        .transpose()?;
+                    let mut runtime = docker.runtime(words)?;
+                    if let Some(env) = env_map()? {
+                        runtime["env"] = env;
+                    }
+                    runtime
+                }
+                (_, Some(_)) if docker.wanted() => {
+                    bail!("--remote cannot run in a container: drop --image/--npx/--uvx/--docker")
+                }
+                (_, Some(_)) if !env.is_empty() => {
+                    bail!("--env is for processes and containers; a remote server takes --header")
+                }
                 (Some(line), None) => {
                     let mut words = split_command(&line)
                         .map_err(|e| anyhow!("--command: {e}"))?
                         .into_iter();
                     let command = words.next().ok_or_else(|| anyhow!("--command is empty"))?;
                     let mut runtime = json!({"kind": "process", "command": command, "args": words.collect::<Vec<_>>()});
-                    if !env.is_empty() {
-                        let mut map = Map::new();
-                        for item in &env {
-                            let (k, v) = parse_env(item)?;
-                            map.insert(k, Value::String(v));
-                        }
-                        runtime["env"] = Value::Object(map);
+                    if let Some(env) = env_map()? {
+                        runtime["env"] = env;
                     }
                     if let Some(cwd) = cwd {
                         runtime["cwd"] = Value::String(cwd);
@@ -534,6 +641,24 @@ fn runtime_summary(server: &Value) -> String {
             shell_join(&words)
         }
         Some("remote") => str_at(runtime, &["url"]),
+        Some("docker") => {
+            let mut words = Vec::new();
+            for key in ["image", "npx", "uvx"] {
+                if let Some(value) = runtime[key].as_str() {
+                    words.push(format!("{key}:{value}"));
+                }
+            }
+            words.extend(runtime["command"].as_str().map(String::from));
+            words.extend(
+                runtime["args"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(String::from),
+            );
+            shell_join(&words)
+        }
         _ => String::new(),
     }
 }
@@ -596,6 +721,23 @@ fn server_details(s: &Value) -> String {
         Some("remote") => {
             rows.push(("url", str_at(runtime, &["url"])));
             rows.push(("headers", pairs_of("headers")));
+        }
+        Some("docker") => {
+            rows.push(("runs", runtime_summary(s)));
+            rows.push(("env", pairs_of("env")));
+            let or_default = |key: &str, default: &str| {
+                let value = str_at(runtime, &[key]);
+                if value.is_empty() {
+                    format!("{default} (default)")
+                } else {
+                    value
+                }
+            };
+            rows.push(("network", or_default("network", "none")));
+            let limit = or_default;
+            rows.push(("memory MiB", limit("memory_mb", "512")));
+            rows.push(("millicpus", limit("millicpus", "1000")));
+            rows.push(("pids", limit("pids", "256")));
         }
         _ => {
             rows.push(("command", runtime_summary(s)));

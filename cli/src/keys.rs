@@ -94,7 +94,13 @@ pub async fn run_key(admin: &Admin, command: KeyCommand, json: bool) -> anyhow::
                 return Ok(());
             }
             let mut table = Table::new(&[
-                "ID", "NAME", "PREFIX", "SCOPES", "STATE", "EXPIRES", "LAST USED",
+                "ID",
+                "NAME",
+                "PREFIX",
+                "SCOPES",
+                "STATE",
+                "EXPIRES",
+                "LAST USED",
             ]);
             for k in &keys {
                 let s = |f: &str| clean(k[f].as_str().unwrap_or("-"));

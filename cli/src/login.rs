@@ -74,7 +74,8 @@ fn read_passcode() -> anyhow::Result<String> {
 
 fn store_token(token: &str) -> anyhow::Result<PathBuf> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-    let path = token_path().ok_or_else(|| anyhow!("no config directory: set HOME or MCPR_CONFIG_DIR"))?;
+    let path =
+        token_path().ok_or_else(|| anyhow!("no config directory: set HOME or MCPR_CONFIG_DIR"))?;
     let dir = path.parent().expect("token path has a parent");
     std::fs::DirBuilder::new()
         .recursive(true)

@@ -8,6 +8,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod admin;
 mod bench;
+mod bench_sandbox;
 mod bridge;
 mod keys;
 mod login;
@@ -71,6 +72,8 @@ enum Command {
     },
     /// Measure tool calls per second and latency through the router and directly.
     Bench(bench::BenchArgs),
+    /// Measure python_sandbox round trips and docker server start-up through a running router
+    BenchSandbox(bench_sandbox::BenchSandboxArgs),
     /// Manage API keys for MCP clients.
     Key {
         #[command(subcommand)]
@@ -222,6 +225,7 @@ async fn run(cli: Cli, url_given: bool) -> anyhow::Result<()> {
             .await
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::BenchSandbox(args) => bench_sandbox::run(args).await,
         Command::Key { command } => {
             keys::run_key(&admin::Admin::new(&cli.url)?, command, cli.json).await
         }

@@ -120,7 +120,9 @@ impl AdminAuth {
         if attempts.len() > 10_000 {
             attempts.retain(|_, (_, at)| at.elapsed() < LOGIN_REFILL * LOGIN_BURST as u32);
         }
-        let (tokens, at) = attempts.entry(addr).or_insert((LOGIN_BURST, Instant::now()));
+        let (tokens, at) = attempts
+            .entry(addr)
+            .or_insert((LOGIN_BURST, Instant::now()));
         let refilled = at.elapsed().as_secs_f64() / LOGIN_REFILL.as_secs_f64();
         *tokens = (*tokens + refilled).min(LOGIN_BURST);
         *at = Instant::now();
@@ -148,7 +150,10 @@ impl AdminAuth {
     }
 
     async fn open_session(&self, kind: &str) -> anyhow::Result<(String, AdminTokenRecord)> {
-        let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()));
+        let token = format!(
+            "{TOKEN_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+        );
         let lifetime = if kind == "ui" {
             UI_SESSION_LIFETIME
         } else {
@@ -236,10 +241,7 @@ pub async fn require_admin(
         return next.run(request).await;
     }
     let path = request.uri().path();
-    if matches!(
-        path,
-        "/api/v1/health" | "/api/v1/login" | "/api/v1/session"
-    ) {
+    if matches!(path, "/api/v1/health" | "/api/v1/login" | "/api/v1/session") {
         return next.run(request).await;
     }
     match presented(request.headers()) {
@@ -340,11 +342,7 @@ async fn login(
     }
     if !auth.verify_passcode(body.passcode).await {
         tracing::warn!(%addr, "admin login refused: wrong passcode");
-        return refusal(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "wrong passcode",
-        );
+        return refusal(StatusCode::UNAUTHORIZED, "unauthorized", "wrong passcode");
     }
     let kind = if body.cookie { "ui" } else { "cli" };
     let (token, session) = match auth.open_session(kind).await {
@@ -406,13 +404,10 @@ async fn session(State(auth): State<Arc<AdminAuth>>, headers: HeaderMap) -> Resp
         Presented::Nothing => None,
     };
     match session {
-        Some(s) => Json(json!({"auth": true, "authenticated": true, "csrf": s.csrf}))
-            .into_response(),
-        None => refusal(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "not logged in",
-        ),
+        Some(s) => {
+            Json(json!({"auth": true, "authenticated": true, "csrf": s.csrf})).into_response()
+        }
+        None => refusal(StatusCode::UNAUTHORIZED, "unauthorized", "not logged in"),
     }
 }
 

@@ -196,7 +196,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, field: Option<String>, message: String) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        field: Option<String>,
+        message: String,
+    ) -> Self {
         ApiError {
             status,
             code,

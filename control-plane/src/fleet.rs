@@ -63,6 +63,8 @@ struct Inner {
 pub struct Fleet {
     inner: Mutex<Inner>,
     version: watch::Sender<u64>,
+    /// Seals client session ids on every gateway (see `edge-gateway/src/sessions.rs`).
+    session_key: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl Default for Fleet {
@@ -70,6 +72,7 @@ impl Default for Fleet {
         Fleet {
             inner: Mutex::default(),
             version: watch::channel(1).0,
+            session_key: Default::default(),
         }
     }
 }
@@ -78,6 +81,14 @@ impl Fleet {
     /// Announces a change to every watcher (gateways' snapshots, agents' assignments).
     pub fn changed(&self) {
         self.version.send_modify(|v| *v += 1);
+    }
+
+    pub fn set_session_key(&self, key: Vec<u8>) {
+        let _ = self.session_key.set(key);
+    }
+
+    pub fn session_key(&self) -> Vec<u8> {
+        self.session_key.get().cloned().unwrap_or_default()
     }
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {

@@ -72,6 +72,7 @@ pub fn build_snapshot(registry: &Registry, keys: &KeyRing) -> pb::ConfigSnapshot
         agents,
         credentials,
         auth: Some(auth),
+        session_key: registry.fleet.session_key(),
     }
 }
 

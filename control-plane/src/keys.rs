@@ -27,6 +27,8 @@ pub const KEY_PREFIX: &str = "mcpr_";
 pub const ALL_SCOPES: &str = "*";
 const MAX_KEY_NAME: usize = 128;
 const MAX_SCOPES: usize = 256;
+/// Scope granting the `python_sandbox` meta-tool (the gateway's reserved sandbox provider).
+pub const SANDBOX_SCOPE: &str = "_sandbox";
 /// The id of the key bootstrapped from `MCP_API_KEY`.
 pub const BOOTSTRAP_ID: &str = "bootstrap";
 
@@ -208,9 +210,7 @@ impl KeyRing {
                     &at,
                     &time::format_description::well_known::Rfc3339,
                 )
-                .map_err(|e| {
-                    FieldError::new("expires_at", format!("not an RFC 3339 time: {e}"))
-                })?;
+                .map_err(|e| FieldError::new("expires_at", format!("not an RFC 3339 time: {e}")))?;
                 (at.unix_timestamp_nanos() / 1_000_000) as i64
             }
             (None, Some(secs)) => {
@@ -391,7 +391,7 @@ pub fn validate_scopes(scopes: &[String]) -> Result<(), FieldError> {
         ));
     }
     for scope in scopes {
-        if scope == ALL_SCOPES {
+        if scope == ALL_SCOPES || scope == SANDBOX_SCOPE {
             continue;
         }
         let (provider, tool) = match scope.split_once('/') {
@@ -408,9 +408,7 @@ pub fn validate_scopes(scopes: &[String]) -> Result<(), FieldError> {
             {
                 return Err(FieldError::new(
                     "scopes",
-                    format!(
-                        "scope {scope:?}: the tool must be 1 to 128 characters without spaces"
-                    ),
+                    format!("scope {scope:?}: the tool must be 1 to 128 characters without spaces"),
                 ));
             }
         }

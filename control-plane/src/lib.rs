@@ -84,11 +84,15 @@ impl Security {
                 .parse()
                 .ok()
                 .filter(|r: &f64| r.is_finite() && *r >= 0.0)
-                .ok_or_else(|| anyhow::anyhow!("{name} must be RATE or RATE/BURST (requests per second), got {text:?}"))?;
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{name} must be RATE or RATE/BURST (requests per second), got {text:?}"
+                    )
+                })?;
             let burst = match burst {
-                Some(b) => b
-                    .parse()
-                    .map_err(|_| anyhow::anyhow!("{name}: burst must be a whole number, got {b:?}"))?,
+                Some(b) => b.parse().map_err(|_| {
+                    anyhow::anyhow!("{name}: burst must be a whole number, got {b:?}")
+                })?,
                 None => (rate * 2.0).ceil().max(1.0) as u32,
             };
             Ok((rate, burst))
@@ -175,9 +179,13 @@ impl ControlPlane {
         let store = store.with_master_key(master_key);
         let sealed = store.seal_plaintext_secrets().await?;
         if sealed > 0 {
-            tracing::info!(servers = sealed, "sealed plaintext secrets with the master key");
+            tracing::info!(
+                servers = sealed,
+                "sealed plaintext secrets with the master key"
+            );
         }
         let fleet = Arc::new(Fleet::default());
+        fleet.set_session_key(session_key(&config.data_dir)?);
         let keys = Arc::new(
             KeyRing::new(
                 store.clone(),
@@ -199,6 +207,11 @@ impl ControlPlane {
             .await?,
         );
         let registry = Arc::new(Registry::new(store, fleet).await?);
+        tracing::info!(
+            mcp_keys_required = keys.required(),
+            admin_login = admin.enabled(),
+            "authentication (docs/AUTH.md)"
+        );
         let grpc_addr = grpc_listener.local_addr()?;
         let services = tonic::transport::Server::builder()
             .add_service(pb::config_service_server::ConfigServiceServer::new(
@@ -241,10 +254,8 @@ impl ControlPlane {
 
     /// The HTTP side: REST API (behind the admin check) and web UI.
     pub fn http_router(&self) -> axum::Router {
-        let admin_check = axum::middleware::from_fn_with_state(
-            self.admin.clone(),
-            admin_auth::require_admin,
-        );
+        let admin_check =
+            axum::middleware::from_fn_with_state(self.admin.clone(), admin_auth::require_admin);
         api::router(self.registry.clone())
             .merge(api::keys_router(self.keys.clone()))
             .merge(admin_auth::router(self.admin.clone()))
@@ -261,4 +272,84 @@ pub async fn serve_http(listener: TcpListener, router: axum::Router) -> anyhow::
     )
     .await
     .context("HTTP server failed")
+}
+
+/// The key that seals client session ids: `MCPR_SESSION_KEY` (at least 32 characters; give
+/// every control plane of a cluster the same), else `session.key` in the data dir, made on
+/// first start (0600).
+fn session_key(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(key) = std::env::var("MCPR_SESSION_KEY") {
+        anyhow::ensure!(
+            key.len() >= 32,
+            "MCPR_SESSION_KEY must be at least 32 characters"
+        );
+        return Ok(key.into_bytes());
+    }
+    let path = data_dir.join("session.key");
+    if let Ok(key) = std::fs::read(&path) {
+        anyhow::ensure!(
+            key.len() >= 32,
+            "{} is shorter than 32 bytes",
+            path.display()
+        );
+        return Ok(key);
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let key = secrets::random_bytes::<32>().to_vec();
+    secrets::write_private(&path, &key).with_context(|| format!("writing {}", path.display()))?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn security_settings_from_the_environment() {
+        let s = Security::from_env(env(&[
+            ("ADMIN_PASSCODE", "pw"),
+            ("MCPR_RATE_LIMIT_KEY", "5"),
+            ("MCPR_RATE_LIMIT_ADDRESS", "2.5/7"),
+            ("MCPR_AUTH", "required"),
+        ]))
+        .unwrap();
+        assert_eq!(s.admin_passcode.as_deref(), Some("pw"));
+        assert_eq!(s.auth_mode, AuthMode::Required);
+        assert_eq!((s.rate_limits.per_key_rate, s.rate_limits.per_key_burst), (5.0, 10));
+        assert_eq!(
+            (s.rate_limits.per_address_rate, s.rate_limits.per_address_burst),
+            (2.5, 7)
+        );
+        assert!(!format!("{s:?}").contains("pw\""), "{s:?}");
+        assert!(Security::from_env(env(&[("MCPR_AUTH", "maybe")])).is_err());
+        assert!(Security::from_env(env(&[("MCPR_RATE_LIMIT_KEY", "fast")])).is_err());
+    }
+
+    #[test]
+    fn non_loopback_needs_a_passcode() {
+        for host in ["127.0.0.1", "127.0.0.1:8080", "localhost", "::1", "[::1]:80"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["0.0.0.0", "0.0.0.0:8080", "10.0.0.5", "example.com"] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+        let mut open = Security::default();
+        assert!(open.check_listen("127.0.0.1", "x").is_ok());
+        assert!(open.check_listen("0.0.0.0", "x").is_err());
+        let mut guarded = Security {
+            admin_passcode: Some("long enough passcode".into()),
+            ..Default::default()
+        };
+        guarded.check_listen("0.0.0.0:8080", "x").unwrap();
+        assert_eq!(guarded.auth_mode, AuthMode::Required);
+    }
 }

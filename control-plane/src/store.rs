@@ -379,11 +379,10 @@ impl Store {
     }
 
     pub async fn list_admin_tokens(&self) -> Result<Vec<AdminTokenRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, hash, kind, csrf, created_at, expires_at_ms FROM admin_tokens",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query("SELECT id, hash, kind, csrf, created_at, expires_at_ms FROM admin_tokens")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|row| {
                 Ok(AdminTokenRecord {
@@ -521,6 +520,88 @@ pub(crate) mod tests {
             store.delete_server("time").await,
             Err(StoreError::NotFound(_))
         ));
+        keys_and_sessions(&store).await;
+    }
+
+    async fn keys_and_sessions(store: &Store) {
+        let key = ApiKeyRecord {
+            id: "key_1".into(),
+            name: "x'); DROP TABLE api_keys; --".into(),
+            prefix: "mcpr_abcdef".into(),
+            hash: "00ff".into(),
+            scopes: vec!["time".into(), "gh/create_issue".into()],
+            created_at: "2026-01-01T00:00:00Z".into(),
+            expires_at_ms: 42,
+            revoked_at: String::new(),
+            last_used_ms: 0,
+        };
+        assert!(store.insert_api_key(&key).await.unwrap());
+        let mut same_hash = key.clone();
+        same_hash.id = "key_2".into();
+        assert!(!store.insert_api_key(&same_hash).await.unwrap());
+        assert_eq!(store.list_api_keys().await.unwrap(), vec![key.clone()]);
+        store.record_key_use("key_1", 1000).await.unwrap();
+        store.record_key_use("key_1", 500).await.unwrap();
+        store
+            .revoke_api_key("key_1", "2026-01-02T00:00:00Z")
+            .await
+            .unwrap();
+        let stored = &store.list_api_keys().await.unwrap()[0];
+        assert_eq!(
+            (stored.last_used_ms, stored.revoked_at.as_str()),
+            (1000, "2026-01-02T00:00:00Z")
+        );
+        assert!(matches!(
+            store.revoke_api_key("nope", "x").await,
+            Err(StoreError::KeyNotFound(_))
+        ));
+        let token = AdminTokenRecord {
+            id: "t1".into(),
+            hash: "abcd".into(),
+            kind: "cli".into(),
+            csrf: "c".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            expires_at_ms: 10_000,
+        };
+        store.insert_admin_token(&token).await.unwrap();
+        assert_eq!(store.list_admin_tokens().await.unwrap(), vec![token]);
+        store.delete_admin_token("t1", 0).await.unwrap();
+        assert!(store.list_admin_tokens().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn secrets_are_sealed_at_rest_and_plaintext_rows_migrate() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = MasterKey::from_bytes(&[3; 32]);
+        // A row written before encryption existed.
+        let legacy = Store::open_sqlite(dir.path()).await.unwrap();
+        legacy.insert_server(&record("old")).await.unwrap();
+        let store = Store::open_sqlite(dir.path())
+            .await
+            .unwrap()
+            .with_master_key(key.clone());
+        assert_eq!(store.get_server("old").await.unwrap(), record("old"));
+        assert_eq!(store.seal_plaintext_secrets().await.unwrap(), 1);
+        assert_eq!(store.seal_plaintext_secrets().await.unwrap(), 0);
+        store.insert_server(&record("new")).await.unwrap();
+        for name in ["old", "new"] {
+            assert_eq!(
+                store.get_server(name).await.unwrap().runtime,
+                record(name).runtime
+            );
+            // Without the key a sealed secret does not load, and the column holds no plaintext.
+            assert!(matches!(
+                legacy.get_server(name).await,
+                Err(StoreError::Corrupt(_))
+            ));
+        }
+        let raw: String = sqlx::query("SELECT runtime FROM servers WHERE name = 'new'")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap()
+            .try_get("runtime")
+            .unwrap();
+        assert!(raw.contains("enc:v1:") && !raw.contains("\"UTC\""), "{raw}");
     }
 
     #[tokio::test]

@@ -9,6 +9,9 @@ let lastListJson = "";
 let servers = [];
 let detailsName = null;
 let noticeTimer = null;
+// The session's CSRF token (from GET /api/v1/session), sent on every state-changing call.
+let csrf = null;
+let loggedIn = false;
 
 // --- helpers -------------------------------------------------------------------------
 
@@ -36,7 +39,8 @@ function fieldError(field, message) {
 }
 
 async function api(method, path, body) {
-  const opts = { method, headers: { Accept: "application/json" } };
+  const opts = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+  if (csrf && method !== "GET") opts.headers["X-CSRF-Token"] = csrf;
   if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(body);
@@ -50,6 +54,7 @@ async function api(method, path, body) {
   const text = await res.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
+  if (res.status === 401 && path !== "/login" && path !== "/session") showLogin();
   if (!res.ok) {
     const err = (data && data.error) || {};
     const message = (err.message || (res.statusText || "request failed")) + " (" + res.status + ")";
@@ -173,6 +178,8 @@ function renderServers() {
 }
 
 async function refresh() {
+  if (!loggedIn) return;
+  refreshKeys();
   try {
     const list = await api("GET", "/servers");
     $("conn-error").hidden = true;
@@ -388,7 +395,118 @@ function selectText(node) {
   sel.addRange(range);
 }
 
+// --- login and API keys ------------------------------------------------------------
+
+function showLogin() {
+  loggedIn = false;
+  csrf = null;
+  document.body.classList.add("locked");
+  $("login").hidden = false;
+  $("l-passcode").focus();
+}
+
+async function checkSession() {
+  try {
+    const s = await api("GET", "/session");
+    csrf = (s && s.csrf) || null;
+    loggedIn = true;
+    $("logout").hidden = !(s && s.auth);
+    document.body.classList.remove("locked");
+    $("login").hidden = true;
+    refreshLoop();
+  } catch (e) {
+    if (e.status !== 401) {
+      $("conn-error").textContent = e.message;
+      $("conn-error").hidden = false;
+      setTimeout(checkSession, REFRESH_MS);
+    }
+  }
+}
+
+async function submitLogin(ev) {
+  ev.preventDefault();
+  $("e-login").textContent = "";
+  $("l-submit").disabled = true;
+  try {
+    await api("POST", "/login", { passcode: $("l-passcode").value, cookie: true });
+    $("l-passcode").value = "";
+    await checkSession();
+  } catch (e) {
+    $("e-login").textContent = e.message;
+  } finally {
+    $("l-submit").disabled = false;
+  }
+}
+
+async function logout() {
+  try { await api("POST", "/logout"); } catch (_) { /* the session is gone either way */ }
+  showLogin();
+}
+
+let lastKeysJson = "";
+async function refreshKeys() {
+  let keys;
+  try { keys = await api("GET", "/keys"); } catch (_) { return; }
+  const json = JSON.stringify(keys);
+  if (json === lastKeysJson) return;
+  lastKeysJson = json;
+  const tbody = $("keys-table").querySelector("tbody");
+  tbody.replaceChildren();
+  $("keys-empty").hidden = keys.length > 0;
+  for (const k of keys) {
+    const revoke = k.state === "revoked" ? null :
+      el("button", { type: "button", class: "small danger", onclick: () => revokeKey(k) }, "Revoke");
+    tbody.append(el("tr", {},
+      el("td", {}, k.name),
+      el("td", {}, el("code", {}, k.prefix + "…")),
+      el("td", {}, (k.scopes || []).join(", ")),
+      el("td", {}, k.state),
+      el("td", {}, k.expires_at || "never"),
+      el("td", {}, k.last_used_at || "never"),
+      el("td", { class: "actions" }, revoke)));
+  }
+}
+
+async function revokeKey(k) {
+  if (!confirm('Revoke API key "' + k.name + '"? Clients using it are refused from now on.')) return;
+  try {
+    await api("POST", "/keys/" + enc(k.id) + "/revoke");
+    showNotice('revoked API key "' + k.name + '"', false);
+  } catch (e) {
+    showNotice('revoke "' + k.name + '": ' + e.message, true);
+  }
+  lastKeysJson = "";
+  refreshKeys();
+}
+
+async function submitKey(ev) {
+  ev.preventDefault();
+  for (const id of ["e-k-name", "e-k-scopes", "e-k-expires", "e-k-form"]) $(id).textContent = "";
+  const body = { name: $("k-name").value.trim() };
+  const scopes = $("k-scopes").value.split(",").map((s) => s.trim()).filter((s) => s);
+  if (scopes.length) body.scopes = scopes;
+  const days = parseInt($("k-days").value, 10);
+  if (days > 0) body.expires_in_secs = days * 86400;
+  $("k-submit").disabled = true;
+  try {
+    const created = await api("POST", "/keys", body);
+    $("new-key-value").textContent = created.key;
+    $("new-key").hidden = false;
+    $("key-form").reset();
+    lastKeysJson = "";
+    refreshKeys();
+  } catch (e) {
+    const target = { name: "e-k-name", scopes: "e-k-scopes", expires_in_secs: "e-k-expires" }[e.field] || "e-k-form";
+    $(target).textContent = e.message;
+  } finally {
+    $("k-submit").disabled = false;
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  $("login-form").addEventListener("submit", submitLogin);
+  $("logout").addEventListener("click", logout);
+  $("key-form").addEventListener("submit", submitKey);
   $("mcp-url").textContent = location.origin + "/mcp";
   $("mcp-url-all").textContent = location.origin + "/mcp/all";
   $("mcp-url-one").textContent = location.origin + "/mcp/p/NAME";
@@ -398,5 +516,5 @@ document.addEventListener("DOMContentLoaded", () => {
   $("add-form").addEventListener("submit", submitAdd);
   for (const r of document.querySelectorAll('input[name="kind"]')) r.addEventListener("change", updateKind);
   updateKind();
-  refreshLoop();
+  checkSession();
 });

@@ -296,13 +296,13 @@ impl RuntimeSpec {
                         validate_reference(field, value)?;
                     }
                 }
-                if let Some(command) = command {
-                    if command.trim().is_empty() || command.contains('\0') {
-                        return Err(FieldError::new(
-                            "runtime.command",
-                            "must not be empty or contain NUL bytes",
-                        ));
-                    }
+                if let Some(command) = command
+                    && (command.trim().is_empty() || command.contains('\0'))
+                {
+                    return Err(FieldError::new(
+                        "runtime.command",
+                        "must not be empty or contain NUL bytes",
+                    ));
                 }
                 if args.iter().any(|a| a.contains('\0')) {
                     return Err(FieldError::new(

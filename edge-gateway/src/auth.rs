@@ -3,7 +3,8 @@
 //!
 //! [`authenticate`] is a layer in front of every MCP route. In order: the per-address rate
 //! limit; then, when the control plane says authentication is required (a key exists,
-//! `MCP_API_KEY`, `MCPR_AUTH=required`, or a non-loopback `mcpr up`), the API key from
+//! `MCP_API_KEY`, `MCPR_AUTH=required`, or a non-loopback `mcpr up`) or the gateway itself
+//! listens on a non-loopback address (`Config::require_auth`), the API key from
 //! `Authorization: Bearer …` or `X-API-Key` (401 with `WWW-Authenticate` and a JSON-RPC
 //! error naming the problem: missing, unknown, revoked, expired); the per-key rate limit
 //! (429 with `Retry-After`); on `/mcp/p/{provider}`, whether the key may use that provider
@@ -120,6 +121,13 @@ pub fn caller() -> Arc<Access> {
         .unwrap_or_else(|_| Arc::new(Access::All))
 }
 
+/// `future` with the current caller's access: wrap any future that handles a client request
+/// in a task of its own (`tokio::spawn(auth::inherit(…))`), or it would run with the access
+/// of a local caller.
+pub fn inherit<F: std::future::Future>(future: F) -> impl std::future::Future<Output = F::Output> {
+    CALLER.scope(caller(), future)
+}
+
 /// One API key as the gateway knows it.
 #[derive(Debug)]
 pub struct KeyGrant {
@@ -232,7 +240,9 @@ impl AuthState {
         }
         if map.len() > 100_000 {
             // Forget full buckets: an idle client's bucket is full again anyway.
-            map.retain(|_, b| b.lock().unwrap().at.elapsed().as_secs_f64() * limit.rate < limit.burst);
+            map.retain(|_, b| {
+                b.lock().unwrap().at.elapsed().as_secs_f64() * limit.rate < limit.burst
+            });
         }
         let entry = map.entry(key.clone()).or_insert_with(|| {
             Mutex::new(Bucket {
@@ -320,7 +330,10 @@ fn too_many(what: &str, wait: Duration) -> Response {
     let mut response = rpc_refusal(
         StatusCode::TOO_MANY_REQUESTS,
         RATE_LIMITED,
-        &format!("rate limit exceeded for this {what}: retry after {:.1} s", wait.as_secs_f64()),
+        &format!(
+            "rate limit exceeded for this {what}: retry after {:.1} s",
+            wait.as_secs_f64()
+        ),
     );
     response.headers_mut().insert(
         header::RETRY_AFTER,
@@ -346,14 +359,16 @@ pub async fn authenticate(
     let credentials = &snapshot.credentials;
     if credentials.per_address.rate > 0.0 {
         if let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
-            if let Err(wait) =
-                AuthState::take(&gateway.auth.per_address, &addr.ip(), credentials.per_address)
-            {
+            if let Err(wait) = AuthState::take(
+                &gateway.auth.per_address,
+                &addr.ip(),
+                credentials.per_address,
+            ) {
                 return too_many("client address", wait);
             }
         }
     }
-    if !credentials.required {
+    if !credentials.required && !gateway.config.require_auth {
         return next.run(request).await;
     }
     let Some(key) = presented_key(request.headers()) else {
@@ -437,8 +452,16 @@ pub fn flat_tools(snapshot: &Snapshot) -> Box<serde_json::value::RawValue> {
         return snapshot.flat_tools.clone();
     }
     let mut tools = Vec::new();
-    for provider in snapshot.listed.iter().filter(|p| access.allows_provider(&p.name)) {
-        for tool in provider.tools.iter().filter(|t| access.allows_tool(&provider.name, &t.name)) {
+    for provider in snapshot
+        .listed
+        .iter()
+        .filter(|p| access.allows_provider(&p.name))
+    {
+        for tool in provider
+            .tools
+            .iter()
+            .filter(|t| access.allows_tool(&provider.name, &t.name))
+        {
             let Ok(mut object) = serde_json::from_str::<Map<String, Value>>(tool.raw.get()) else {
                 continue;
             };
@@ -507,8 +530,9 @@ where
 pub async fn report_usage(gateway: Weak<Gateway>, control_plane: String, gateway_id: String) {
     let mut tick = tokio::time::interval(USAGE_REPORT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut client: Option<pb::config_service_client::ConfigServiceClient<tonic::transport::Channel>> =
-        None;
+    let mut client: Option<
+        pb::config_service_client::ConfigServiceClient<tonic::transport::Channel>,
+    > = None;
     loop {
         tick.tick().await;
         let Some(gw) = gateway.upgrade() else { return };
@@ -595,8 +619,14 @@ mod tests {
         );
         assert_eq!(creds.check("mcpr_a", 5000).unwrap().id, "a");
         assert_eq!(creds.check("mcpr_x", 5000).unwrap_err(), "unknown API key");
-        assert_eq!(creds.check("mcpr_r", 5000).unwrap_err(), "the API key was revoked");
-        assert_eq!(creds.check("mcpr_e", 5000).unwrap_err(), "the API key expired");
+        assert_eq!(
+            creds.check("mcpr_r", 5000).unwrap_err(),
+            "the API key was revoked"
+        );
+        assert_eq!(
+            creds.check("mcpr_e", 5000).unwrap_err(),
+            "the API key expired"
+        );
         assert!(creds.check("mcpr_e", 500).is_ok());
     }
 
@@ -615,7 +645,10 @@ mod tests {
     #[test]
     fn buckets_refill() {
         let map = DashMap::new();
-        let limit = Limit { rate: 1.0, burst: 2.0 };
+        let limit = Limit {
+            rate: 1.0,
+            burst: 2.0,
+        };
         assert!(AuthState::take(&map, &"k", limit).is_ok());
         assert!(AuthState::take(&map, &"k", limit).is_ok());
         assert!(AuthState::take(&map, &"k", limit).is_err());

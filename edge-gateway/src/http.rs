@@ -139,6 +139,30 @@ async fn delete_provider(
     end_session(&route.gateway, &View::Transparent(provider), &headers)
 }
 
+/// True when `id` is a live session of `view` here, or a sealed one made by any replica,
+/// which is then resumed here.
+fn known_session(gateway: &Gateway, id: &str, view: &View) -> bool {
+    if let Some(session) = gateway.sessions.get(id) {
+        if &session.view != view {
+            return false;
+        }
+        session.touch();
+        return true;
+    }
+    let key = gateway.snapshot.load().session_key.clone();
+    if key.is_empty() || gateway.ended_sessions.contains_key(id) {
+        return false;
+    }
+    match crate::sessions::seal::unseal(&key, id) {
+        Some((sealed_view, version)) if &sealed_view == view => {
+            tracing::debug!(session = %id, "resuming a session created by another gateway");
+            gateway.sessions.entry(id.to_owned()).or_insert_with(|| ClientSession::new(sealed_view, version));
+            true
+        }
+        _ => false,
+    }
+}
+
 fn end_session(gateway: &Gateway, view: &View, headers: &HeaderMap) -> Response {
     let Some(id) = header_str(headers, SESSION_HEADER) else {
         return rpc_refusal(
@@ -147,6 +171,10 @@ fn end_session(gateway: &Gateway, view: &View, headers: &HeaderMap) -> Response 
             "DELETE needs the Mcp-Session-Id header",
         );
     };
+    if !known_session(gateway, id, view) {
+        return rpc_refusal(StatusCode::NOT_FOUND, code::INVALID_REQUEST, "unknown or expired session");
+    }
+    gateway.ended_sessions.insert(id.to_owned(), std::time::Instant::now());
     match gateway.sessions.remove_if(id, |_, s| &s.view == view) {
         Some(_) => StatusCode::NO_CONTENT.into_response(),
         None => rpc_refusal(
@@ -243,7 +271,13 @@ async fn handle_post(gateway: &Arc<Gateway>, view: View, headers: &HeaderMap, bo
                     .map(str::to_owned)
             })
             .unwrap_or_default();
-        let id = uuid::Uuid::new_v4().simple().to_string();
+        let version = crate::views::negotiate_version(&requested);
+        let key = gateway.snapshot.load().session_key.clone();
+        let id = if key.is_empty() {
+            uuid::Uuid::new_v4().simple().to_string()
+        } else {
+            crate::sessions::seal::seal(&key, &view, version)
+        };
         new_session = Some((
             id.clone(),
             ClientSession::new(view.clone(), crate::views::negotiate_version(&requested).to_owned()),
@@ -257,19 +291,14 @@ async fn handle_post(gateway: &Arc<Gateway>, view: View, headers: &HeaderMap, bo
                 "missing Mcp-Session-Id header: send initialize first",
             );
         };
-        match gateway.sessions.get(id) {
-            Some(session) if session.view == view => {
-                session.touch();
-                id.to_owned()
-            }
-            _ => {
-                return rpc_refusal(
-                    StatusCode::NOT_FOUND,
-                    code::INVALID_REQUEST,
-                    "unknown or expired session: initialize a new one",
-                );
-            }
+        if !known_session(gateway, id, &view) {
+            return rpc_refusal(
+                StatusCode::NOT_FOUND,
+                code::INVALID_REQUEST,
+                "unknown or expired session: initialize a new one",
+            );
         }
+        id.to_owned()
     };
 
     // A lone request that is relayed may bring messages of its own before its answer
@@ -423,11 +452,12 @@ async fn streamed_answer(gateway: &Arc<Gateway>, view: View, session: String, me
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
     let guard = gateway.delivery.open_stream(&session, &id, tx.clone());
     let task_gateway = gateway.clone();
-    let mut answer = tokio::spawn(async move {
+    // The caller's access (auth.rs) goes along into the task.
+    let mut answer = tokio::spawn(crate::auth::inherit(async move {
         let answer = task_gateway.handle(&view, &session, message).await;
         drop(guard);
         answer
-    });
+    }));
     let first_event = tokio::select! {
         answer = &mut answer => {
             let body = answer.ok().flatten().map(|a| a.to_bytes());
@@ -501,6 +531,9 @@ async fn open_session_stream(gateway: &Gateway, view: &View, headers: &HeaderMap
     let Some(id) = header_str(headers, SESSION_HEADER) else {
         return rpc_refusal(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, "missing Mcp-Session-Id header: send initialize first");
     };
+    if !known_session(gateway, id, view) {
+        return rpc_refusal(StatusCode::NOT_FOUND, code::INVALID_REQUEST, "unknown or expired session: initialize a new one");
+    }
     let inbox = match gateway.sessions.get(id) {
         Some(session) if &session.view == view => session.inbox.clone(),
         _ => return rpc_refusal(StatusCode::NOT_FOUND, code::INVALID_REQUEST, "unknown or expired session: initialize a new one"),

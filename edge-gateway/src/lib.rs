@@ -35,6 +35,9 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Client sessions idle this long are forgotten (`MCPR_SESSION_IDLE_SECS`).
     pub session_idle: Duration,
+    /// Require an API key even when the control plane does not (yet): set when listening
+    /// on a non-loopback address, so that a fresh cluster is never open to the network.
+    pub require_auth: bool,
 }
 
 impl Default for Config {
@@ -46,6 +49,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(130),
             allowed_origins: Vec::new(),
             session_idle: Duration::from_secs(24 * 3600),
+            require_auth: false,
         }
     }
 }
@@ -58,6 +62,8 @@ pub struct Gateway {
     pub(crate) auth: auth::AuthState,
     pub(crate) sessions: sessions::Sessions,
     pub(crate) delivery: Arc<sessions::Delivery>,
+    /// Sessions ended here (DELETE): a sealed id is not resumed after it (kept for a day).
+    pub(crate) ended_sessions: dashmap::DashMap<String, std::time::Instant>,
     snapshot_ready: Arc<tokio::sync::Notify>,
 }
 
@@ -97,6 +103,7 @@ impl Gateway {
         let gateway = Arc::new(Gateway {
             relays: relay::RelayPool::new(config.request_timeout, local, events_tx),
             delivery: Default::default(),
+            ended_sessions: Default::default(),
             auth: Default::default(),
             sessions: Default::default(),
             snapshot: snapshot.clone(),
@@ -125,6 +132,7 @@ impl Gateway {
                 tick.tick().await;
                 let Some(gateway) = weak.upgrade() else { return };
                 let expired = sessions::expire_sessions(&gateway.sessions, gateway.config.session_idle);
+                gateway.ended_sessions.retain(|_, at| at.elapsed() < Duration::from_secs(24 * 3600));
                 if expired > 0 {
                     tracing::debug!(expired, "idle client sessions expired");
                 }

@@ -60,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         request_timeout: Duration::from_secs(args.request_timeout_secs),
         allowed_origins: args.allowed_origins,
         session_idle: Duration::from_secs(args.session_idle_secs.max(1)),
+        require_auth: !listener.local_addr()?.ip().is_loopback(),
     };
     let gateway = mcpr_edge_gateway::Gateway::start(config);
     tracing::info!(addr = %listener.local_addr()?, path = %gateway.config.mcp_path, "edge gateway listening");

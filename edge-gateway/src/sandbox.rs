@@ -83,7 +83,11 @@ impl Gateway {
                 "tools/call",
                 Some(json!({"name": TOOL, "arguments": arguments})),
             );
-            match self.relays.request(relay_url, PROVIDER, session, call).await {
+            match self
+                .relays
+                .request(relay_url, PROVIDER, session, call)
+                .await
+            {
                 Ok(mut response) => match unavailable(&response) {
                     Some(reason) => reasons.push(reason),
                     None => {
@@ -91,7 +95,9 @@ impl Gateway {
                         return response;
                     }
                 },
-                Err(error) if error.code == code::UPSTREAM_UNAVAILABLE => reasons.push(error.message),
+                Err(error) if error.code == code::UPSTREAM_UNAVAILABLE => {
+                    reasons.push(error.message)
+                }
                 Err(error) => return Message::error(id, &error),
             }
         }

@@ -75,6 +75,9 @@ pub struct Delivery {
     request_streams: DashMap<(String, String), mpsc::Sender<Vec<u8>>>,
     /// (session, our id for the request as JSON text) -> (relay URL, provider)
     server_requests: DashMap<(String, String), (String, String)>,
+    /// Relayed client requests still running: (session, client id as JSON text) ->
+    /// (relay URL, provider), for cancellations.
+    in_flight: DashMap<(String, String), (String, String)>,
 }
 
 impl Delivery {
@@ -84,6 +87,18 @@ impl Delivery {
         let key = (session.to_owned(), id.to_owned());
         self.request_streams.insert(key.clone(), stream);
         StreamGuard { delivery: self.clone(), key }
+    }
+
+    /// Records a relayed client request until the returned guard drops.
+    pub fn track(self: &Arc<Self>, session: &str, id: &str, relay_url: &str, provider: &str) -> InFlight {
+        let key = (session.to_owned(), id.to_owned());
+        self.in_flight.insert(key.clone(), (relay_url.to_owned(), provider.to_owned()));
+        InFlight { delivery: self.clone(), key }
+    }
+
+    /// Where the client request `id` of `session` runs, while it does.
+    pub fn in_flight(&self, session: &str, id: &str) -> Option<(String, String)> {
+        self.in_flight.get(&(session.to_owned(), id.to_owned())).map(|e| e.value().clone())
     }
 
     /// Where the client's answer to server-to-client request `id` must go.
@@ -100,6 +115,17 @@ pub struct StreamGuard {
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         self.delivery.request_streams.remove(&self.key);
+    }
+}
+
+pub struct InFlight {
+    delivery: Arc<Delivery>,
+    key: (String, String),
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.delivery.in_flight.remove(&self.key);
     }
 }
 
@@ -135,6 +161,88 @@ impl Gateway {
                 }
             }
             None => tracing::debug!(session = %event.client_session, "message for an unknown session dropped"),
+        }
+    }
+}
+
+/// Sealed session ids: `s1.<payload>.<tag>`, where the payload names the view and protocol
+/// version and the tag is an HMAC-SHA-256 under the key every gateway gets in its snapshot.
+/// Any replica can verify an id and resume the session, so no sticky load balancing is
+/// needed; an id cannot be forged or moved to another view without the key.
+pub mod seal {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+
+    use crate::views::View;
+
+    const PREFIX: &str = "s1";
+
+    fn tag(key: &[u8], payload: &str) -> Vec<u8> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(payload.as_bytes());
+        mac.finalize().into_bytes()[..16].to_vec()
+    }
+
+    fn view_text(view: &View) -> String {
+        match view {
+            View::Hierarchical => "h".into(),
+            View::Flat => "f".into(),
+            View::Transparent(provider) => format!("p/{provider}"),
+        }
+    }
+
+    pub fn seal(key: &[u8], view: &View, protocol_version: &str) -> String {
+        let nonce: [u8; 16] = rand::random();
+        let payload = format!("{}\n{}\n{}", view_text(view), protocol_version, hex(&nonce));
+        let encoded = B64.encode(payload.as_bytes());
+        format!("{PREFIX}.{encoded}.{}", B64.encode(tag(key, &encoded)))
+    }
+
+    /// The view and protocol version of a sealed id, when its tag is right.
+    pub fn unseal(key: &[u8], id: &str) -> Option<(View, String)> {
+        let mut parts = id.split('.');
+        let (Some(PREFIX), Some(encoded), Some(given), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return None;
+        };
+        let given = B64.decode(given).ok()?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).ok()?;
+        mac.update(encoded.as_bytes());
+        // Constant-time comparison of the truncated tag.
+        mac.verify_truncated_left(&given).ok()?;
+        let payload = String::from_utf8(B64.decode(encoded).ok()?).ok()?;
+        let mut fields = payload.split('\n');
+        let view = match fields.next()? {
+            "h" => View::Hierarchical,
+            "f" => View::Flat,
+            other => View::Transparent(other.strip_prefix("p/")?.to_owned()),
+        };
+        let version = fields.next()?.to_owned();
+        Some((view, version))
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn sealed_ids_round_trip_and_resist_forgery() {
+            let key = b"0123456789abcdef0123456789abcdef";
+            let id = seal(key, &View::Transparent("time".into()), "2025-06-18");
+            assert!(id.bytes().all(|b| (0x21..=0x7e).contains(&b)), "visible ASCII only: {id}");
+            assert_eq!(unseal(key, &id), Some((View::Transparent("time".into()), "2025-06-18".into())));
+            assert_ne!(seal(key, &View::Flat, "x"), seal(key, &View::Flat, "x"), "unique");
+            assert_eq!(unseal(b"another key", &id), None);
+            // Moving the session to another view breaks the tag.
+            let parts: Vec<&str> = id.split('.').collect();
+            let forged_payload = B64.encode("h\n2025-06-18\n00");
+            assert_eq!(unseal(key, &format!("s1.{forged_payload}.{}", parts[2])), None);
+            assert_eq!(unseal(key, "not-a-session"), None);
         }
     }
 }

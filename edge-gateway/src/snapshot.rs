@@ -47,6 +47,8 @@ pub struct Snapshot {
     pub agents: HashMap<String, String>,
     /// The flat view's `tools/list` result, built once per snapshot.
     pub flat_tools: Box<RawValue>,
+    /// Seals client session ids (empty until the control plane sends one).
+    pub session_key: Vec<u8>,
     pub search: SearchIndex,
     /// API keys and the authentication policy (`auth.rs`).
     pub credentials: crate::auth::Credentials,
@@ -93,6 +95,7 @@ impl Snapshot {
                 .collect(),
             flat_tools,
             search,
+            session_key: snapshot.session_key,
             credentials: crate::auth::Credentials::from_proto(snapshot.credentials, snapshot.auth),
         }
     }

@@ -49,18 +49,20 @@ impl Gateway {
         match kind {
             Kind::Request => Some(self.request(view, session, message).await),
             Kind::Notification => {
-                if let View::Transparent(name) = view {
-                    let method = message.method.as_deref().unwrap_or_default();
-                    // The gateway completed the handshake itself; cancellations need id
-                    // routing that shared sessions do not have yet.
-                    if method != "notifications/initialized" && method != "notifications/cancelled"
-                    {
+                let method = message.method.as_deref().unwrap_or_default();
+                if method == "notifications/cancelled" {
+                    // To the agent that runs the cancelled request, on any view.
+                    let request_id = message.params_value().ok().and_then(|p| p.get("requestId").map(Value::to_string));
+                    let target = request_id.and_then(|id| self.delivery.in_flight(session, &id));
+                    if let Some((relay_url, provider)) = target {
+                        let _ = self.relays.notify(&relay_url, &provider, session, message).await;
+                    }
+                } else if let View::Transparent(name) = view {
+                    // The gateway completed the handshake itself.
+                    if method != "notifications/initialized" {
                         let snapshot = self.snapshot.load();
                         if let Ok((provider, relay_url)) = route(&snapshot, name) {
-                            let _ = self
-                                .relays
-                                .notify(&relay_url, &provider.name, session, message)
-                                .await;
+                            let _ = self.relays.notify(&relay_url, &provider.name, session, message).await;
                         }
                     }
                 }
@@ -158,6 +160,8 @@ impl Gateway {
             Ok(route) => route,
             Err(error) => return Message::error(id, &error),
         };
+        // Known while it runs, so that a client's cancellation finds its agent.
+        let _in_flight = self.delivery.track(session, &id.to_string(), &relay_url, &provider.name);
         match self
             .relays
             .request(&relay_url, &provider.name, session, message)
@@ -235,7 +239,13 @@ impl Gateway {
         };
         let snapshot = self.snapshot.load();
         let outcome = match name.as_str() {
-            crate::sandbox::TOOL => return self.python_sandbox(id, session, arguments).await,
+            crate::sandbox::TOOL => {
+                // Running code is a scope of its own (`_sandbox`, or `*`).
+                if let Err(error) = crate::auth::authorize_provider(crate::sandbox::PROVIDER) {
+                    return Message::result(id, tool_error(&error.message));
+                }
+                return self.python_sandbox(id, session, arguments).await;
+            }
             "list_providers" => Ok(list_providers(&snapshot)),
             "list_tools" => {
                 string_arg(&arguments, "provider").and_then(|p| list_tools(&snapshot, &p))
@@ -352,7 +362,10 @@ fn find_provider<'a>(snapshot: &'a Snapshot, name: &str) -> Result<&'a Arc<Provi
             format!("provider {name:?} is disabled"),
         )),
         None => {
-            let known: Vec<&str> = snapshot.listed.iter().map(|p| p.name.as_str()).collect();
+            let known: Vec<&str> = crate::auth::visible_providers(snapshot)
+                .into_iter()
+                .map(|p| p.name.as_str())
+                .collect();
             Err(RpcError::invalid_params(format!(
                 "unknown provider {name:?} (known: {})",
                 if known.is_empty() {

@@ -41,9 +41,10 @@ pub async fn start(config: Config, relay_listener: TcpListener) -> anyhow::Resul
     }
     let agent = Agent::new(config.agent_id.clone(), settings);
     // Containers a crashed run of this agent left behind go before anything new starts.
-    let reaped = tokio::time::timeout(std::time::Duration::from_secs(30), agent.docker.reap()).await;
+    let reaped =
+        tokio::time::timeout(std::time::Duration::from_secs(30), agent.docker.reap()).await;
     if let Ok(count @ 1..) = reaped {
-        tracing::info!(count, "reaped containers left by a previous run of this agent");
+        tracing::info!(count, "reaped containers of a previous run of this agent");
     }
     let service = pb::relay_service_server::RelayServiceServer::new(relay::RelayService {
         agent: agent.clone(),

@@ -99,7 +99,7 @@ async fn handle_frame(agent: &Agent, frame: pb::RelayFrame) -> Option<pb::RelayF
             Some(reply(&frame, response))
         }
         pb::RelayKind::Notification => {
-            agent.relay_notification(&frame.provider, message).await;
+            agent.relay_notification(&frame.provider, &frame.client_session, message).await;
             None
         }
         pb::RelayKind::ServerResponse => {

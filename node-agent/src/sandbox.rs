@@ -121,7 +121,9 @@ impl Sandbox {
                     Ok(outcome) => Message::result(id, jsonrpc::to_raw(&tool_result(&outcome))),
                     Err(CallError::BadArguments(text)) => Message::result(
                         id,
-                        jsonrpc::to_raw(&json!({"content": [{"type": "text", "text": text}], "isError": true})),
+                        jsonrpc::to_raw(
+                            &json!({"content": [{"type": "text", "text": text}], "isError": true}),
+                        ),
                     ),
                     Err(CallError::Unavailable(text)) => {
                         Message::error(id, &RpcError::new(code::UPSTREAM_UNAVAILABLE, text))
@@ -134,10 +136,17 @@ impl Sandbox {
     }
 
     /// Runs `arguments.code` (with `arguments.timeout` seconds, optional).
-    pub async fn call(self: &Arc<Self>, arguments: &Map<String, Value>) -> Result<RunOutcome, CallError> {
+    pub async fn call(
+        self: &Arc<Self>,
+        arguments: &Map<String, Value>,
+    ) -> Result<RunOutcome, CallError> {
         let code = match arguments.get("code") {
             Some(Value::String(code)) => code.clone(),
-            _ => return Err(CallError::BadArguments("python_sandbox: \"code\" must be a string".into())),
+            _ => {
+                return Err(CallError::BadArguments(
+                    "python_sandbox: \"code\" must be a string".into(),
+                ));
+            }
         };
         let timeout = match arguments.get("timeout") {
             None | Some(Value::Null) => self.limits.default_timeout,
@@ -153,7 +162,11 @@ impl Sandbox {
                 }
             },
         };
-        let _turn = self.running.acquire().await.expect("semaphore never closed");
+        let _turn = self
+            .running
+            .acquire()
+            .await
+            .expect("semaphore never closed");
         self.start_filling();
         let warm = self.pool.lock().unwrap().pop_front();
         self.refill.notify_one();
@@ -198,7 +211,9 @@ impl Sandbox {
                     Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
                         (&mut stdout, &mut stdout_truncated, message)
                     }
-                    Ok(LogOutput::StdErr { message }) => (&mut stderr, &mut stderr_truncated, message),
+                    Ok(LogOutput::StdErr { message }) => {
+                        (&mut stderr, &mut stderr_truncated, message)
+                    }
                     Ok(LogOutput::StdIn { .. }) => continue,
                     Err(_) => break,
                 };
@@ -212,11 +227,17 @@ impl Sandbox {
         let timed_out = tokio::time::timeout(timeout, collect).await.is_err();
         if timed_out {
             let _ = docker
-                .kill_container(&container.id, None::<bollard::query_parameters::KillContainerOptions>)
+                .kill_container(
+                    &container.id,
+                    None::<bollard::query_parameters::KillContainerOptions>,
+                )
                 .await;
         }
         let exit_code = match docker
-            .wait_container(&container.id, None::<bollard::query_parameters::WaitContainerOptions>)
+            .wait_container(
+                &container.id,
+                None::<bollard::query_parameters::WaitContainerOptions>,
+            )
             .next()
             .await
         {
@@ -224,7 +245,8 @@ impl Sandbox {
             Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Some(code),
             _ => None,
         };
-        let oom_killed = !timed_out && exit_code == Some(137) && docker::oom_killed(docker, &container.id).await;
+        let oom_killed =
+            !timed_out && exit_code == Some(137) && docker::oom_killed(docker, &container.id).await;
         let text = |bytes: Vec<u8>, truncated: bool| {
             let mut text = String::from_utf8_lossy(&bytes).into_owned();
             if truncated {
@@ -258,7 +280,12 @@ impl Sandbox {
                 name: format!("mcpr-sandbox-{}", uuid::Uuid::new_v4().simple()),
                 launch: Launch {
                     image: python.clone(),
-                    entrypoint: Some(vec!["python3".into(), "-I".into(), "-c".into(), RUNNER.into()]),
+                    entrypoint: Some(vec![
+                        "python3".into(),
+                        "-I".into(),
+                        "-c".into(),
+                        RUNNER.into(),
+                    ]),
                     cmd: Some(vec![]),
                 },
                 env: vec!["HOME=/tmp".into(), "PYTHONDONTWRITEBYTECODE=1".into()],
@@ -324,7 +351,9 @@ fn tool_result(outcome: &RunOutcome) -> Value {
     }
     text.push_str(&format!(
         "exit code: {}\n",
-        outcome.exit_code.map_or("none".to_owned(), |c| c.to_string())
+        outcome
+            .exit_code
+            .map_or("none".to_owned(), |c| c.to_string())
     ));
     if !outcome.stdout.is_empty() {
         text.push_str(&format!("stdout:\n{}\n", outcome.stdout));

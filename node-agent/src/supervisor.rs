@@ -301,8 +301,11 @@ impl Agent {
         self.events.subscribe()
     }
 
-    pub async fn relay_notification(&self, provider: &str, msg: Message) {
-        if let Some(session) = self.server(provider).and_then(|s| s.session()) {
+    pub async fn relay_notification(&self, provider: &str, client_session: &str, msg: Message) {
+        let Some(session) = self.server(provider).and_then(|s| s.session()) else { return };
+        if msg.method.as_deref() == Some("notifications/cancelled") {
+            session.cancel(client_session, msg).await;
+        } else {
             let _ = session.notify(msg).await;
         }
     }
@@ -455,9 +458,7 @@ async fn connect(
             agent
                 .docker
                 .run_server(
-                    &assignment.id,
-                    &assignment.name,
-                    &assignment.spec,
+                    assignment,
                     launch.ok_or("docker server without an image")?,
                     logs.clone(),
                     events,
@@ -504,9 +505,9 @@ impl mcpr_core::relay::LocalAgent for Agent {
     fn notify<'a>(
         &'a self,
         provider: &'a str,
-        _session: &'a str,
+        session: &'a str,
         message: Message,
     ) -> mcpr_core::relay::BoxFuture<'a, ()> {
-        Box::pin(self.relay_notification(provider, message))
+        Box::pin(self.relay_notification(provider, session, message))
     }
 }

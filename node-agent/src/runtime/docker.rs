@@ -17,8 +17,8 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    AttachContainerOptions, CreateContainerOptions, InspectContainerOptions,
-    ListContainersOptions, RemoveContainerOptions, WaitContainerOptions,
+    AttachContainerOptions, CreateContainerOptions, InspectContainerOptions, ListContainersOptions,
+    RemoveContainerOptions, WaitContainerOptions,
 };
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -30,6 +30,7 @@ use tokio_util::codec::{FramedRead, LinesCodec};
 use tokio_util::io::StreamReader;
 
 use crate::logs::LogSink;
+use crate::supervisor::Assignment;
 use crate::upstream::{self, Connection, UpstreamEvent};
 
 /// Marks a container as the router's.
@@ -89,8 +90,11 @@ pub struct DockerRuntime {
 pub struct Attached {
     pub id: String,
     pub input: Pin<Box<dyn AsyncWrite + Send>>,
-    pub output:
-        Pin<Box<dyn Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>> + Send>>,
+    pub output: Pin<
+        Box<
+            dyn Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>> + Send,
+        >,
+    >,
 }
 
 /// What to run: an image and, when they differ from the image's, entrypoint and command.
@@ -140,20 +144,24 @@ impl DockerRuntime {
     pub async fn client(&self) -> Result<&Docker, String> {
         self.client
             .get_or_try_init(|| async {
-                let unreachable =
-                    |e: &dyn std::fmt::Display| format!("Docker is not reachable at {}: {e}", self.endpoint());
+                let unreachable = |e: &dyn std::fmt::Display| {
+                    format!("Docker is not reachable at {}: {e}", self.endpoint())
+                };
                 let docker = match &self.settings.host {
                     None => Docker::connect_with_defaults(),
                     Some(host) if host.starts_with("tcp://") || host.starts_with("http://") => {
                         Docker::connect_with_http(host, 120, bollard::API_DEFAULT_VERSION)
                     }
-                    Some(host) => Docker::connect_with_unix(host, 120, bollard::API_DEFAULT_VERSION),
+                    Some(host) => {
+                        Docker::connect_with_unix(host, 120, bollard::API_DEFAULT_VERSION)
+                    }
                 }
                 .map_err(|e| unreachable(&e))?;
-                let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
-                    .await
-                    .map_err(|_| unreachable(&"no answer within 10 s"))?
-                    .map_err(|e| unreachable(&e))?;
+                let docker =
+                    tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
+                        .await
+                        .map_err(|_| unreachable(&"no answer within 10 s"))?
+                        .map_err(|e| unreachable(&e))?;
                 Ok(docker)
             })
             .await
@@ -285,7 +293,10 @@ impl DockerRuntime {
                 .await
                 .map_err(|e| format!("cannot attach to container {}: {e}", plan.name))?;
             docker
-                .start_container(&id, None::<bollard::query_parameters::StartContainerOptions>)
+                .start_container(
+                    &id,
+                    None::<bollard::query_parameters::StartContainerOptions>,
+                )
                 .await
                 .map_err(|e| format!("cannot start container {}: {e}", plan.name))?;
             Ok::<_, String>(streams)
@@ -308,14 +319,13 @@ impl DockerRuntime {
     /// container, and an MCP session over the container's stdio.
     pub async fn run_server(
         self: &Arc<Self>,
-        server_id: &str,
-        server_name: &str,
-        spec: &RuntimeSpec,
+        assignment: &Assignment,
         launch: Launch,
         logs: LogSink,
         events: mpsc::UnboundedSender<UpstreamEvent>,
         request_timeout: Duration,
     ) -> Result<Arc<Connection>, String> {
+        let (server_id, server_name, spec) = (&assignment.id, &assignment.name, &assignment.spec);
         let RuntimeSpec::Docker { env, network, .. } = spec else {
             return Err("not a docker spec".into());
         };
@@ -326,7 +336,10 @@ impl DockerRuntime {
         // HOME on the tmpfs: launchers (npm, uv, pip) write caches there.
         let mut container_env = vec!["HOME=/tmp".to_owned()];
         container_env.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
-        let name = format!("mcpr-{server_name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let name = format!(
+            "mcpr-{server_name}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         let image = launch.image.clone();
         let attached = self
             .run_attached(ContainerPlan {
@@ -344,7 +357,13 @@ impl DockerRuntime {
             .await?;
         let id = attached.id.clone();
         let (stdout, stderr) = demux(attached.output);
-        let conn = upstream::lines::connect(attached.input, stdout, logs.clone(), events, request_timeout);
+        let conn = upstream::lines::connect(
+            attached.input,
+            stdout,
+            logs.clone(),
+            events,
+            request_timeout,
+        );
 
         let stderr_logs = logs.clone();
         tokio::spawn(async move {
@@ -368,13 +387,26 @@ impl DockerRuntime {
                 return;
             };
             let mut wait = docker.wait_container(&id, None::<WaitContainerOptions>);
-            tokio::select! {
-                exit = wait.next() => {
-                    let reason = exit_reason(docker, &id, exit, limits.memory_mb).await;
-                    exit_logs.line("agent", format!("container {short}: {reason}"));
-                    watched.close(reason);
+            let mut health = tokio::time::interval(HEALTH_INTERVAL);
+            health.tick().await;
+            loop {
+                tokio::select! {
+                    exit = wait.next() => {
+                        let reason = exit_reason(docker, &id, exit, limits.memory_mb).await;
+                        exit_logs.line("agent", format!("container {short}: {reason}"));
+                        watched.close(reason);
+                        break;
+                    }
+                    _ = watched.closed() => break,
+                    _ = health.tick() => {
+                        // Alive is not enough: a server that stopped answering is replaced.
+                        if let Err(reason) = ping(&watched).await {
+                            exit_logs.line("agent", format!("container {short}: {reason}"));
+                            watched.close(reason);
+                            break;
+                        }
+                    }
                 }
-                _ = watched.closed() => {}
             }
             drop(watched);
             remove(docker, &id).await;
@@ -391,6 +423,26 @@ impl DockerRuntime {
             ),
         );
         Ok(conn)
+    }
+}
+
+/// How often a running server is sent an MCP `ping`, and how long it has to answer.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(30);
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Health check: an MCP `ping` answered in time (an error answer still proves it is alive).
+async fn ping(conn: &Connection) -> Result<(), String> {
+    let request = mcpr_core::jsonrpc::Message::request(serde_json::json!(0), "ping", None);
+    match tokio::time::timeout(PING_TIMEOUT, conn.request(request)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e.code == mcpr_core::jsonrpc::code::UPSTREAM_TIMEOUT => {
+            Err(format!("no answer to an MCP ping: {}", e.message))
+        }
+        Ok(Err(_)) => Ok(()),
+        Err(_) => Err(format!(
+            "no answer to an MCP ping within {} s",
+            PING_TIMEOUT.as_secs()
+        )),
     }
 }
 
@@ -453,9 +505,14 @@ type ByteStream = ReceiverStream<std::io::Result<Bytes>>;
 /// Splits an attach stream into stdout and stderr readers.
 pub fn demux(
     mut output: Pin<
-        Box<dyn Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>> + Send>,
+        Box<
+            dyn Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>> + Send,
+        >,
     >,
-) -> (StreamReader<ByteStream, Bytes>, StreamReader<ByteStream, Bytes>) {
+) -> (
+    StreamReader<ByteStream, Bytes>,
+    StreamReader<ByteStream, Bytes>,
+) {
     let (out_tx, out_rx) = mpsc::channel(64);
     let (err_tx, err_rx) = mpsc::channel(64);
     tokio::spawn(async move {

@@ -45,7 +45,10 @@ pub async fn resolve(
         let image = build(runtime, "uvx", package, base, &dockerfile, logs).await?;
         return Ok(Launch {
             image,
-            entrypoint: Some(vec![format!("/opt/mcp/bin/{}", python_entry_point(package))]),
+            entrypoint: Some(vec![format!(
+                "/opt/mcp/bin/{}",
+                python_entry_point(package)
+            )]),
             cmd,
         });
     }
@@ -95,9 +98,23 @@ fn python_entry_point(package: &str) -> &str {
     &package[..end]
 }
 
+/// Lines that make the build (and the server) trust what the host trusts: its CA bundle,
+/// copied into the build context when there is one (TLS-inspecting proxies, private
+/// package indexes).
+const TRUST_HOST_CAS: &str = "COPY host-ca.crt /etc/mcpr/host-ca.crt\n\
+ENV SSL_CERT_FILE=/etc/mcpr/host-ca.crt PIP_CERT=/etc/mcpr/host-ca.crt REQUESTS_CA_BUNDLE=/etc/mcpr/host-ca.crt NODE_EXTRA_CA_CERTS=/etc/mcpr/host-ca.crt\n";
+
+/// The host's CA bundle (`SSL_CERT_FILE` or Debian's), if any.
+fn host_ca_bundle() -> Option<Vec<u8>> {
+    let path = std::env::var("SSL_CERT_FILE")
+        .unwrap_or_else(|_| "/etc/ssl/certs/ca-certificates.crt".into());
+    std::fs::read(path).ok().filter(|b| !b.is_empty())
+}
+
 fn uvx_dockerfile(base: &str, package: &str) -> String {
     format!(
         "FROM {base}\n\
+         {{TRUST}}\
          RUN python3 -m venv /opt/mcp && /opt/mcp/bin/pip install --no-cache-dir --disable-pip-version-check {package}\n\
          LABEL {LABEL_MANAGED}=true\n",
         package = json_quote(package)
@@ -107,6 +124,7 @@ fn uvx_dockerfile(base: &str, package: &str) -> String {
 fn npx_dockerfile(base: &str, package: &str) -> String {
     format!(
         "FROM {base}\n\
+         {{TRUST}}\
          RUN mkdir -p /opt/mcp && npm install --prefix /opt/mcp --omit=dev --no-audit --no-fund {package}\n\
          LABEL {LABEL_MANAGED}=true\n",
         package = json_quote(package)
@@ -152,7 +170,20 @@ async fn build(
     logs: &LogSink,
 ) -> Result<String, String> {
     let base_id = ensure_base(runtime, base, base_variable(kind), logs).await?;
-    let tag = build_tag(kind, package, &base_id, dockerfile);
+    let ca_bundle = host_ca_bundle();
+    let dockerfile = dockerfile.replace(
+        "{TRUST}",
+        if ca_bundle.is_some() {
+            TRUST_HOST_CAS
+        } else {
+            ""
+        },
+    );
+    let mut recipe = dockerfile.clone();
+    if let Some(bundle) = &ca_bundle {
+        recipe.push_str(&String::from_utf8_lossy(bundle));
+    }
+    let tag = build_tag(kind, package, &base_id, &recipe);
     let docker = runtime.client().await?;
     let _one_at_a_time = runtime.builds.lock().await;
     if docker.inspect_image(&tag).await.is_ok() {
@@ -162,13 +193,17 @@ async fn build(
         "agent",
         format!("building image {tag} for {kind} {package} (once; later starts reuse it)"),
     );
-    let context = build_context(dockerfile).map_err(|e| format!("cannot pack the build context: {e}"))?;
+    let context = build_context(&dockerfile, ca_bundle.as_deref())
+        .map_err(|e| format!("cannot pack the build context: {e}"))?;
     let options = BuildImageOptions {
         dockerfile: "Dockerfile".into(),
         t: Some(tag.clone()),
         rm: true,
         forcerm: true,
-        labels: Some(HashMap::from([(LABEL_MANAGED.to_owned(), "true".to_owned())])),
+        labels: Some(HashMap::from([(
+            LABEL_MANAGED.to_owned(),
+            "true".to_owned(),
+        )])),
         ..Default::default()
     };
     let mut progress = docker.build_image(options, None, Some(bollard::body_full(context.into())));
@@ -238,7 +273,10 @@ pub async fn ensure_present(
     if !pull {
         return Err(format!("image {image}, {what}, is not on this host: {how}"));
     }
-    logs.line("agent", format!("image {image} is not on this host: pulling it"));
+    logs.line(
+        "agent",
+        format!("image {image} is not on this host: pulling it"),
+    );
     let mut pulling = docker.create_image(
         Some(CreateImageOptions {
             from_image: Some(image.to_owned()),
@@ -267,14 +305,20 @@ pub async fn ensure_present(
     }
 }
 
-/// A tar archive holding just the Dockerfile.
-fn build_context(dockerfile: &str) -> std::io::Result<Vec<u8>> {
+/// A tar archive holding the Dockerfile (and the host's CA bundle).
+fn build_context(dockerfile: &str, ca_bundle: Option<&[u8]>) -> std::io::Result<Vec<u8>> {
     let mut archive = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(dockerfile.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    archive.append_data(&mut header, "Dockerfile", dockerfile.as_bytes())?;
+    let mut files = vec![("Dockerfile", dockerfile.as_bytes())];
+    if let Some(bundle) = ca_bundle {
+        files.push(("host-ca.crt", bundle));
+    }
+    for (name, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        archive.append_data(&mut header, name, content)?;
+    }
     archive.into_inner()
 }
 
@@ -285,7 +329,10 @@ mod tests {
     #[test]
     fn entry_points_and_tags() {
         assert_eq!(python_entry_point("mcp-server-time"), "mcp-server-time");
-        assert_eq!(python_entry_point("mcp-server-time==0.6.2"), "mcp-server-time");
+        assert_eq!(
+            python_entry_point("mcp-server-time==0.6.2"),
+            "mcp-server-time"
+        );
         assert_eq!(python_entry_point("pkg[extra]>=1"), "pkg");
         let a = build_tag("uvx", "mcp-server-time", "sha256:1", "FROM x");
         assert!(a.starts_with("mcpr/uvx-mcp-server-time:"), "{a}");

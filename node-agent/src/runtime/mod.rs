@@ -12,7 +12,11 @@ pub use docker::{DockerRuntime, DockerSettings};
 #[derive(Debug, Clone, clap::Args)]
 pub struct DockerArgs {
     /// Base image of `uvx` and `command` servers and of the python sandbox.
-    #[arg(long, env = "MCPR_PYTHON_IMAGE", default_value = "mcpr/python:bookworm")]
+    #[arg(
+        long,
+        env = "MCPR_PYTHON_IMAGE",
+        default_value = "mcpr/python:bookworm"
+    )]
     pub python_image: String,
     /// Base image of `npx` servers.
     #[arg(long, env = "MCPR_NODE_IMAGE", default_value = "mcpr/node:bookworm")]

@@ -263,6 +263,21 @@ impl Connection {
         }
     }
 
+    /// A client cancels one of its requests (`notifications/cancelled` with the client's id):
+    /// the upstream is told with its own id, and the request ends at once with an error, so
+    /// nothing waits for an answer that will not come.
+    pub async fn cancel(&self, client_session: &str, mut msg: Message) {
+        let Ok(mut params) = msg.params_value() else { return };
+        let Some(client_id) = params.get("requestId").map(Value::to_string) else { return };
+        let Some(upstream_id) = self.routing.upstream_id(client_session, &client_id) else { return };
+        params.insert("requestId".into(), json!(upstream_id));
+        msg.params = Some(jsonrpc::to_raw(&Value::Object(params)));
+        let _ = self.notify(msg).await;
+        if let Some((_, waiter)) = self.pending.remove(&upstream_id) {
+            let _ = waiter.send(Message::error(json!(upstream_id), &RpcError::new(-32800, "request cancelled by the client")));
+        }
+    }
+
     /// Passes a client's answer to a server-to-client request back upstream.
     pub async fn respond(&self, msg: Message) {
         if let Some(answer) = self.routing.client_response(msg) {

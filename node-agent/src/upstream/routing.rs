@@ -80,6 +80,14 @@ impl Routing {
         message
     }
 
+    /// The upstream id of the client request `related_id` of `client_session`, in flight.
+    pub fn upstream_id(&self, client_session: &str, related_id: &str) -> Option<u64> {
+        self.in_flight
+            .iter()
+            .find(|e| e.value().client_session == client_session && e.value().related_id == related_id)
+            .map(|e| *e.key())
+    }
+
     /// The request `upstream_id` is answered (or abandoned).
     pub fn finished(&self, upstream_id: u64) {
         if self.in_flight.remove(&upstream_id).is_some() {

@@ -848,3 +848,121 @@ impl Cluster {
         self.agents.push(Proc::spawn(id, command));
     }
 }
+
+// --- authentication (issue 5) ------------------------------------------------------------
+
+impl Api {
+    /// The same API, sending `Authorization: Bearer TOKEN` (an admin token) on every call.
+    pub fn with_token(&self, token: &str) -> Api {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        Api {
+            base: self.base.clone(),
+            client: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// Exchanges the admin passcode for an admin token; panics unless it is accepted.
+    pub async fn login(&self, passcode: &str) -> String {
+        let (status, body) = self
+            .post("/api/v1/login", json!({"passcode": passcode}))
+            .await;
+        assert_eq!(status, 200, "login: {body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Creates an API key (`scopes` `None`: all); returns the key and its description.
+    pub async fn create_key(&self, name: &str, scopes: Option<&[&str]>) -> (String, Value) {
+        let mut body = json!({"name": name});
+        if let Some(scopes) = scopes {
+            body["scopes"] = json!(scopes);
+        }
+        let (status, created) = self.post("/api/v1/keys", body).await;
+        assert_eq!(status, 201, "creating key {name}: {created}");
+        (created["key"].as_str().expect("key").to_owned(), created)
+    }
+}
+
+impl RawMcp {
+    /// A raw client sending `headers` on every request (e.g. `authorization`).
+    pub fn with_headers(url: &str, headers: &[(&str, &str)]) -> RawMcp {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        RawMcp {
+            url: url.to_owned(),
+            session: None,
+            client: reqwest::Client::builder()
+                .default_headers(map)
+                .build()
+                .unwrap(),
+            next_id: 1,
+        }
+    }
+
+    /// A raw client presenting the API key `key` as a bearer token.
+    pub fn with_key(url: &str, key: &str) -> RawMcp {
+        RawMcp::with_headers(url, &[("authorization", &format!("Bearer {key}"))])
+    }
+
+    /// POSTs an `initialize` (no session): the whole response, for status checks.
+    pub async fn try_initialize(&self) -> RawResponse {
+        self.post_bytes(
+            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})
+            .to_string(),
+        )
+        .await
+    }
+}
+
+/// Polls `initialize` on `url` with `key` until it answers `status`; returns how long that
+/// took and the response.
+pub async fn wait_initialize_status(
+    url: &str,
+    key: Option<&str>,
+    status: u16,
+    timeout: Duration,
+) -> (Duration, RawResponse) {
+    let client = match key {
+        Some(key) => RawMcp::with_key(url, key),
+        None => RawMcp::new(url),
+    };
+    let start = Instant::now();
+    loop {
+        let response = client.try_initialize().await;
+        if response.status == status {
+            return (start.elapsed(), response);
+        }
+        if start.elapsed() > timeout {
+            panic!(
+                "{url}: initialize still answers {} ({}) after {timeout:?}, expected {status}",
+                response.status, response.body
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Removes every container labelled with `owner` when dropped, so that a failing Docker
+/// test (whose router is then killed without a chance to clean up) leaks nothing.
+pub struct DockerCleanup(pub String);
+
+impl Drop for DockerCleanup {
+    fn drop(&mut self) {
+        let ids = containers_labelled(&[("mcp-router.owner", &self.0)]);
+        if !ids.is_empty() {
+            let _ = Command::new("docker").args(["rm", "-f"]).args(&ids).output();
+        }
+    }
+}

@@ -138,3 +138,52 @@ async fn control_plane_on_postgres() {
     let server = api.wait_state("pg", "running").await;
     assert_eq!(server["description"], "fixture server pg");
 }
+
+#[tokio::test]
+async fn a_session_survives_the_gateway_that_created_it() {
+    let mut cluster = Cluster::start(1, None).await;
+    cluster.add_gateway();
+    let api = cluster.api();
+    api.add_fixture("keep", &[]).await;
+    api.wait_state("keep", "running").await;
+    let first = cluster.mcp_url(0, "/mcp/p/keep");
+    let second = cluster.mcp_url(1, "/mcp/p/keep");
+    for url in [&first, &second] {
+        let url = url.clone();
+        wait_for("each gateway to know keep", Duration::from_secs(10), || {
+            let url = url.clone();
+            async move {
+                let mut probe = mcpr_e2e::harness::RawMcp::new(&url);
+                let r = probe.post_bytes(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"p","version":"1"}}}"#).await;
+                probe.session = None;
+                (r.status == 200).then_some(())
+            }
+        })
+        .await;
+    }
+
+    // The session is made on gateway 0 ...
+    let mut client = mcpr_e2e::harness::RawMcp::new(&first);
+    client.initialize().await;
+    let session = client.session.clone().unwrap();
+    assert_eq!(mcpr_e2e::rmcp_client::text_of(&client.call("echo", json!({"text": "on 0"})).await.unwrap()), "on 0");
+    // ... gateway 0 goes away, and the client goes on with the same Mcp-Session-Id on
+    // gateway 1, without any sticky routing.
+    cluster.gateways[0].kill();
+    client.url = second.clone();
+    assert_eq!(mcpr_e2e::rmcp_client::text_of(&client.call("echo", json!({"text": "on 1"})).await.unwrap()), "on 1");
+    assert_eq!(client.session.as_deref(), Some(session.as_str()));
+
+    // A forged or tampered id is refused; a session of another view is not usable here.
+    let mut forged = mcpr_e2e::harness::RawMcp::new(&second);
+    forged.session = Some(format!("{session}x"));
+    assert_eq!(forged.post_bytes(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await.status, 404);
+    let mut elsewhere = mcpr_e2e::harness::RawMcp::new(&cluster.mcp_url(1, "/mcp/all"));
+    elsewhere.session = Some(session.clone());
+    assert_eq!(elsewhere.post_bytes(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await.status, 404);
+
+    // DELETE ends it for good on this gateway.
+    let deleted = reqwest::Client::new().delete(&second).header("mcp-session-id", &session).send().await.unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
+    assert_eq!(client.post_bytes(r#"{"jsonrpc":"2.0","id":9,"method":"tools/list"}"#).await.status, 404);
+}

@@ -9,8 +9,8 @@
 use std::time::{Duration, Instant};
 
 use mcpr_e2e::harness::{
-    Cluster, FIXTURE_IMAGE, RawMcp, Router, containers_labelled, docker_inspect, docker_owner,
-    docker_ready, wait_containers, wait_for,
+    Cluster, DockerCleanup, FIXTURE_IMAGE, RawMcp, Router, containers_labelled, docker_inspect,
+    docker_owner, docker_ready, wait_containers, wait_for,
 };
 use serde_json::{Value, json};
 
@@ -59,6 +59,7 @@ async fn containerized_server_is_called_restarted_and_removed_without_leaks() {
         return;
     }
     let owner = docker_owner("lifecycle");
+    let _cleanup = DockerCleanup(owner.clone());
     let router = router(&owner, "0").await;
     let api = router.api();
     let added = api.add(fixture_spec("boxed")).await;
@@ -87,9 +88,18 @@ async fn containerized_server_is_called_restarted_and_removed_without_leaks() {
 
     let mut mcp = RawMcp::new(&router.mcp_url("/mcp"));
     mcp.initialize().await;
-    assert_eq!(call_text(&mut mcp, "boxed", "whoami", json!({})).await, "boxed");
     assert_eq!(
-        call_text(&mut mcp, "boxed", "get_env", json!({"name": "FIXTURE_SECRET"})).await,
+        call_text(&mut mcp, "boxed", "whoami", json!({})).await,
+        "boxed"
+    );
+    assert_eq!(
+        call_text(
+            &mut mcp,
+            "boxed",
+            "get_env",
+            json!({"name": "FIXTURE_SECRET"})
+        )
+        .await,
         "s3cret-in-env"
     );
 
@@ -113,29 +123,44 @@ async fn containerized_server_is_called_restarted_and_removed_without_leaks() {
     );
     let second = wait_containers(&mine, 1, "the replacement container alone").await;
     assert_ne!(second, first, "a new container replaced the killed one");
-    let answer = wait_for("the restarted server to answer", Duration::from_secs(10), || {
-        let url = router.mcp_url("/mcp");
-        async move {
-            let mut mcp = RawMcp::new(&url);
-            mcp.initialize().await;
-            let result = mcp
-                .call("call_tool", json!({"provider": "boxed", "tool": "whoami", "arguments": {}}))
-                .await
-                .ok()?;
-            (result["isError"] != true).then(|| result["content"][0]["text"].clone())
-        }
-    })
+    let answer = wait_for(
+        "the restarted server to answer",
+        Duration::from_secs(10),
+        || {
+            let url = router.mcp_url("/mcp");
+            async move {
+                let mut mcp = RawMcp::new(&url);
+                mcp.initialize().await;
+                let result = mcp
+                    .call(
+                        "call_tool",
+                        json!({"provider": "boxed", "tool": "whoami", "arguments": {}}),
+                    )
+                    .await
+                    .ok()?;
+                (result["isError"] != true).then(|| result["content"][0]["text"].clone())
+            }
+        },
+    )
     .await;
     assert_eq!(answer, "boxed");
 
     // Disabled: container gone; enabled again: back.
     let (status, body) = api
-        .call(reqwest::Method::PATCH, "/api/v1/servers/boxed", Some(json!({"enabled": false})))
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/servers/boxed",
+            Some(json!({"enabled": false})),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     wait_containers(&mine, 0, "no container for a disabled server").await;
     let (status, body) = api
-        .call(reqwest::Method::PATCH, "/api/v1/servers/boxed", Some(json!({"enabled": true})))
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/servers/boxed",
+            Some(json!({"enabled": true})),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     api.wait_state("boxed", "running").await;
@@ -146,7 +171,12 @@ async fn containerized_server_is_called_restarted_and_removed_without_leaks() {
         .call(reqwest::Method::DELETE, "/api/v1/servers/boxed", None)
         .await;
     assert!(status == 204 || status == 200, "{status} {body}");
-    wait_containers(&[(OWNER, owner.as_str())], 0, "no container after the server is deleted").await;
+    wait_containers(
+        &[(OWNER, owner.as_str())],
+        0,
+        "no container after the server is deleted",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -155,6 +185,7 @@ async fn agent_killed_with_sigkill_reaps_its_orphans_when_it_starts_again() {
         return;
     }
     let owner = docker_owner("sigkill");
+    let _cleanup = DockerCleanup(owner.clone());
     let mut cluster = Cluster::start(0, None).await;
     cluster.add_agent_with_env("boxes", &[("MCPR_DOCKER_OWNER", &owner)]);
     let api = cluster.api();
@@ -177,12 +208,19 @@ async fn agent_killed_with_sigkill_reaps_its_orphans_when_it_starts_again() {
 
     // The same agent again: the orphan is reaped, the server runs in a new container.
     cluster.add_agent_with_env("boxes", &[("MCPR_DOCKER_OWNER", &owner)]);
-    let after = wait_for("the orphan reaped and a new container started", Duration::from_secs(30), || async {
-        let ids = containers_labelled(&mine);
-        (ids.len() == 1 && ids != before).then_some(ids)
-    })
+    let after = wait_for(
+        "the orphan reaped and a new container started",
+        Duration::from_secs(30),
+        || async {
+            let ids = containers_labelled(&mine);
+            (ids.len() == 1 && ids != before).then_some(ids)
+        },
+    )
     .await;
-    assert!(docker_inspect(&before[0], "{{.Id}}").is_none(), "orphan removed");
+    assert!(
+        docker_inspect(&before[0], "{{.Id}}").is_none(),
+        "orphan removed"
+    );
     api.wait_until("orphan", "running on the restarted agent", |s| {
         s["status"]["state"] == "running"
     })
@@ -217,6 +255,7 @@ async fn sandbox_contains_hostile_code() {
         return;
     }
     let owner = docker_owner("attack");
+    let _cleanup = DockerCleanup(owner.clone());
     let router = router(&owner, "2").await;
     let mut mcp = RawMcp::new(&router.mcp_url("/mcp"));
     mcp.initialize().await;
@@ -238,13 +277,22 @@ async fn sandbox_contains_hostile_code() {
     // Errors come back as the program's own: traceback on stderr, exit status 1.
     let raised = sandbox(&mut mcp, "raise ValueError('boom')", None).await;
     assert_eq!(raised["exit_code"], 1, "{raised}");
-    assert!(raised["stderr"].as_str().unwrap().contains("ValueError: boom"));
+    assert!(
+        raised["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("ValueError: boom")
+    );
 
     // Infinite loop: killed at the wall time limit.
     let started = Instant::now();
     let looped = sandbox(&mut mcp, "while True: pass", Some(2.0)).await;
     assert_eq!(looped["timed_out"], true, "{looped}");
-    assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
 
     // Fork bomb: the pids limit stops it (fork fails), and the call still returns.
     let started = Instant::now();
@@ -279,7 +327,10 @@ async fn sandbox_contains_hostile_code() {
     .await;
     let out = net["stdout"].as_str().unwrap();
     assert!(out.contains("blocked") && out.contains("no dns"), "{net}");
-    assert!(!out.contains("connected") && !out.contains("resolved"), "{net}");
+    assert!(
+        !out.contains("connected") && !out.contains("resolved"),
+        "{net}"
+    );
 
     // Read-only root, writable /tmp, non-root user.
     let fs = sandbox(
@@ -291,7 +342,10 @@ async fn sandbox_contains_hostile_code() {
     let out = fs["stdout"].as_str().unwrap();
     assert!(!out.contains("wrote"), "{fs}");
     assert_eq!(out.matches("denied").count(), 4, "{fs}");
-    assert!(out.contains("tmp fine") && out.contains("uid 65534"), "{fs}");
+    assert!(
+        out.contains("tmp fine") && out.contains("uid 65534"),
+        "{fs}"
+    );
 
     // The host is not visible: not the workspace, not the router's data, not the socket.
     let host = router.data_dir.display().to_string();
@@ -308,11 +362,24 @@ async fn sandbox_contains_hostile_code() {
     let loud = sandbox(&mut mcp, "print('x' * 200000)", None).await;
     assert_eq!(loud["stdout_truncated"], true, "{}", loud["stderr"]);
     assert!(loud["stdout"].as_str().unwrap().len() < 70 * 1024);
-    assert!(loud["stdout"].as_str().unwrap().ends_with("[output truncated at 65536 bytes]"));
+    assert!(
+        loud["stdout"]
+            .as_str()
+            .unwrap()
+            .ends_with("[output truncated at 65536 bytes]")
+    );
 
     // Bad arguments are a tool error the model can read.
-    let bad = mcp.call("python_sandbox", json!({"code": 3})).await.unwrap();
+    let bad = mcp
+        .call("python_sandbox", json!({"code": 3}))
+        .await
+        .unwrap();
     assert_eq!(bad["isError"], true, "{bad}");
+
+    // A clean stop removes the warm pool too.
+    let mut router = router;
+    router.proc.terminate();
+    assert!(containers_labelled(&[(OWNER, owner.as_str())]).is_empty());
 }
 
 #[tokio::test]
@@ -321,6 +388,7 @@ async fn sandbox_answers_20_concurrent_calls_and_leaves_no_container() {
         return;
     }
     let owner = docker_owner("concurrent");
+    let _cleanup = DockerCleanup(owner.clone());
     let mut router = router(&owner, "2").await;
     let url = router.mcp_url("/mcp");
     let calls = (0..20).map(|i| {
@@ -340,7 +408,10 @@ async fn sandbox_answers_20_concurrent_calls_and_leaves_no_container() {
     let sandboxes = [(OWNER, owner.as_str()), (ROLE, "sandbox")];
     let warm = wait_containers(&sandboxes, 2, "only the warm pool left").await;
     for id in &warm {
-        assert_eq!(docker_inspect(id, "{{.State.Status}}").as_deref(), Some("running"));
+        assert_eq!(
+            docker_inspect(id, "{{.State.Status}}").as_deref(),
+            Some("running")
+        );
     }
     // And on a clean stop, not even those.
     router.proc.terminate();
@@ -350,7 +421,8 @@ async fn sandbox_answers_20_concurrent_calls_and_leaves_no_container() {
 /// No Docker: docker servers and the sandbox say so clearly; process servers still work.
 #[tokio::test]
 async fn without_docker_the_errors_are_clear_and_the_rest_works() {
-    let router = Router::start_with(&[], &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]).await;
+    let router =
+        Router::start_with(&[], &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]).await;
     let api = router.api();
     api.add(fixture_spec("nodocker")).await;
     api.add_fixture("plain", &[]).await;
@@ -369,7 +441,10 @@ async fn without_docker_the_errors_are_clear_and_the_rest_works() {
     api.wait_state("plain", "running").await;
     let mut mcp = RawMcp::new(&router.mcp_url("/mcp"));
     mcp.initialize().await;
-    assert_eq!(call_text(&mut mcp, "plain", "whoami", json!({})).await, "plain");
+    assert_eq!(
+        call_text(&mut mcp, "plain", "whoami", json!({})).await,
+        "plain"
+    );
     let result = mcp
         .call("python_sandbox", json!({"code": "print(1)"}))
         .await
@@ -377,4 +452,38 @@ async fn without_docker_the_errors_are_clear_and_the_rest_works() {
     assert_eq!(result["isError"], true, "{result}");
     let text = result["content"][0]["text"].as_str().unwrap();
     assert!(text.contains("Docker is not reachable"), "{text}");
+}
+
+/// An image that is not on the host (and no registry to pull it from) is named in status.
+#[tokio::test]
+async fn a_missing_image_is_named_in_the_status() {
+    if !docker_ready() {
+        return;
+    }
+    let owner = docker_owner("missing");
+    let _cleanup = DockerCleanup(owner.clone());
+    let router = router(&owner, "0").await;
+    let api = router.api();
+    api.add(
+        json!({"name": "ghost", "runtime": {"kind": "docker", "image": "mcpr/no-such-image:1"}}),
+    )
+    .await;
+    let server = api
+        .wait_until("ghost", "failing with the image's name", |s| {
+            s["status"]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("mcpr/no-such-image:1"))
+        })
+        .await;
+    let error = server["status"]["last_error"].as_str().unwrap();
+    assert!(error.contains("is not on this host"), "{error}");
+    assert!(error.contains("scripts/docker-images"), "{error}");
+    let (status, invalid) = api
+        .post(
+            "/api/v1/servers",
+            json!({"name": "bad", "runtime": {"kind": "docker", "uvx": "a", "npx": "b"}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{invalid}");
+    assert_eq!(invalid["error"]["field"], "runtime", "{invalid}");
 }

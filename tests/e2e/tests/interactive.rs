@@ -89,6 +89,27 @@ async fn logging_reaches_the_caller(url: &str) {
     assert_eq!(texts(all.last().unwrap()), "logged");
 }
 
+/// A client cancels its long call: the upstream is told, the call ends at once, and the
+/// session goes on.
+async fn cancellation_ends_the_call(url: &str) {
+    let mut a = RawMcp::new(url);
+    a.initialize().await;
+    let started = std::time::Instant::now();
+    // The answer's headers come with the answer itself (nothing streams before it), so the
+    // call runs in one task and the cancellation is sent from another.
+    let call = a.post_bytes(json!({"jsonrpc": "2.0", "id": 777, "method": "tools/call", "params": {"name": "slow", "arguments": {"ms": 20000}}}).to_string());
+    let cancel = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        a.send(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 777, "reason": "user"}})).await
+    };
+    let (answer, status) = tokio::join!(call, cancel);
+    assert_eq!(status, 202);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "cancelled promptly: {:?}", started.elapsed());
+    assert_eq!(answer.body["id"], 777);
+    assert_eq!(answer.body["error"]["code"], -32800, "{}", answer.body);
+    assert_eq!(texts(&a.request("tools/call", json!({"name": "echo", "arguments": {"text": "still"}})).await), "still");
+}
+
 #[tokio::test]
 async fn all_in_one_routes_upstream_messages_to_their_client() {
     let router = Router::start().await;
@@ -97,6 +118,7 @@ async fn all_in_one_routes_upstream_messages_to_their_client() {
     progress_is_routed_per_client(&url).await;
     server_requests_reach_the_right_client(&url).await;
     logging_reaches_the_caller(&url).await;
+    cancellation_ends_the_call(&url).await;
 
     // The hierarchical view's call_tool carries them too.
     let mut h = RawMcp::new(&router.mcp_url("/mcp"));
@@ -126,4 +148,5 @@ async fn distributed_routes_upstream_messages_over_the_grpc_relay() {
     progress_is_routed_per_client(&url).await;
     server_requests_reach_the_right_client(&url).await;
     logging_reaches_the_caller(&url).await;
+    cancellation_ends_the_call(&url).await;
 }
