@@ -122,6 +122,9 @@ struct UpArgs {
     /// Browser origins allowed besides loopback and the request's own host (comma-separated).
     #[arg(long, env = "MCPR_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String>,
+    /// Host names clients may use besides loopback ones (comma-separated; `*` for any).
+    #[arg(long, env = "MCPR_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
     #[command(flatten)]
     docker: mcpr_node_agent::runtime::DockerArgs,
 }
@@ -156,6 +159,7 @@ impl UpArgs {
                 ..Default::default()
             },
             allowed_origins: self.allowed_origins.clone(),
+            allowed_hosts: self.allowed_hosts.clone(),
         }
     }
 }

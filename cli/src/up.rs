@@ -18,6 +18,7 @@ pub struct UpOptions {
     pub mcp_path: String,
     pub agent: mcpr_node_agent::Settings,
     pub allowed_origins: Vec<String>,
+    pub allowed_hosts: Vec<String>,
 }
 
 pub struct Router {
@@ -59,6 +60,7 @@ pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
             control_plane_url,
             mcp_path: options.mcp_path.clone(),
             allowed_origins: options.allowed_origins.clone(),
+            allowed_hosts: mcpr_edge_gateway::allowed_hosts(&options.host, &options.allowed_hosts),
             ..Default::default()
         },
         Some((relay_url, local)),

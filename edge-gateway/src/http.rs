@@ -406,6 +406,7 @@ fn parse_body(body: &[u8]) -> Result<(Vec<Message>, bool), RpcError> {
 /// Refuses cross-origin browser requests (DNS rebinding): an `Origin`, when present, must be
 /// a loopback origin, the request's own host, or in the allow-list.
 fn check_origin(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Response> {
+    check_host(gateway, headers)?;
     let Some(origin) = header_str(headers, header::ORIGIN.as_str()) else {
         return Ok(());
     };
@@ -429,6 +430,25 @@ fn check_origin(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Response> 
             StatusCode::FORBIDDEN,
             code::INVALID_REQUEST,
             &format!("origin {origin:?} is not allowed (set MCPR_ALLOWED_ORIGINS)"),
+        ))
+    }
+}
+
+/// DNS-rebinding protection: the Host a request names must be one this gateway answers to
+/// (`allowed_hosts`; loopback names by default on a loopback listener).
+fn check_host(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(allowed) = &gateway.config.allowed_hosts else { return Ok(()) };
+    let host = header_str(headers, header::HOST.as_str()).unwrap_or_default();
+    let name = hostname(host);
+    let ok = matches!(name, "localhost" | "127.0.0.1" | "[::1]")
+        || allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(name) || a.eq_ignore_ascii_case(host));
+    if ok {
+        Ok(())
+    } else {
+        Err(rpc_refusal(
+            StatusCode::FORBIDDEN,
+            code::INVALID_REQUEST,
+            &format!("host {host:?} is not allowed (set MCPR_ALLOWED_HOSTS)"),
         ))
     }
 }

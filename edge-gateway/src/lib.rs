@@ -33,11 +33,31 @@ pub struct Config {
     /// Browser origins allowed besides loopback and the request's own host
     /// (`MCPR_ALLOWED_ORIGINS`, comma-separated; `*` allows any).
     pub allowed_origins: Vec<String>,
+    /// Host names requests may name besides loopback ones (`MCPR_ALLOWED_HOSTS`); `None`
+    /// accepts any Host (a listener on a public address without an allow-list).
+    pub allowed_hosts: Option<Vec<String>>,
     /// Client sessions idle this long are forgotten (`MCPR_SESSION_IDLE_SECS`).
     pub session_idle: Duration,
     /// Require an API key even when the control plane does not (yet): set when listening
     /// on a non-loopback address, so that a fresh cluster is never open to the network.
     pub require_auth: bool,
+}
+
+/// Which Hosts a listener on `listen_host` accepts: the configured list, else loopback names
+/// when it listens on loopback, else any (with a warning: DNS-rebinding protection is then
+/// up to the allow-list).
+pub fn allowed_hosts(listen_host: &str, configured: &[String]) -> Option<Vec<String>> {
+    if !configured.is_empty() {
+        return Some(configured.to_vec());
+    }
+    let name = listen_host.rsplit_once(':').map_or(listen_host, |(h, _)| h).trim_matches(['[', ']']);
+    let loopback = name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Some(Vec::new())
+    } else {
+        tracing::warn!(listen = %listen_host, "not on loopback and MCPR_ALLOWED_HOSTS is unset: any Host header is accepted");
+        None
+    }
 }
 
 impl Default for Config {
@@ -48,6 +68,7 @@ impl Default for Config {
             mcp_path: "/mcp".into(),
             request_timeout: Duration::from_secs(130),
             allowed_origins: Vec::new(),
+            allowed_hosts: Some(Vec::new()),
             session_idle: Duration::from_secs(24 * 3600),
             require_auth: false,
         }

@@ -38,6 +38,9 @@ struct Args {
     /// Browser origins allowed besides loopback and the request's own host (comma-separated).
     #[arg(long, env = "MCPR_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String>,
+    /// Host names clients may use besides loopback ones (comma-separated; `*` for any).
+    #[arg(long, env = "MCPR_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
     /// Forget client sessions idle for this many seconds.
     #[arg(long, env = "MCPR_SESSION_IDLE_SECS", default_value_t = 86_400)]
     session_idle_secs: u64,
@@ -59,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
         mcp_path: args.mcp_path,
         request_timeout: Duration::from_secs(args.request_timeout_secs),
         allowed_origins: args.allowed_origins,
+        allowed_hosts: mcpr_edge_gateway::allowed_hosts(&args.listen, &args.allowed_hosts),
         session_idle: Duration::from_secs(args.session_idle_secs.max(1)),
         require_auth: !listener.local_addr()?.ip().is_loopback(),
     };

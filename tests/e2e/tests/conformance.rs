@@ -62,9 +62,9 @@ fn suite_available() -> bool {
 }
 
 /// Starts the fixture over HTTP on port 0; returns it and its `/mcp` URL.
-async fn start_fixture() -> (Proc, String) {
+async fn start_fixture(extra: &[&str]) -> (Proc, String) {
     let mut command = Command::new(bin("mcpr-conformance-server"));
-    command.args(["--http", "127.0.0.1:0"]);
+    command.args(["--http", "127.0.0.1:0"]).args(extra);
     let proc = Proc::spawn("conformance-server", command);
     let url = wait_for("the fixture's address", Duration::from_secs(15), || {
         let log = proc.log();
@@ -83,12 +83,17 @@ async fn run_suite(version: &str) {
     if !suite_available() {
         return;
     }
-    let (_fixture, url) = start_fixture().await;
+    let (_fixture, url) = start_fixture(&[]).await;
+    run_suite_at(&url, version).await;
+}
+
+/// Runs the suite for `version` against `url` and asserts that every scenario passed.
+async fn run_suite_at(url: &str, version: &str) {
     let started = std::time::Instant::now();
     let output = tokio::time::timeout(
         Duration::from_secs(600),
         tokio::process::Command::new(workspace_root().join("scripts/conformance"))
-            .args([&url, version])
+            .args([url, version])
             .env("CONFORMANCE", suite())
             .kill_on_drop(true)
             .output(),
@@ -118,6 +123,34 @@ async fn conformance_2025_11_25_directly() {
 #[tokio::test(flavor = "multi_thread")]
 async fn conformance_2026_07_28_directly() {
     run_suite("2026-07-28").await;
+}
+
+/// The same suite through the gateway's transparent view `/mcp/p/conf`, with the fixture
+/// run by the router as a stdio child process (`shared` session).
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_2025_11_25_through_the_gateway_stdio() {
+    if !suite_available() {
+        return;
+    }
+    let router = mcpr_e2e::harness::Router::start().await;
+    router.api().add(json!({"name": "conf", "runtime": {"kind": "process", "command": bin("mcpr-conformance-server")}})).await;
+    router.api().wait_state("conf", "running").await;
+    run_suite_at(&router.mcp_url("/mcp/p/conf"), "2025-11-25").await;
+}
+
+/// Through the gateway with the fixture as a remote streamable-HTTP upstream. The fixture
+/// answers `test_reconnection` on its POST stream (`--no-stream-close`): the router's
+/// upstream client does not resume cut streams with `Last-Event-ID` yet (README).
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_2025_11_25_through_the_gateway_http() {
+    if !suite_available() {
+        return;
+    }
+    let (_fixture, url) = start_fixture(&["--no-stream-close"]).await;
+    let router = mcpr_e2e::harness::Router::start().await;
+    router.api().add(json!({"name": "conf", "runtime": {"kind": "remote", "url": url}})).await;
+    router.api().wait_state("conf", "running").await;
+    run_suite_at(&router.mcp_url("/mcp/p/conf"), "2025-11-25").await;
 }
 
 /// A line-delimited JSON-RPC peer over the fixture's stdin and stdout.

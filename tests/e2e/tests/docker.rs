@@ -487,3 +487,86 @@ async fn a_missing_image_is_named_in_the_status() {
     assert_eq!(status, 422, "{invalid}");
     assert_eq!(invalid["error"]["field"], "runtime", "{invalid}");
 }
+
+/// `mcpr server add` registers docker specs, and the server runs and answers.
+#[tokio::test]
+async fn cli_adds_a_containerized_server() {
+    if !docker_ready() {
+        return;
+    }
+    let owner = docker_owner("cli");
+    let _cleanup = DockerCleanup(owner.clone());
+    let router = router(&owner, "0").await;
+    let mcpr = |args: &[&str]| {
+        let output = std::process::Command::new(mcpr_e2e::harness::bin("mcpr"))
+            .arg("--url")
+            .arg(router.url())
+            .args(args)
+            .env_remove("MCPR_URL")
+            .output()
+            .expect("run mcpr");
+        assert!(
+            output.status.success(),
+            "mcpr {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let added = mcpr(&[
+        "server",
+        "add",
+        "clibox",
+        "--image",
+        FIXTURE_IMAGE,
+        "--arg",
+        "--name",
+        "--arg",
+        "clibox",
+        "--env",
+        "FIXTURE_SECRET=from-cli",
+        "--memory-mb",
+        "96",
+        "--cpus",
+        "0.5",
+        "--pids",
+        "32",
+    ]);
+    assert!(
+        added.contains("image:mcpr/fixture-server:test --name clibox"),
+        "{added}"
+    );
+    let server = router.api().wait_state("clibox", "running").await;
+    assert_eq!(
+        server["runtime"],
+        json!({"kind": "docker", "image": FIXTURE_IMAGE, "args": ["--name", "clibox"],
+               "env": {"FIXTURE_SECRET": "********"}, "network": "none",
+               "memory_mb": 96, "millicpus": 500, "pids": 32})
+    );
+    let shown = mcpr(&["server", "show", "clibox"]);
+    assert!(
+        shown.contains("millicpus") && shown.contains("500"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("from-cli"),
+        "secrets are not shown: {shown}"
+    );
+    let called = mcpr(&[
+        "call",
+        "clibox",
+        "get_env",
+        "--args",
+        r#"{"name":"FIXTURE_SECRET"}"#,
+    ]);
+    assert_eq!(called.trim(), "from-cli");
+    let id = server["id"].as_str().unwrap();
+    let containers = containers_labelled(&[(OWNER, owner.as_str()), (SERVER_ID, id)]);
+    assert_eq!(
+        docker_inspect(
+            &containers[0],
+            "{{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}"
+        )
+        .as_deref(),
+        Some("500000000 32")
+    );
+}
