@@ -129,6 +129,7 @@ async fn delete_fixed(State(route): State<Route>, headers: HeaderMap) -> Respons
         route.view.as_ref().expect("fixed routes have a view"),
         &headers,
     )
+    .await
 }
 
 async fn delete_provider(
@@ -136,7 +137,7 @@ async fn delete_provider(
     Path(provider): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    end_session(&route.gateway, &View::Transparent(provider), &headers)
+    end_session(&route.gateway, &View::Transparent(provider), &headers).await
 }
 
 /// True when `id` is a live session of `view` here, or a sealed one made by any replica,
@@ -163,7 +164,7 @@ fn known_session(gateway: &Gateway, id: &str, view: &View) -> bool {
     }
 }
 
-fn end_session(gateway: &Gateway, view: &View, headers: &HeaderMap) -> Response {
+async fn end_session(gateway: &Gateway, view: &View, headers: &HeaderMap) -> Response {
     let Some(id) = header_str(headers, SESSION_HEADER) else {
         return rpc_refusal(
             StatusCode::BAD_REQUEST,
@@ -175,6 +176,10 @@ fn end_session(gateway: &Gateway, view: &View, headers: &HeaderMap) -> Response 
         return rpc_refusal(StatusCode::NOT_FOUND, code::INVALID_REQUEST, "unknown or expired session");
     }
     gateway.ended_sessions.insert(id.to_owned(), std::time::Instant::now());
+    // A `per_client` provider's upstream session for this client can end now.
+    if let View::Transparent(provider) = view {
+        gateway.end_upstream_session(provider, id).await;
+    }
     match gateway.sessions.remove_if(id, |_, s| &s.view == view) {
         Some(_) => StatusCode::NO_CONTENT.into_response(),
         None => rpc_refusal(

@@ -308,6 +308,14 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// Tells the provider's agent that client session `session` is over.
+    pub(crate) async fn end_upstream_session(&self, provider: &str, session: &str) {
+        let snapshot = self.snapshot.load_full();
+        let Ok((provider, relay_url)) = route(&snapshot, provider) else { return };
+        let message = Message::notification("mcpr/sessionEnded", None);
+        let _ = self.relays.notify(&relay_url, &provider.name, session, message).await;
+    }
+
     /// The current snapshot, after waiting (up to [`STARTUP_GRACE`]) while `provider` is
     /// known but not yet placed on an agent or still starting: early callers get an answer
     /// rather than a spurious error.

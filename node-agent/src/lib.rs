@@ -84,6 +84,13 @@ impl Agent {
     /// waiting up to 20 s for Docker.
     pub async fn shutdown(&self) {
         self.stop_all();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(20), self.docker.reap()).await;
+        let cleanup = async {
+            self.sandbox.close().await;
+            self.docker.reap().await;
+            // A container whose creation was in flight when the servers stopped.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            self.docker.reap().await;
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(20), cleanup).await;
     }
 }

@@ -88,6 +88,10 @@ pub struct Sandbox {
     refill: Notify,
     filling: AtomicBool,
     running: Semaphore,
+    /// Set on agent shutdown: no more containers are made.
+    closed: AtomicBool,
+    /// Held by the filler while it makes a container, so shutdown can wait for it.
+    making: tokio::sync::Mutex<()>,
 }
 
 impl Sandbox {
@@ -99,6 +103,8 @@ impl Sandbox {
             pool: Mutex::default(),
             refill: Notify::new(),
             filling: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            making: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -301,6 +307,15 @@ impl Sandbox {
             .map_err(|e| format!("python_sandbox is unavailable: {e}"))
     }
 
+    /// Stops refilling and waits for a container being made (agent shutdown); the caller
+    /// then removes every container of the agent.
+    pub async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.refill.notify_one();
+        let _made = self.making.lock().await;
+        self.pool.lock().unwrap().clear();
+    }
+
     /// Keeps the pool full from now on (once per agent).
     fn start_filling(self: &Arc<Self>) {
         if self.docker.settings.sandbox_pool == 0 || self.filling.swap(true, Ordering::SeqCst) {
@@ -316,7 +331,13 @@ impl Sandbox {
                     this.refill.notified().await;
                     continue;
                 }
-                match this.create().await {
+                let making = this.making.lock().await;
+                if this.closed.load(Ordering::SeqCst) {
+                    return;
+                }
+                let made = this.create().await;
+                drop(making);
+                match made {
                     Ok(container) => {
                         this.pool.lock().unwrap().push_back(container);
                         retry = Duration::from_secs(1);

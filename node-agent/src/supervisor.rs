@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::logs::LogSink;
 use crate::upstream::{self, Connection, UpstreamEvent};
 
+/// Sent by a gateway when a client session ends (never forwarded upstream).
+pub const SESSION_ENDED: &str = "mcpr/sessionEnded";
+
 /// How long a call waits for a provider that is still being assigned or starting.
 pub const STARTUP_GRACE: Duration = Duration::from_secs(10);
 
@@ -51,6 +54,10 @@ pub struct Settings {
     pub backoff_reset_after: Duration,
     pub request_timeout: Duration,
     pub startup_timeout: Duration,
+    /// `per_client` servers: most client sessions (processes) per server, and how long an
+    /// idle one lives.
+    pub per_client_max: usize,
+    pub per_client_idle: Duration,
     /// The `docker` runtime and the python sandbox.
     pub docker: crate::runtime::DockerSettings,
     pub sandbox: crate::sandbox::SandboxLimits,
@@ -64,6 +71,8 @@ impl Default for Settings {
             backoff_reset_after: Duration::from_secs(30),
             request_timeout: Duration::from_secs(120),
             startup_timeout: Duration::from_secs(60),
+            per_client_max: 32,
+            per_client_idle: Duration::from_secs(600),
             docker: Default::default(),
             sandbox: Default::default(),
         }
@@ -84,12 +93,45 @@ struct Status {
 pub struct Supervised {
     pub assignment: Assignment,
     session: RwLock<Option<Arc<Connection>>>,
+    /// `per_client` servers: one upstream session (and process) per client session,
+    /// started on the client's first request.
+    clients: dashmap::DashMap<String, Arc<ClientUpstream>>,
     status: Mutex<Status>,
     stop: CancellationToken,
     changed: Arc<Notify>,
 }
 
+/// A client session's own upstream session (`per_client`).
+pub struct ClientUpstream {
+    connection: tokio::sync::OnceCell<Arc<Connection>>,
+    last_used: Mutex<Instant>,
+}
+
 impl Supervised {
+    /// Every live upstream session of this server: the shared one and the per-client ones.
+    fn connections(&self) -> Vec<Arc<Connection>> {
+        let mut all: Vec<Arc<Connection>> = self.session().into_iter().collect();
+        all.extend(self.clients.iter().filter_map(|c| c.connection.get().cloned()));
+        all
+    }
+
+    /// Ends the per-client sessions idle for longer than `idle` (or all with `ZERO`).
+    fn reap_clients(&self, idle: Duration) -> usize {
+        let mut reaped = 0;
+        self.clients.retain(|_, client| {
+            let keep = client.last_used.lock().unwrap().elapsed() < idle
+                && client.connection.get().is_none_or(|c| c.close_reason().is_none());
+            if !keep {
+                if let Some(conn) = client.connection.get() {
+                    conn.close("client session ended".into());
+                }
+                reaped += 1;
+            }
+            keep
+        });
+        reaped
+    }
+
     fn set_status(&self, f: impl FnOnce(&mut Status)) {
         f(&mut self.status.lock().unwrap());
         self.changed.notify_one();
@@ -196,6 +238,7 @@ impl Agent {
             let supervised = Arc::new(Supervised {
                 assignment,
                 session: RwLock::new(None),
+                clients: Default::default(),
                 status: Mutex::new(Status {
                     state: ServerState::Starting,
                     ..Default::default()
@@ -257,6 +300,11 @@ impl Agent {
             Ok(session) => session,
             Err(error) => return Message::error(id, &error),
         };
+        let session = match self.client_upstream(provider, client_session).await {
+            Ok(Some(own)) => own,
+            Ok(None) => session,
+            Err(error) => return Message::error(id, &error),
+        };
         let origin = crate::upstream::routing::Origin { client_session: client_session.to_owned(), related_id: id.to_string() };
         match session.request_from(msg, origin).await {
             Ok(response) => response,
@@ -290,10 +338,63 @@ impl Agent {
         }
     }
 
+    /// For a `per_client` server, the client session's own upstream session, started on
+    /// first use (at most `per_client_max` per server); `None` for `shared` servers.
+    async fn client_upstream(&self, provider: &str, client_session: &str) -> Result<Option<Arc<Connection>>, RpcError> {
+        let Some(server) = self.server(provider) else { return Ok(None) };
+        if server.assignment.session_mode != SessionMode::PerClient || client_session.is_empty() {
+            return Ok(None);
+        }
+        let client = match server.clients.get(client_session) {
+            Some(client) => client.clone(),
+            None => {
+                if server.clients.len() >= self.settings.per_client_max {
+                    server.reap_clients(self.settings.per_client_idle);
+                    if server.clients.len() >= self.settings.per_client_max {
+                        return Err(RpcError::new(
+                            code::UPSTREAM_UNAVAILABLE,
+                            format!("provider {provider:?} already runs {} per-client sessions (its limit)", self.settings.per_client_max),
+                        ));
+                    }
+                }
+                server
+                    .clients
+                    .entry(client_session.to_owned())
+                    .or_insert_with(|| Arc::new(ClientUpstream { connection: Default::default(), last_used: Mutex::new(Instant::now()) }))
+                    .clone()
+            }
+        };
+        *client.last_used.lock().unwrap() = Instant::now();
+        let logs = LogSink::new(server.assignment.id.clone(), self.logs.clone(), self.changed.clone());
+        let conn = client
+            .connection
+            .get_or_try_init(|| async {
+                // Tool-list changes are followed on the shared session; these events can go.
+                let (events, _) = mpsc::unbounded_channel();
+                let (conn, _) = start(self, &server.assignment, &logs, events, &self.settings).await?;
+                conn.routing.connect(&server.assignment.name, &self.id, self.events.clone());
+                logs.line("agent", format!("per-client session started ({} open)", server.clients.len()));
+                Ok::<_, String>(conn)
+            })
+            .await
+            .map_err(|e| {
+                server.clients.remove(client_session);
+                RpcError::new(code::UPSTREAM_UNAVAILABLE, format!("provider {provider:?}: cannot start a session for this client: {e}"))
+            })?
+            .clone();
+        if let Some(reason) = conn.close_reason() {
+            server.clients.remove(client_session);
+            return Err(RpcError::new(code::UPSTREAM_UNAVAILABLE, format!("provider {provider:?}: this client's session ended: {reason}")));
+        }
+        Ok(Some(conn))
+    }
+
     /// Relays a client's answer to a server-to-client request back to its upstream.
     pub async fn relay_response(&self, provider: &str, msg: Message) {
-        if let Some(session) = self.server(provider).and_then(|s| s.session()) {
-            session.respond(msg).await;
+        let Some(server) = self.server(provider) else { return };
+        let Some(id) = msg.id.as_ref().and_then(|v| v.as_str()).map(str::to_owned) else { return };
+        if let Some(conn) = server.connections().into_iter().find(|c| c.routing.awaits(&id)) {
+            conn.respond(msg).await;
         }
     }
 
@@ -302,7 +403,17 @@ impl Agent {
     }
 
     pub async fn relay_notification(&self, provider: &str, client_session: &str, msg: Message) {
-        let Some(session) = self.server(provider).and_then(|s| s.session()) else { return };
+        let Some(server) = self.server(provider) else { return };
+        if msg.method.as_deref() == Some(SESSION_ENDED) {
+            if let Some((_, client)) = server.clients.remove(client_session) {
+                if let Some(conn) = client.connection.get() {
+                    conn.close("client session ended".into());
+                }
+            }
+            return;
+        }
+        let own = server.clients.get(client_session).and_then(|c| c.connection.get().cloned());
+        let Some(session) = own.or_else(|| server.session()) else { return };
         if msg.method.as_deref() == Some("notifications/cancelled") {
             session.cancel(client_session, msg).await;
         } else {
@@ -346,9 +457,16 @@ async fn supervise(agent: Arc<Agent>, server: Arc<Supervised>) {
                     "agent",
                     format!("MCP session ready, {} tools", handshake.tool_count),
                 );
+                let mut reap = tokio::time::interval(Duration::from_secs(30));
                 let reason = loop {
                     tokio::select! {
                         reason = conn.closed() => break Some(reason),
+                        _ = reap.tick() => {
+                            let reaped = server.reap_clients(settings.per_client_idle);
+                            if reaped > 0 {
+                                logs.line("agent", format!("{reaped} idle per-client sessions ended"));
+                            }
+                        }
                         _ = server.stop.cancelled() => break None,
                         Some(UpstreamEvent::ToolsChanged) = events.recv() => {
                             match conn.list_tools().await {
@@ -362,6 +480,7 @@ async fn supervise(agent: Arc<Agent>, server: Arc<Supervised>) {
                     }
                 };
                 *server.session.write().unwrap() = None;
+                server.reap_clients(Duration::ZERO);
                 match reason {
                     None => {
                         conn.close("server stopped".into());

@@ -173,6 +173,11 @@ impl Routing {
         delivered
     }
 
+    /// Whether this session sent the server-to-client request `id` (our id for it).
+    pub fn awaits(&self, id: &str) -> bool {
+        self.server_requests.contains_key(id)
+    }
+
     /// The client's answer to a server-to-client request, with the upstream's id restored;
     /// `None` when the request is unknown (answered already, or never ours).
     pub fn client_response(&self, mut message: Message) -> Option<Message> {

@@ -226,6 +226,27 @@ async fn agent_killed_with_sigkill_reaps_its_orphans_when_it_starts_again() {
     })
     .await;
 
+    // The sandbox over the gRPC relay (the distributed form), answered by this agent.
+    let url = cluster.mcp_url(0, "/mcp");
+    let ran = wait_for(
+        "python_sandbox through the gateway",
+        Duration::from_secs(20),
+        || {
+            let url = url.clone();
+            async move {
+                let mut mcp = RawMcp::new(&url);
+                mcp.initialize().await;
+                let result = mcp
+                    .call("python_sandbox", json!({"code": "print(6 * 7)"}))
+                    .await
+                    .ok()?;
+                (result["isError"] != true).then(|| result["structuredContent"].clone())
+            }
+        },
+    )
+    .await;
+    assert_eq!(ran["stdout"], "42\n", "{ran}");
+
     // SIGTERM: the agent removes its containers before it exits.
     let status = cluster.agents[1].terminate();
     assert!(status.is_some(), "agent exits on SIGTERM");

@@ -76,6 +76,11 @@ struct Cli {
     /// `elicit` (elicitation) and `roots` (roots/list).
     #[arg(long)]
     interactive: bool,
+
+    /// Add a `counter` tool whose count lives in the process (1, 2, 3, …): shows whether
+    /// clients share one upstream session or each have their own.
+    #[arg(long)]
+    stateful: bool,
 }
 
 /// The MCP service. Cheap to clone; HTTP mode builds one per session.
@@ -335,6 +340,10 @@ impl Fixture {
                 Ok(result.into())
             }
             "whoami" => Ok(text(&*self.name)),
+            "counter" if self.tools.iter().any(|t| t.name == "counter") => {
+                static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                Ok(text((COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1).to_string()))
+            }
             "get_env" => Ok(text(
                 std::env::var(str_arg(args, "name")?).unwrap_or_default(),
             )),
@@ -456,6 +465,9 @@ async fn main() -> anyhow::Result<()> {
             let mut tools = build_tools(cli.tools);
             if cli.interactive {
                 tools.extend(interactive_tools());
+            }
+            if cli.stateful {
+                tools.push(Tool::new("counter", "Count calls in this process: 1, 2, 3, …", object(json!({"type": "object", "properties": {}}))));
             }
             tools.into()
         },
