@@ -516,6 +516,13 @@ pub async fn run_server(admin: &Admin, cmd: ServerCommand, json: bool) -> anyhow
             } else {
                 println!("it starts in the background; watch it with: mcpr server list");
             }
+            let runtime = &server["runtime"];
+            if runtime["npx"].is_string() || runtime["uvx"].is_string() {
+                println!(
+                    "its image is built on the first start (once); follow the build with: mcpr server logs {} -f",
+                    output::shell_quote(&name)
+                );
+            }
         }
         ServerCommand::List => {
             let servers = admin.get(&["servers"], None).await?;

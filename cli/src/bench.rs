@@ -34,6 +34,14 @@ pub struct BenchArgs {
     /// --header "Authorization: Bearer mcpr_…" to measure the cost of authentication.
     #[arg(long = "header")]
     pub headers: Vec<String>,
+    /// Total calls per second to offer across all callers (open loop); 0 = as fast as
+    /// they go. Latency "added at 1,000 calls/s" is measured with --rate 1000.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Instead of calling tools: open this many sessions at --url, keep them idle for
+    /// --seconds, and report; the caller measures the router's memory meanwhile.
+    #[arg(long)]
+    pub idle_sessions: Option<usize>,
 }
 
 pub struct LevelResult {
@@ -66,6 +74,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .pool_max_idle_per_host(1024)
         .tcp_nodelay(true)
         .build()?;
+    if let Some(count) = args.idle_sessions {
+        return idle_sessions(&client, &args.url, count, args.seconds).await;
+    }
     let mut results = Vec::new();
     for &concurrency in &args.concurrency {
         if let Some(direct) = &args.direct {
@@ -104,6 +115,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens `count` sessions and holds them idle for `seconds`.
+async fn idle_sessions(client: &reqwest::Client, url: &str, count: usize, seconds: u64) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let opened = futures::stream::iter(0..count)
+        .map(|_| open_session(client, url))
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+    let failed = opened.iter().filter(|r| r.is_err()).count();
+    println!("opened {} sessions in {:.1} s ({failed} failed); holding them idle for {seconds} s", count - failed, started.elapsed().as_secs_f64());
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    Ok(())
+}
+
 async fn level(
     client: &reqwest::Client,
     target: &'static str,
@@ -129,10 +154,17 @@ async fn level(
         let url = url.to_owned();
         let errors = errors.clone();
         let body = body.clone();
+        let pace = (args.rate > 0).then(|| Duration::from_secs_f64(concurrency as f64 / args.rate as f64));
         tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut id = 1u64;
+            let mut next_at = Instant::now();
             loop {
+                if let Some(pace) = pace {
+                    // Open loop: calls leave on schedule, whatever the previous one took.
+                    tokio::time::sleep_until(next_at.into()).await;
+                    next_at += pace;
+                }
                 let start = Instant::now();
                 if start >= stop_at {
                     break;

@@ -536,6 +536,13 @@ impl<S: futures::Stream<Item = Result<Bytes, std::convert::Infallible>>> futures
     }
 }
 
+fn sse_event_with_id(id: u64, message: &[u8]) -> Bytes {
+    let mut event = format!("id: {id}\nevent: message\ndata: ").into_bytes();
+    event.extend_from_slice(message);
+    event.extend_from_slice(b"\n\n");
+    Bytes::from(event)
+}
+
 fn sse_event(message: &[u8]) -> Bytes {
     let mut event = b"event: message\ndata: ".to_vec();
     event.extend_from_slice(message);
@@ -566,13 +573,24 @@ async fn open_session_stream(gateway: &Gateway, view: &View, headers: &HeaderMap
     let Ok(inbox) = inbox.try_lock_owned() else {
         return rpc_refusal(StatusCode::CONFLICT, code::INVALID_REQUEST, "this session already has an open GET stream");
     };
-    let messages = futures::stream::unfold(inbox, |mut inbox| async move { inbox.recv().await.map(|m| (m, inbox)) });
+    // Resumption: what was sent after the client's Last-Event-ID goes out again first.
+    let replay = match header_str(headers, "last-event-id").and_then(|v| v.trim().parse::<u64>().ok()) {
+        Some(last) => gateway.sessions.get(id).map(|s| s.sent_after(last)).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let session_id = id.to_owned();
+    let sessions = gateway.sessions_handle();
+    let fresh = futures::stream::unfold(inbox, |mut inbox| async move { inbox.recv().await.map(|m| (m, inbox)) }).filter_map(move |message| {
+        let recorded = sessions.get(&session_id).map(|s| s.record_sent(message));
+        async move { recorded }
+    });
+    let messages = futures::stream::iter(replay).chain(fresh).map(|(event_id, message)| sse_event_with_id(event_id, &message));
     // A comment every 15 s keeps proxies from closing an idle stream.
     let keepalive = futures::stream::unfold((), |_| async {
         tokio::time::sleep(std::time::Duration::from_secs(15)).await;
         Some((Bytes::from_static(b": keepalive\n\n"), ()))
     });
-    let events = futures::stream::select(messages.map(|m| sse_event(&m)), keepalive).map(Ok::<_, std::convert::Infallible>);
+    let events = futures::stream::select(messages, keepalive).map(Ok::<_, std::convert::Infallible>);
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], Body::from_stream(events)).into_response()
 }
 

@@ -81,7 +81,7 @@ pub struct Gateway {
     pub(crate) relays: relay::RelayPool,
     /// Rate limit buckets and unreported API key use (`auth.rs`).
     pub(crate) auth: auth::AuthState,
-    pub(crate) sessions: sessions::Sessions,
+    pub(crate) sessions: Arc<sessions::Sessions>,
     pub(crate) delivery: Arc<sessions::Delivery>,
     /// Sessions ended here (DELETE): a sealed id is not resumed after it (kept for a day).
     pub(crate) ended_sessions: dashmap::DashMap<String, std::time::Instant>,
@@ -160,6 +160,10 @@ impl Gateway {
             }
         });
         gateway
+    }
+
+    pub(crate) fn sessions_handle(&self) -> Arc<sessions::Sessions> {
+        self.sessions.clone()
     }
 
     pub fn router(self: &Arc<Self>) -> axum::Router {

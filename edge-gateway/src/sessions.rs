@@ -28,6 +28,10 @@ pub struct ClientSession {
     outbox: mpsc::Sender<Vec<u8>>,
     /// Taken by the GET stream while it is open (one at a time).
     pub inbox: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>>,
+    /// The last messages sent on the GET stream with their event ids, replayed to a client
+    /// that reconnects with `Last-Event-ID`.
+    sent: std::sync::Mutex<std::collections::VecDeque<(u64, Arc<Vec<u8>>)>>,
+    next_event_id: AtomicU64,
 }
 
 impl ClientSession {
@@ -40,6 +44,8 @@ impl ClientSession {
             last_seen: AtomicU64::new(0),
             outbox,
             inbox: Arc::new(tokio::sync::Mutex::new(inbox)),
+            sent: Default::default(),
+            next_event_id: AtomicU64::new(1),
         }
     }
 
@@ -50,6 +56,24 @@ impl ClientSession {
     fn idle_for(&self) -> Duration {
         let last = self.last_seen.load(Ordering::Relaxed);
         self.created.elapsed().saturating_sub(Duration::from_secs(last))
+    }
+
+    /// Gives a message leaving on the GET stream its event id and keeps it for replay.
+    pub fn record_sent(&self, message: Vec<u8>) -> (u64, Arc<Vec<u8>>) {
+        const KEPT: usize = 256;
+        let id = self.next_event_id.fetch_add(1, Ordering::Relaxed);
+        let message = Arc::new(message);
+        let mut sent = self.sent.lock().unwrap();
+        if sent.len() == KEPT {
+            sent.pop_front();
+        }
+        sent.push_back((id, message.clone()));
+        (id, message)
+    }
+
+    /// What was sent after event `last_id`, for a client resuming its GET stream.
+    pub fn sent_after(&self, last_id: u64) -> Vec<(u64, Arc<Vec<u8>>)> {
+        self.sent.lock().unwrap().iter().filter(|(id, _)| *id > last_id).cloned().collect()
     }
 
     /// Queues a message for the session's GET stream; false when the queue is full.

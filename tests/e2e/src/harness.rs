@@ -699,6 +699,26 @@ impl Answer {
         }
     }
 
+    /// The next SSE event with its `id:` field.
+    pub async fn next_with_id(&mut self) -> Option<(u64, Value)> {
+        use futures::StreamExt;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let event: String = self.buffer.drain(..end + 2).collect();
+                let id = event.lines().find_map(|l| l.strip_prefix("id:")).and_then(|v| v.trim().parse().ok());
+                let data: Vec<&str> = event.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
+                if let (Some(id), false) = (id, data.is_empty()) {
+                    return serde_json::from_str(&data.join("\n")).ok().map(|v| (id, v));
+                }
+                continue;
+            }
+            match tokio::time::timeout(Duration::from_secs(20), self.body.next()).await.expect("no SSE event within 20 s") {
+                Some(Ok(chunk)) => self.buffer.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n")),
+                _ => return None,
+            }
+        }
+    }
+
     /// Every remaining message.
     pub async fn all(mut self) -> Vec<Value> {
         let mut out = Vec::new();
@@ -733,7 +753,19 @@ impl RawMcp {
 
     /// Opens the session's GET stream.
     pub async fn open_stream(&self) -> Answer {
+        self.get_stream(None).await
+    }
+
+    /// Reopens the session's GET stream after event `last_event_id`.
+    pub async fn open_stream_from(&self, last_event_id: u64) -> Answer {
+        self.get_stream(Some(last_event_id)).await
+    }
+
+    async fn get_stream(&self, last_event_id: Option<u64>) -> Answer {
         let mut request = self.client.get(&self.url).header("accept", "text/event-stream");
+        if let Some(last) = last_event_id {
+            request = request.header("last-event-id", last.to_string());
+        }
         if let Some(session) = &self.session {
             request = request.header("mcp-session-id", session);
         }

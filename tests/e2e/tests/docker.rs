@@ -591,3 +591,37 @@ async fn cli_adds_a_containerized_server() {
         Some("500000000 32")
     );
 }
+
+/// `per_client`: each client session gets a container of its own; all go with the server.
+#[tokio::test]
+async fn per_client_sessions_get_containers_of_their_own() {
+    if !docker_ready() {
+        return;
+    }
+    let owner = docker_owner("perclient");
+    let _cleanup = DockerCleanup(owner.clone());
+    let router = router(&owner, "0").await;
+    let api = router.api();
+    let mut spec = fixture_spec("perclient");
+    spec["session_mode"] = json!("per_client");
+    let id = api.add(spec).await["id"].as_str().unwrap().to_owned();
+    api.wait_state("perclient", "running").await;
+    let mine = [(OWNER, owner.as_str()), (SERVER_ID, id.as_str())];
+    let shared = containers_labelled(&mine).len();
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let mut mcp = RawMcp::new(&router.mcp_url("/mcp"));
+        mcp.initialize().await;
+        assert_eq!(
+            call_text(&mut mcp, "perclient", "whoami", json!({})).await,
+            "perclient"
+        );
+        clients.push(mcp);
+    }
+    wait_containers(&mine, shared + 2, "one more container per client session").await;
+    let (status, body) = api
+        .call(reqwest::Method::DELETE, "/api/v1/servers/perclient", None)
+        .await;
+    assert!(status == 204 || status == 200, "{status} {body}");
+    wait_containers(&mine, 0, "no container after the server is deleted").await;
+}

@@ -150,3 +150,32 @@ async fn distributed_routes_upstream_messages_over_the_grpc_relay() {
     logging_reaches_the_caller(&url).await;
     cancellation_ends_the_call(&url).await;
 }
+
+/// List changes reach every client of the provider on its GET stream, with event ids; a
+/// client that reconnects with `Last-Event-ID` gets what it missed.
+#[tokio::test]
+async fn get_stream_carries_list_changes_and_resumes() {
+    let router = Router::start().await;
+    router.api().add(json!({"name": "conf", "runtime": {"kind": "process", "command": bin("mcpr-conformance-server")}})).await;
+    router.api().wait_state("conf", "running").await;
+    let url = router.mcp_url("/mcp/p/conf");
+    let mut watcher = RawMcp::new(&url);
+    watcher.initialize().await;
+    let mut stream = watcher.open_stream().await;
+    assert_eq!(stream.status, 200);
+    // A second GET on the same session is refused while the first is open.
+    assert_eq!(watcher.open_stream().await.status, 409);
+
+    let mut actor = RawMcp::new(&url);
+    actor.initialize().await;
+    actor.request("tools/call", json!({"name": "test_trigger_tool_change", "arguments": {}})).await;
+    let (event_id, changed) = stream.next_with_id().await.expect("a list change on the GET stream");
+    assert_eq!(changed["method"], "notifications/tools/list_changed");
+    drop(stream);
+
+    // Reconnect saying the last event seen was the one before: it comes again.
+    let mut resumed = watcher.open_stream_from(event_id - 1).await;
+    assert_eq!(resumed.status, 200);
+    let (again_id, again) = resumed.next_with_id().await.expect("the missed event again");
+    assert_eq!((again_id, &again["method"]), (event_id, &json!("notifications/tools/list_changed")));
+}
