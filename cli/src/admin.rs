@@ -356,6 +356,8 @@ impl DockerOptions {
     }
 }
 
+// Parsed once per run: the size of `Add` (with its docker options) does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(clap::Subcommand, Debug)]
 pub enum ServerCommand {
     /// Register an MCP server: a local process (--command), a remote one (--remote URL), or

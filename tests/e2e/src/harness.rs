@@ -626,6 +626,12 @@ impl Cluster {
             command,
         ));
         self.gateway_ports.push(port);
+        // Listening before anyone calls it.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "gateway on port {port} did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn api(&self) -> Api {
