@@ -48,7 +48,7 @@ async fn session(
         .register(pb::RegisterRequest {
             agent_id: agent.id.clone(),
             relay_url: relay_url.to_owned(),
-            runtimes: vec!["process".into(), "remote".into()],
+            runtimes: vec!["process".into(), "remote".into(), "docker".into()],
             version: env!("CARGO_PKG_VERSION").into(),
         })
         .await?
