@@ -45,7 +45,8 @@ pub async fn run(url: &str) -> anyhow::Result<()> {
             tokio::spawn(forward);
         }
     }
-    if let Some(id) = session.read().unwrap().clone() {
+    let last_session = session.read().unwrap().clone();
+    if let Some(id) = last_session {
         let _ = client
             .delete(&endpoint)
             .header("mcp-session-id", id)
