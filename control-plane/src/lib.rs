@@ -324,9 +324,15 @@ mod tests {
         .unwrap();
         assert_eq!(s.admin_passcode.as_deref(), Some("pw"));
         assert_eq!(s.auth_mode, AuthMode::Required);
-        assert_eq!((s.rate_limits.per_key_rate, s.rate_limits.per_key_burst), (5.0, 10));
         assert_eq!(
-            (s.rate_limits.per_address_rate, s.rate_limits.per_address_burst),
+            (s.rate_limits.per_key_rate, s.rate_limits.per_key_burst),
+            (5.0, 10)
+        );
+        assert_eq!(
+            (
+                s.rate_limits.per_address_rate,
+                s.rate_limits.per_address_burst
+            ),
             (2.5, 7)
         );
         assert!(!format!("{s:?}").contains("pw\""), "{s:?}");
@@ -336,7 +342,13 @@ mod tests {
 
     #[test]
     fn non_loopback_needs_a_passcode() {
-        for host in ["127.0.0.1", "127.0.0.1:8080", "localhost", "::1", "[::1]:80"] {
+        for host in [
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "localhost",
+            "::1",
+            "[::1]:80",
+        ] {
             assert!(is_loopback_host(host), "{host}");
         }
         for host in ["0.0.0.0", "0.0.0.0:8080", "10.0.0.5", "example.com"] {

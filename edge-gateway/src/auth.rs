@@ -241,7 +241,7 @@ impl AuthState {
         if map.len() > 100_000 {
             // Forget full buckets: an idle client's bucket is full again anyway.
             map.retain(|_, b| {
-                b.lock().unwrap().at.elapsed().as_secs_f64() * limit.rate < limit.burst
+                b.get_mut().unwrap().at.elapsed().as_secs_f64() * limit.rate < limit.burst
             });
         }
         let entry = map.entry(key.clone()).or_insert_with(|| {

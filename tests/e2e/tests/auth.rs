@@ -271,7 +271,10 @@ async fn scopes_filter_every_view_and_refuse_what_they_do_not_grant() {
         .await
         .unwrap();
     assert_eq!(sandbox["isError"], true);
-    assert!(text(&sandbox).contains("forbidden") && text(&sandbox).contains("_sandbox"), "{sandbox}");
+    assert!(
+        text(&sandbox).contains("forbidden") && text(&sandbox).contains("_sandbox"),
+        "{sandbox}"
+    );
 
     // Flat view.
     let mut flat = RawMcp::with_key(&router.mcp_url("/mcp/all"), &only_alpha);
@@ -440,15 +443,30 @@ async fn admin_passcode_guards_the_api_and_the_cli_logs_in() {
     api.with_token(&token).add_fixture("alpha", &[]).await;
     let (caller_key, _) = admin.create_key("caller", Some(&["alpha"])).await;
     api.with_token(&token).wait_state("alpha", "running").await;
-    let call = mcpr(
-        &router,
-        &dir,
-        &["call", "alpha", "whoami"],
-        &[("MCPR_API_KEY", caller_key.as_str())],
-    );
-    assert_eq!(stdout_ok(&call).trim(), "alpha");
+    // (The gateway may learn that alpha runs a moment after the API says so.)
+    let answer = wait_for(
+        "mcpr call with MCPR_API_KEY",
+        Duration::from_secs(10),
+        || {
+            let call = mcpr(
+                &router,
+                &dir,
+                &["call", "alpha", "whoami"],
+                &[("MCPR_API_KEY", caller_key.as_str())],
+            );
+            async move {
+                call.status
+                    .success()
+                    .then(|| String::from_utf8_lossy(&call.stdout).trim().to_owned())
+            }
+        },
+    )
+    .await;
+    assert_eq!(answer, "alpha");
     let call = mcpr(&router, &dir, &["call", "alpha", "whoami"], &[]);
     assert!(!call.status.success());
+    let stderr = String::from_utf8_lossy(&call.stderr);
+    assert!(stderr.contains("missing API key"), "{stderr}");
 
     stdout_ok(&mcpr(&router, &dir, &["logout"], &[]));
     assert!(!dir.join("token").exists());
@@ -649,6 +667,23 @@ async fn mcp_api_key_bootstraps_one_key_idempotently() {
         .await;
 }
 
+/// A session on a transparent view once the gateway's snapshot shows the provider connected
+/// (the API may say `running` a moment before the gateway knows).
+async fn provider_session(url: &str) -> RawMcp {
+    wait_for(
+        "the provider through the gateway",
+        Duration::from_secs(10),
+        || async {
+            let r = RawMcp::new(url).try_initialize().await;
+            r.body.get("result").map(|_| ())
+        },
+    )
+    .await;
+    let mut raw = RawMcp::new(url);
+    raw.initialize().await;
+    raw
+}
+
 /// Whether `needle` occurs in the SQLite database files (main file and write-ahead log).
 fn db_bytes_contain(data_dir: &std::path::Path, needle: &[u8]) -> bool {
     ["mcpr.db", "mcpr.db-wal"].iter().any(|file| {
@@ -670,8 +705,7 @@ async fn server_secrets_are_encrypted_at_rest_and_still_reach_the_server() {
     }))
     .await;
     api.wait_state("sec", "running").await;
-    let mut raw = RawMcp::new(&router.mcp_url("/mcp/p/sec"));
-    raw.initialize().await;
+    let mut raw = provider_session(&router.mcp_url("/mcp/p/sec")).await;
     let value = raw
         .call("get_env", json!({"name": "FIXTURE_SECRET"}))
         .await
@@ -697,8 +731,7 @@ async fn server_secrets_are_encrypted_at_rest_and_still_reach_the_server() {
     // After a restart the secret still reaches the server; the log never shows it.
     let again = Router::start_in(dir, guard, &[], &[]).await;
     again.api().wait_state("sec", "running").await;
-    let mut raw = RawMcp::new(&again.mcp_url("/mcp/p/sec"));
-    raw.initialize().await;
+    let mut raw = provider_session(&again.mcp_url("/mcp/p/sec")).await;
     let value = raw
         .call("get_env", json!({"name": "FIXTURE_SECRET"}))
         .await
@@ -851,4 +884,29 @@ async fn revocation_reaches_every_gateway_of_a_cluster_within_a_second() {
     }
     let took = start.elapsed();
     assert!(took < Duration::from_secs(1), "revocation took {took:?}");
+}
+
+#[tokio::test]
+async fn a_gateway_off_loopback_requires_keys_even_before_the_first_one() {
+    let cluster = Cluster::start(0, None).await;
+    let port = mcpr_e2e::harness::free_port();
+    let mut command = Command::new(bin("mcpr-edge-gateway"));
+    command.args([
+        "--listen",
+        &format!("0.0.0.0:{port}"),
+        "--control-plane",
+        &format!("http://127.0.0.1:{}", cluster.grpc_port),
+    ]);
+    let _gateway = mcpr_e2e::harness::Proc::spawn("open-gateway", command);
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    wait_for("the gateway to listen", Duration::from_secs(10), || async {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    let (_, refused) = wait_initialize_status(&url, None, 401, Duration::from_secs(10)).await;
+    assert!(error_message(&refused.body).starts_with("missing API key"));
+    // The loopback gateway of the same cluster stays open while no key exists.
+    RawMcp::new(&cluster.mcp_url(0, "/mcp")).initialize().await;
 }
