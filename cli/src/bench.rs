@@ -116,7 +116,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Opens `count` sessions and holds them idle for `seconds`.
-async fn idle_sessions(client: &reqwest::Client, url: &str, count: usize, seconds: u64) -> anyhow::Result<()> {
+async fn idle_sessions(
+    client: &reqwest::Client,
+    url: &str,
+    count: usize,
+    seconds: u64,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let opened = futures::stream::iter(0..count)
         .map(|_| open_session(client, url))
@@ -124,7 +129,11 @@ async fn idle_sessions(client: &reqwest::Client, url: &str, count: usize, second
         .collect::<Vec<_>>()
         .await;
     let failed = opened.iter().filter(|r| r.is_err()).count();
-    println!("opened {} sessions in {:.1} s ({failed} failed); holding them idle for {seconds} s", count - failed, started.elapsed().as_secs_f64());
+    println!(
+        "opened {} sessions in {:.1} s ({failed} failed); holding them idle for {seconds} s",
+        count - failed,
+        started.elapsed().as_secs_f64()
+    );
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     Ok(())
 }
@@ -154,7 +163,8 @@ async fn level(
         let url = url.to_owned();
         let errors = errors.clone();
         let body = body.clone();
-        let pace = (args.rate > 0).then(|| Duration::from_secs_f64(concurrency as f64 / args.rate as f64));
+        let pace =
+            (args.rate > 0).then(|| Duration::from_secs_f64(concurrency as f64 / args.rate as f64));
         tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut id = 1u64;
@@ -309,12 +319,11 @@ async fn read_message(response: reqwest::Response) -> anyhow::Result<Value> {
     while let Some(chunk) = body.next().await {
         buffer.push_str(&String::from_utf8_lossy(&chunk?));
         for line in buffer.lines() {
-            if let Some(data) = line.strip_prefix("data:") {
-                if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
-                    if v.get("id").is_some() {
-                        return Ok(v);
-                    }
-                }
+            if let Some(data) = line.strip_prefix("data:")
+                && let Ok(v) = serde_json::from_str::<Value>(data.trim())
+                && v.get("id").is_some()
+            {
+                return Ok(v);
             }
         }
     }

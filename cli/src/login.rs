@@ -28,10 +28,10 @@ fn token_path() -> Option<PathBuf> {
 
 /// The admin token to send: `MCPR_ADMIN_TOKEN`, else the one `mcpr login` stored.
 pub fn admin_token() -> Option<String> {
-    if let Ok(token) = std::env::var("MCPR_ADMIN_TOKEN") {
-        if !token.trim().is_empty() {
-            return Some(token.trim().to_owned());
-        }
+    if let Ok(token) = std::env::var("MCPR_ADMIN_TOKEN")
+        && !token.trim().is_empty()
+    {
+        return Some(token.trim().to_owned());
     }
     let text = std::fs::read_to_string(token_path()?).ok()?;
     Some(text.trim().to_owned()).filter(|t| !t.is_empty())

@@ -198,22 +198,21 @@ fn presented(headers: &HeaderMap) -> Presented<'_> {
     if let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
+        && let Some((scheme, token)) = value.split_once(' ')
+        && scheme.eq_ignore_ascii_case("bearer")
     {
-        if let Some((scheme, token)) = value.split_once(' ') {
-            if scheme.eq_ignore_ascii_case("bearer") {
-                return Presented::Bearer(token.trim());
-            }
-        }
+        return Presented::Bearer(token.trim());
     }
     for cookies in headers.get_all(header::COOKIE) {
         let Ok(cookies) = cookies.to_str() else {
             continue;
         };
         for pair in cookies.split(';') {
-            if let Some((name, value)) = pair.trim().split_once('=') {
-                if name == SESSION_COOKIE && !value.is_empty() {
-                    return Presented::Cookie(value);
-                }
+            if let Some((name, value)) = pair.trim().split_once('=')
+                && name == SESSION_COOKIE
+                && !value.is_empty()
+            {
+                return Presented::Cookie(value);
             }
         }
     }

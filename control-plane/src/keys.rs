@@ -401,16 +401,15 @@ pub fn validate_scopes(scopes: &[String]) -> Result<(), FieldError> {
         model::validate_name(provider).map_err(|e| {
             FieldError::new("scopes", format!("scope {scope:?}: provider {}", e.message))
         })?;
-        if let Some(tool) = tool {
-            if tool.is_empty()
+        if let Some(tool) = tool
+            && (tool.is_empty()
                 || tool.len() > 128
-                || tool.chars().any(|c| c.is_control() || c.is_whitespace())
-            {
-                return Err(FieldError::new(
-                    "scopes",
-                    format!("scope {scope:?}: the tool must be 1 to 128 characters without spaces"),
-                ));
-            }
+                || tool.chars().any(|c| c.is_control() || c.is_whitespace()))
+        {
+            return Err(FieldError::new(
+                "scopes",
+                format!("scope {scope:?}: the tool must be 1 to 128 characters without spaces"),
+            ));
         }
     }
     Ok(())

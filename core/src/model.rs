@@ -222,10 +222,10 @@ impl RuntimeSpec {
                     ));
                 }
                 validate_env(env)?;
-                if let Some(cwd) = cwd {
-                    if !cwd.starts_with('/') {
-                        return Err(FieldError::new("runtime.cwd", "must be an absolute path"));
-                    }
+                if let Some(cwd) = cwd
+                    && !cwd.starts_with('/')
+                {
+                    return Err(FieldError::new("runtime.cwd", "must be an absolute path"));
                 }
                 Ok(())
             }

@@ -17,9 +17,19 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 pub trait LocalAgent: Send + Sync + 'static {
     /// Relays a request to `provider`; the answer carries the request's id.
-    fn request<'a>(&'a self, provider: &'a str, session: &'a str, message: Message) -> BoxFuture<'a, Message>;
+    fn request<'a>(
+        &'a self,
+        provider: &'a str,
+        session: &'a str,
+        message: Message,
+    ) -> BoxFuture<'a, Message>;
     /// Relays a notification to `provider`.
-    fn notify<'a>(&'a self, provider: &'a str, session: &'a str, message: Message) -> BoxFuture<'a, ()>;
+    fn notify<'a>(
+        &'a self,
+        provider: &'a str,
+        session: &'a str,
+        message: Message,
+    ) -> BoxFuture<'a, ()>;
     /// Relays a client's response to a server-to-client request (see [`AgentEvent`]).
     fn respond<'a>(&'a self, provider: &'a str, message: Message) -> BoxFuture<'a, ()>;
     /// What upstream servers send on their own, for every gateway to route.

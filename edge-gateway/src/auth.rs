@@ -357,16 +357,15 @@ pub async fn authenticate(
 ) -> Response {
     let snapshot = gateway.snapshot.load();
     let credentials = &snapshot.credentials;
-    if credentials.per_address.rate > 0.0 {
-        if let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
-            if let Err(wait) = AuthState::take(
-                &gateway.auth.per_address,
-                &addr.ip(),
-                credentials.per_address,
-            ) {
-                return too_many("client address", wait);
-            }
-        }
+    if credentials.per_address.rate > 0.0
+        && let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<SocketAddr>>()
+        && let Err(wait) = AuthState::take(
+            &gateway.auth.per_address,
+            &addr.ip(),
+            credentials.per_address,
+        )
+    {
+        return too_many("client address", wait);
     }
     if !credentials.required && !gateway.config.require_auth {
         return next.run(request).await;
@@ -382,17 +381,17 @@ pub async fn authenticate(
     if let Err(wait) = AuthState::take(&gateway.auth.per_key, &grant.id, credentials.per_key) {
         return too_many("API key", wait);
     }
-    if let Some(provider) = transparent_provider(request.uri().path()) {
-        if !grant.access.allows_provider(provider) {
-            return rpc_refusal(
-                StatusCode::FORBIDDEN,
-                UNAUTHORIZED,
-                &format!(
-                    "API key {:?} may not use provider {provider:?} (not in its scopes)",
-                    grant.name
-                ),
-            );
-        }
+    if let Some(provider) = transparent_provider(request.uri().path())
+        && !grant.access.allows_provider(provider)
+    {
+        return rpc_refusal(
+            StatusCode::FORBIDDEN,
+            UNAUTHORIZED,
+            &format!(
+                "API key {:?} may not use provider {provider:?} (not in its scopes)",
+                grant.name
+            ),
+        );
     }
     gateway.auth.record_use(&grant.id, now_ms);
     drop(snapshot);

@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use futures::StreamExt;
-use tokio::sync::mpsc;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use futures::StreamExt;
 use mcpr_core::jsonrpc::{Message, RpcError, code};
 use serde_json::Value;
+use tokio::sync::mpsc;
 
 use crate::Gateway;
 use crate::views::{SUPPORTED_VERSIONS, View};
@@ -119,7 +119,11 @@ async fn get_fixed(State(route): State<Route>, headers: HeaderMap) -> Response {
     open_session_stream(&route.gateway, &view, &headers).await
 }
 
-async fn get_provider(State(route): State<Route>, Path(provider): Path<String>, headers: HeaderMap) -> Response {
+async fn get_provider(
+    State(route): State<Route>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     open_session_stream(&route.gateway, &View::Transparent(provider), &headers).await
 }
 
@@ -157,7 +161,10 @@ fn known_session(gateway: &Gateway, id: &str, view: &View) -> bool {
     match crate::sessions::seal::unseal(&key, id) {
         Some((sealed_view, version)) if &sealed_view == view => {
             tracing::debug!(session = %id, "resuming a session created by another gateway");
-            gateway.sessions.entry(id.to_owned()).or_insert_with(|| ClientSession::new(sealed_view, version));
+            gateway
+                .sessions
+                .entry(id.to_owned())
+                .or_insert_with(|| ClientSession::new(sealed_view, version));
             true
         }
         _ => false,
@@ -173,9 +180,15 @@ async fn end_session(gateway: &Gateway, view: &View, headers: &HeaderMap) -> Res
         );
     };
     if !known_session(gateway, id, view) {
-        return rpc_refusal(StatusCode::NOT_FOUND, code::INVALID_REQUEST, "unknown or expired session");
+        return rpc_refusal(
+            StatusCode::NOT_FOUND,
+            code::INVALID_REQUEST,
+            "unknown or expired session",
+        );
     }
-    gateway.ended_sessions.insert(id.to_owned(), std::time::Instant::now());
+    gateway
+        .ended_sessions
+        .insert(id.to_owned(), std::time::Instant::now());
     // A `per_client` provider's upstream session for this client can end now.
     if let View::Transparent(provider) = view {
         gateway.end_upstream_session(provider, id).await;
@@ -190,7 +203,12 @@ async fn end_session(gateway: &Gateway, view: &View, headers: &HeaderMap) -> Res
     }
 }
 
-async fn handle_post(gateway: &Arc<Gateway>, view: View, headers: &HeaderMap, body: Body) -> Response {
+async fn handle_post(
+    gateway: &Arc<Gateway>,
+    view: View,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
     if let Err(refusal) = check_origin(gateway, headers) {
         return refusal;
     }
@@ -208,17 +226,16 @@ async fn handle_post(gateway: &Arc<Gateway>, view: View, headers: &HeaderMap, bo
             "Accept must include application/json or text/event-stream",
         );
     }
-    if let Some(content_type) = header_str(headers, header::CONTENT_TYPE.as_str()) {
-        if !content_type
+    if let Some(content_type) = header_str(headers, header::CONTENT_TYPE.as_str())
+        && !content_type
             .to_ascii_lowercase()
             .starts_with("application/json")
-        {
-            return rpc_refusal(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                code::INVALID_REQUEST,
-                "Content-Type must be application/json",
-            );
-        }
+    {
+        return rpc_refusal(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code::INVALID_REQUEST,
+            "Content-Type must be application/json",
+        );
     }
     let body = match read_body(body).await {
         Ok(body) => body,
@@ -241,17 +258,17 @@ async fn handle_post(gateway: &Arc<Gateway>, view: View, headers: &HeaderMap, bo
         Ok(parsed) => parsed,
         Err(error) => return rpc_error_response(StatusCode::BAD_REQUEST, Value::Null, &error),
     };
-    if let Some(version) = header_str(headers, VERSION_HEADER) {
-        if !SUPPORTED_VERSIONS.contains(&version) {
-            return rpc_refusal(
-                StatusCode::BAD_REQUEST,
-                code::INVALID_REQUEST,
-                &format!(
-                    "unsupported MCP-Protocol-Version {version:?} (supported: {})",
-                    SUPPORTED_VERSIONS.join(", ")
-                ),
-            );
-        }
+    if let Some(version) = header_str(headers, VERSION_HEADER)
+        && !SUPPORTED_VERSIONS.contains(&version)
+    {
+        return rpc_refusal(
+            StatusCode::BAD_REQUEST,
+            code::INVALID_REQUEST,
+            &format!(
+                "unsupported MCP-Protocol-Version {version:?} (supported: {})",
+                SUPPORTED_VERSIONS.join(", ")
+            ),
+        );
     }
 
     let initialize = messages
@@ -285,7 +302,10 @@ async fn handle_post(gateway: &Arc<Gateway>, view: View, headers: &HeaderMap, bo
         };
         new_session = Some((
             id.clone(),
-            ClientSession::new(view.clone(), crate::views::negotiate_version(&requested).to_owned()),
+            ClientSession::new(
+                view.clone(),
+                crate::views::negotiate_version(&requested).to_owned(),
+            ),
         ));
         id
     } else {
@@ -442,11 +462,15 @@ fn check_origin(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Response> 
 /// DNS-rebinding protection: the Host a request names must be one this gateway answers to
 /// (`allowed_hosts`; loopback names by default on a loopback listener).
 fn check_host(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(allowed) = &gateway.config.allowed_hosts else { return Ok(()) };
+    let Some(allowed) = &gateway.config.allowed_hosts else {
+        return Ok(());
+    };
     let host = header_str(headers, header::HOST.as_str()).unwrap_or_default();
     let name = hostname(host);
     let ok = matches!(name, "localhost" | "127.0.0.1" | "[::1]")
-        || allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(name) || a.eq_ignore_ascii_case(host));
+        || allowed
+            .iter()
+            .any(|a| a == "*" || a.eq_ignore_ascii_case(name) || a.eq_ignore_ascii_case(host));
     if ok {
         Ok(())
     } else {
@@ -472,8 +496,18 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// Answers one request as JSON when nothing else comes first; switches to an SSE stream as
 /// soon as the upstream sends a message about the request (progress, a server-to-client
 /// request), and then streams until the answer.
-async fn streamed_answer(gateway: &Arc<Gateway>, view: View, session: String, message: Message, json_ok: bool) -> Response {
-    let id = message.id.as_ref().map(|v| v.to_string()).unwrap_or_default();
+async fn streamed_answer(
+    gateway: &Arc<Gateway>,
+    view: View,
+    session: String,
+    message: Message,
+    json_ok: bool,
+) -> Response {
+    let id = message
+        .id
+        .as_ref()
+        .map(|v| v.to_string())
+        .unwrap_or_default();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
     let guard = gateway.delivery.open_stream(&session, &id, tx.clone());
     let task_gateway = gateway.clone();
@@ -501,11 +535,25 @@ async fn streamed_answer(gateway: &Arc<Gateway>, view: View, session: String, me
         }
     });
     let first = futures::stream::iter(first_event);
-    let rest = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
-    let events = first.chain(rest).map(|bytes| Ok::<_, std::convert::Infallible>(sse_event(&bytes)));
+    let rest =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    let events = first
+        .chain(rest)
+        .map(|bytes| Ok::<_, std::convert::Infallible>(sse_event(&bytes)));
     // The stream ends once the answer is sent: its sender (in the task above) drops then.
-    let body = Body::from_stream(AnswerStream { inner: Box::pin(events), done: false });
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+    let body = Body::from_stream(AnswerStream {
+        inner: Box::pin(events),
+        done: false,
+    });
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// Ends the SSE body right after the JSON-RPC response (the message with a result or error).
@@ -514,9 +562,14 @@ struct AnswerStream<S> {
     done: bool,
 }
 
-impl<S: futures::Stream<Item = Result<Bytes, std::convert::Infallible>>> futures::Stream for AnswerStream<S> {
+impl<S: futures::Stream<Item = Result<Bytes, std::convert::Infallible>>> futures::Stream
+    for AnswerStream<S>
+{
     type Item = Result<Bytes, std::convert::Infallible>;
-    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
         if self.done {
             return std::task::Poll::Ready(None);
         }
@@ -524,12 +577,11 @@ impl<S: futures::Stream<Item = Result<Bytes, std::convert::Infallible>>> futures
         if let std::task::Poll::Ready(Some(Ok(bytes))) = &next {
             // A response event carries "result" or "error" at the top level.
             let text = String::from_utf8_lossy(bytes);
-            if let Some(data) = text.strip_prefix("event: message\ndata: ") {
-                if let Ok(msg) = Message::parse(data.trim_end().as_bytes()) {
-                    if msg.method.is_none() {
-                        self.done = true;
-                    }
-                }
+            if let Some(data) = text.strip_prefix("event: message\ndata: ")
+                && let Ok(msg) = Message::parse(data.trim_end().as_bytes())
+                && msg.method.is_none()
+            {
+                self.done = true;
             }
         }
         next
@@ -558,40 +610,81 @@ async fn open_session_stream(gateway: &Gateway, view: &View, headers: &HeaderMap
     }
     let accept = header_str(headers, header::ACCEPT.as_str()).unwrap_or_default();
     if !accept.contains("text/event-stream") && !accept.contains("*/*") {
-        return rpc_refusal(StatusCode::NOT_ACCEPTABLE, code::INVALID_REQUEST, "GET needs Accept: text/event-stream");
+        return rpc_refusal(
+            StatusCode::NOT_ACCEPTABLE,
+            code::INVALID_REQUEST,
+            "GET needs Accept: text/event-stream",
+        );
     }
     let Some(id) = header_str(headers, SESSION_HEADER) else {
-        return rpc_refusal(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, "missing Mcp-Session-Id header: send initialize first");
+        return rpc_refusal(
+            StatusCode::BAD_REQUEST,
+            code::INVALID_REQUEST,
+            "missing Mcp-Session-Id header: send initialize first",
+        );
     };
     if !known_session(gateway, id, view) {
-        return rpc_refusal(StatusCode::NOT_FOUND, code::INVALID_REQUEST, "unknown or expired session: initialize a new one");
+        return rpc_refusal(
+            StatusCode::NOT_FOUND,
+            code::INVALID_REQUEST,
+            "unknown or expired session: initialize a new one",
+        );
     }
     let inbox = match gateway.sessions.get(id) {
         Some(session) if &session.view == view => session.inbox.clone(),
-        _ => return rpc_refusal(StatusCode::NOT_FOUND, code::INVALID_REQUEST, "unknown or expired session: initialize a new one"),
+        _ => {
+            return rpc_refusal(
+                StatusCode::NOT_FOUND,
+                code::INVALID_REQUEST,
+                "unknown or expired session: initialize a new one",
+            );
+        }
     };
     let Ok(inbox) = inbox.try_lock_owned() else {
-        return rpc_refusal(StatusCode::CONFLICT, code::INVALID_REQUEST, "this session already has an open GET stream");
+        return rpc_refusal(
+            StatusCode::CONFLICT,
+            code::INVALID_REQUEST,
+            "this session already has an open GET stream",
+        );
     };
     // Resumption: what was sent after the client's Last-Event-ID goes out again first.
-    let replay = match header_str(headers, "last-event-id").and_then(|v| v.trim().parse::<u64>().ok()) {
-        Some(last) => gateway.sessions.get(id).map(|s| s.sent_after(last)).unwrap_or_default(),
-        None => Vec::new(),
-    };
+    let replay =
+        match header_str(headers, "last-event-id").and_then(|v| v.trim().parse::<u64>().ok()) {
+            Some(last) => gateway
+                .sessions
+                .get(id)
+                .map(|s| s.sent_after(last))
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
     let session_id = id.to_owned();
     let sessions = gateway.sessions_handle();
-    let fresh = futures::stream::unfold(inbox, |mut inbox| async move { inbox.recv().await.map(|m| (m, inbox)) }).filter_map(move |message| {
+    let fresh = futures::stream::unfold(inbox, |mut inbox| async move {
+        inbox.recv().await.map(|m| (m, inbox))
+    })
+    .filter_map(move |message| {
         let recorded = sessions.get(&session_id).map(|s| s.record_sent(message));
         async move { recorded }
     });
-    let messages = futures::stream::iter(replay).chain(fresh).map(|(event_id, message)| sse_event_with_id(event_id, &message));
+    let messages = futures::stream::iter(replay)
+        .chain(fresh)
+        .map(|(event_id, message)| sse_event_with_id(event_id, &message));
     // A comment every 15 s keeps proxies from closing an idle stream.
     let keepalive = futures::stream::unfold((), |_| async {
         tokio::time::sleep(std::time::Duration::from_secs(15)).await;
         Some((Bytes::from_static(b": keepalive\n\n"), ()))
     });
-    let events = futures::stream::select(messages, keepalive).map(Ok::<_, std::convert::Infallible>);
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], Body::from_stream(events)).into_response()
+    let events =
+        futures::stream::select(messages, keepalive).map(Ok::<_, std::convert::Infallible>);
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(events),
+    )
+        .into_response()
 }
 
 fn json_response(status: StatusCode, body: &[u8], session: Option<&str>) -> Response {

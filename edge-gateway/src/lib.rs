@@ -50,8 +50,14 @@ pub fn allowed_hosts(listen_host: &str, configured: &[String]) -> Option<Vec<Str
     if !configured.is_empty() {
         return Some(configured.to_vec());
     }
-    let name = listen_host.rsplit_once(':').map_or(listen_host, |(h, _)| h).trim_matches(['[', ']']);
-    let loopback = name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let name = listen_host
+        .rsplit_once(':')
+        .map_or(listen_host, |(h, _)| h)
+        .trim_matches(['[', ']']);
+    let loopback = name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
     if loopback {
         Some(Vec::new())
     } else {
@@ -136,12 +142,19 @@ impl Gateway {
             config.control_plane_url.clone(),
             config.gateway_id.clone(),
         ));
-        tokio::spawn(watch::follow(config.control_plane_url, config.gateway_id, snapshot, ready));
+        tokio::spawn(watch::follow(
+            config.control_plane_url,
+            config.gateway_id,
+            snapshot,
+            ready,
+        ));
         // Upstream servers' own messages, from every agent, to the sessions they concern.
         let weak = Arc::downgrade(&gateway);
         tokio::spawn(async move {
             while let Some((relay_url, event)) = events_rx.recv().await {
-                let Some(gateway) = weak.upgrade() else { return };
+                let Some(gateway) = weak.upgrade() else {
+                    return;
+                };
                 gateway.deliver(&relay_url, &event).await;
             }
         });
@@ -151,9 +164,14 @@ impl Gateway {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tick.tick().await;
-                let Some(gateway) = weak.upgrade() else { return };
-                let expired = sessions::expire_sessions(&gateway.sessions, gateway.config.session_idle);
-                gateway.ended_sessions.retain(|_, at| at.elapsed() < Duration::from_secs(24 * 3600));
+                let Some(gateway) = weak.upgrade() else {
+                    return;
+                };
+                let expired =
+                    sessions::expire_sessions(&gateway.sessions, gateway.config.session_idle);
+                gateway
+                    .ended_sessions
+                    .retain(|_, at| at.elapsed() < Duration::from_secs(24 * 3600));
                 if expired > 0 {
                     tracing::debug!(expired, "idle client sessions expired");
                 }

@@ -133,7 +133,12 @@ impl RelayPool {
     }
 
     /// Sends a client's answer to a server-to-client request back to the agent.
-    pub async fn respond(&self, relay_url: &str, provider: &str, message: Message) -> Result<(), RpcError> {
+    pub async fn respond(
+        &self,
+        relay_url: &str,
+        provider: &str,
+        message: Message,
+    ) -> Result<(), RpcError> {
         if let Some(agent) = self.local_agent(relay_url) {
             agent.respond(provider, message).await;
             return Ok(());
@@ -147,7 +152,10 @@ impl RelayPool {
             message: message.to_bytes(),
             related_id: String::new(),
         };
-        link.outbound.send(frame).await.map_err(|_| unreachable(relay_url, "relay stream closed"))
+        link.outbound
+            .send(frame)
+            .await
+            .map_err(|_| unreachable(relay_url, "relay stream closed"))
     }
 
     fn local_agent(&self, relay_url: &str) -> Option<&Arc<dyn LocalAgent>> {
@@ -158,10 +166,10 @@ impl RelayPool {
     }
 
     async fn link(&self, relay_url: &str) -> Result<Arc<Link>, RpcError> {
-        if let Some(link) = self.links.get(relay_url) {
-            if !link.broken.load(Ordering::Relaxed) {
-                return Ok(link.clone());
-            }
+        if let Some(link) = self.links.get(relay_url)
+            && !link.broken.load(Ordering::Relaxed)
+        {
+            return Ok(link.clone());
         }
         // One connection attempt per agent at a time; the others wait for its result.
         let gate = self
@@ -170,10 +178,10 @@ impl RelayPool {
             .or_default()
             .clone();
         let _guard = gate.lock().await;
-        if let Some(link) = self.links.get(relay_url) {
-            if !link.broken.load(Ordering::Relaxed) {
-                return Ok(link.clone());
-            }
+        if let Some(link) = self.links.get(relay_url)
+            && !link.broken.load(Ordering::Relaxed)
+        {
+            return Ok(link.clone());
         }
         let link = Arc::new(open(relay_url, self.events.clone()).await?);
         self.links.insert(relay_url.to_owned(), link.clone());
@@ -188,7 +196,10 @@ fn unreachable(relay_url: &str, why: &str) -> RpcError {
     )
 }
 
-async fn open(relay_url: &str, events: mpsc::UnboundedSender<(String, Arc<AgentEvent>)>) -> Result<Link, RpcError> {
+async fn open(
+    relay_url: &str,
+    events: mpsc::UnboundedSender<(String, Arc<AgentEvent>)>,
+) -> Result<Link, RpcError> {
     let endpoint = tonic::transport::Endpoint::from_shared(relay_url.to_owned())
         .map_err(|e| unreachable(relay_url, &e.to_string()))?
         .connect_timeout(Duration::from_secs(3))
@@ -229,7 +240,9 @@ async fn open(relay_url: &str, events: mpsc::UnboundedSender<(String, Arc<AgentE
                         Ok(pb::RelayKind::ServerRequest) => EventKind::Request,
                         _ => continue,
                     };
-                    let Ok(message) = Message::parse(&frame.message) else { continue };
+                    let Ok(message) = Message::parse(&frame.message) else {
+                        continue;
+                    };
                     let event = AgentEvent {
                         provider: frame.provider,
                         client_session: frame.client_session,

@@ -50,12 +50,15 @@ impl ClientSession {
     }
 
     pub fn touch(&self) {
-        self.last_seen.store(self.created.elapsed().as_secs(), Ordering::Relaxed);
+        self.last_seen
+            .store(self.created.elapsed().as_secs(), Ordering::Relaxed);
     }
 
     fn idle_for(&self) -> Duration {
         let last = self.last_seen.load(Ordering::Relaxed);
-        self.created.elapsed().saturating_sub(Duration::from_secs(last))
+        self.created
+            .elapsed()
+            .saturating_sub(Duration::from_secs(last))
     }
 
     /// Gives a message leaving on the GET stream its event id and keeps it for replay.
@@ -73,7 +76,13 @@ impl ClientSession {
 
     /// What was sent after event `last_id`, for a client resuming its GET stream.
     pub fn sent_after(&self, last_id: u64) -> Vec<(u64, Arc<Vec<u8>>)> {
-        self.sent.lock().unwrap().iter().filter(|(id, _)| *id > last_id).cloned().collect()
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(id, _)| *id > last_id)
+            .cloned()
+            .collect()
     }
 
     /// Queues a message for the session's GET stream; false when the queue is full.
@@ -107,27 +116,49 @@ pub struct Delivery {
 impl Delivery {
     /// Routes messages related to the client request `id` of `session` to `stream` until
     /// the returned guard drops.
-    pub fn open_stream(self: &Arc<Self>, session: &str, id: &str, stream: mpsc::Sender<Vec<u8>>) -> StreamGuard {
+    pub fn open_stream(
+        self: &Arc<Self>,
+        session: &str,
+        id: &str,
+        stream: mpsc::Sender<Vec<u8>>,
+    ) -> StreamGuard {
         let key = (session.to_owned(), id.to_owned());
         self.request_streams.insert(key.clone(), stream);
-        StreamGuard { delivery: self.clone(), key }
+        StreamGuard {
+            delivery: self.clone(),
+            key,
+        }
     }
 
     /// Records a relayed client request until the returned guard drops.
-    pub fn track(self: &Arc<Self>, session: &str, id: &str, relay_url: &str, provider: &str) -> InFlight {
+    pub fn track(
+        self: &Arc<Self>,
+        session: &str,
+        id: &str,
+        relay_url: &str,
+        provider: &str,
+    ) -> InFlight {
         let key = (session.to_owned(), id.to_owned());
-        self.in_flight.insert(key.clone(), (relay_url.to_owned(), provider.to_owned()));
-        InFlight { delivery: self.clone(), key }
+        self.in_flight
+            .insert(key.clone(), (relay_url.to_owned(), provider.to_owned()));
+        InFlight {
+            delivery: self.clone(),
+            key,
+        }
     }
 
     /// Where the client request `id` of `session` runs, while it does.
     pub fn in_flight(&self, session: &str, id: &str) -> Option<(String, String)> {
-        self.in_flight.get(&(session.to_owned(), id.to_owned())).map(|e| e.value().clone())
+        self.in_flight
+            .get(&(session.to_owned(), id.to_owned()))
+            .map(|e| e.value().clone())
     }
 
     /// Where the client's answer to server-to-client request `id` must go.
     pub fn take_server_request(&self, session: &str, id: &str) -> Option<(String, String)> {
-        self.server_requests.remove(&(session.to_owned(), id.to_owned())).map(|(_, v)| v)
+        self.server_requests
+            .remove(&(session.to_owned(), id.to_owned()))
+            .map(|(_, v)| v)
     }
 }
 
@@ -160,23 +191,35 @@ impl Gateway {
         if event.client_session.is_empty() {
             // For every client of the provider: its transparent-view sessions.
             for session in self.sessions.iter() {
-                if matches!(&session.view, View::Transparent(p) if *p == event.provider) && !session.push(bytes.clone()) {
+                if matches!(&session.view, View::Transparent(p) if *p == event.provider)
+                    && !session.push(bytes.clone())
+                {
                     tracing::debug!(session = %session.key(), "outbox full; notification dropped");
                 }
             }
             return;
         }
         if event.kind == EventKind::Request {
-            let id = event.message.id.as_ref().map(|v| v.to_string()).unwrap_or_default();
-            self.delivery
-                .server_requests
-                .insert((event.client_session.clone(), id), (relay_url.to_owned(), event.provider.clone()));
+            let id = event
+                .message
+                .id
+                .as_ref()
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            self.delivery.server_requests.insert(
+                (event.client_session.clone(), id),
+                (relay_url.to_owned(), event.provider.clone()),
+            );
         }
-        let stream = self.delivery.request_streams.get(&(event.client_session.clone(), event.related_id.clone())).map(|s| s.clone());
-        if let Some(stream) = stream {
-            if stream.send(bytes.clone()).await.is_ok() {
-                return;
-            }
+        let stream = self
+            .delivery
+            .request_streams
+            .get(&(event.client_session.clone(), event.related_id.clone()))
+            .map(|s| s.clone());
+        if let Some(stream) = stream
+            && stream.send(bytes.clone()).await.is_ok()
+        {
+            return;
         }
         match self.sessions.get(&event.client_session) {
             Some(session) => {
@@ -184,7 +227,9 @@ impl Gateway {
                     tracing::debug!(session = %event.client_session, "outbox full; message dropped");
                 }
             }
-            None => tracing::debug!(session = %event.client_session, "message for an unknown session dropped"),
+            None => {
+                tracing::debug!(session = %event.client_session, "message for an unknown session dropped")
+            }
         }
     }
 }
@@ -227,7 +272,9 @@ pub mod seal {
     /// The view and protocol version of a sealed id, when its tag is right.
     pub fn unseal(key: &[u8], id: &str) -> Option<(View, String)> {
         let mut parts = id.split('.');
-        let (Some(PREFIX), Some(encoded), Some(given), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(PREFIX), Some(encoded), Some(given), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return None;
         };
         let given = B64.decode(given).ok()?;
@@ -258,14 +305,27 @@ pub mod seal {
         fn sealed_ids_round_trip_and_resist_forgery() {
             let key = b"0123456789abcdef0123456789abcdef";
             let id = seal(key, &View::Transparent("time".into()), "2025-06-18");
-            assert!(id.bytes().all(|b| (0x21..=0x7e).contains(&b)), "visible ASCII only: {id}");
-            assert_eq!(unseal(key, &id), Some((View::Transparent("time".into()), "2025-06-18".into())));
-            assert_ne!(seal(key, &View::Flat, "x"), seal(key, &View::Flat, "x"), "unique");
+            assert!(
+                id.bytes().all(|b| (0x21..=0x7e).contains(&b)),
+                "visible ASCII only: {id}"
+            );
+            assert_eq!(
+                unseal(key, &id),
+                Some((View::Transparent("time".into()), "2025-06-18".into()))
+            );
+            assert_ne!(
+                seal(key, &View::Flat, "x"),
+                seal(key, &View::Flat, "x"),
+                "unique"
+            );
             assert_eq!(unseal(b"another key", &id), None);
             // Moving the session to another view breaks the tag.
             let parts: Vec<&str> = id.split('.').collect();
             let forged_payload = B64.encode("h\n2025-06-18\n00");
-            assert_eq!(unseal(key, &format!("s1.{forged_payload}.{}", parts[2])), None);
+            assert_eq!(
+                unseal(key, &format!("s1.{forged_payload}.{}", parts[2])),
+                None
+            );
             assert_eq!(unseal(key, "not-a-session"), None);
         }
     }

@@ -52,17 +52,26 @@ impl Gateway {
                 let method = message.method.as_deref().unwrap_or_default();
                 if method == "notifications/cancelled" {
                     // To the agent that runs the cancelled request, on any view.
-                    let request_id = message.params_value().ok().and_then(|p| p.get("requestId").map(Value::to_string));
+                    let request_id = message
+                        .params_value()
+                        .ok()
+                        .and_then(|p| p.get("requestId").map(Value::to_string));
                     let target = request_id.and_then(|id| self.delivery.in_flight(session, &id));
                     if let Some((relay_url, provider)) = target {
-                        let _ = self.relays.notify(&relay_url, &provider, session, message).await;
+                        let _ = self
+                            .relays
+                            .notify(&relay_url, &provider, session, message)
+                            .await;
                     }
                 } else if let View::Transparent(name) = view {
                     // The gateway completed the handshake itself.
                     if method != "notifications/initialized" {
                         let snapshot = self.snapshot.load();
                         if let Ok((provider, relay_url)) = route(&snapshot, name) {
-                            let _ = self.relays.notify(&relay_url, &provider.name, session, message).await;
+                            let _ = self
+                                .relays
+                                .notify(&relay_url, &provider.name, session, message)
+                                .await;
                         }
                     }
                 }
@@ -70,7 +79,11 @@ impl Gateway {
             }
             // The client's answer to a server-to-client request: back to its upstream.
             Kind::Response => {
-                let id = message.id.as_ref().map(|v| v.to_string()).unwrap_or_default();
+                let id = message
+                    .id
+                    .as_ref()
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
                 match self.delivery.take_server_request(session, &id) {
                     Some((relay_url, provider)) => {
                         if let Err(e) = self.relays.respond(&relay_url, &provider, message).await {
@@ -161,7 +174,9 @@ impl Gateway {
             Err(error) => return Message::error(id, &error),
         };
         // Known while it runs, so that a client's cancellation finds its agent.
-        let _in_flight = self.delivery.track(session, &id.to_string(), &relay_url, &provider.name);
+        let _in_flight = self
+            .delivery
+            .track(session, &id.to_string(), &relay_url, &provider.name);
         match self
             .relays
             .request(&relay_url, &provider.name, session, message)
@@ -311,9 +326,14 @@ impl Gateway {
     /// Tells the provider's agent that client session `session` is over.
     pub(crate) async fn end_upstream_session(&self, provider: &str, session: &str) {
         let snapshot = self.snapshot.load_full();
-        let Ok((provider, relay_url)) = route(&snapshot, provider) else { return };
+        let Ok((provider, relay_url)) = route(&snapshot, provider) else {
+            return;
+        };
         let message = Message::notification("mcpr/sessionEnded", None);
-        let _ = self.relays.notify(&relay_url, &provider.name, session, message).await;
+        let _ = self
+            .relays
+            .notify(&relay_url, &provider.name, session, message)
+            .await;
     }
 
     /// The current snapshot, after waiting (up to [`STARTUP_GRACE`]) while `provider` is

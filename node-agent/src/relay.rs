@@ -39,7 +39,10 @@ impl pb::relay_service_server::RelayService for RelayService {
                 let event = match events.recv().await {
                     Ok(event) => event,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "a gateway fell behind; upstream notifications dropped");
+                        tracing::warn!(
+                            missed,
+                            "a gateway fell behind; upstream notifications dropped"
+                        );
                         continue;
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
@@ -95,11 +98,15 @@ async fn handle_frame(agent: &Agent, frame: pb::RelayFrame) -> Option<pb::RelayF
     };
     match kind {
         pb::RelayKind::Request => {
-            let response = agent.relay_request(&frame.provider, &frame.client_session, message).await;
+            let response = agent
+                .relay_request(&frame.provider, &frame.client_session, message)
+                .await;
             Some(reply(&frame, response))
         }
         pb::RelayKind::Notification => {
-            agent.relay_notification(&frame.provider, &frame.client_session, message).await;
+            agent
+                .relay_notification(&frame.provider, &frame.client_session, message)
+                .await;
             None
         }
         pb::RelayKind::ServerResponse => {

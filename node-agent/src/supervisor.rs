@@ -111,7 +111,11 @@ impl Supervised {
     /// Every live upstream session of this server: the shared one and the per-client ones.
     fn connections(&self) -> Vec<Arc<Connection>> {
         let mut all: Vec<Arc<Connection>> = self.session().into_iter().collect();
-        all.extend(self.clients.iter().filter_map(|c| c.connection.get().cloned()));
+        all.extend(
+            self.clients
+                .iter()
+                .filter_map(|c| c.connection.get().cloned()),
+        );
         all
     }
 
@@ -120,7 +124,10 @@ impl Supervised {
         let mut reaped = 0;
         self.clients.retain(|_, client| {
             let keep = client.last_used.lock().unwrap().elapsed() < idle
-                && client.connection.get().is_none_or(|c| c.close_reason().is_none());
+                && client
+                    .connection
+                    .get()
+                    .is_none_or(|c| c.close_reason().is_none());
             if !keep {
                 if let Some(conn) = client.connection.get() {
                     conn.close("client session ended".into());
@@ -291,7 +298,12 @@ impl Agent {
     }
 
     /// Relays one JSON-RPC request to `provider` and returns its response message.
-    pub async fn relay_request(&self, provider: &str, client_session: &str, msg: Message) -> Message {
+    pub async fn relay_request(
+        &self,
+        provider: &str,
+        client_session: &str,
+        msg: Message,
+    ) -> Message {
         if provider == crate::sandbox::PROVIDER {
             return self.sandbox.handle(msg).await;
         }
@@ -305,7 +317,10 @@ impl Agent {
             Ok(None) => session,
             Err(error) => return Message::error(id, &error),
         };
-        let origin = crate::upstream::routing::Origin { client_session: client_session.to_owned(), related_id: id.to_string() };
+        let origin = crate::upstream::routing::Origin {
+            client_session: client_session.to_owned(),
+            related_id: id.to_string(),
+        };
         match session.request_from(msg, origin).await {
             Ok(response) => response,
             Err(error) => Message::error(id, &error),
@@ -340,8 +355,14 @@ impl Agent {
 
     /// For a `per_client` server, the client session's own upstream session, started on
     /// first use (at most `per_client_max` per server); `None` for `shared` servers.
-    async fn client_upstream(&self, provider: &str, client_session: &str) -> Result<Option<Arc<Connection>>, RpcError> {
-        let Some(server) = self.server(provider) else { return Ok(None) };
+    async fn client_upstream(
+        &self,
+        provider: &str,
+        client_session: &str,
+    ) -> Result<Option<Arc<Connection>>, RpcError> {
+        let Some(server) = self.server(provider) else {
+            return Ok(None);
+        };
         if server.assignment.session_mode != SessionMode::PerClient || client_session.is_empty() {
             return Ok(None);
         }
@@ -353,67 +374,107 @@ impl Agent {
                     if server.clients.len() >= self.settings.per_client_max {
                         return Err(RpcError::new(
                             code::UPSTREAM_UNAVAILABLE,
-                            format!("provider {provider:?} already runs {} per-client sessions (its limit)", self.settings.per_client_max),
+                            format!(
+                                "provider {provider:?} already runs {} per-client sessions (its limit)",
+                                self.settings.per_client_max
+                            ),
                         ));
                     }
                 }
                 server
                     .clients
                     .entry(client_session.to_owned())
-                    .or_insert_with(|| Arc::new(ClientUpstream { connection: Default::default(), last_used: Mutex::new(Instant::now()) }))
+                    .or_insert_with(|| {
+                        Arc::new(ClientUpstream {
+                            connection: Default::default(),
+                            last_used: Mutex::new(Instant::now()),
+                        })
+                    })
                     .clone()
             }
         };
         *client.last_used.lock().unwrap() = Instant::now();
-        let logs = LogSink::new(server.assignment.id.clone(), self.logs.clone(), self.changed.clone());
+        let logs = LogSink::new(
+            server.assignment.id.clone(),
+            self.logs.clone(),
+            self.changed.clone(),
+        );
         let conn = client
             .connection
             .get_or_try_init(|| async {
                 // Tool-list changes are followed on the shared session; these events can go.
                 let (events, _) = mpsc::unbounded_channel();
-                let (conn, _) = start(self, &server.assignment, &logs, events, &self.settings).await?;
-                conn.routing.connect(&server.assignment.name, &self.id, self.events.clone());
-                logs.line("agent", format!("per-client session started ({} open)", server.clients.len()));
+                let (conn, _) =
+                    start(self, &server.assignment, &logs, events, &self.settings).await?;
+                conn.routing
+                    .connect(&server.assignment.name, &self.id, self.events.clone());
+                logs.line(
+                    "agent",
+                    format!("per-client session started ({} open)", server.clients.len()),
+                );
                 Ok::<_, String>(conn)
             })
             .await
             .map_err(|e| {
                 server.clients.remove(client_session);
-                RpcError::new(code::UPSTREAM_UNAVAILABLE, format!("provider {provider:?}: cannot start a session for this client: {e}"))
+                RpcError::new(
+                    code::UPSTREAM_UNAVAILABLE,
+                    format!("provider {provider:?}: cannot start a session for this client: {e}"),
+                )
             })?
             .clone();
         if let Some(reason) = conn.close_reason() {
             server.clients.remove(client_session);
-            return Err(RpcError::new(code::UPSTREAM_UNAVAILABLE, format!("provider {provider:?}: this client's session ended: {reason}")));
+            return Err(RpcError::new(
+                code::UPSTREAM_UNAVAILABLE,
+                format!("provider {provider:?}: this client's session ended: {reason}"),
+            ));
         }
         Ok(Some(conn))
     }
 
     /// Relays a client's answer to a server-to-client request back to its upstream.
     pub async fn relay_response(&self, provider: &str, msg: Message) {
-        let Some(server) = self.server(provider) else { return };
-        let Some(id) = msg.id.as_ref().and_then(|v| v.as_str()).map(str::to_owned) else { return };
-        if let Some(conn) = server.connections().into_iter().find(|c| c.routing.awaits(&id)) {
+        let Some(server) = self.server(provider) else {
+            return;
+        };
+        let Some(id) = msg.id.as_ref().and_then(|v| v.as_str()).map(str::to_owned) else {
+            return;
+        };
+        if let Some(conn) = server
+            .connections()
+            .into_iter()
+            .find(|c| c.routing.awaits(&id))
+        {
             conn.respond(msg).await;
         }
     }
 
-    pub fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<Arc<mcpr_core::relay::AgentEvent>> {
+    pub fn subscribe_events(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<Arc<mcpr_core::relay::AgentEvent>> {
         self.events.subscribe()
     }
 
     pub async fn relay_notification(&self, provider: &str, client_session: &str, msg: Message) {
-        let Some(server) = self.server(provider) else { return };
+        let Some(server) = self.server(provider) else {
+            return;
+        };
         if msg.method.as_deref() == Some(SESSION_ENDED) {
-            if let Some((_, client)) = server.clients.remove(client_session) {
-                if let Some(conn) = client.connection.get() {
-                    conn.close("client session ended".into());
-                }
+            if let Some((_, client)) = server.clients.remove(client_session)
+                && let Some(conn) = client.connection.get()
+            {
+                conn.close("client session ended".into());
             }
             return;
         }
-        let own = server.clients.get(client_session).and_then(|c| c.connection.get().cloned());
-        let Some(session) = own.or_else(|| server.session()) else { return };
+        let own = server
+            .clients
+            .get(client_session)
+            .and_then(|c| c.connection.get().cloned());
+        let Some(session) = own.or_else(|| server.session()) else {
+            return;
+        };
         if msg.method.as_deref() == Some("notifications/cancelled") {
             session.cancel(client_session, msg).await;
         } else {
@@ -446,7 +507,8 @@ async fn supervise(agent: Arc<Agent>, server: Arc<Supervised>) {
             None => break,
             Some(Err(error)) => error,
             Some(Ok((conn, handshake))) => {
-                conn.routing.connect(&server.assignment.name, &agent.id, agent.events.clone());
+                conn.routing
+                    .connect(&server.assignment.name, &agent.id, agent.events.clone());
                 *server.session.write().unwrap() = Some(conn.clone());
                 server.set_status(|s| {
                     s.state = ServerState::Running;
@@ -613,7 +675,11 @@ impl mcpr_core::relay::LocalAgent for Agent {
         Box::pin(self.relay_request(provider, session, message))
     }
 
-    fn respond<'a>(&'a self, provider: &'a str, message: Message) -> mcpr_core::relay::BoxFuture<'a, ()> {
+    fn respond<'a>(
+        &'a self,
+        provider: &'a str,
+        message: Message,
+    ) -> mcpr_core::relay::BoxFuture<'a, ()> {
         Box::pin(self.relay_response(provider, message))
     }
 

@@ -108,7 +108,11 @@ impl Connection {
 
     /// Sends a client's request and waits for its response; the response carries `msg`'s
     /// own id. What the upstream sends meanwhile about it is routed back to `origin`.
-    pub async fn request_from(&self, mut msg: Message, origin: routing::Origin) -> Result<Message, RpcError> {
+    pub async fn request_from(
+        &self,
+        mut msg: Message,
+        origin: routing::Origin,
+    ) -> Result<Message, RpcError> {
         if let Some(reason) = self.close_reason() {
             return Err(RpcError::new(
                 code::UPSTREAM_UNAVAILABLE,
@@ -211,7 +215,12 @@ impl Connection {
     fn on_message(&self, msg: Message, arrived_with: Option<u64>) -> Option<Message> {
         match msg.kind() {
             Ok(Kind::Response) => {
-                if let Some((_, waiter)) = msg.id.as_ref().and_then(Value::as_u64).and_then(|id| self.pending.remove(&id)) {
+                if let Some((_, waiter)) = msg
+                    .id
+                    .as_ref()
+                    .and_then(Value::as_u64)
+                    .and_then(|id| self.pending.remove(&id))
+                {
                     let _ = waiter.send(msg);
                 }
                 None
@@ -230,7 +239,10 @@ impl Connection {
                     "roots/list" => Message::result(id, jsonrpc::to_raw(&json!({"roots": []}))),
                     _ => Message::error(
                         id,
-                        &RpcError::new(code::INVALID_REQUEST, format!("{method}: no client request is in flight to ask")),
+                        &RpcError::new(
+                            code::INVALID_REQUEST,
+                            format!("{method}: no client request is in flight to ask"),
+                        ),
                     ),
                 })
             }
@@ -254,7 +266,9 @@ impl Connection {
         if matches!(self.outbound, Outbound::Http(_)) {
             let conn = self.clone();
             tokio::spawn(async move {
-                let Outbound::Http(http) = &conn.outbound else { return };
+                let Outbound::Http(http) = &conn.outbound else {
+                    return;
+                };
                 tokio::select! {
                     _ = http.listen(&conn) => {}
                     _ = conn.closed() => {}
@@ -267,14 +281,23 @@ impl Connection {
     /// the upstream is told with its own id, and the request ends at once with an error, so
     /// nothing waits for an answer that will not come.
     pub async fn cancel(&self, client_session: &str, mut msg: Message) {
-        let Ok(mut params) = msg.params_value() else { return };
-        let Some(client_id) = params.get("requestId").map(Value::to_string) else { return };
-        let Some(upstream_id) = self.routing.upstream_id(client_session, &client_id) else { return };
+        let Ok(mut params) = msg.params_value() else {
+            return;
+        };
+        let Some(client_id) = params.get("requestId").map(Value::to_string) else {
+            return;
+        };
+        let Some(upstream_id) = self.routing.upstream_id(client_session, &client_id) else {
+            return;
+        };
         params.insert("requestId".into(), json!(upstream_id));
         msg.params = Some(jsonrpc::to_raw(&Value::Object(params)));
         let _ = self.notify(msg).await;
         if let Some((_, waiter)) = self.pending.remove(&upstream_id) {
-            let _ = waiter.send(Message::error(json!(upstream_id), &RpcError::new(-32800, "request cancelled by the client")));
+            let _ = waiter.send(Message::error(
+                json!(upstream_id),
+                &RpcError::new(-32800, "request cancelled by the client"),
+            ));
         }
     }
 
@@ -298,13 +321,12 @@ impl Connection {
         );
         let response = self.request(init).await?;
         let result = result_of(response)?;
-        if let Outbound::Http(http) = &self.outbound {
-            if let Some(version) = serde_json::from_str::<Value>(result.get())
+        if let Outbound::Http(http) = &self.outbound
+            && let Some(version) = serde_json::from_str::<Value>(result.get())
                 .ok()
                 .and_then(|v| v["protocolVersion"].as_str().map(str::to_owned))
-            {
-                http.set_protocol_version(version);
-            }
+        {
+            http.set_protocol_version(version);
         }
         self.notify(Message::notification("notifications/initialized", None))
             .await?;

@@ -141,7 +141,11 @@ impl HttpTransport {
     pub async fn listen(&self, conn: &Connection) {
         let mut retry = Duration::from_millis(250);
         loop {
-            let mut request = self.client.get(&self.url).headers(self.headers.clone()).header(ACCEPT, "text/event-stream");
+            let mut request = self
+                .client
+                .get(&self.url)
+                .headers(self.headers.clone())
+                .header(ACCEPT, "text/event-stream");
             if let Some(session) = self.session_id.read().unwrap().as_deref() {
                 request = request.header(SESSION_HEADER, session);
             }
@@ -149,14 +153,18 @@ impl HttpTransport {
                 request = request.header(VERSION_HEADER, version);
             }
             match request.send().await {
-                Ok(response) if response.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED => return,
+                Ok(response) if response.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED => {
+                    return;
+                }
                 Ok(response) if response.status().is_success() => {
                     retry = Duration::from_millis(250);
                     let mut body = response.bytes_stream();
                     let mut parser = SseParser::default();
                     while let Some(Ok(chunk)) = body.next().await {
                         for data in parser.feed(&chunk) {
-                            let Ok(message) = Message::parse(data.as_bytes()) else { continue };
+                            let Ok(message) = Message::parse(data.as_bytes()) else {
+                                continue;
+                            };
                             if let Some(answer) = conn.on_message(message, None) {
                                 let _ = self.notify(&answer).await;
                             }

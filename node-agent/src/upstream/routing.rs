@@ -54,8 +54,17 @@ pub struct Routing {
 }
 
 impl Routing {
-    pub fn connect(&self, provider: &str, id_prefix: &str, events: broadcast::Sender<Arc<AgentEvent>>) {
-        let _ = self.sink.set(Sink { provider: provider.to_owned(), id_prefix: id_prefix.to_owned(), events });
+    pub fn connect(
+        &self,
+        provider: &str,
+        id_prefix: &str,
+        events: broadcast::Sender<Arc<AgentEvent>>,
+    ) {
+        let _ = self.sink.set(Sink {
+            provider: provider.to_owned(),
+            id_prefix: id_prefix.to_owned(),
+            events,
+        });
     }
 
     /// Records a request about to go upstream as `upstream_id`; swaps a client progress
@@ -64,17 +73,18 @@ impl Routing {
         if origin.is_none() {
             return message;
         }
-        if let Some(params) = message.params.as_ref().filter(|p| p.get().contains("progressToken")) {
-            if let Ok(mut map) = serde_json::from_str::<Map<String, Value>>(params.get()) {
-                if let Some(Value::Object(meta)) = map.get_mut("_meta") {
-                    if let Some(token) = meta.remove("progressToken") {
-                        let ours = format!("mcpr-{upstream_id}");
-                        meta.insert("progressToken".into(), Value::String(ours.clone()));
-                        self.progress.insert(ours, (origin.clone(), token));
-                        message.params = Some(mcpr_core::jsonrpc::to_raw(&Value::Object(map)));
-                    }
-                }
-            }
+        if let Some(params) = message
+            .params
+            .as_ref()
+            .filter(|p| p.get().contains("progressToken"))
+            && let Ok(mut map) = serde_json::from_str::<Map<String, Value>>(params.get())
+            && let Some(Value::Object(meta)) = map.get_mut("_meta")
+            && let Some(token) = meta.remove("progressToken")
+        {
+            let ours = format!("mcpr-{upstream_id}");
+            meta.insert("progressToken".into(), Value::String(ours.clone()));
+            self.progress.insert(ours, (origin.clone(), token));
+            message.params = Some(mcpr_core::jsonrpc::to_raw(&Value::Object(map)));
         }
         self.in_flight.insert(upstream_id, origin);
         message
@@ -84,7 +94,9 @@ impl Routing {
     pub fn upstream_id(&self, client_session: &str, related_id: &str) -> Option<u64> {
         self.in_flight
             .iter()
-            .find(|e| e.value().client_session == client_session && e.value().related_id == related_id)
+            .find(|e| {
+                e.value().client_session == client_session && e.value().related_id == related_id
+            })
             .map(|e| *e.key())
     }
 
@@ -99,14 +111,20 @@ impl Routing {
     /// with (streamable HTTP sends it on that request's stream), else the newest request in
     /// flight (stdio has no such link; `per_client` sessions make it exact).
     fn origin_for(&self, arrived_with: Option<u64>) -> Option<Origin> {
-        if let Some(origin) = arrived_with.and_then(|id| self.in_flight.get(&id).map(|o| o.clone())) {
+        if let Some(origin) = arrived_with.and_then(|id| self.in_flight.get(&id).map(|o| o.clone()))
+        {
             return Some(origin);
         }
-        self.in_flight.iter().max_by_key(|e| *e.key()).map(|e| e.value().clone())
+        self.in_flight
+            .iter()
+            .max_by_key(|e| *e.key())
+            .map(|e| e.value().clone())
     }
 
     fn emit(&self, origin: Origin, kind: EventKind, message: Message) -> bool {
-        let Some(sink) = self.sink.get() else { return false };
+        let Some(sink) = self.sink.get() else {
+            return false;
+        };
         let event = AgentEvent {
             provider: sink.provider.clone(),
             client_session: origin.client_session,
@@ -122,13 +140,17 @@ impl Routing {
         let method = message.method.as_deref().unwrap_or_default();
         match method {
             "notifications/progress" => {
-                let Ok(mut params) = message.params_value() else { return false };
+                let Ok(mut params) = message.params_value() else {
+                    return false;
+                };
                 let token = match params.get("progressToken") {
                     Some(Value::String(s)) => s.clone(),
                     Some(other) => other.to_string(),
                     None => return false,
                 };
-                let Some(entry) = self.progress.get(&token) else { return false };
+                let Some(entry) = self.progress.get(&token) else {
+                    return false;
+                };
                 let (origin, client_token) = entry.value().clone();
                 drop(entry);
                 params.insert("progressToken".into(), client_token);
@@ -137,9 +159,17 @@ impl Routing {
             }
             "notifications/cancelled" => {
                 // The upstream cancels one of its own requests to a client.
-                let Ok(params) = message.params_value() else { return false };
-                let Some(id) = params.get("requestId") else { return false };
-                let ours = self.server_requests.iter().find(|e| e.value() == id).map(|e| e.key().clone());
+                let Ok(params) = message.params_value() else {
+                    return false;
+                };
+                let Some(id) = params.get("requestId") else {
+                    return false;
+                };
+                let ours = self
+                    .server_requests
+                    .iter()
+                    .find(|e| e.value() == id)
+                    .map(|e| e.key().clone());
                 let Some(ours) = ours else { return false };
                 self.server_requests.remove(&ours);
                 let mut params = params;
@@ -161,10 +191,21 @@ impl Routing {
     /// Forwards a server-to-client request to the client it concerns; returns false when no
     /// client request is in flight to attach it to.
     pub fn server_request(&self, mut message: Message, arrived_with: Option<u64>) -> bool {
-        let Some(origin) = self.origin_for(arrived_with) else { return false };
-        let Some(sink) = self.sink.get() else { return false };
-        let ours = format!("{}-{}", sink.id_prefix, self.next_server_request.fetch_add(1, Ordering::Relaxed));
-        let upstream_id = message.id.replace(Value::String(ours.clone())).unwrap_or(Value::Null);
+        let Some(origin) = self.origin_for(arrived_with) else {
+            return false;
+        };
+        let Some(sink) = self.sink.get() else {
+            return false;
+        };
+        let ours = format!(
+            "{}-{}",
+            sink.id_prefix,
+            self.next_server_request.fetch_add(1, Ordering::Relaxed)
+        );
+        let upstream_id = message
+            .id
+            .replace(Value::String(ours.clone()))
+            .unwrap_or(Value::Null);
         self.server_requests.insert(ours.clone(), upstream_id);
         let delivered = self.emit(origin, EventKind::Request, message);
         if !delivered {
@@ -204,38 +245,78 @@ mod tests {
     }
 
     fn origin(session: &str, id: &str) -> Origin {
-        Origin { client_session: session.into(), related_id: id.into() }
+        Origin {
+            client_session: session.into(),
+            related_id: id.into(),
+        }
     }
 
     #[test]
     fn progress_tokens_are_made_unique_and_restored_per_client() {
         let (routing, mut rx) = routing();
-        let call = |token: &str| Message::request(json!(1), "tools/call", Some(json!({"name": "t", "_meta": {"progressToken": token}})));
+        let call = |token: &str| {
+            Message::request(
+                json!(1),
+                "tools/call",
+                Some(json!({"name": "t", "_meta": {"progressToken": token}})),
+            )
+        };
         let a = routing.outgoing(call("same"), 10, origin("A", "1"));
         let b = routing.outgoing(call("same"), 11, origin("B", "1"));
         assert!(a.params.unwrap().get().contains("mcpr-10"));
         assert!(b.params.unwrap().get().contains("mcpr-11"));
-        let progress = Message::notification("notifications/progress", Some(json!({"progressToken": "mcpr-11", "progress": 1})));
+        let progress = Message::notification(
+            "notifications/progress",
+            Some(json!({"progressToken": "mcpr-11", "progress": 1})),
+        );
         assert!(routing.notification(progress, None));
         let event = rx.try_recv().unwrap();
         assert_eq!(event.client_session, "B");
-        assert!(event.message.params.as_ref().unwrap().get().contains("\"progressToken\":\"same\""));
+        assert!(
+            event
+                .message
+                .params
+                .as_ref()
+                .unwrap()
+                .get()
+                .contains("\"progressToken\":\"same\"")
+        );
         routing.finished(11);
-        let late = Message::notification("notifications/progress", Some(json!({"progressToken": "mcpr-11", "progress": 2})));
-        assert!(!routing.notification(late, None), "no progress after the response");
+        let late = Message::notification(
+            "notifications/progress",
+            Some(json!({"progressToken": "mcpr-11", "progress": 2})),
+        );
+        assert!(
+            !routing.notification(late, None),
+            "no progress after the response"
+        );
     }
 
     #[test]
     fn server_requests_go_to_the_request_they_arrived_with_and_answers_come_back() {
         let (routing, mut rx) = routing();
-        routing.outgoing(Message::request(json!(1), "tools/call", None), 1, origin("A", "7"));
-        routing.outgoing(Message::request(json!(1), "tools/call", None), 2, origin("B", "8"));
+        routing.outgoing(
+            Message::request(json!(1), "tools/call", None),
+            1,
+            origin("A", "7"),
+        );
+        routing.outgoing(
+            Message::request(json!(1), "tools/call", None),
+            2,
+            origin("B", "8"),
+        );
         let sampling = Message::request(json!(42), "sampling/createMessage", Some(json!({})));
         assert!(routing.server_request(sampling, Some(1)));
         let event = rx.try_recv().unwrap();
-        assert_eq!((event.client_session.as_str(), event.related_id.as_str()), ("A", "7"));
+        assert_eq!(
+            (event.client_session.as_str(), event.related_id.as_str()),
+            ("A", "7")
+        );
         let ours = event.message.id.clone().unwrap();
-        let answer = Message::result(ours, mcpr_core::jsonrpc::to_raw(&json!({"role": "assistant"})));
+        let answer = Message::result(
+            ours,
+            mcpr_core::jsonrpc::to_raw(&json!({"role": "assistant"})),
+        );
         assert_eq!(routing.client_response(answer).unwrap().id, Some(json!(42)));
         let again = Message::result(json!("agent-0"), mcpr_core::jsonrpc::to_raw(&json!({})));
         assert!(routing.client_response(again).is_none(), "answered once");
@@ -247,8 +328,14 @@ mod tests {
     #[test]
     fn list_changed_goes_to_everyone_and_nothing_without_clients() {
         let (routing, mut rx) = routing();
-        assert!(routing.notification(Message::notification("notifications/resources/list_changed", None), None));
+        assert!(routing.notification(
+            Message::notification("notifications/resources/list_changed", None),
+            None
+        ));
         assert_eq!(rx.try_recv().unwrap().client_session, "");
-        assert!(!routing.server_request(Message::request(json!(1), "sampling/createMessage", None), None));
+        assert!(!routing.server_request(
+            Message::request(json!(1), "sampling/createMessage", None),
+            None
+        ));
     }
 }

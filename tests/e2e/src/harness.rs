@@ -109,7 +109,12 @@ impl Proc {
         let log = self.log.clone();
         wait_for(&format!("{} to log {needle:?}", self.name), timeout, || {
             let log = log.clone();
-            async move { std::fs::read_to_string(&log).ok().filter(|l| l.contains(needle)).map(|_| ()) }
+            async move {
+                std::fs::read_to_string(&log)
+                    .ok()
+                    .filter(|l| l.contains(needle))
+                    .map(|_| ())
+            }
         })
         .await
     }
@@ -554,7 +559,9 @@ impl Cluster {
         }
         // Registered agents, so that placement sees all of them from the first server on.
         for agent in &cluster.agents {
-            agent.wait_log("registered with the control plane", Duration::from_secs(20)).await;
+            agent
+                .wait_log("registered with the control plane", Duration::from_secs(20))
+                .await;
         }
         cluster.add_gateway();
         cluster
@@ -629,7 +636,10 @@ impl Cluster {
         // Listening before anyone calls it.
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "gateway on port {port} did not start listening");
+            assert!(
+                Instant::now() < deadline,
+                "gateway on port {port} did not start listening"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -687,19 +697,32 @@ impl Answer {
             while let Some(Ok(chunk)) = self.body.next().await {
                 all.extend_from_slice(&chunk);
             }
-            return if all.is_empty() { None } else { serde_json::from_slice(&all).ok() };
+            return if all.is_empty() {
+                None
+            } else {
+                serde_json::from_slice(&all).ok()
+            };
         }
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let event: String = self.buffer.drain(..end + 2).collect();
-                let data: Vec<&str> = event.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
+                let data: Vec<&str> = event
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
                 if data.is_empty() {
                     continue;
                 }
                 return serde_json::from_str(&data.join("\n")).ok();
             }
-            match tokio::time::timeout(Duration::from_secs(20), self.body.next()).await.expect("no SSE event within 20 s") {
-                Some(Ok(chunk)) => self.buffer.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n")),
+            match tokio::time::timeout(Duration::from_secs(20), self.body.next())
+                .await
+                .expect("no SSE event within 20 s")
+            {
+                Some(Ok(chunk)) => self
+                    .buffer
+                    .push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n")),
                 _ => return None,
             }
         }
@@ -711,15 +734,27 @@ impl Answer {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let event: String = self.buffer.drain(..end + 2).collect();
-                let id = event.lines().find_map(|l| l.strip_prefix("id:")).and_then(|v| v.trim().parse().ok());
-                let data: Vec<&str> = event.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
+                let id = event
+                    .lines()
+                    .find_map(|l| l.strip_prefix("id:"))
+                    .and_then(|v| v.trim().parse().ok());
+                let data: Vec<&str> = event
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
                 if let (Some(id), false) = (id, data.is_empty()) {
                     return serde_json::from_str(&data.join("\n")).ok().map(|v| (id, v));
                 }
                 continue;
             }
-            match tokio::time::timeout(Duration::from_secs(20), self.body.next()).await.expect("no SSE event within 20 s") {
-                Some(Ok(chunk)) => self.buffer.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n")),
+            match tokio::time::timeout(Duration::from_secs(20), self.body.next())
+                .await
+                .expect("no SSE event within 20 s")
+            {
+                Some(Ok(chunk)) => self
+                    .buffer
+                    .push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n")),
                 _ => return None,
             }
         }
@@ -752,8 +787,18 @@ impl RawMcp {
         }
         let response = request.send().await.expect("POST to the gateway");
         let status = response.status().as_u16();
-        let sse = response.headers().get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"));
-        let answer = Answer { body: Box::pin(response.bytes_stream()), buffer: String::new(), sse, status, plain: None };
+        let sse = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let answer = Answer {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+            sse,
+            status,
+            plain: None,
+        };
         (id, answer)
     }
 
@@ -768,7 +813,10 @@ impl RawMcp {
     }
 
     async fn get_stream(&self, last_event_id: Option<u64>) -> Answer {
-        let mut request = self.client.get(&self.url).header("accept", "text/event-stream");
+        let mut request = self
+            .client
+            .get(&self.url)
+            .header("accept", "text/event-stream");
         if let Some(last) = last_event_id {
             request = request.header("last-event-id", last.to_string());
         }
@@ -777,7 +825,13 @@ impl RawMcp {
         }
         let response = request.send().await.expect("GET the session stream");
         let status = response.status().as_u16();
-        Answer { body: Box::pin(response.bytes_stream()), buffer: String::new(), sse: true, status, plain: None }
+        Answer {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+            sse: true,
+            status,
+            plain: None,
+        }
     }
 
     /// Sends a JSON-RPC message (e.g. an answer to a server request) and returns the status.
@@ -1000,7 +1054,10 @@ impl Drop for DockerCleanup {
     fn drop(&mut self) {
         let ids = containers_labelled(&[("mcp-router.owner", &self.0)]);
         if !ids.is_empty() {
-            let _ = Command::new("docker").args(["rm", "-f"]).args(&ids).output();
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .output();
         }
     }
 }

@@ -53,7 +53,13 @@ async fn added_server_is_visible_and_callable_in_every_view() {
     let meta = names(&hierarchical.list_tools().await.unwrap());
     assert_eq!(
         meta,
-        ["call_tool", "list_providers", "list_tools", "python_sandbox", "search_tools"]
+        [
+            "call_tool",
+            "list_providers",
+            "list_tools",
+            "python_sandbox",
+            "search_tools"
+        ]
     );
     let providers = hierarchical
         .call_tool("list_providers", json!({}))
@@ -518,7 +524,13 @@ async fn rmcp_client_over_stdio_to_mcpr_stdio() {
     .unwrap();
     assert_eq!(
         names(&client.list_tools().await.unwrap()),
-        ["call_tool", "list_providers", "list_tools", "python_sandbox", "search_tools"]
+        [
+            "call_tool",
+            "list_providers",
+            "list_tools",
+            "python_sandbox",
+            "search_tools"
+        ]
     );
     let text = wait_for("desk through mcpr stdio", Duration::from_secs(10), || {
         let client = &client;

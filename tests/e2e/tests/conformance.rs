@@ -148,7 +148,10 @@ async fn conformance_2025_11_25_through_the_gateway_http() {
     }
     let (_fixture, url) = start_fixture(&["--no-stream-close"]).await;
     let router = mcpr_e2e::harness::Router::start().await;
-    router.api().add(json!({"name": "conf", "runtime": {"kind": "remote", "url": url}})).await;
+    router
+        .api()
+        .add(json!({"name": "conf", "runtime": {"kind": "remote", "url": url}}))
+        .await;
     router.api().wait_state("conf", "running").await;
     run_suite_at(&router.mcp_url("/mcp/p/conf"), "2025-11-25").await;
 }

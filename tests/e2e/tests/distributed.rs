@@ -166,24 +166,57 @@ async fn a_session_survives_the_gateway_that_created_it() {
     let mut client = mcpr_e2e::harness::RawMcp::new(&first);
     client.initialize().await;
     let session = client.session.clone().unwrap();
-    assert_eq!(mcpr_e2e::rmcp_client::text_of(&client.call("echo", json!({"text": "on 0"})).await.unwrap()), "on 0");
+    assert_eq!(
+        mcpr_e2e::rmcp_client::text_of(
+            &client.call("echo", json!({"text": "on 0"})).await.unwrap()
+        ),
+        "on 0"
+    );
     // ... gateway 0 goes away, and the client goes on with the same Mcp-Session-Id on
     // gateway 1, without any sticky routing.
     cluster.gateways[0].kill();
     client.url = second.clone();
-    assert_eq!(mcpr_e2e::rmcp_client::text_of(&client.call("echo", json!({"text": "on 1"})).await.unwrap()), "on 1");
+    assert_eq!(
+        mcpr_e2e::rmcp_client::text_of(
+            &client.call("echo", json!({"text": "on 1"})).await.unwrap()
+        ),
+        "on 1"
+    );
     assert_eq!(client.session.as_deref(), Some(session.as_str()));
 
     // A forged or tampered id is refused; a session of another view is not usable here.
     let mut forged = mcpr_e2e::harness::RawMcp::new(&second);
     forged.session = Some(format!("{session}x"));
-    assert_eq!(forged.post_bytes(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await.status, 404);
+    assert_eq!(
+        forged
+            .post_bytes(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+            .await
+            .status,
+        404
+    );
     let mut elsewhere = mcpr_e2e::harness::RawMcp::new(&cluster.mcp_url(1, "/mcp/all"));
     elsewhere.session = Some(session.clone());
-    assert_eq!(elsewhere.post_bytes(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await.status, 404);
+    assert_eq!(
+        elsewhere
+            .post_bytes(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+            .await
+            .status,
+        404
+    );
 
     // DELETE ends it for good on this gateway.
-    let deleted = reqwest::Client::new().delete(&second).header("mcp-session-id", &session).send().await.unwrap();
+    let deleted = reqwest::Client::new()
+        .delete(&second)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(deleted.status().as_u16(), 204);
-    assert_eq!(client.post_bytes(r#"{"jsonrpc":"2.0","id":9,"method":"tools/list"}"#).await.status, 404);
+    assert_eq!(
+        client
+            .post_bytes(r#"{"jsonrpc":"2.0","id":9,"method":"tools/list"}"#)
+            .await
+            .status,
+        404
+    );
 }

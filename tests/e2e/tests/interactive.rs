@@ -16,7 +16,15 @@ async fn add_interactive(api: &Api, name: &str) {
 }
 
 fn texts(result: &Value) -> String {
-    result["result"]["content"].as_array().map(|c| c.iter().filter_map(|b| b["text"].as_str()).collect::<Vec<_>>().join("")).unwrap_or_default()
+    result["result"]["content"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|b| b["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("")
+        })
+        .unwrap_or_default()
 }
 
 /// Two clients share one upstream session; each calls `progress` with the SAME token and
@@ -26,14 +34,24 @@ async fn progress_is_routed_per_client(url: &str) {
     let mut b = RawMcp::new(url);
     a.initialize().await;
     b.initialize().await;
-    let params = json!({"name": "progress", "arguments": {"steps": 3}, "_meta": {"progressToken": "tok"}});
-    let ((a_id, a_answer), (b_id, b_answer)) = tokio::join!(a.stream("tools/call", params.clone()), b.stream("tools/call", params.clone()));
+    let params =
+        json!({"name": "progress", "arguments": {"steps": 3}, "_meta": {"progressToken": "tok"}});
+    let ((a_id, a_answer), (b_id, b_answer)) = tokio::join!(
+        a.stream("tools/call", params.clone()),
+        b.stream("tools/call", params.clone())
+    );
     let (a_all, b_all) = tokio::join!(a_answer.all(), b_answer.all());
     for (id, all) in [(a_id, a_all), (b_id, b_all)] {
-        let progress: Vec<&Value> = all.iter().filter(|m| m["method"] == "notifications/progress").collect();
+        let progress: Vec<&Value> = all
+            .iter()
+            .filter(|m| m["method"] == "notifications/progress")
+            .collect();
         assert_eq!(progress.len(), 3, "exactly its own progress: {all:?}");
         for (i, p) in progress.iter().enumerate() {
-            assert_eq!(p["params"]["progressToken"], "tok", "the client's own token comes back");
+            assert_eq!(
+                p["params"]["progressToken"], "tok",
+                "the client's own token comes back"
+            );
             assert_eq!(p["params"]["progress"].as_f64(), Some((i + 1) as f64));
         }
         let last = all.last().unwrap();
@@ -49,12 +67,28 @@ async fn server_requests_reach_the_right_client(url: &str) {
     let mut b = RawMcp::new(url);
     a.initialize().await;
     b.initialize().await;
-    let (_, mut a_answer) = a.stream("tools/call", json!({"name": "sample", "arguments": {"prompt": "what is six times seven?"}})).await;
-    let (_, mut b_answer) = b.stream("tools/call", json!({"name": "elicit", "arguments": {"message": "Who are you?"}})).await;
+    let (_, mut a_answer) = a
+        .stream(
+            "tools/call",
+            json!({"name": "sample", "arguments": {"prompt": "what is six times seven?"}}),
+        )
+        .await;
+    let (_, mut b_answer) = b
+        .stream(
+            "tools/call",
+            json!({"name": "elicit", "arguments": {"message": "Who are you?"}}),
+        )
+        .await;
     let a_request = a_answer.next().await.expect("A gets the sampling request");
     assert_eq!(a_request["method"], "sampling/createMessage", "{a_request}");
-    assert_eq!(a_request["params"]["messages"][0]["content"]["text"], "what is six times seven?");
-    let b_request = b_answer.next().await.expect("B gets the elicitation request");
+    assert_eq!(
+        a_request["params"]["messages"][0]["content"]["text"],
+        "what is six times seven?"
+    );
+    let b_request = b_answer
+        .next()
+        .await
+        .expect("B gets the elicitation request");
     assert_eq!(b_request["method"], "elicitation/create", "{b_request}");
     assert_eq!(b_request["params"]["message"], "Who are you?");
     assert_ne!(a_request["id"], b_request["id"]);
@@ -72,19 +106,34 @@ async fn server_requests_reach_the_right_client(url: &str) {
     let b_rest = b_answer.all().await;
     assert_eq!(b_rest.len(), 1, "{b_rest:?}");
     let elicited = texts(&b_rest[0]);
-    assert!(elicited.contains("accept") && elicited.contains("Bo"), "{elicited}");
+    assert!(
+        elicited.contains("accept") && elicited.contains("Bo"),
+        "{elicited}"
+    );
 
     // A forged or repeated answer is dropped, not delivered anywhere.
-    assert_eq!(a.send(json!({"jsonrpc": "2.0", "id": a_request["id"], "result": {}})).await, 202);
+    assert_eq!(
+        a.send(json!({"jsonrpc": "2.0", "id": a_request["id"], "result": {}}))
+            .await,
+        202
+    );
 }
 
 /// Logging during a call reaches the caller on the call's own stream.
 async fn logging_reaches_the_caller(url: &str) {
     let mut a = RawMcp::new(url);
     a.initialize().await;
-    let (_, answer) = a.stream("tools/call", json!({"name": "log_message", "arguments": {"text": "hello log"}})).await;
+    let (_, answer) = a
+        .stream(
+            "tools/call",
+            json!({"name": "log_message", "arguments": {"text": "hello log"}}),
+        )
+        .await;
     let all = answer.all().await;
-    let log = all.iter().find(|m| m["method"] == "notifications/message").expect("a log notification");
+    let log = all
+        .iter()
+        .find(|m| m["method"] == "notifications/message")
+        .expect("a log notification");
     assert_eq!(log["params"]["data"], "hello log");
     assert_eq!(texts(all.last().unwrap()), "logged");
 }
@@ -104,10 +153,23 @@ async fn cancellation_ends_the_call(url: &str) {
     };
     let (answer, status) = tokio::join!(call, cancel);
     assert_eq!(status, 202);
-    assert!(started.elapsed() < std::time::Duration::from_secs(5), "cancelled promptly: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "cancelled promptly: {:?}",
+        started.elapsed()
+    );
     assert_eq!(answer.body["id"], 777);
     assert_eq!(answer.body["error"]["code"], -32800, "{}", answer.body);
-    assert_eq!(texts(&a.request("tools/call", json!({"name": "echo", "arguments": {"text": "still"}})).await), "still");
+    assert_eq!(
+        texts(
+            &a.request(
+                "tools/call",
+                json!({"name": "echo", "arguments": {"text": "still"}})
+            )
+            .await
+        ),
+        "still"
+    );
 }
 
 #[tokio::test]
@@ -127,7 +189,13 @@ async fn all_in_one_routes_upstream_messages_to_their_client() {
         .stream("tools/call", json!({"name": "call_tool", "arguments": {"provider": "talk", "tool": "progress", "arguments": {"steps": 2}}, "_meta": {"progressToken": 5}}))
         .await;
     let all = answer.all().await;
-    assert_eq!(all.iter().filter(|m| m["params"]["progressToken"] == 5).count(), 2, "{all:?}");
+    assert_eq!(
+        all.iter()
+            .filter(|m| m["params"]["progressToken"] == 5)
+            .count(),
+        2,
+        "{all:?}"
+    );
 }
 
 #[tokio::test]
@@ -168,14 +236,28 @@ async fn get_stream_carries_list_changes_and_resumes() {
 
     let mut actor = RawMcp::new(&url);
     actor.initialize().await;
-    actor.request("tools/call", json!({"name": "test_trigger_tool_change", "arguments": {}})).await;
-    let (event_id, changed) = stream.next_with_id().await.expect("a list change on the GET stream");
+    actor
+        .request(
+            "tools/call",
+            json!({"name": "test_trigger_tool_change", "arguments": {}}),
+        )
+        .await;
+    let (event_id, changed) = stream
+        .next_with_id()
+        .await
+        .expect("a list change on the GET stream");
     assert_eq!(changed["method"], "notifications/tools/list_changed");
     drop(stream);
 
     // Reconnect saying the last event seen was the one before: it comes again.
     let mut resumed = watcher.open_stream_from(event_id - 1).await;
     assert_eq!(resumed.status, 200);
-    let (again_id, again) = resumed.next_with_id().await.expect("the missed event again");
-    assert_eq!((again_id, &again["method"]), (event_id, &json!("notifications/tools/list_changed")));
+    let (again_id, again) = resumed
+        .next_with_id()
+        .await
+        .expect("the missed event again");
+    assert_eq!(
+        (again_id, &again["method"]),
+        (event_id, &json!("notifications/tools/list_changed"))
+    );
 }

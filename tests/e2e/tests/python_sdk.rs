@@ -105,7 +105,13 @@ fn assert_hierarchical(what: &str, view: &Value, provider: &str) {
     assert_session(what, view, "mcp-router");
     assert_eq!(
         sorted(strings(&view["tools"])),
-        ["call_tool", "list_providers", "list_tools", "python_sandbox", "search_tools"],
+        [
+            "call_tool",
+            "list_providers",
+            "list_tools",
+            "python_sandbox",
+            "search_tools"
+        ],
         "{what}: tools/list must show exactly the meta-tools"
     );
 

@@ -9,8 +9,15 @@ use mcpr_e2e::rmcp_client::text_of;
 use serde_json::json;
 
 fn fixture_processes(name: &str) -> usize {
-    let pattern = format!("{} --name {name} --stateful", bin("mcpr-fixture-server").display());
-    let out = std::process::Command::new("pgrep").arg("-f").arg(pattern).output().unwrap();
+    let pattern = format!(
+        "{} --name {name} --stateful",
+        bin("mcpr-fixture-server").display()
+    );
+    let out = std::process::Command::new("pgrep")
+        .arg("-f")
+        .arg(pattern)
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
@@ -57,12 +64,31 @@ async fn shared_and_per_client_sessions() {
     assert_eq!(fixture_processes("each"), 3);
 
     // Ending a client session ends its upstream session and process.
-    let ended = reqwest::Client::new().delete(&a.url).header("mcp-session-id", a.session.clone().unwrap()).send().await.unwrap();
+    let ended = reqwest::Client::new()
+        .delete(&a.url)
+        .header("mcp-session-id", a.session.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ended.status().as_u16(), 204);
-    wait_for("the ended client's process to exit", Duration::from_secs(5), || async { (fixture_processes("each") == 2).then_some(()) }).await;
-    assert_eq!(counts(&mut b, 1).await, ["4"], "the other client's session is untouched");
+    wait_for(
+        "the ended client's process to exit",
+        Duration::from_secs(5),
+        || async { (fixture_processes("each") == 2).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        counts(&mut b, 1).await,
+        ["4"],
+        "the other client's session is untouched"
+    );
 
     // Disabling the server ends every session it has.
     api.post("/api/v1/servers/each/disable", json!({})).await;
-    wait_for("every process of the disabled server to exit", Duration::from_secs(5), || async { (fixture_processes("each") == 0).then_some(()) }).await;
+    wait_for(
+        "every process of the disabled server to exit",
+        Duration::from_secs(5),
+        || async { (fixture_processes("each") == 0).then_some(()) },
+    )
+    .await;
 }

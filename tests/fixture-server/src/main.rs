@@ -198,11 +198,31 @@ fn build_tools(generated: usize) -> Vec<Tool> {
 fn interactive_tools() -> Vec<Tool> {
     let schema = |props: Value| object(json!({"type": "object", "properties": props}));
     vec![
-        Tool::new("progress", "Send `steps` progress notifications, then answer", schema(json!({"steps": {"type": "integer"}}))),
-        Tool::new("log_message", "Send a logging notification with the text, then answer", schema(json!({"text": {"type": "string"}}))),
-        Tool::new("sample", "Ask the client's model (sampling) and answer with its reply", schema(json!({"prompt": {"type": "string"}}))),
-        Tool::new("elicit", "Ask the user (elicitation) and answer with the action and content", schema(json!({"message": {"type": "string"}}))),
-        Tool::new("roots", "Ask the client for its roots and answer with them", schema(json!({}))),
+        Tool::new(
+            "progress",
+            "Send `steps` progress notifications, then answer",
+            schema(json!({"steps": {"type": "integer"}})),
+        ),
+        Tool::new(
+            "log_message",
+            "Send a logging notification with the text, then answer",
+            schema(json!({"text": {"type": "string"}})),
+        ),
+        Tool::new(
+            "sample",
+            "Ask the client's model (sampling) and answer with its reply",
+            schema(json!({"prompt": {"type": "string"}})),
+        ),
+        Tool::new(
+            "elicit",
+            "Ask the user (elicitation) and answer with the action and content",
+            schema(json!({"message": {"type": "string"}})),
+        ),
+        Tool::new(
+            "roots",
+            "Ask the client for its roots and answer with them",
+            schema(json!({})),
+        ),
     ]
 }
 
@@ -216,7 +236,11 @@ fn peer_error(e: impl std::fmt::Display) -> McpError {
 }
 
 #[allow(deprecated)] // sampling and logging are deprecated for 2026-07-28, alive before it
-async fn interactive(name: &str, args: &JsonObject, ctx: &RequestContext<RoleServer>) -> Option<Result<CallToolResponse, McpError>> {
+async fn interactive(
+    name: &str,
+    args: &JsonObject,
+    ctx: &RequestContext<RoleServer>,
+) -> Option<Result<CallToolResponse, McpError>> {
     let peer = &ctx.peer;
     let result = match name {
         "progress" => {
@@ -225,7 +249,9 @@ async fn interactive(name: &str, args: &JsonObject, ctx: &RequestContext<RoleSer
                 return Some(Ok(text("no progress token")));
             };
             for step in 1..=steps {
-                let param = from_json(json!({"progressToken": token, "progress": step, "total": steps, "message": format!("step {step}")}));
+                let param = from_json(
+                    json!({"progressToken": token, "progress": step, "total": steps, "message": format!("step {step}")}),
+                );
                 match param {
                     Ok(param) => {
                         let _ = peer.notify_progress(param).await;
@@ -237,7 +263,11 @@ async fn interactive(name: &str, args: &JsonObject, ctx: &RequestContext<RoleSer
             Ok(text(format!("did {steps} steps")))
         }
         "log_message" => {
-            let said = args.get("text").and_then(Value::as_str).unwrap_or("hello").to_owned();
+            let said = args
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or("hello")
+                .to_owned();
             match from_json(json!({"level": "info", "logger": "fixture", "data": said})) {
                 Ok(param) => {
                     let _ = peer.notify_logging_message(param).await;
@@ -247,19 +277,35 @@ async fn interactive(name: &str, args: &JsonObject, ctx: &RequestContext<RoleSer
             }
         }
         "sample" => {
-            let prompt = args.get("prompt").and_then(Value::as_str).unwrap_or("hi").to_owned();
-            let params = from_json(json!({"messages": [{"role": "user", "content": {"type": "text", "text": prompt}}], "maxTokens": 50}));
+            let prompt = args
+                .get("prompt")
+                .and_then(Value::as_str)
+                .unwrap_or("hi")
+                .to_owned();
+            let params = from_json(
+                json!({"messages": [{"role": "user", "content": {"type": "text", "text": prompt}}], "maxTokens": 50}),
+            );
             match params {
                 Ok(params) => match peer.create_message(params).await {
-                    Ok(reply) => Ok(text(serde_json::to_value(&reply).map(|v| v["content"]["text"].as_str().unwrap_or_default().to_owned()).unwrap_or_default())),
+                    Ok(reply) => Ok(text(
+                        serde_json::to_value(&reply)
+                            .map(|v| v["content"]["text"].as_str().unwrap_or_default().to_owned())
+                            .unwrap_or_default(),
+                    )),
                     Err(e) => Err(peer_error(e)),
                 },
                 Err(e) => Err(e),
             }
         }
         "elicit" => {
-            let message = args.get("message").and_then(Value::as_str).unwrap_or("Your name?").to_owned();
-            let params = from_json(json!({"message": message, "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}}));
+            let message = args
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("Your name?")
+                .to_owned();
+            let params = from_json(
+                json!({"message": message, "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}}),
+            );
             match params {
                 Ok(params) => match peer.create_elicitation(params).await {
                     Ok(answer) => Ok(text(serde_json::to_string(&answer).unwrap_or_default())),
@@ -342,7 +388,9 @@ impl Fixture {
             "whoami" => Ok(text(&*self.name)),
             "counter" if self.tools.iter().any(|t| t.name == "counter") => {
                 static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-                Ok(text((COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1).to_string()))
+                Ok(text(
+                    (COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1).to_string(),
+                ))
             }
             "get_env" => Ok(text(
                 std::env::var(str_arg(args, "name")?).unwrap_or_default(),
@@ -384,8 +432,12 @@ impl Fixture {
                 args, "message",
             )?)])
             .into()),
-            _ if self.tools.iter().any(|t| t.name == name) && interactive_tools().iter().any(|t| t.name == name) => {
-                interactive(name, args, ctx).await.expect("an interactive tool")
+            _ if self.tools.iter().any(|t| t.name == name)
+                && interactive_tools().iter().any(|t| t.name == name) =>
+            {
+                interactive(name, args, ctx)
+                    .await
+                    .expect("an interactive tool")
             }
             _ if self.tools.iter().any(|t| t.name == name) && name.starts_with("gen_") => {
                 Ok(text(name))
@@ -467,7 +519,11 @@ async fn main() -> anyhow::Result<()> {
                 tools.extend(interactive_tools());
             }
             if cli.stateful {
-                tools.push(Tool::new("counter", "Count calls in this process: 1, 2, 3, …", object(json!({"type": "object", "properties": {}}))));
+                tools.push(Tool::new(
+                    "counter",
+                    "Count calls in this process: 1, 2, 3, …",
+                    object(json!({"type": "object", "properties": {}})),
+                ));
             }
             tools.into()
         },
