@@ -680,13 +680,20 @@ fn servers_table(servers: &[Value]) -> String {
         "RESTARTS",
         "KIND",
         "COMMAND/URL",
-        "LAST ERROR",
+        "PROGRESS OR LAST ERROR",
     ]);
     for s in servers {
         let mut state = str_at(s, &["status", "state"]);
         if s["enabled"] == Value::Bool(false) && state != "stopped" {
             state = format!("{state} (disabled)");
         }
+        // While starting, what it is doing (an image build step) says more than an old error.
+        let progress = str_at(s, &["status", "progress"]);
+        let note = if progress.is_empty() {
+            str_at(s, &["status", "last_error"])
+        } else {
+            progress
+        };
         table.row(vec![
             str_at(s, &["name"]),
             state,
@@ -694,7 +701,7 @@ fn servers_table(servers: &[Value]) -> String {
             str_at(s, &["status", "restart_count"]),
             str_at(s, &["runtime", "kind"]),
             shorten(&runtime_summary(s), 48),
-            shorten(&str_at(s, &["status", "last_error"]), 60),
+            shorten(&note, 60),
         ]);
     }
     table.render()
@@ -759,6 +766,7 @@ fn server_details(s: &Value) -> String {
         ("tools", str_at(s, &["status", "tool_count"])),
         ("restarts", str_at(s, &["status", "restart_count"])),
         ("last error", str_at(s, &["status", "last_error"])),
+        ("progress", str_at(s, &["status", "progress"])),
         ("created", str_at(s, &["created_at"])),
         ("updated", str_at(s, &["updated_at"])),
         ("id", str_at(s, &["id"])),

@@ -36,6 +36,9 @@ pub struct ServerStatusView {
     pub restart_count: u32,
     pub tool_count: usize,
     pub updated_at_ms: i64,
+    /// What is happening while it starts (an image build's current step), or empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub progress: String,
     #[serde(skip)]
     pub tools_json: String,
     #[serde(skip)]
@@ -221,6 +224,7 @@ impl Fleet {
                 tools_json: s.tools_json,
                 server_info_json: s.server_info_json,
                 restart_generation: s.restart_generation,
+                progress: s.progress,
             };
             let previous = inner.status.get(&s.server_id);
             let same = previous.is_some_and(|p| {
@@ -228,6 +232,7 @@ impl Fleet {
                     && p.last_error == view.last_error
                     && p.restart_count == view.restart_count
                     && p.tools_json == view.tools_json
+                    && p.progress == view.progress
                     && p.server_info_json == view.server_info_json
                     && p.agent_id == view.agent_id
             });

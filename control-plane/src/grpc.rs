@@ -52,6 +52,7 @@ pub fn build_snapshot(registry: &Registry, keys: &KeyRing) -> pb::ConfigSnapshot
                     server_info_json: status.server_info_json,
                     updated_at_ms: status.updated_at_ms,
                     restart_generation: status.restart_generation,
+                    progress: status.progress,
                 }),
             }
         })

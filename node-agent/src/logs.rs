@@ -11,6 +11,8 @@ pub struct LogSink {
     server_id: String,
     buffer: Arc<Mutex<Vec<pb::LogLine>>>,
     wake: Arc<tokio::sync::Notify>,
+    /// Where the current step of a long start (an image build) is shown in status.
+    progress: Option<Arc<dyn Fn(String) + Send + Sync>>,
 }
 
 /// Lines buffered before the oldest are dropped (the control plane is unreachable).
@@ -26,7 +28,22 @@ impl LogSink {
             server_id,
             buffer,
             wake,
+            progress: None,
         }
+    }
+
+    /// A sink whose [`LogSink::progress`] lines also go to `report`.
+    pub fn with_progress(mut self, report: impl Fn(String) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(report));
+        self
+    }
+
+    /// Logs `line` and shows it as the server's current progress in its status.
+    pub fn progress(&self, line: String) {
+        if let Some(report) = &self.progress {
+            report(line.clone());
+        }
+        self.line("agent", line);
     }
 
     pub fn line(&self, stream: &str, line: String) {
@@ -43,5 +60,44 @@ impl LogSink {
         });
         drop(buffer);
         self.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_reach_status_and_the_log() {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = LogSink::new(
+            "s1".into(),
+            buffer.clone(),
+            Arc::new(tokio::sync::Notify::new()),
+        )
+        .with_progress({
+            let seen = seen.clone();
+            move |line| seen.lock().unwrap().push(line)
+        });
+        sink.progress("building image x: Step 2/5 : RUN pip install".into());
+        sink.line("stderr", "not progress".into());
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["building image x: Step 2/5 : RUN pip install"]
+        );
+        let lines: Vec<String> = buffer
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| l.line.clone())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "building image x: Step 2/5 : RUN pip install",
+                "not progress"
+            ]
+        );
     }
 }

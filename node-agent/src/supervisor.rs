@@ -87,6 +87,7 @@ struct Status {
     tools_json: String,
     server_info_json: String,
     retry_at: Option<Instant>,
+    progress: String,
 }
 
 /// One supervised server.
@@ -159,6 +160,7 @@ impl Supervised {
             server_info_json: s.server_info_json.clone(),
             updated_at_ms: mcpr_core::now_ms(),
             restart_generation: self.assignment.restart_generation,
+            progress: s.progress.clone(),
         }
     }
 
@@ -486,11 +488,17 @@ impl Agent {
 /// Keeps one server running until it is stopped.
 async fn supervise(agent: Arc<Agent>, server: Arc<Supervised>) {
     let settings = &agent.settings;
+    let reporting = Arc::downgrade(&server);
     let logs = LogSink::new(
         server.assignment.id.clone(),
         agent.logs.clone(),
         agent.changed.clone(),
-    );
+    )
+    .with_progress(move |line| {
+        if let Some(server) = reporting.upgrade() {
+            server.set_status(|s| s.progress = line);
+        }
+    });
     let mut backoff = settings.backoff_base;
     loop {
         server.set_status(|s| {
@@ -512,6 +520,7 @@ async fn supervise(agent: Arc<Agent>, server: Arc<Supervised>) {
                 *server.session.write().unwrap() = Some(conn.clone());
                 server.set_status(|s| {
                     s.state = ServerState::Running;
+                    s.progress.clear();
                     s.tools_json = handshake.tools_json;
                     s.server_info_json = handshake.server_info_json;
                 });
@@ -565,6 +574,7 @@ async fn supervise(agent: Arc<Agent>, server: Arc<Supervised>) {
         );
         server.set_status(|s| {
             s.state = ServerState::Backoff;
+            s.progress.clear();
             s.last_error = error;
             s.restart_count += 1;
             s.retry_at = Some(Instant::now() + backoff);

@@ -189,10 +189,9 @@ async fn build(
     if docker.inspect_image(&tag).await.is_ok() {
         return Ok(tag);
     }
-    logs.line(
-        "agent",
-        format!("building image {tag} for {kind} {package} (once; later starts reuse it)"),
-    );
+    logs.progress(format!(
+        "building image {tag} for {kind} {package} (once; later starts reuse it)"
+    ));
     let context = build_context(&dockerfile, ca_bundle.as_deref())
         .map_err(|e| format!("cannot pack the build context: {e}"))?;
     let options = BuildImageOptions {
@@ -218,6 +217,10 @@ async fn build(
         }
         if let Some(text) = info.stream {
             for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+                // Dockerfile steps ("Step 2/5 : RUN …") are the build's progress.
+                if line.starts_with("Step ") {
+                    logs.progress(format!("building image {tag}: {line}"));
+                }
                 logs.line("build", line.to_owned());
                 tail.push(line.to_owned());
                 if tail.len() > 3 {
@@ -230,7 +233,7 @@ async fn build(
         .inspect_image(&tag)
         .await
         .map_err(|e| format!("building image {tag} produced no image: {e}"))?;
-    logs.line("agent", format!("image {tag} built"));
+    logs.progress(format!("image {tag} built; starting"));
     Ok(tag)
 }
 
