@@ -511,15 +511,16 @@ async fn streamed_answer(
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
     let guard = gateway.delivery.open_stream(&session, &id, tx.clone());
     let task_gateway = gateway.clone();
-    // The caller's access (auth.rs) goes along into the task.
-    let mut answer = tokio::spawn(crate::auth::inherit(async move {
+    // Driven right here while nothing streams (no task spawned on the common path).
+    let mut answer = Box::pin(async move {
         let answer = task_gateway.handle(&view, &session, message).await;
         drop(guard);
         answer
-    }));
+    });
     let first_event = tokio::select! {
+        biased;
         answer = &mut answer => {
-            let body = answer.ok().flatten().map(|a| a.to_bytes());
+            let body = answer.map(|a| a.to_bytes());
             return match body {
                 Some(body) if json_ok => json_response(StatusCode::OK, &body, None),
                 Some(body) => sse_response(&body, None),
@@ -529,11 +530,12 @@ async fn streamed_answer(
         event = rx.recv() => event,
     };
     // Something came before the answer: stream it, then whatever follows, then the answer.
-    tokio::spawn(async move {
-        if let Ok(Some(answer)) = answer.await {
+    // The caller's access (auth.rs) goes along into the task.
+    tokio::spawn(crate::auth::inherit(async move {
+        if let Some(answer) = answer.await {
             let _ = tx.send(answer.to_bytes()).await;
         }
-    });
+    }));
     let first = futures::stream::iter(first_event);
     let rest =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
@@ -630,8 +632,8 @@ async fn open_session_stream(gateway: &Gateway, view: &View, headers: &HeaderMap
             "unknown or expired session: initialize a new one",
         );
     }
-    let inbox = match gateway.sessions.get(id) {
-        Some(session) if &session.view == view => session.inbox.clone(),
+    let (inbox, takeover) = match gateway.sessions.get(id) {
+        Some(session) if &session.view == view => (session.inbox.clone(), session.takeover.clone()),
         _ => {
             return rpc_refusal(
                 StatusCode::NOT_FOUND,
@@ -640,11 +642,16 @@ async fn open_session_stream(gateway: &Gateway, view: &View, headers: &HeaderMap
             );
         }
     };
-    let Ok(inbox) = inbox.try_lock_owned() else {
+    // One GET stream per session: a newer one (a client reconnecting, perhaps before the
+    // server noticed the old connection is gone) replaces the open one.
+    takeover.notify_waiters();
+    let Ok(inbox) =
+        tokio::time::timeout(std::time::Duration::from_secs(2), inbox.lock_owned()).await
+    else {
         return rpc_refusal(
             StatusCode::CONFLICT,
             code::INVALID_REQUEST,
-            "this session already has an open GET stream",
+            "this session's GET stream could not be taken over",
         );
     };
     // Resumption: what was sent after the client's Last-Event-ID goes out again first.
@@ -674,8 +681,10 @@ async fn open_session_stream(gateway: &Gateway, view: &View, headers: &HeaderMap
         tokio::time::sleep(std::time::Duration::from_secs(15)).await;
         Some((Bytes::from_static(b": keepalive\n\n"), ()))
     });
-    let events =
-        futures::stream::select(messages, keepalive).map(Ok::<_, std::convert::Infallible>);
+    let replaced = async move { takeover.notified().await };
+    let events = futures::stream::select(messages, keepalive)
+        .take_until(replaced)
+        .map(Ok::<_, std::convert::Infallible>);
     (
         StatusCode::OK,
         [

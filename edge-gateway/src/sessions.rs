@@ -32,6 +32,8 @@ pub struct ClientSession {
     /// that reconnects with `Last-Event-ID`.
     sent: std::sync::Mutex<std::collections::VecDeque<(u64, Arc<Vec<u8>>)>>,
     next_event_id: AtomicU64,
+    /// Tells the open GET stream that a newer one (a reconnecting client) takes over.
+    pub takeover: Arc<tokio::sync::Notify>,
 }
 
 impl ClientSession {
@@ -46,6 +48,7 @@ impl ClientSession {
             inbox: Arc::new(tokio::sync::Mutex::new(inbox)),
             sent: Default::default(),
             next_event_id: AtomicU64::new(1),
+            takeover: Default::default(),
         }
     }
 
