@@ -82,7 +82,7 @@ impl Admin {
         } else {
             anyhow!(
                 "request to the router at {base} failed: {}",
-                error_chain(&e)
+                mcpr_core::error_chain(&e)
             )
         }
     }
@@ -138,18 +138,6 @@ impl Admin {
             .await?
             .unwrap_or(Value::Null))
     }
-}
-
-/// `reqwest` errors keep the useful part in their sources.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// One line for an error answer of the REST API (`{"error":{"status","code","field"?,"message"}}`),

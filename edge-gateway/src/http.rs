@@ -144,6 +144,30 @@ async fn delete_provider(
     end_session(&route.gateway, &View::Transparent(provider), &headers).await
 }
 
+/// The session the request names (`Mcp-Session-Id`), live here or resumable; otherwise
+/// the refusal the transport prescribes (400 without the header, 404 for an unknown one).
+fn session_of<'h>(
+    gateway: &Gateway,
+    view: &View,
+    headers: &'h HeaderMap,
+) -> Result<&'h str, Response> {
+    let Some(id) = header_str(headers, SESSION_HEADER) else {
+        return Err(rpc_refusal(
+            StatusCode::BAD_REQUEST,
+            code::INVALID_REQUEST,
+            "missing Mcp-Session-Id header: send initialize first",
+        ));
+    };
+    if !known_session(gateway, id, view) {
+        return Err(rpc_refusal(
+            StatusCode::NOT_FOUND,
+            code::INVALID_REQUEST,
+            "unknown or expired session: initialize a new one",
+        ));
+    }
+    Ok(id)
+}
+
 /// True when `id` is a live session of `view` here, or a sealed one made by any replica,
 /// which is then resumed here.
 fn known_session(gateway: &Gateway, id: &str, view: &View) -> bool {
@@ -172,20 +196,10 @@ fn known_session(gateway: &Gateway, id: &str, view: &View) -> bool {
 }
 
 async fn end_session(gateway: &Gateway, view: &View, headers: &HeaderMap) -> Response {
-    let Some(id) = header_str(headers, SESSION_HEADER) else {
-        return rpc_refusal(
-            StatusCode::BAD_REQUEST,
-            code::INVALID_REQUEST,
-            "DELETE needs the Mcp-Session-Id header",
-        );
+    let id = match session_of(gateway, view, headers) {
+        Ok(id) => id,
+        Err(refusal) => return refusal,
     };
-    if !known_session(gateway, id, view) {
-        return rpc_refusal(
-            StatusCode::NOT_FOUND,
-            code::INVALID_REQUEST,
-            "unknown or expired session",
-        );
-    }
     gateway
         .ended_sessions
         .insert(id.to_owned(), std::time::Instant::now());
@@ -309,21 +323,10 @@ async fn handle_post(
         ));
         id
     } else {
-        let Some(id) = header_str(headers, SESSION_HEADER) else {
-            return rpc_refusal(
-                StatusCode::BAD_REQUEST,
-                code::INVALID_REQUEST,
-                "missing Mcp-Session-Id header: send initialize first",
-            );
-        };
-        if !known_session(gateway, id, &view) {
-            return rpc_refusal(
-                StatusCode::NOT_FOUND,
-                code::INVALID_REQUEST,
-                "unknown or expired session: initialize a new one",
-            );
+        match session_of(gateway, &view, headers) {
+            Ok(id) => id.to_owned(),
+            Err(refusal) => return refusal,
         }
-        id.to_owned()
     };
 
     // A lone request that is relayed may bring messages of its own before its answer
@@ -618,20 +621,10 @@ async fn open_session_stream(gateway: &Gateway, view: &View, headers: &HeaderMap
             "GET needs Accept: text/event-stream",
         );
     }
-    let Some(id) = header_str(headers, SESSION_HEADER) else {
-        return rpc_refusal(
-            StatusCode::BAD_REQUEST,
-            code::INVALID_REQUEST,
-            "missing Mcp-Session-Id header: send initialize first",
-        );
+    let id = match session_of(gateway, view, headers) {
+        Ok(id) => id,
+        Err(refusal) => return refusal,
     };
-    if !known_session(gateway, id, view) {
-        return rpc_refusal(
-            StatusCode::NOT_FOUND,
-            code::INVALID_REQUEST,
-            "unknown or expired session: initialize a new one",
-        );
-    }
     let (inbox, takeover) = match gateway.sessions.get(id) {
         Some(session) if &session.view == view => (session.inbox.clone(), session.takeover.clone()),
         _ => {

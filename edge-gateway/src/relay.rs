@@ -211,7 +211,7 @@ async fn open(
     let channel = endpoint
         .connect()
         .await
-        .map_err(|e| unreachable(relay_url, &error_chain(&e)))?;
+        .map_err(|e| unreachable(relay_url, &mcpr_core::error_chain(&e)))?;
     let mut client = pb::relay_service_client::RelayServiceClient::new(channel)
         .max_decoding_message_size(64 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024);
@@ -267,15 +267,4 @@ async fn open(
         pending,
         broken,
     })
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

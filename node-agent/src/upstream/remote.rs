@@ -105,7 +105,11 @@ impl HttpTransport {
 
     async fn send(&self, msg: &Message) -> Result<reqwest::Response, HttpError> {
         let response = self.post(msg).send().await.map_err(|e| {
-            HttpError::lost(format!("cannot reach {}: {}", self.url, error_chain(&e)))
+            HttpError::lost(format!(
+                "cannot reach {}: {}",
+                self.url,
+                mcpr_core::error_chain(&e)
+            ))
         })?;
         if let Some(session) = response
             .headers()
@@ -225,17 +229,6 @@ impl HttpTransport {
             "SSE stream ended before the response arrived".into(),
         ))
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Incremental `text/event-stream` parser yielding each event's data.
