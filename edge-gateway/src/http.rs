@@ -515,14 +515,11 @@ async fn streamed_answer(
     let guard = gateway.delivery.open_stream(&session, &id, tx.clone());
     let task_gateway = gateway.clone();
     // Driven right here while nothing streams (no task spawned on the common path).
-    let mut answer = Box::pin(async move {
-        let answer = task_gateway.handle(&view, &session, message).await;
-        drop(guard);
-        answer
-    });
+    let mut answer = Box::pin(async move { task_gateway.handle(&view, &session, message).await });
     let first_event = tokio::select! {
         biased;
         answer = &mut answer => {
+            drop(guard);
             let body = answer.map(|a| a.to_bytes());
             return match body {
                 Some(body) if json_ok => json_response(StatusCode::OK, &body, None),
@@ -535,7 +532,23 @@ async fn streamed_answer(
     // Something came before the answer: stream it, then whatever follows, then the answer.
     // The caller's access (auth.rs) goes along into the task.
     tokio::spawn(crate::auth::inherit(async move {
-        if let Some(answer) = answer.await {
+        let answer = answer.await;
+        // Upstream messages travel to this stream by another path than the answer and may
+        // trail it by a moment: keep the stream open until they have settled (quiet for
+        // 5 ms, 100 ms at most), so the answer comes last. Known gap: a per-request event
+        // path ordered with the answer would make this exact (README, issue 3).
+        let settle_until = std::time::Instant::now() + std::time::Duration::from_millis(100);
+        let mut seen = guard.delivered();
+        while std::time::Instant::now() < settle_until {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            let now = guard.delivered();
+            if now == seen {
+                break;
+            }
+            seen = now;
+        }
+        drop(guard);
+        if let Some(answer) = answer {
             let _ = tx.send(answer.to_bytes()).await;
         }
     }));

@@ -104,11 +104,14 @@ pub fn expire_sessions(sessions: &Sessions, idle: Duration) -> usize {
     before - sessions.len()
 }
 
+/// Where a streaming request's messages go, and how many have gone.
+type RequestStream = (mpsc::Sender<Vec<u8>>, Arc<AtomicU64>);
+
 /// Open client requests that stream (session, client request id as JSON text), and
 /// server-to-client requests awaiting the client's answer.
 #[derive(Default)]
 pub struct Delivery {
-    request_streams: DashMap<(String, String), mpsc::Sender<Vec<u8>>>,
+    request_streams: DashMap<(String, String), RequestStream>,
     /// (session, our id for the request as JSON text) -> (relay URL, provider)
     server_requests: DashMap<(String, String), (String, String)>,
     /// Relayed client requests still running: (session, client id as JSON text) ->
@@ -126,10 +129,13 @@ impl Delivery {
         stream: mpsc::Sender<Vec<u8>>,
     ) -> StreamGuard {
         let key = (session.to_owned(), id.to_owned());
-        self.request_streams.insert(key.clone(), stream);
+        let delivered = Arc::new(AtomicU64::new(0));
+        self.request_streams
+            .insert(key.clone(), (stream, delivered.clone()));
         StreamGuard {
             delivery: self.clone(),
             key,
+            delivered,
         }
     }
 
@@ -168,6 +174,14 @@ impl Delivery {
 pub struct StreamGuard {
     delivery: Arc<Delivery>,
     key: (String, String),
+    delivered: Arc<AtomicU64>,
+}
+
+impl StreamGuard {
+    /// How many messages have been delivered to the stream so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for StreamGuard {
@@ -219,9 +233,10 @@ impl Gateway {
             .request_streams
             .get(&(event.client_session.clone(), event.related_id.clone()))
             .map(|s| s.clone());
-        if let Some(stream) = stream
+        if let Some((stream, delivered)) = stream
             && stream.send(bytes.clone()).await.is_ok()
         {
+            delivered.fetch_add(1, Ordering::Relaxed);
             return;
         }
         match self.sessions.get(&event.client_session) {

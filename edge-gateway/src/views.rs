@@ -101,7 +101,7 @@ impl Gateway {
         let id = message.id.clone().unwrap_or(Value::Null);
         let method = message.method.as_deref().unwrap_or_default();
         let answer = match (method, view) {
-            ("initialize", _) => self.initialize(view, &message),
+            ("initialize", _) => self.initialize(view, &message).await,
             ("ping", _) => Ok(raw(json!({}))),
             (_, View::Transparent(name)) => {
                 return crate::auth::guard_transparent(name, message, |m| {
@@ -123,7 +123,7 @@ impl Gateway {
         }
     }
 
-    fn initialize(&self, view: &View, message: &Message) -> Result<Box<RawValue>, RpcError> {
+    async fn initialize(&self, view: &View, message: &Message) -> Result<Box<RawValue>, RpcError> {
         let params = message.params_value()?;
         let requested = params
             .get("protocolVersion")
@@ -139,7 +139,7 @@ impl Gateway {
                 "instructions": INSTRUCTIONS,
             }),
             View::Transparent(name) => {
-                let snapshot = self.snapshot.load();
+                let snapshot = self.settled_snapshot(name).await;
                 let (provider, _) = route(&snapshot, name)?;
                 let Some(info) = &provider.server_info else {
                     return Err(not_running(provider));
