@@ -9,7 +9,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio::sync::broadcast;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::jsonrpc::Message;
 
@@ -32,8 +33,57 @@ pub trait LocalAgent: Send + Sync + 'static {
     ) -> BoxFuture<'a, ()>;
     /// Relays a client's response to a server-to-client request (see [`AgentEvent`]).
     fn respond<'a>(&'a self, provider: &'a str, message: Message) -> BoxFuture<'a, ()>;
-    /// What upstream servers send on their own, for every gateway to route.
-    fn events(&self) -> broadcast::Receiver<Arc<AgentEvent>>;
+    /// Calls `sink` with what upstream servers send on their own, until the subscription
+    /// drops.
+    fn subscribe(&self, sink: EventSink) -> Subscription;
+}
+
+/// Receives an upstream's own message synchronously, in the order the upstream sent it and
+/// before the answer it precedes is handed on: delivery never races the answer.
+pub type EventSink = Arc<dyn Fn(&Arc<AgentEvent>) + Send + Sync>;
+
+/// Synchronous fan-out of agent events to every subscriber (the in-process gateway, each
+/// gateway's relay stream).
+#[derive(Clone, Default)]
+pub struct EventHub {
+    sinks: Arc<RwLock<Vec<(u64, EventSink)>>>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl EventHub {
+    pub fn subscribe(&self, sink: EventSink) -> Subscription {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.sinks.write().unwrap().push((id, sink));
+        Subscription {
+            hub: self.clone(),
+            id,
+        }
+    }
+
+    /// Hands `event` to every subscriber; false when there is none.
+    pub fn send(&self, event: Arc<AgentEvent>) -> bool {
+        let sinks = self.sinks.read().unwrap();
+        for (_, sink) in sinks.iter() {
+            sink(&event);
+        }
+        !sinks.is_empty()
+    }
+}
+
+/// Ends its sink's subscription when dropped.
+pub struct Subscription {
+    hub: EventHub,
+    id: u64,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub
+            .sinks
+            .write()
+            .unwrap()
+            .retain(|(id, _)| *id != self.id);
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -520,12 +520,22 @@ async fn streamed_answer(
         biased;
         answer = &mut answer => {
             drop(guard);
-            let body = answer.map(|a| a.to_bytes());
-            return match body {
-                Some(body) if json_ok => json_response(StatusCode::OK, &body, None),
-                Some(body) => sse_response(&body, None),
-                None => StatusCode::ACCEPTED.into_response(),
-            };
+            let Some(answer) = answer else { return StatusCode::ACCEPTED.into_response() };
+            // Upstream messages are delivered before their answer is handed on: whatever
+            // came with it is in the channel now.
+            let mut before = Vec::new();
+            while let Ok(message) = rx.try_recv() {
+                before.push(message);
+            }
+            let body = answer.to_bytes();
+            if before.is_empty() {
+                return if json_ok { json_response(StatusCode::OK, &body, None) } else { sse_response(&body, None) };
+            }
+            let mut events: Vec<u8> = Vec::new();
+            for message in before.iter().chain(std::iter::once(&body)) {
+                events.extend_from_slice(&sse_event(message));
+            }
+            return (StatusCode::OK, [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], events).into_response();
         }
         event = rx.recv() => event,
     };
@@ -533,20 +543,6 @@ async fn streamed_answer(
     // The caller's access (auth.rs) goes along into the task.
     tokio::spawn(crate::auth::inherit(async move {
         let answer = answer.await;
-        // Upstream messages travel to this stream by another path than the answer and may
-        // trail it by a moment: keep the stream open until they have settled (quiet for
-        // 5 ms, 100 ms at most), so the answer comes last. Known gap: a per-request event
-        // path ordered with the answer would make this exact (README, issue 3).
-        let settle_until = std::time::Instant::now() + std::time::Duration::from_millis(100);
-        let mut seen = guard.delivered();
-        while std::time::Instant::now() < settle_until {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            let now = guard.delivered();
-            if now == seen {
-                break;
-            }
-            seen = now;
-        }
         drop(guard);
         if let Some(answer) = answer {
             let _ = tx.send(answer.to_bytes()).await;

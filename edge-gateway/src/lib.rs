@@ -89,6 +89,8 @@ pub struct Gateway {
     pub(crate) auth: auth::AuthState,
     pub(crate) sessions: Arc<sessions::Sessions>,
     pub(crate) delivery: Arc<sessions::Delivery>,
+    /// The in-process agent's events, for as long as the gateway lives.
+    local_events: std::sync::OnceLock<mcpr_core::relay::Subscription>,
     /// Sessions ended here (DELETE): a sealed id is not resumed after it (kept for a day).
     pub(crate) ended_sessions: dashmap::DashMap<String, std::time::Instant>,
     snapshot_ready: Arc<tokio::sync::Notify>,
@@ -107,28 +109,10 @@ impl Gateway {
         local: Option<(String, Arc<dyn mcpr_core::relay::LocalAgent>)>,
     ) -> Arc<Gateway> {
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
-        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
-        if let Some((relay_url, agent)) = &local {
-            let mut local_events = agent.events();
-            let relay_url = relay_url.clone();
-            let tx = events_tx.clone();
-            tokio::spawn(async move {
-                loop {
-                    match local_events.recv().await {
-                        Ok(event) => {
-                            if tx.send((relay_url.clone(), event)).is_err() {
-                                return;
-                            }
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    }
-                }
-            });
-        }
         let ready = Arc::new(tokio::sync::Notify::new());
         let gateway = Arc::new(Gateway {
-            relays: relay::RelayPool::new(config.request_timeout, local, events_tx),
+            relays: relay::RelayPool::new(config.request_timeout, local.clone()),
+            local_events: Default::default(),
             delivery: Default::default(),
             ended_sessions: Default::default(),
             auth: Default::default(),
@@ -148,16 +132,22 @@ impl Gateway {
             snapshot,
             ready,
         ));
-        // Upstream servers' own messages, from every agent, to the sessions they concern.
+        // Upstream servers' own messages, from every agent, to the sessions they concern,
+        // delivered synchronously so that they always precede the answer they belong to.
         let weak = Arc::downgrade(&gateway);
-        tokio::spawn(async move {
-            while let Some((relay_url, event)) = events_rx.recv().await {
-                let Some(gateway) = weak.upgrade() else {
-                    return;
-                };
-                gateway.deliver(&relay_url, &event).await;
-            }
-        });
+        let handler: relay::EventHandler = Arc::new(
+            move |relay_url: &str, event: &Arc<mcpr_core::relay::AgentEvent>| {
+                if let Some(gateway) = weak.upgrade() {
+                    gateway.deliver(relay_url, event);
+                }
+            },
+        );
+        gateway.relays.set_event_handler(handler.clone());
+        if let Some((relay_url, agent)) = &local {
+            let relay_url = relay_url.clone();
+            let subscription = agent.subscribe(Arc::new(move |event| handler(&relay_url, event)));
+            let _ = gateway.local_events.set(subscription);
+        }
         // Idle client sessions expire.
         let weak = Arc::downgrade(&gateway);
         tokio::spawn(async move {

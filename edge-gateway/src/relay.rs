@@ -22,27 +22,26 @@ struct Link {
     broken: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// Takes an agent's own message (relay URL, event), synchronously and in stream order.
+pub type EventHandler = Arc<dyn Fn(&str, &Arc<AgentEvent>) + Send + Sync>;
+
 /// Relay links to every agent, by relay URL.
 pub struct RelayPool {
     /// An agent in this process (`mcpr up`), called directly: (its relay URL, the agent).
     local: Option<(String, Arc<dyn LocalAgent>)>,
     links: DashMap<String, Arc<Link>>,
     /// Where agents' own messages (notifications, server requests) go, with their relay URL.
-    events: mpsc::UnboundedSender<(String, Arc<AgentEvent>)>,
+    events: Arc<std::sync::OnceLock<EventHandler>>,
     connecting: DashMap<String, Arc<Mutex<()>>>,
     next_exchange: AtomicU64,
     timeout: Duration,
 }
 
 impl RelayPool {
-    pub fn new(
-        timeout: Duration,
-        local: Option<(String, Arc<dyn LocalAgent>)>,
-        events: mpsc::UnboundedSender<(String, Arc<AgentEvent>)>,
-    ) -> Self {
+    pub fn new(timeout: Duration, local: Option<(String, Arc<dyn LocalAgent>)>) -> Self {
         RelayPool {
             local,
-            events,
+            events: Default::default(),
             links: DashMap::new(),
             connecting: DashMap::new(),
             next_exchange: AtomicU64::new(1),
@@ -158,6 +157,10 @@ impl RelayPool {
             .map_err(|_| unreachable(relay_url, "relay stream closed"))
     }
 
+    pub fn set_event_handler(&self, handler: EventHandler) {
+        let _ = self.events.set(handler);
+    }
+
     fn local_agent(&self, relay_url: &str) -> Option<&Arc<dyn LocalAgent>> {
         self.local
             .as_ref()
@@ -198,7 +201,7 @@ fn unreachable(relay_url: &str, why: &str) -> RpcError {
 
 async fn open(
     relay_url: &str,
-    events: mpsc::UnboundedSender<(String, Arc<AgentEvent>)>,
+    events: Arc<std::sync::OnceLock<EventHandler>>,
 ) -> Result<Link, RpcError> {
     let endpoint = tonic::transport::Endpoint::from_shared(relay_url.to_owned())
         .map_err(|e| unreachable(relay_url, &e.to_string()))?
@@ -250,7 +253,9 @@ async fn open(
                         kind,
                         message,
                     };
-                    let _ = events.send((url.clone(), Arc::new(event)));
+                    if let Some(handler) = events.get() {
+                        handler(&url, &Arc::new(event));
+                    }
                 }
                 Err(status) => {
                     tracing::warn!(relay = %url, %status, "relay stream failed");

@@ -203,7 +203,7 @@ impl Drop for InFlight {
 
 impl Gateway {
     /// Delivers one upstream-originated message from the agent at `relay_url`.
-    pub(crate) async fn deliver(&self, relay_url: &str, event: &AgentEvent) {
+    pub(crate) fn deliver(&self, relay_url: &str, event: &AgentEvent) {
         let bytes = event.message.to_bytes();
         if event.client_session.is_empty() {
             // For every client of the provider: its transparent-view sessions.
@@ -234,7 +234,7 @@ impl Gateway {
             .get(&(event.client_session.clone(), event.related_id.clone()))
             .map(|s| s.clone());
         if let Some((stream, delivered)) = stream
-            && stream.send(bytes.clone()).await.is_ok()
+            && stream.try_send(bytes.clone()).is_ok()
         {
             delivered.fetch_add(1, Ordering::Relaxed);
             return;

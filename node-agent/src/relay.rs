@@ -32,21 +32,12 @@ impl pb::relay_service_server::RelayService for RelayService {
         let agent = self.agent.clone();
         // What upstream servers send on their own goes to every gateway; each one delivers
         // what concerns its client sessions.
-        let mut events = agent.subscribe_events();
+        // What upstream servers send on their own goes to every gateway, each delivering
+        // what concerns its client sessions. It is queued synchronously, before the answer
+        // it precedes, so on the stream it always comes first.
         let events_tx = tx.clone();
-        tokio::spawn(async move {
-            loop {
-                let event = match events.recv().await {
-                    Ok(event) => event,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(
-                            missed,
-                            "a gateway fell behind; upstream notifications dropped"
-                        );
-                        continue;
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                };
+        let subscription = agent.subscribe_events(std::sync::Arc::new(
+            move |event: &std::sync::Arc<mcpr_core::relay::AgentEvent>| {
                 let kind = match event.kind {
                     mcpr_core::relay::EventKind::Notification => pb::RelayKind::Notification,
                     mcpr_core::relay::EventKind::Request => pb::RelayKind::ServerRequest,
@@ -59,12 +50,15 @@ impl pb::relay_service_server::RelayService for RelayService {
                     message: event.message.to_bytes(),
                     related_id: event.related_id.clone(),
                 };
-                if events_tx.send(Ok(frame)).await.is_err() {
-                    return;
+                if events_tx.try_send(Ok(frame)).is_err() {
+                    tracing::warn!(
+                        "a gateway's relay stream is full; an upstream notification was dropped"
+                    );
                 }
-            }
-        });
+            },
+        ));
         tokio::spawn(async move {
+            let _subscription = subscription;
             while let Some(frame) = incoming.next().await {
                 let frame = match frame {
                     Ok(frame) => frame,

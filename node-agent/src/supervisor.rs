@@ -198,7 +198,7 @@ pub struct Agent {
     /// Woken on every status change and log line; the reporter sends what is new.
     pub(crate) changed: Arc<Notify>,
     /// What upstream servers send on their own, for every connected gateway.
-    pub(crate) events: tokio::sync::broadcast::Sender<Arc<mcpr_core::relay::AgentEvent>>,
+    pub(crate) events: mcpr_core::relay::EventHub,
     /// The Docker Engine link (`docker` servers, the sandbox), connected on first use.
     pub docker: Arc<crate::runtime::DockerRuntime>,
     /// `python_sandbox`, reached as the reserved provider [`crate::sandbox::PROVIDER`].
@@ -220,7 +220,7 @@ impl Agent {
             servers: RwLock::default(),
             logs: Arc::default(),
             changed: Arc::new(Notify::new()),
-            events: tokio::sync::broadcast::channel(4096).0,
+            events: Default::default(),
         })
     }
 
@@ -454,8 +454,9 @@ impl Agent {
 
     pub fn subscribe_events(
         &self,
-    ) -> tokio::sync::broadcast::Receiver<Arc<mcpr_core::relay::AgentEvent>> {
-        self.events.subscribe()
+        sink: mcpr_core::relay::EventSink,
+    ) -> mcpr_core::relay::Subscription {
+        self.events.subscribe(sink)
     }
 
     pub async fn relay_notification(&self, provider: &str, client_session: &str, msg: Message) {
@@ -693,8 +694,8 @@ impl mcpr_core::relay::LocalAgent for Agent {
         Box::pin(self.relay_response(provider, message))
     }
 
-    fn events(&self) -> tokio::sync::broadcast::Receiver<Arc<mcpr_core::relay::AgentEvent>> {
-        self.subscribe_events()
+    fn subscribe(&self, sink: mcpr_core::relay::EventSink) -> mcpr_core::relay::Subscription {
+        self.subscribe_events(sink)
     }
 
     fn notify<'a>(

@@ -12,9 +12,9 @@ use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
 use mcpr_core::jsonrpc::Message;
+use mcpr_core::relay::EventHub;
 use mcpr_core::relay::{AgentEvent, EventKind};
 use serde_json::{Map, Value};
-use tokio::sync::broadcast;
 
 /// Where a request came from: the client session and the client's own request id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,7 +38,7 @@ impl Origin {
 struct Sink {
     provider: String,
     id_prefix: String,
-    events: broadcast::Sender<Arc<AgentEvent>>,
+    events: EventHub,
 }
 
 #[derive(Default)]
@@ -54,12 +54,7 @@ pub struct Routing {
 }
 
 impl Routing {
-    pub fn connect(
-        &self,
-        provider: &str,
-        id_prefix: &str,
-        events: broadcast::Sender<Arc<AgentEvent>>,
-    ) {
+    pub fn connect(&self, provider: &str, id_prefix: &str, events: EventHub) {
         let _ = self.sink.set(Sink {
             provider: provider.to_owned(),
             id_prefix: id_prefix.to_owned(),
@@ -132,7 +127,7 @@ impl Routing {
             kind,
             message,
         };
-        sink.events.send(Arc::new(event)).is_ok()
+        sink.events.send(Arc::new(event))
     }
 
     /// Routes a notification from the upstream. Returns false when nobody could take it.
@@ -237,11 +232,28 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn routing() -> (Routing, broadcast::Receiver<Arc<AgentEvent>>) {
-        let (tx, rx) = broadcast::channel(16);
+    /// Collects what the routing emits.
+    struct Collected(
+        std::sync::mpsc::Receiver<Arc<AgentEvent>>,
+        #[allow(dead_code)] mcpr_core::relay::Subscription,
+    );
+
+    impl Collected {
+        fn try_recv(&mut self) -> Result<Arc<AgentEvent>, std::sync::mpsc::TryRecvError> {
+            self.0.try_recv()
+        }
+    }
+
+    fn routing() -> (Routing, Collected) {
+        let hub = EventHub::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = std::sync::Mutex::new(tx);
+        let subscription = hub.subscribe(Arc::new(move |event: &Arc<AgentEvent>| {
+            let _ = tx.lock().unwrap().send(event.clone());
+        }));
         let routing = Routing::default();
-        routing.connect("p", "agent", tx);
-        (routing, rx)
+        routing.connect("p", "agent", hub);
+        (routing, Collected(rx, subscription))
     }
 
     fn origin(session: &str, id: &str) -> Origin {
