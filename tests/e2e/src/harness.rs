@@ -603,18 +603,7 @@ impl Cluster {
     }
 
     pub fn add_agent(&mut self, id: &str) {
-        let mut command = Command::new(bin("mcpr-node-agent"));
-        command.args([
-            "--id",
-            id,
-            "--control-plane",
-            &format!("http://127.0.0.1:{}", self.grpc_port),
-            "--relay-listen",
-            &format!("127.0.0.1:{}", free_port()),
-            "--backoff-ms",
-            "200",
-        ]);
-        self.agents.push(Proc::spawn(id, command));
+        self.add_agent_with_env(id, &[]);
     }
 
     pub fn add_gateway(&mut self) {
