@@ -143,6 +143,37 @@ impl Message {
     }
 }
 
+/// The body of an HTTP POST: a single message or a batch (JSON array, 2025-03-26), with
+/// whether it was a batch. Unparseable JSON is a parse error; JSON that is not a JSON-RPC
+/// message is an invalid request.
+pub fn parse_payload(body: &[u8]) -> Result<(Vec<Message>, bool), RpcError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        let values: Vec<Box<RawValue>> = serde_json::from_slice(body)
+            .map_err(|e| RpcError::new(code::PARSE_ERROR, format!("invalid JSON: {e}")))?;
+        if values.is_empty() {
+            return Err(RpcError::new(code::INVALID_REQUEST, "empty batch"));
+        }
+        let messages = values
+            .iter()
+            .map(|v| Message::parse(v.get().as_bytes()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((messages, true))
+    } else {
+        let message = Message::parse(body).map_err(|e| {
+            if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+                RpcError::new(
+                    code::INVALID_REQUEST,
+                    format!("not a JSON-RPC 2.0 message: {}", e.message),
+                )
+            } else {
+                e
+            }
+        })?;
+        Ok((vec![message], false))
+    }
+}
+
 pub fn to_raw(v: &Value) -> Box<RawValue> {
     RawValue::from_string(v.to_string()).expect("a Value is valid JSON")
 }
@@ -189,6 +220,23 @@ impl std::error::Error for RpcError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies() {
+        let (m, batch) = parse_payload(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).unwrap();
+        assert_eq!((m.len(), batch), (1, false));
+        let (m, batch) = parse_payload(br#" [{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#).unwrap();
+        assert_eq!((m.len(), batch), (2, true));
+        assert_eq!(parse_payload(b"{nope").unwrap_err().code, code::PARSE_ERROR);
+        assert_eq!(
+            parse_payload(br#"{"id":1}"#).unwrap_err().code,
+            code::INVALID_REQUEST
+        );
+        assert_eq!(
+            parse_payload(b"[]").unwrap_err().code,
+            code::INVALID_REQUEST
+        );
+    }
 
     #[test]
     fn params_and_results_pass_through_untouched() {

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures::StreamExt;
-use mcpr_core::jsonrpc::{Message, RpcError, code};
+use mcpr_core::jsonrpc::{Message, RpcError, code, parse_payload};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -268,7 +268,7 @@ async fn handle_post(
             );
         }
     };
-    let (messages, batch) = match parse_body(&body) {
+    let (messages, batch) = match parse_payload(&body) {
         Ok(parsed) => parsed,
         Err(error) => return rpc_error_response(StatusCode::BAD_REQUEST, Value::Null, &error),
     };
@@ -400,35 +400,6 @@ async fn read_body(body: Body) -> Result<Bytes, BodyError> {
         collected.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(collected))
-}
-
-/// A single message or a batch (JSON array, 2025-03-26).
-fn parse_body(body: &[u8]) -> Result<(Vec<Message>, bool), RpcError> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'[') {
-        let values: Vec<Box<serde_json::value::RawValue>> = serde_json::from_slice(body)
-            .map_err(|e| RpcError::new(code::PARSE_ERROR, format!("invalid JSON: {e}")))?;
-        if values.is_empty() {
-            return Err(RpcError::new(code::INVALID_REQUEST, "empty batch"));
-        }
-        let messages = values
-            .iter()
-            .map(|v| Message::parse(v.get().as_bytes()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((messages, true))
-    } else {
-        let message = Message::parse(body).map_err(|e| {
-            if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
-                RpcError::new(
-                    code::INVALID_REQUEST,
-                    format!("not a JSON-RPC 2.0 message: {}", e.message),
-                )
-            } else {
-                e
-            }
-        })?;
-        Ok((vec![message], false))
-    }
 }
 
 /// Refuses cross-origin browser requests (DNS rebinding): an `Origin`, when present, must be
@@ -748,20 +719,6 @@ pub fn rpc_refusal(status: StatusCode, code: i64, message: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bodies() {
-        let (m, batch) = parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).unwrap();
-        assert_eq!((m.len(), batch), (1, false));
-        let (m, batch) = parse_body(br#" [{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#).unwrap();
-        assert_eq!((m.len(), batch), (2, true));
-        assert_eq!(parse_body(b"{nope").unwrap_err().code, code::PARSE_ERROR);
-        assert_eq!(
-            parse_body(br#"{"id":1}"#).unwrap_err().code,
-            code::INVALID_REQUEST
-        );
-        assert_eq!(parse_body(b"[]").unwrap_err().code, code::INVALID_REQUEST);
-    }
 
     #[test]
     fn hostnames() {
