@@ -37,7 +37,7 @@ impl Admin {
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             bail!("invalid router URL {trimmed:?}: expected http://HOST:PORT");
         }
-        let client = reqwest::Client::builder()
+        let client = mcpr_tls::http_client()?
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("mcpr-cli/", env!("CARGO_PKG_VERSION")))
             .build()

@@ -69,7 +69,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("--header {name:?}: not a header value"))?,
         );
     }
-    let client = reqwest::Client::builder()
+    let client = mcpr_tls::http_client()?
         .default_headers(headers)
         .pool_max_idle_per_host(1024)
         .tcp_nodelay(true)

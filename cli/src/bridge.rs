@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 pub async fn run(url: &str) -> anyhow::Result<()> {
     let endpoint = mcp_endpoint(url);
-    let client = reqwest::Client::builder()
+    let client = mcpr_tls::http_client()?
         .build()
         .context("building the HTTP client")?;
     let session: Arc<RwLock<Option<String>>> = Arc::default();

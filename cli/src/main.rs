@@ -39,6 +39,9 @@ struct Cli {
     /// Print JSON for scripts instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// TLS: the router's own certificate (`up`, `stdio`) and the authority to trust (all).
+    #[command(flatten)]
+    tls: mcpr_tls::TlsArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -181,19 +184,24 @@ fn main() {
 }
 
 async fn run(cli: Cli, url_given: bool) -> anyhow::Result<()> {
+    let tls = cli.tls.install()?;
     match cli.command {
         Command::Up(args) => {
             mcpr_core::telemetry::init_logging();
             let options = args.options();
             if args.transport == Transport::Stdio {
-                return serve_stdio(&options).await;
+                return serve_stdio(&options, tls).await;
             }
             let listener = up::bind(&options).await?;
             let router = up::start(&options).await?;
-            up::banner(listener.local_addr()?, &options.mcp_path);
+            let scheme = match tls.as_ref().is_some_and(|t| t.serves()) {
+                true => "https",
+                false => "http",
+            };
+            up::banner(scheme, listener.local_addr()?, &options.mcp_path);
             let agent = router.agent.clone();
             tokio::select! {
-                served = mcpr_control_plane::serve_http(listener, router.http) => served?,
+                served = mcpr_tls::serve_http(listener, router.http, tls) => served?,
                 _ = shutdown_signal() => {}
             }
             agent.shutdown().await;
@@ -205,7 +213,7 @@ async fn run(cli: Cli, url_given: bool) -> anyhow::Result<()> {
             if url_given {
                 bridge::run(&cli.url).await
             } else {
-                serve_stdio(&up.options()).await
+                serve_stdio(&up.options(), tls).await
             }
         }
         Command::Server { command } => {
@@ -239,12 +247,15 @@ async fn run(cli: Cli, url_given: bool) -> anyhow::Result<()> {
 }
 
 /// The router in-process with MCP on stdin/stdout; API and UI on the port when it is free.
-async fn serve_stdio(options: &up::UpOptions) -> anyhow::Result<()> {
+async fn serve_stdio(
+    options: &up::UpOptions,
+    tls: Option<std::sync::Arc<mcpr_tls::Tls>>,
+) -> anyhow::Result<()> {
     let router = up::start(options).await?;
     match up::bind(options).await {
         Ok(listener) => {
             tracing::info!(addr = %listener.local_addr()?, "web UI and API listening");
-            tokio::spawn(mcpr_control_plane::serve_http(listener, router.http));
+            tokio::spawn(mcpr_tls::serve_http(listener, router.http, tls));
         }
         Err(e) => {
             tracing::warn!(error = %e, "web UI and API not served; MCP on stdio works regardless")

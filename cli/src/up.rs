@@ -41,14 +41,21 @@ pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
         security,
     };
     let control_plane =
-        mcpr_control_plane::ControlPlane::start(&cp_config, TcpListener::bind(loopback).await?)
-            .await?;
+        // The in-process links (config watch, agent registration) stay on loopback in plain
+        // gRPC: TLS of `mcpr up` is on its one public port.
+        mcpr_control_plane::ControlPlane::start(
+            &cp_config,
+            TcpListener::bind(loopback).await?,
+            None,
+        )
+        .await?;
     let control_plane_url = format!("http://{}", control_plane.grpc_addr);
     let agent_config = mcpr_node_agent::Config {
         agent_id: "local".into(),
         control_plane_url: control_plane_url.clone(),
         advertise_url: None,
         settings: options.agent.clone(),
+        tls: None,
     };
     let relay_listener = TcpListener::bind(loopback).await?;
     let relay_url = format!("http://{}", relay_listener.local_addr()?);
@@ -85,11 +92,11 @@ pub async fn bind(options: &UpOptions) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr} (use --port to pick another port)"))
 }
 
-pub fn banner(addr: SocketAddr, mcp_path: &str) {
+pub fn banner(scheme: &str, addr: SocketAddr, mcp_path: &str) {
     eprintln!("MCP Router is up");
-    eprintln!("  MCP (hierarchical): http://{addr}{mcp_path}");
-    eprintln!("  MCP (flat):         http://{addr}/mcp/all");
-    eprintln!("  MCP (one provider): http://{addr}/mcp/p/NAME");
-    eprintln!("  web UI:             http://{addr}/");
-    eprintln!("  REST API:           http://{addr}/api/v1");
+    eprintln!("  MCP (hierarchical): {scheme}://{addr}{mcp_path}");
+    eprintln!("  MCP (flat):         {scheme}://{addr}/mcp/all");
+    eprintln!("  MCP (one provider): {scheme}://{addr}/mcp/p/NAME");
+    eprintln!("  web UI:             {scheme}://{addr}/");
+    eprintln!("  REST API:           {scheme}://{addr}/api/v1");
 }

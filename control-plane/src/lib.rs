@@ -155,10 +155,12 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Opens the store and serves the gRPC services on `grpc_listener`.
+    /// Opens the store and serves the gRPC services on `grpc_listener`, over TLS (mutual
+    /// with a CA) when `grpc_tls` serves it.
     pub async fn start(
         config: &Config,
         grpc_listener: TcpListener,
+        grpc_tls: Option<&mcpr_tls::Tls>,
     ) -> anyhow::Result<ControlPlane> {
         let store = match &config.database_url {
             Some(url) if !url.is_empty() => Store::connect(url)
@@ -213,7 +215,7 @@ impl ControlPlane {
             "authentication (docs/AUTH.md)"
         );
         let grpc_addr = grpc_listener.local_addr()?;
-        let services = tonic::transport::Server::builder()
+        let services = mcpr_tls::grpc_server(grpc_tls)?
             .add_service(pb::config_service_server::ConfigServiceServer::new(
                 grpc::ConfigService {
                     registry: registry.clone(),
@@ -262,16 +264,6 @@ impl ControlPlane {
             .route_layer(admin_check)
             .merge(ui::router())
     }
-}
-
-/// Serves `router` on `listener` until the process ends.
-pub async fn serve_http(listener: TcpListener, router: axum::Router) -> anyhow::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
-    .context("HTTP server failed")
 }
 
 /// The key that seals client session ids: `MCPR_SESSION_KEY` (at least 32 characters; give

@@ -28,12 +28,15 @@ struct Args {
     /// Use Postgres instead of SQLite: postgres://user:password@host/db
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    #[command(flatten)]
+    tls: mcpr_tls::TlsArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     mcpr_core::telemetry::init_logging();
     let args = Args::parse();
+    let tls = args.tls.install()?;
     let grpc = TcpListener::bind(&args.grpc_listen).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {} (--grpc-listen): {e}", args.grpc_listen)
     })?;
@@ -47,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
         database_url: args.database_url,
         security,
     };
-    let cp = mcpr_control_plane::ControlPlane::start(&config, grpc).await?;
-    tracing::info!(addr = %http.local_addr()?, "control plane HTTP (API, UI) listening");
-    mcpr_control_plane::serve_http(http, cp.http_router()).await
+    let cp = mcpr_control_plane::ControlPlane::start(&config, grpc, tls.as_deref()).await?;
+    tracing::info!(addr = %http.local_addr()?, tls = tls.as_ref().is_some_and(|t| t.serves()), "control plane HTTP (API, UI) listening");
+    mcpr_tls::serve_http(http, cp.http_router(), tls).await
 }

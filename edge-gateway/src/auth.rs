@@ -540,7 +540,7 @@ pub async fn report_usage(gateway: Weak<Gateway>, control_plane: String, gateway
             continue;
         }
         if client.is_none() {
-            client = match tonic::transport::Endpoint::from_shared(control_plane.clone()) {
+            client = match mcpr_tls::grpc_endpoint(&control_plane) {
                 Ok(endpoint) => endpoint
                     .connect_timeout(Duration::from_secs(3))
                     .timeout(Duration::from_secs(5))

@@ -44,12 +44,15 @@ struct Args {
     /// Forget client sessions idle for this many seconds.
     #[arg(long, env = "MCPR_SESSION_IDLE_SECS", default_value_t = 86_400)]
     session_idle_secs: u64,
+    #[command(flatten)]
+    tls: mcpr_tls::TlsArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     mcpr_core::telemetry::init_logging();
     let args = Args::parse();
+    let tls = args.tls.install()?;
     if !args.mcp_path.starts_with('/') {
         anyhow::bail!("MCP_PATH must start with '/', got {:?}", args.mcp_path);
     }
@@ -69,12 +72,5 @@ async fn main() -> anyhow::Result<()> {
     let gateway = mcpr_edge_gateway::Gateway::start(config);
     tracing::info!(addr = %listener.local_addr()?, path = %gateway.config.mcp_path, "edge gateway listening");
     // The client address feeds the per-address rate limit (`auth.rs`).
-    axum::serve(
-        listener,
-        gateway
-            .router()
-            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .await?;
-    Ok(())
+    mcpr_tls::serve_http(listener, gateway.router(), tls).await
 }

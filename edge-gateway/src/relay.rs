@@ -203,8 +203,8 @@ async fn open(
     relay_url: &str,
     events: Arc<std::sync::OnceLock<EventHandler>>,
 ) -> Result<Link, RpcError> {
-    let endpoint = tonic::transport::Endpoint::from_shared(relay_url.to_owned())
-        .map_err(|e| unreachable(relay_url, &e.to_string()))?
+    let endpoint = mcpr_tls::grpc_endpoint(relay_url)
+        .map_err(|e| unreachable(relay_url, &format!("{e:#}")))?
         .connect_timeout(Duration::from_secs(3))
         .tcp_nodelay(true)
         .initial_stream_window_size(Some(4 * 1024 * 1024))

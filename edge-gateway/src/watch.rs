@@ -37,7 +37,7 @@ async fn stream_once(
     snapshot: &ArcSwap<Snapshot>,
     ready: &tokio::sync::Notify,
 ) -> anyhow::Result<()> {
-    let channel = tonic::transport::Endpoint::from_shared(control_plane.to_owned())?
+    let channel = mcpr_tls::grpc_endpoint(control_plane)?
         .connect_timeout(Duration::from_secs(3))
         .tcp_nodelay(true)
         .connect()

@@ -8,12 +8,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use mcpr_proto as pb;
 use pb::agent_service_client::AgentServiceClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::supervisor::{Agent, Assignment};
 
 pub async fn run(agent: Arc<Agent>, control_plane: String, relay_url: String) {
-    let endpoint = match Endpoint::from_shared(control_plane.clone()) {
+    let endpoint = match mcpr_tls::grpc_endpoint(&control_plane) {
         Ok(e) => e.connect_timeout(Duration::from_secs(5)).tcp_nodelay(true),
         Err(e) => {
             tracing::error!(url = %control_plane, error = %e, "invalid control plane URL");

@@ -26,15 +26,19 @@ pub struct Config {
     /// The relay URL gateways should dial; derived from the listener when `None`.
     pub advertise_url: Option<String>,
     pub settings: Settings,
+    /// Serves the relay over TLS (mutual with a CA) when set and serving.
+    pub tls: Option<Arc<mcpr_tls::Tls>>,
 }
 
 /// Serves the relay on `relay_listener` and connects to the control plane.
 pub async fn start(config: Config, relay_listener: TcpListener) -> anyhow::Result<Arc<Agent>> {
     let addr = relay_listener.local_addr()?;
-    let relay_url = config
-        .advertise_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+    let relay_url = config.advertise_url.clone().unwrap_or_else(|| {
+        match config.tls.as_ref().is_some_and(|t| t.serves()) {
+            true => format!("https://{addr}"),
+            false => format!("http://{addr}"),
+        }
+    });
     let mut settings = config.settings.clone();
     if settings.docker.owner.is_empty() {
         settings.docker.owner = docker_owner(&config.agent_id, &config.control_plane_url);
@@ -50,8 +54,9 @@ pub async fn start(config: Config, relay_listener: TcpListener) -> anyhow::Resul
         agent: agent.clone(),
     });
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(relay_listener);
+    let server = mcpr_tls::grpc_server(config.tls.as_deref())?;
     tokio::spawn(async move {
-        let server = tonic::transport::Server::builder()
+        let server = server
             .tcp_nodelay(true)
             .initial_stream_window_size(Some(4 * 1024 * 1024))
             .initial_connection_window_size(Some(16 * 1024 * 1024))

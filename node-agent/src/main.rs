@@ -42,12 +42,15 @@ struct Args {
     request_timeout_secs: u64,
     #[command(flatten)]
     docker: mcpr_node_agent::runtime::DockerArgs,
+    #[command(flatten)]
+    tls: mcpr_tls::TlsArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     mcpr_core::telemetry::init_logging();
     let args = Args::parse();
+    let tls = args.tls.install()?;
     let id = args.id.unwrap_or_else(|| {
         std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_owned())
@@ -72,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         control_plane_url: args.control_plane,
         advertise_url: args.advertise,
         settings,
+        tls,
     };
     let agent = mcpr_node_agent::start(config, listener).await?;
     shutdown_signal().await;

@@ -62,7 +62,8 @@ pub fn connect(
         value.set_sensitive(true);
         map.insert(name, value);
     }
-    let client = reqwest::Client::builder()
+    let client = mcpr_tls::http_client()
+        .map_err(|e| format!("{e:#}"))?
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(90))
         .build()

@@ -234,9 +234,14 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str) -> Api {
+        Api::with_client(base, reqwest::Client::new())
+    }
+
+    /// The REST API through a client of the test's making (e.g. one that trusts a test CA).
+    pub fn with_client(base: &str, client: reqwest::Client) -> Api {
         Api {
             base: base.trim_end_matches('/').to_owned(),
-            client: reqwest::Client::new(),
+            client,
         }
     }
 

@@ -1,0 +1,298 @@
+//! TLS (rustls) for every listener of the router and every link between its components.
+//!
+//! One identity per process. `MCPR_TLS_CERT` and `MCPR_TLS_KEY` (PEM files; or `--tls-cert`,
+//! `--tls-key`) turn TLS on for every listener the process has: the HTTP one (MCP, REST API,
+//! web UI) and the gRPC ones (config watch, agent service, relay). `MCPR_TLS_CA` (PEM) is
+//! the authority the components trust for each other: a gRPC client verifies its server
+//! against it and presents its own certificate, and a gRPC server with a CA requires a client
+//! certificate signed by it (mutual TLS), so that only the cluster's own components can watch
+//! configuration (which carries key hashes and the session key) or relay sessions. Peers
+//! reach a TLS listener with `https://` URLs; an `https://` URL without `MCPR_TLS_CA` is
+//! verified against the system's roots.
+//!
+//! Servers take their [`Tls`] explicitly; clients deep in the data path (a gateway's relay
+//! connections, an agent's control-plane link, the CLI) read the process's settings with
+//! [`current`], installed once at start by [`TlsArgs::install`].
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
+use tower::ServiceExt;
+
+/// A client that has not finished its TLS handshake by then is dropped: a slow or silent
+/// peer must not hold a task and a socket forever.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+static PROCESS: OnceLock<Option<Arc<Tls>>> = OnceLock::new();
+
+/// The TLS settings of a binary's command line (each also from its environment variable).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TlsArgs {
+    /// PEM certificate chain of this process: turns on TLS on every listener.
+    #[arg(
+        long = "tls-cert",
+        global = true,
+        env = "MCPR_TLS_CERT",
+        requires = "key"
+    )]
+    pub cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(
+        long = "tls-key",
+        global = true,
+        env = "MCPR_TLS_KEY",
+        requires = "cert"
+    )]
+    pub key: Option<PathBuf>,
+    /// PEM certificate authority the components trust for each other (mutual TLS on gRPC).
+    #[arg(long = "tls-ca", global = true, env = "MCPR_TLS_CA")]
+    pub ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// Loads and checks the files: `None` when no certificate is configured.
+    pub fn load(&self) -> anyhow::Result<Option<Arc<Tls>>> {
+        let ca = self.ca.as_deref().map(read_ca).transpose()?;
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Ok(Some(Arc::new(Tls::load(cert, key, ca)?))),
+            (None, None) => Ok(ca.map(|ca| {
+                Arc::new(Tls {
+                    identity: None,
+                    ca: Some(ca),
+                    http: None,
+                })
+            })),
+            (Some(_), None) => anyhow::bail!("MCPR_TLS_CERT is set but MCPR_TLS_KEY is not"),
+            (None, Some(_)) => anyhow::bail!("MCPR_TLS_KEY is set but MCPR_TLS_CERT is not"),
+        }
+    }
+
+    /// Loads the files and makes them this process's TLS settings (see [`current`]).
+    pub fn install(&self) -> anyhow::Result<Option<Arc<Tls>>> {
+        let tls = self.load()?;
+        if PROCESS.set(tls.clone()).is_err() {
+            anyhow::bail!("TLS settings were installed twice in one process");
+        }
+        Ok(tls)
+    }
+}
+
+/// The process's TLS settings, if [`TlsArgs::install`] found any.
+pub fn current() -> Option<Arc<Tls>> {
+    PROCESS.get().cloned().flatten()
+}
+
+/// This process's certificate and key (when it serves TLS) and the components' authority.
+pub struct Tls {
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+    ca: Option<Vec<u8>>,
+    http: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("serves", &self.identity.is_some())
+            .field("ca", &self.ca.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tls {
+    fn load(cert_path: &Path, key_path: &Path, ca: Option<Vec<u8>>) -> anyhow::Result<Tls> {
+        let cert = std::fs::read(cert_path)
+            .with_context(|| format!("reading MCPR_TLS_CERT {}", cert_path.display()))?;
+        let key = std::fs::read(key_path)
+            .with_context(|| format!("reading MCPR_TLS_KEY {}", key_path.display()))?;
+        let chain = CertificateDer::pem_slice_iter(&cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("MCPR_TLS_CERT {}: {e}", cert_path.display()))?;
+        anyhow::ensure!(
+            !chain.is_empty(),
+            "MCPR_TLS_CERT {} holds no PEM certificate",
+            cert_path.display()
+        );
+        let private = PrivateKeyDer::from_pem_slice(&key)
+            .map_err(|e| anyhow::anyhow!("MCPR_TLS_KEY {}: {e}", key_path.display()))?;
+        let mut http = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .with_no_client_auth()
+            .with_single_cert(chain, private)
+            .with_context(|| {
+                format!(
+                    "MCPR_TLS_KEY {} does not fit MCPR_TLS_CERT {}",
+                    key_path.display(),
+                    cert_path.display()
+                )
+            })?;
+        http.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Tls {
+            identity: Some((cert, key)),
+            ca,
+            http: Some(Arc::new(http)),
+        })
+    }
+
+    /// Whether this process serves TLS (a certificate is configured).
+    pub fn serves(&self) -> bool {
+        self.http.is_some()
+    }
+
+    /// The settings for a gRPC server: its identity, and with a CA, required client
+    /// certificates. `None` when this process has no certificate.
+    pub fn grpc_server(&self) -> Option<ServerTlsConfig> {
+        let (cert, key) = self.identity.as_ref()?;
+        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+        if let Some(ca) = &self.ca {
+            config = config.client_ca_root(Certificate::from_pem(ca));
+        }
+        Some(config)
+    }
+
+    fn grpc_client(&self) -> ClientTlsConfig {
+        let mut config = ClientTlsConfig::new();
+        match &self.ca {
+            Some(ca) => config = config.ca_certificate(Certificate::from_pem(ca)),
+            None => config = config.with_native_roots(),
+        }
+        if let Some((cert, key)) = &self.identity {
+            config = config.identity(Identity::from_pem(cert, key));
+        }
+        config
+    }
+
+    /// The components' authority, for HTTP clients (the CLI, the agent's remote upstreams).
+    pub fn ca_pem(&self) -> Option<&[u8]> {
+        self.ca.as_deref()
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read_ca(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let pem =
+        std::fs::read(path).with_context(|| format!("reading MCPR_TLS_CA {}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("MCPR_TLS_CA {}: {e}", path.display()))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "MCPR_TLS_CA {} holds no PEM certificate",
+        path.display()
+    );
+    Ok(pem)
+}
+
+/// A gRPC server builder, with TLS when this process serves it.
+pub fn grpc_server(tls: Option<&Tls>) -> anyhow::Result<tonic::transport::Server> {
+    let builder = tonic::transport::Server::builder();
+    match tls.and_then(Tls::grpc_server) {
+        Some(config) => builder
+            .tls_config(config)
+            .context("configuring TLS on the gRPC server"),
+        None => Ok(builder),
+    }
+}
+
+/// A gRPC endpoint for `url`: `https://` URLs use TLS with the process's settings.
+pub fn grpc_endpoint(url: &str) -> anyhow::Result<Endpoint> {
+    let endpoint =
+        Endpoint::from_shared(url.to_owned()).with_context(|| format!("invalid URL {url:?}"))?;
+    if !url.starts_with("https://") {
+        return Ok(endpoint);
+    }
+    let config = match current() {
+        Some(tls) => tls.grpc_client(),
+        None => ClientTlsConfig::new().with_native_roots(),
+    };
+    endpoint
+        .tls_config(config)
+        .with_context(|| format!("configuring TLS for {url}"))
+}
+
+/// An HTTP client builder that trusts the components' authority besides the system's roots.
+pub fn http_client() -> anyhow::Result<reqwest::ClientBuilder> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(pem) = current().as_ref().and_then(|tls| tls.ca_pem()) {
+        for cert in reqwest::Certificate::from_pem_bundle(pem).context("MCPR_TLS_CA")? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder)
+}
+
+/// Serves `router` on `listener` until the process ends, over TLS when `tls` serves it. The
+/// client's address reaches handlers as `ConnectInfo<SocketAddr>` either way.
+pub async fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Option<Arc<Tls>>,
+) -> anyhow::Result<()> {
+    let Some(config) = tls.and_then(|tls| tls.http.clone()) else {
+        return axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .context("HTTP server failed");
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                // HTTP/2 carries the host in `:authority`, not a Host header; the gateway's
+                // DNS-rebinding check reads Host, so give it the one the client sent.
+                if !request.headers().contains_key(hyper::header::HOST)
+                    && let Some(host) = request
+                        .uri()
+                        .authority()
+                        .and_then(|a| hyper::header::HeaderValue::from_str(a.as_str()).ok())
+                {
+                    request.headers_mut().insert(hyper::header::HOST, host);
+                }
+                router.clone().oneshot(request.map(axum::body::Body::new))
+            });
+            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
