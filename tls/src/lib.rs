@@ -34,26 +34,36 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 static PROCESS: OnceLock<Option<Arc<Tls>>> = OnceLock::new();
 
 /// The TLS settings of a binary's command line (each also from its environment variable).
+/// Argument ids carry a `tls_` prefix: they are global in `mcpr`, whose subcommands have
+/// arguments of their own called `key`.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct TlsArgs {
     /// PEM certificate chain of this process: turns on TLS on every listener.
     #[arg(
+        id = "tls_cert",
         long = "tls-cert",
         global = true,
         env = "MCPR_TLS_CERT",
-        requires = "key"
+        requires = "tls_key"
     )]
     pub cert: Option<PathBuf>,
     /// PEM private key for --tls-cert.
     #[arg(
+        id = "tls_key",
         long = "tls-key",
         global = true,
         env = "MCPR_TLS_KEY",
-        requires = "cert"
+        requires = "tls_cert"
     )]
     pub key: Option<PathBuf>,
     /// PEM certificate authority the components trust for each other (mutual TLS on gRPC).
-    #[arg(long = "tls-ca", global = true, env = "MCPR_TLS_CA")]
+    #[arg(
+        id = "tls_ca",
+        long = "tls-ca",
+        value_name = "PEM",
+        global = true,
+        env = "MCPR_TLS_CA"
+    )]
     pub ca: Option<PathBuf>,
 }
 
