@@ -272,6 +272,10 @@ async fn handle_post(
         Ok(parsed) => parsed,
         Err(error) => return rpc_error_response(StatusCode::BAD_REQUEST, Value::Null, &error),
     };
+    // The modern era (2026-07-28) has no session: its requests take their own path.
+    if crate::modern::applies(headers, &messages) {
+        return crate::modern::handle(gateway, view, headers, messages, batch).await;
+    }
     if let Some(version) = header_str(headers, VERSION_HEADER)
         && !SUPPORTED_VERSIONS.contains(&version)
     {

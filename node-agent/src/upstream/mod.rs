@@ -41,7 +41,7 @@ pub enum UpstreamEvent {
 enum Outbound {
     /// Line-delimited JSON on the child's stdin.
     Lines(mpsc::Sender<Vec<u8>>),
-    Http(remote::HttpTransport),
+    Http(Box<remote::HttpTransport>),
 }
 
 /// One live upstream MCP session.
@@ -365,10 +365,11 @@ impl Connection {
             }
         }
         let count = tools.len();
-        Ok((
-            serde_json::to_string(&tools).expect("raw values serialize"),
-            count,
-        ))
+        let tools_json = serde_json::to_string(&tools).expect("raw values serialize");
+        if let Outbound::Http(http) = &self.outbound {
+            http.set_tools(&tools_json);
+        }
+        Ok((tools_json, count))
     }
 }
 

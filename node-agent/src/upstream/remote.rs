@@ -1,6 +1,11 @@
 //! The `remote` runtime: a streamable-HTTP MCP server elsewhere (MCP 2025-03-26 and later
 //! transports). Each request is a POST whose answer is either one JSON message or an SSE
 //! stream carrying the response (and perhaps notifications and requests before it).
+//!
+//! A client request of the modern era (2026-07-28: its `_meta` names its protocol version)
+//! goes out as one: with that version in `MCP-Protocol-Version` and the standard headers
+//! (SEP-2243) its body implies, so a server that speaks both eras answers it as a modern
+//! request; its HTTP 400 and 404 answers carry JSON-RPC errors, not a lost session.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -23,6 +28,8 @@ pub struct HttpTransport {
     headers: HeaderMap,
     session_id: RwLock<Option<String>>,
     protocol_version: RwLock<Option<String>>,
+    /// Input schemas by tool name, for the `Mcp-Param-*` headers of modern tool calls.
+    tool_schemas: RwLock<std::collections::HashMap<String, Value>>,
 }
 
 #[derive(Debug)]
@@ -73,9 +80,10 @@ pub fn connect(
         headers: map,
         session_id: RwLock::new(None),
         protocol_version: RwLock::new(None),
+        tool_schemas: RwLock::default(),
     };
     Ok(Connection::new(
-        Outbound::Http(transport),
+        Outbound::Http(Box::new(transport)),
         events,
         request_timeout,
     ))
@@ -86,7 +94,33 @@ impl HttpTransport {
         *self.protocol_version.write().unwrap() = Some(version);
     }
 
-    fn post(&self, msg: &Message) -> reqwest::RequestBuilder {
+    /// Remembers the tools' input schemas (after each `tools/list` of the handshake).
+    pub fn set_tools(&self, tools_json: &str) {
+        let tools: Vec<Value> = serde_json::from_str(tools_json).unwrap_or_default();
+        let schemas = tools
+            .into_iter()
+            .filter_map(|tool| {
+                let name = tool.get("name")?.as_str()?.to_owned();
+                Some((name, tool.get("inputSchema")?.clone()))
+            })
+            .collect();
+        *self.tool_schemas.write().unwrap() = schemas;
+    }
+
+    /// The modern protocol version a request's `_meta` names, if any.
+    fn modern_version(msg: &Message) -> Option<String> {
+        let params = msg.params.as_ref()?;
+        if !params
+            .get()
+            .contains(mcpr_core::mcp_headers::META_PROTOCOL_VERSION)
+        {
+            return None;
+        }
+        let params: Value = serde_json::from_str(params.get()).ok()?;
+        mcpr_core::mcp_headers::meta_protocol_version(Some(&params)).map(str::to_owned)
+    }
+
+    fn post(&self, msg: &Message, modern: Option<&str>) -> reqwest::RequestBuilder {
         let mut request = self
             .client
             .post(&self.url)
@@ -97,20 +131,46 @@ impl HttpTransport {
         if let Some(session) = self.session_id.read().unwrap().as_deref() {
             request = request.header(SESSION_HEADER, session);
         }
-        if let Some(version) = self.protocol_version.read().unwrap().as_deref() {
+        if let Some(version) = modern {
+            request = request.header(VERSION_HEADER, version);
+            for (name, value) in self.standard_headers(msg) {
+                request = request.header(name, value);
+            }
+        } else if let Some(version) = self.protocol_version.read().unwrap().as_deref() {
             request = request.header(VERSION_HEADER, version);
         }
         request
     }
 
+    /// `Mcp-Method`, `Mcp-Name` and `Mcp-Param-*` for a modern request.
+    fn standard_headers(&self, msg: &Message) -> Vec<(String, String)> {
+        let method = msg.method.as_deref().unwrap_or_default();
+        let params: Option<Value> = msg
+            .params
+            .as_ref()
+            .and_then(|p| serde_json::from_str(p.get()).ok());
+        let schemas = self.tool_schemas.read().unwrap();
+        let schema = params
+            .as_ref()
+            .and_then(|p| p.get("name"))
+            .and_then(Value::as_str)
+            .and_then(|name| schemas.get(name));
+        mcpr_core::mcp_headers::request_headers(method, params.as_ref(), schema)
+    }
+
     async fn send(&self, msg: &Message) -> Result<reqwest::Response, HttpError> {
-        let response = self.post(msg).send().await.map_err(|e| {
-            HttpError::lost(format!(
-                "cannot reach {}: {}",
-                self.url,
-                mcpr_core::error_chain(&e)
-            ))
-        })?;
+        let modern = Self::modern_version(msg);
+        let response = self
+            .post(msg, modern.as_deref())
+            .send()
+            .await
+            .map_err(|e| {
+                HttpError::lost(format!(
+                    "cannot reach {}: {}",
+                    self.url,
+                    mcpr_core::error_chain(&e)
+                ))
+            })?;
         if let Some(session) = response
             .headers()
             .get(SESSION_HEADER)
@@ -122,6 +182,15 @@ impl HttpTransport {
             }
         }
         let status = response.status();
+        let json_body = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        // 2026-07-28 gives JSON-RPC errors an HTTP status (400, 404): the body is the answer.
+        if modern.is_some() && status.is_client_error() && json_body {
+            return Ok(response);
+        }
         if status == reqwest::StatusCode::NOT_FOUND && self.session_id.read().unwrap().is_some() {
             return Err(HttpError::lost(format!(
                 "{} ended the session (404)",

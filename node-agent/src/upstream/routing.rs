@@ -132,6 +132,9 @@ impl Routing {
 
     /// Routes a notification from the upstream. Returns false when nobody could take it.
     pub fn notification(&self, mut message: Message, arrived_with: Option<u64>) -> bool {
+        if let Some(delivered) = self.subscription_notification(&mut message) {
+            return delivered;
+        }
         let method = message.method.as_deref().unwrap_or_default();
         match method {
             "notifications/progress" => {
@@ -181,6 +184,32 @@ impl Routing {
             // list_changed, resources/updated and anything newer: every client of the provider.
             _ => self.emit(Origin::none(), EventKind::Notification, message),
         }
+    }
+
+    /// A notification of a `subscriptions/listen` stream (2026-07-28) names the listen
+    /// request in `_meta`; it goes to the client whose listen request that is, with the
+    /// client's own id put back. `None` when the notification names no request of ours.
+    fn subscription_notification(&self, message: &mut Message) -> Option<bool> {
+        const KEY: &str = mcpr_core::mcp_headers::META_SUBSCRIPTION_ID;
+        if !message.params.as_ref()?.get().contains(KEY) {
+            return None;
+        }
+        let mut params = message.params_value().ok()?;
+        let meta = params.get_mut("_meta")?.as_object_mut()?;
+        let upstream_id = match meta.get(KEY)? {
+            Value::Number(n) => n.as_u64()?,
+            Value::String(s) => s.parse().ok()?,
+            _ => return None,
+        };
+        let origin = self.in_flight.get(&upstream_id)?.clone();
+        let client_id = serde_json::from_str::<Value>(&origin.related_id).ok()?;
+        meta.insert(KEY.into(), client_id);
+        message.params = Some(mcpr_core::jsonrpc::to_raw(&Value::Object(params)));
+        Some(self.emit(
+            origin,
+            EventKind::Notification,
+            std::mem::replace(message, Message::notification("", None)),
+        ))
     }
 
     /// Forwards a server-to-client request to the client it concerns; returns false when no
@@ -335,6 +364,35 @@ mod tests {
         // Without a link (stdio), the newest request in flight gets it.
         assert!(routing.server_request(Message::request(json!(43), "roots/list", None), None));
         assert_eq!(rx.try_recv().unwrap().client_session, "B");
+    }
+
+    #[test]
+    fn listen_notifications_go_to_their_listen_request() {
+        let (routing, mut rx) = routing();
+        routing.outgoing(
+            Message::request(json!(1), "subscriptions/listen", None),
+            5,
+            origin("modern", "\"L1\""),
+        );
+        let changed = Message::notification(
+            "notifications/tools/list_changed",
+            Some(json!({"_meta": {"io.modelcontextprotocol/subscriptionId": 5}})),
+        );
+        assert!(routing.notification(changed, None));
+        let event = rx.try_recv().unwrap();
+        assert_eq!(
+            (event.client_session.as_str(), event.related_id.as_str()),
+            ("modern", "\"L1\"")
+        );
+        assert!(
+            event
+                .message
+                .params
+                .as_ref()
+                .unwrap()
+                .get()
+                .contains(r#"subscriptionId":"L1""#)
+        );
     }
 
     #[test]
