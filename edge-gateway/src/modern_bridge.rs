@@ -301,10 +301,9 @@ fn rank(level: &str) -> Option<usize> {
 /// 2026-07-28 results say what they are: a legacy upstream's result is a complete one.
 fn mark_complete(answer: &mut Message) {
     let Some(result) = &answer.result else { return };
-    if result.get().contains("\"resultType\"") {
-        return;
-    }
-    if let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(result.get()) {
+    if let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(result.get())
+        && !map.contains_key("resultType")
+    {
         map.insert("resultType".into(), json!("complete"));
         answer.result = Some(jsonrpc::to_raw(&Value::Object(map)));
     }
