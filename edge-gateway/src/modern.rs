@@ -301,21 +301,14 @@ fn router_info() -> Value {
 /// `subscriptions/listen`: relayed to the provider, whose notifications for it (tagged with
 /// the subscription id, which the agent maps back to this request) stream to the client
 /// until it hangs up; then the upstream subscription is cancelled.
-async fn listen(gateway: &Arc<Gateway>, view: View, mut message: Message) -> Response {
+async fn listen(gateway: &Arc<Gateway>, view: View, message: Message) -> Response {
     let client_id = message.id.clone().unwrap_or(Value::Null);
-    let internal = internal_id();
-    message.id = Some(internal.clone());
-    let (tx, rx) = mpsc::channel::<Vec<u8>>(64);
-    let guard = gateway
-        .delivery
-        .open_stream(MODERN_SESSION, &internal.to_string(), tx);
-    let relay_gateway = gateway.clone();
-    let relay_view = view.clone();
-    let answer = crate::auth::inherit(async move {
-        relay_gateway
-            .handle(&relay_view, MODERN_SESSION, message)
-            .await
-    });
+    let Relayed {
+        internal,
+        answer,
+        events: rx,
+        stream: guard,
+    } = relay(gateway, view.clone(), message);
     let ids = (internal.clone(), client_id.clone());
     let events =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) })
@@ -336,10 +329,17 @@ async fn listen(gateway: &Arc<Gateway>, view: View, mut message: Message) -> Res
         internal,
         _guard: guard,
     };
-    let body = futures::stream::select(events, ending).map(move |bytes| {
-        let _keep = &cancel;
-        Ok::<_, std::convert::Infallible>(sse_event(&bytes))
-    });
+    // Whatever comes, the stream ends with the answer.
+    let body = futures::stream::select(events.map(|b| (b, false)), ending.map(|b| (b, true)))
+        .scan(false, |answered, (bytes, is_answer)| {
+            let next = (!*answered).then_some(bytes);
+            *answered |= is_answer;
+            futures::future::ready(next)
+        })
+        .map(move |bytes| {
+            let _keep = &cancel;
+            Ok::<_, std::convert::Infallible>(sse_event(&bytes))
+        });
     (
         StatusCode::OK,
         [
@@ -349,6 +349,38 @@ async fn listen(gateway: &Arc<Gateway>, view: View, mut message: Message) -> Res
         Body::from_stream(body),
     )
         .into_response()
+}
+
+/// A modern request on its way to the provider under its own `internal_id`.
+pub struct Relayed {
+    pub internal: Value,
+    /// The provider's answer (with the internal id).
+    pub answer: std::pin::Pin<Box<dyn std::future::Future<Output = Option<Message>> + Send>>,
+    /// What the upstream sends about the request before its answer.
+    pub events: mpsc::Receiver<Vec<u8>>,
+    /// Keeps `events` routed to this request.
+    pub stream: crate::sessions::StreamGuard,
+}
+
+/// Starts relaying `message` on `view` under a fresh id; the answer runs when polled, with
+/// the caller's access (`auth.rs`), wherever it is polled from.
+pub fn relay(gateway: &Arc<Gateway>, view: View, mut message: Message) -> Relayed {
+    let internal = internal_id();
+    message.id = Some(internal.clone());
+    let (tx, events) = mpsc::channel::<Vec<u8>>(64);
+    let stream = gateway
+        .delivery
+        .open_stream(MODERN_SESSION, &internal.to_string(), tx);
+    let relay_gateway = gateway.clone();
+    let answer = Box::pin(crate::auth::inherit(async move {
+        relay_gateway.handle(&view, MODERN_SESSION, message).await
+    }));
+    Relayed {
+        internal,
+        answer,
+        events,
+        stream,
+    }
 }
 
 /// Cancels a relayed request when the client's stream is gone.

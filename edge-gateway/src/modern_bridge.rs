@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::Gateway;
-use crate::modern::{MODERN_SESSION, RequestMeta, answer_response, internal_id};
+use crate::modern::{MODERN_SESSION, RequestMeta, answer_response};
 use crate::sessions::StreamGuard;
 use crate::views::View;
 
@@ -72,7 +72,7 @@ impl Bridges {
 pub async fn call(
     gateway: &Arc<Gateway>,
     view: View,
-    mut message: Message,
+    message: Message,
     params: Option<Value>,
     meta: RequestMeta,
 ) -> Response {
@@ -104,24 +104,12 @@ pub async fn call(
             call
         }
         None => {
-            let internal = internal_id();
-            message.id = Some(internal.clone());
-            let (tx, events) = mpsc::channel::<Vec<u8>>(64);
-            let stream = gateway
-                .delivery
-                .open_stream(MODERN_SESSION, &internal.to_string(), tx);
-            let relay_gateway = gateway.clone();
-            let relay_view = view.clone();
-            let answer: Answer = Box::pin(crate::auth::inherit(async move {
-                relay_gateway
-                    .handle(&relay_view, MODERN_SESSION, message)
-                    .await
-            }));
+            let relayed = crate::modern::relay(gateway, view.clone(), message);
             Call {
                 view,
-                answer,
-                events,
-                _stream: stream,
+                answer: relayed.answer,
+                events: relayed.events,
+                _stream: relayed.stream,
                 asked: HashMap::new(),
                 next_key: 0,
                 parked_at: Instant::now(),

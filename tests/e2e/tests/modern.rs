@@ -140,6 +140,14 @@ async fn modern_post(url: &str, id: Value, method: &str, params: Value) -> (u16,
     (status, messages)
 }
 
+/// The one input request of an InputRequiredResult: its key and the request.
+fn only_input_request(result: &Value) -> (String, Value) {
+    let requests = result["inputRequests"].as_object().expect("inputRequests");
+    assert_eq!(requests.len(), 1, "{result}");
+    let (key, request) = requests.iter().next().expect("one input request");
+    (key.clone(), request.clone())
+}
+
 async fn router_with_legacy_server() -> (Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let script = dir.path().join("legacy_server.py");
@@ -191,20 +199,14 @@ async fn legacy_elicitation_reaches_a_modern_client_as_input_required() {
     let result = &answer[0]["result"];
     assert_eq!(answer[0]["id"], "c1");
     assert_eq!(result["resultType"], "input_required", "{result}");
-    let (key, input) = result["inputRequests"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .next()
-        .unwrap();
+    let (key, input) = only_input_request(result);
     assert_eq!(input["method"], "elicitation/create");
     assert_eq!(input["params"]["message"], "What is your name?");
     let state = result["requestState"].as_str().unwrap().to_owned();
 
     // The retry carries the answer; the upstream call goes on to its result.
     let mut retry = call(capable.clone());
-    retry["inputResponses"] =
-        json!({ key.clone(): {"action": "accept", "content": {"name": "Ann"}} });
+    retry["inputResponses"] = json!({ key: {"action": "accept", "content": {"name": "Ann"}} });
     retry["requestState"] = json!(state);
     let (status, answer) = modern_post(&url, json!("c2"), "tools/call", retry.clone()).await;
     assert_eq!(status, 200);
@@ -228,17 +230,13 @@ async fn legacy_elicitation_reaches_a_modern_client_as_input_required() {
     let mut rounds = 0;
     while result["resultType"] == "input_required" {
         rounds += 1;
-        let (key, input) = result["inputRequests"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .next()
-            .unwrap();
+        let (key, input) = only_input_request(&result);
         let field = input["params"]["requestedSchema"]["required"][0]
             .as_str()
             .unwrap();
         let mut retry = twice(logging.clone());
-        retry["inputResponses"] = json!({ key.clone(): {"action": "accept", "content": { field: replies.next().unwrap() }} });
+        retry["inputResponses"] =
+            json!({ key: {"action": "accept", "content": { field: replies.next().unwrap() }} });
         retry["requestState"] = result["requestState"].clone();
         let (_, answer) = modern_post(&url, json!(10 + rounds), "tools/call", retry).await;
         result = answer.last().unwrap()["result"].clone();
