@@ -464,6 +464,26 @@ pub fn answer_response(answer: &Message, before: Vec<Vec<u8>>) -> Response {
         .into_response()
 }
 
+/// An SSE answer: `first`, then every message from `rest` until its senders are gone.
+pub fn stream_response(first: Vec<u8>, rest: mpsc::Receiver<Vec<u8>>) -> Response {
+    let rest = futures::stream::unfold(
+        rest,
+        |mut rx| async move { rx.recv().await.map(|m| (m, rx)) },
+    );
+    let events = futures::stream::once(async move { first })
+        .chain(rest)
+        .map(|bytes| Ok::<_, std::convert::Infallible>(sse_event(&bytes)));
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(events),
+    )
+        .into_response()
+}
+
 fn refusal(status: StatusCode, id: Value, error: RpcError) -> Response {
     (
         status,

@@ -116,59 +116,92 @@ pub async fn call(
             }
         }
     };
-    drive(gateway, call, client_id, &meta).await
+    drive(gateway, call, client_id, meta).await
 }
 
-/// Runs the call until its answer, or until the upstream asks the client something.
+/// Answers the call: as one JSON body when its answer comes first, else as an SSE stream
+/// carrying the upstream's notifications (progress, logs) as they come, then the answer.
 async fn drive(
     gateway: &Arc<Gateway>,
+    call: Call,
+    client_id: Value,
+    meta: RequestMeta,
+) -> Response {
+    let (out, mut notifications) = mpsc::channel::<Vec<u8>>(64);
+    let mut run = Box::pin(crate::auth::inherit(run(
+        gateway.clone(),
+        call,
+        client_id,
+        meta,
+        out.clone(),
+    )));
+    let first = tokio::select! {
+        biased;
+        answer = &mut run => {
+            let mut before = Vec::new();
+            while let Ok(bytes) = notifications.try_recv() {
+                before.push(bytes);
+            }
+            return match answer {
+                Some(answer) => answer_response(&answer, before),
+                None => StatusCode::ACCEPTED.into_response(),
+            };
+        }
+        Some(first) = notifications.recv() => first,
+    };
+    tokio::spawn(async move {
+        if let Some(answer) = run.await {
+            let _ = out.send(answer.to_bytes()).await;
+        }
+    });
+    crate::modern::stream_response(first, notifications)
+}
+
+/// Runs the call until its answer, or until the upstream asks the client something (then
+/// the call is parked and the answer is an `InputRequiredResult`). Notifications for the
+/// client go to `out` meanwhile.
+async fn run(
+    gateway: Arc<Gateway>,
     mut call: Call,
     client_id: Value,
-    meta: &RequestMeta,
-) -> Response {
-    let mut before = Vec::new();
+    meta: RequestMeta,
+    out: mpsc::Sender<Vec<u8>>,
+) -> Option<Message> {
     loop {
         tokio::select! {
             biased;
             answer = &mut call.answer => {
-                // Upstream messages are delivered before their answer: drain them first.
+                // Upstream messages are delivered before their answer: pass them on first.
                 while let Ok(bytes) = call.events.try_recv() {
-                    if let Some(bytes) = pass_notification(&bytes, meta) {
-                        before.push(bytes);
+                    if let Some(bytes) = pass_notification(&bytes, &meta) {
+                        let _ = out.send(bytes).await;
                     }
                 }
-                let Some(mut answer) = answer else {
-                    return StatusCode::ACCEPTED.into_response();
-                };
+                let mut answer = answer?;
                 answer.id = Some(client_id);
                 mark_complete(&mut answer);
-                return answer_response(&answer, before);
+                return Some(answer);
             }
             Some(bytes) = call.events.recv() => {
                 let Ok(message) = Message::parse(&bytes) else { continue };
                 if message.kind() != Ok(Kind::Request) {
-                    if let Some(bytes) = pass_notification(&bytes, meta) {
-                        before.push(bytes);
+                    if let Some(bytes) = pass_notification(&bytes, &meta) {
+                        let _ = out.send(bytes).await;
                     }
                     continue;
                 }
-                let Some(request) = ask_client(gateway, &mut call, message, meta).await else {
+                let Some((key, input)) = ask_client(&gateway, &mut call, message, &meta).await else {
                     continue;
                 };
-                let (key, input) = request;
-                let state = {
-                    let mut requests = Map::new();
-                    requests.insert(key, input);
-                    let state = gateway.bridges.park(call, gateway.config.request_timeout);
-                    (requests, state)
-                };
+                let mut requests = Map::new();
+                requests.insert(key, input);
+                let state = gateway.bridges.park(call, gateway.config.request_timeout);
                 let result = json!({
                     "resultType": "input_required",
-                    "inputRequests": Value::Object(state.0),
-                    "requestState": state.1,
+                    "inputRequests": Value::Object(requests),
+                    "requestState": state,
                 });
-                let answer = Message::result(client_id, jsonrpc::to_raw(&result));
-                return answer_response(&answer, before);
+                return Some(Message::result(client_id, jsonrpc::to_raw(&result)));
             }
         }
     }
