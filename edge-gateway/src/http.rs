@@ -1,5 +1,7 @@
-//! The streamable HTTP front door (MCP transports 2025-03-26 … 2025-11-25). Each request is
+//! The streamable HTTP front door (MCP transports 2025-03-26 … 2026-07-28). Each request is
 //! one linear pass: origin and header checks, body limit, session, then the view's handler.
+//! A request of the modern era (2026-07-28) has no session and goes to `modern.rs` once its
+//! body is parsed.
 //!
 //! Responses to requests are single JSON bodies (or one SSE event when the client accepts
 //! only `text/event-stream`); the GET stream is not offered (405), as the transport allows.
