@@ -1,9 +1,12 @@
 //! Upstream MCP sessions: the agent's side of a conversation with one MCP server, over stdio
 //! (`process` runtime) or streamable HTTP (`remote` runtime). Requests from the gateway get a
 //! fresh upstream id (so many clients can share one session) and their own id back on the
-//! response; everything else in the message passes through untouched.
+//! response; everything else in the message passes through untouched. An HTTP upstream of
+//! the modern era alone (2026-07-28) is found by `server/discover` and spoken to statelessly
+//! (`modern.rs`).
 
 pub mod lines;
+pub mod modern;
 pub mod process;
 pub mod remote;
 pub mod routing;
@@ -55,6 +58,8 @@ pub struct Connection {
     request_timeout: Duration,
     /// Where what the upstream sends on its own goes (see `routing`).
     pub routing: routing::Routing,
+    /// Set when the upstream speaks only the modern era: the agent's per-request `_meta`.
+    modern: std::sync::OnceLock<serde_json::Map<String, Value>>,
 }
 
 impl Connection {
@@ -71,6 +76,7 @@ impl Connection {
             events,
             request_timeout,
             routing: routing::Routing::default(),
+            modern: std::sync::OnceLock::new(),
         })
     }
 
@@ -107,8 +113,30 @@ impl Connection {
     }
 
     /// Sends a client's request and waits for its response; the response carries `msg`'s
-    /// own id. What the upstream sends meanwhile about it is routed back to `origin`.
+    /// own id. What the upstream sends meanwhile about it is routed back to `origin`. To an
+    /// upstream of the modern era alone the request goes stateless (`modern.rs`).
     pub async fn request_from(
+        &self,
+        msg: Message,
+        origin: routing::Origin,
+    ) -> Result<Message, RpcError> {
+        let Some(meta) = self.modern.get() else {
+            return self.send_request(msg, origin).await;
+        };
+        let id = msg.id.clone().unwrap_or(Value::Null);
+        let method = msg.method.clone().unwrap_or_default();
+        let (params, from_modern_client) =
+            modern::stateless_params(msg.params.as_ref().map(|p| p.get()), meta);
+        if from_modern_client || origin.is_none() {
+            let request = Message::request(id, &method, Some(params));
+            return self.send_request(request, origin).await;
+        }
+        modern::request_for_legacy_client(self, id, &method, params, origin, self.request_timeout)
+            .await
+    }
+
+    /// Sends one request as it is and waits for its response (see `request_from`).
+    pub(crate) async fn send_request(
         &self,
         mut msg: Message,
         origin: routing::Origin,
@@ -263,7 +291,9 @@ impl Connection {
     /// Starts following what the upstream sends outside of requests: for streamable HTTP its
     /// GET stream (stdio needs nothing: the reader sees every line).
     pub fn start_listening(self: &Arc<Self>) {
-        if matches!(self.outbound, Outbound::Http(_)) {
+        // A modern-era upstream has no session stream (its notifications come on listen
+        // requests).
+        if matches!(self.outbound, Outbound::Http(_)) && self.modern.get().is_none() {
             let conn = self.clone();
             tokio::spawn(async move {
                 let Outbound::Http(http) = &conn.outbound else {
@@ -319,8 +349,10 @@ impl Connection {
                 "clientInfo": {"name": client_name, "version": env!("CARGO_PKG_VERSION")},
             })),
         );
-        let response = self.request(init).await?;
-        let result = result_of(response)?;
+        let result = match self.request(init).await.and_then(result_of) {
+            Ok(result) => result,
+            Err(refused) => return self.discover_modern(client_name, refused).await,
+        };
         if let Outbound::Http(http) = &self.outbound
             && let Some(version) = serde_json::from_str::<Value>(result.get())
                 .ok()
@@ -333,6 +365,35 @@ impl Connection {
         let (tools_json, tool_count) = self.list_tools().await?;
         Ok(Handshake {
             server_info_json: result.get().to_owned(),
+            tools_json,
+            tool_count,
+        })
+    }
+
+    /// After `initialize` was `refused`: an HTTP upstream may be of the modern era alone
+    /// (no `initialize`); `server/discover` tells, and from then on requests go stateless.
+    /// Otherwise the handshake fails with the refusal.
+    async fn discover_modern(
+        &self,
+        client_name: &str,
+        refused: RpcError,
+    ) -> Result<Handshake, RpcError> {
+        let Outbound::Http(http) = &self.outbound else {
+            return Err(refused);
+        };
+        http.forget_session();
+        let meta = modern::agent_meta(client_name);
+        let server_info_json = match modern::discover(self, &meta).await {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::debug!(error = %e, "server/discover after a refused initialize failed too");
+                return Err(refused);
+            }
+        };
+        let _ = self.modern.set(meta);
+        let (tools_json, tool_count) = self.list_tools().await?;
+        Ok(Handshake {
+            server_info_json,
             tools_json,
             tool_count,
         })

@@ -94,6 +94,13 @@ impl HttpTransport {
         *self.protocol_version.write().unwrap() = Some(version);
     }
 
+    /// Drops the session and version a refused `initialize` may have left: a modern-era
+    /// upstream has neither.
+    pub fn forget_session(&self) {
+        *self.session_id.write().unwrap() = None;
+        *self.protocol_version.write().unwrap() = None;
+    }
+
     /// Remembers the tools' input schemas (after each `tools/list` of the handshake).
     pub fn set_tools(&self, tools_json: &str) {
         let tools: Vec<Value> = serde_json::from_str(tools_json).unwrap_or_default();

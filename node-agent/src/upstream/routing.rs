@@ -50,6 +50,8 @@ pub struct Routing {
     progress: DashMap<String, (Origin, Value)>,
     /// our id for a server-to-client request -> the upstream's id for it
     server_requests: DashMap<String, Value>,
+    /// our id for a request the agent itself asks a client -> who waits for the answer
+    asks: DashMap<String, tokio::sync::oneshot::Sender<Message>>,
     next_server_request: AtomicU64,
 }
 
@@ -238,9 +240,34 @@ impl Routing {
         delivered
     }
 
+    /// Asks the client of `origin` a request of the agent's own (the modern era's input
+    /// requests, put to a legacy client); the receiver gets the client's answer. `None` when
+    /// the request could not be delivered.
+    pub fn ask(
+        &self,
+        origin: &Origin,
+        method: &str,
+        params: Value,
+    ) -> Option<tokio::sync::oneshot::Receiver<Message>> {
+        let sink = self.sink.get()?;
+        let ours = format!(
+            "{}-{}",
+            sink.id_prefix,
+            self.next_server_request.fetch_add(1, Ordering::Relaxed)
+        );
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.asks.insert(ours.clone(), answer);
+        let request = Message::request(Value::String(ours.clone()), method, Some(params));
+        if !self.emit(origin.clone(), EventKind::Request, request) {
+            self.asks.remove(&ours);
+            return None;
+        }
+        Some(answered)
+    }
+
     /// Whether this session sent the server-to-client request `id` (our id for it).
     pub fn awaits(&self, id: &str) -> bool {
-        self.server_requests.contains_key(id)
+        self.server_requests.contains_key(id) || self.asks.contains_key(id)
     }
 
     /// The client's answer to a server-to-client request, with the upstream's id restored;
@@ -250,6 +277,10 @@ impl Routing {
             Value::String(s) => s.clone(),
             _ => return None,
         };
+        if let Some((_, waiter)) = self.asks.remove(&ours) {
+            let _ = waiter.send(message);
+            return None;
+        }
         let (_, upstream_id) = self.server_requests.remove(&ours)?;
         message.id = Some(upstream_id);
         Some(message)
