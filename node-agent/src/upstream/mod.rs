@@ -59,7 +59,7 @@ pub struct Connection {
     /// Where what the upstream sends on its own goes (see `routing`).
     pub routing: routing::Routing,
     /// Set when the upstream speaks only the modern era: the agent's per-request `_meta`.
-    modern: std::sync::OnceLock<serde_json::Map<String, Value>>,
+    modern: std::sync::OnceLock<modern::ModernUpstream>,
 }
 
 impl Connection {
@@ -120,19 +120,12 @@ impl Connection {
         msg: Message,
         origin: routing::Origin,
     ) -> Result<Message, RpcError> {
-        let Some(meta) = self.modern.get() else {
-            return self.send_request(msg, origin).await;
-        };
-        let id = msg.id.clone().unwrap_or(Value::Null);
-        let method = msg.method.clone().unwrap_or_default();
-        let (params, from_modern_client) =
-            modern::stateless_params(msg.params.as_ref().map(|p| p.get()), meta);
-        if from_modern_client || origin.is_none() {
-            let request = Message::request(id, &method, Some(params));
-            return self.send_request(request, origin).await;
+        match self.modern.get() {
+            Some(upstream) => {
+                modern::relay(self, upstream, msg, origin, self.request_timeout).await
+            }
+            None => self.send_request(msg, origin).await,
         }
-        modern::request_for_legacy_client(self, id, &method, params, origin, self.request_timeout)
-            .await
     }
 
     /// Sends one request as it is and waits for its response (see `request_from`).
@@ -291,9 +284,17 @@ impl Connection {
     /// Starts following what the upstream sends outside of requests: for streamable HTTP its
     /// GET stream (stdio needs nothing: the reader sees every line).
     pub fn start_listening(self: &Arc<Self>) {
-        // A modern-era upstream has no session stream (its notifications come on listen
-        // requests).
-        if matches!(self.outbound, Outbound::Http(_)) && self.modern.get().is_none() {
+        // A modern-era upstream has no session stream: the agent listens with a request.
+        if self.modern.get().is_some() {
+            let conn = self.clone();
+            tokio::spawn(async move {
+                if let Some(upstream) = conn.modern.get() {
+                    modern::follow(&conn, upstream).await;
+                }
+            });
+            return;
+        }
+        if matches!(self.outbound, Outbound::Http(_)) {
             let conn = self.clone();
             tokio::spawn(async move {
                 let Outbound::Http(http) = &conn.outbound else {
@@ -390,7 +391,7 @@ impl Connection {
                 return Err(refused);
             }
         };
-        let _ = self.modern.set(meta);
+        let _ = self.modern.set(modern::ModernUpstream::new(meta));
         let (tools_json, tool_count) = self.list_tools().await?;
         Ok(Handshake {
             server_info_json,

@@ -8,13 +8,17 @@
 //! input request to that client as a server-to-client request (elicitation, sampling,
 //! roots, on the client's own request stream), and retries the request with the answers in
 //! `inputResponses` and the upstream's `requestState`, until the result is complete.
+//! What the modern era removed is kept for legacy clients by the agent: `logging/setLevel`
+//! becomes their requests' `logLevel`, `resources/subscribe` a URI on the agent's
+//! `subscriptions/listen` stream (`follow`), whose notifications are routed as a legacy
+//! upstream's are.
 
 use std::time::Duration;
 
 use mcpr_core::jsonrpc::{self, Message, RpcError, code};
 use mcpr_core::mcp_headers::{
-    META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION, META_SERVER_INFO,
-    MODERN_VERSION,
+    META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_LOG_LEVEL, META_PROTOCOL_VERSION,
+    META_SERVER_INFO, MODERN_VERSION,
 };
 use serde_json::{Map, Value, json};
 
@@ -23,6 +27,145 @@ use super::routing::Origin;
 
 /// Rounds of input requests one request may take before the agent gives up.
 const MAX_ROUNDS: usize = 16;
+
+/// What the agent keeps for an upstream of the modern era alone: its own `_meta`, and what
+/// legacy clients set up with methods the modern era removed — their log level (sent as
+/// each of their requests' `logLevel`) and the resources they subscribed to (one listen
+/// stream of the agent's carries them all, with the list changes).
+pub struct ModernUpstream {
+    pub meta: Map<String, Value>,
+    log_levels: dashmap::DashMap<String, String>,
+    /// URI -> the client sessions subscribed to it.
+    subscriptions: std::sync::Mutex<std::collections::BTreeMap<String, Vec<String>>>,
+    /// Bumped on each change of `subscriptions`: the listen stream reopens with the new set.
+    pub subscriptions_changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl ModernUpstream {
+    pub fn new(meta: Map<String, Value>) -> ModernUpstream {
+        ModernUpstream {
+            meta,
+            log_levels: Default::default(),
+            subscriptions: Default::default(),
+            subscriptions_changed: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    /// The filter of the agent's listen stream: every list change, every subscribed URI.
+    pub fn listen_params(&self) -> Value {
+        let uris: Vec<String> = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        json!({
+            "_meta": self.meta,
+            "notifications": {
+                "toolsListChanged": true,
+                "promptsListChanged": true,
+                "resourcesListChanged": true,
+                "resourceSubscriptions": uris,
+            }
+        })
+    }
+
+    /// Answers what the modern era removed, for a legacy client; `None` for the rest.
+    fn answer_removed(
+        &self,
+        method: &str,
+        params: &Value,
+        session: &str,
+    ) -> Option<Result<Value, RpcError>> {
+        let uri = || {
+            params["uri"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| RpcError::invalid_params(format!("{method} needs params.uri")))
+        };
+        match method {
+            "logging/setLevel" => Some(match params["level"].as_str() {
+                Some(level) => {
+                    self.log_levels.insert(session.to_owned(), level.to_owned());
+                    Ok(json!({}))
+                }
+                None => Err(RpcError::invalid_params(
+                    "logging/setLevel needs params.level",
+                )),
+            }),
+            "resources/subscribe" | "resources/unsubscribe" => Some(uri().map(|uri| {
+                let mut subscriptions =
+                    self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+                let sessions = subscriptions.entry(uri.clone()).or_default();
+                sessions.retain(|s| s != session);
+                if method == "resources/subscribe" {
+                    sessions.push(session.to_owned());
+                }
+                if sessions.is_empty() {
+                    subscriptions.remove(&uri);
+                }
+                drop(subscriptions);
+                self.subscriptions_changed.send_modify(|v| *v += 1);
+                json!({})
+            })),
+            "ping" => Some(Ok(json!({}))),
+            _ => None,
+        }
+    }
+}
+
+/// Keeps the agent's `subscriptions/listen` stream open on the upstream (list changes and
+/// the URIs legacy clients subscribed to), reopening it when the subscriptions change or
+/// it ends, until the connection closes.
+pub async fn follow(conn: &Connection, upstream: &ModernUpstream) {
+    let mut changed = upstream.subscriptions_changed.subscribe();
+    loop {
+        let listen = Message::request(
+            json!(0),
+            "subscriptions/listen",
+            Some(upstream.listen_params()),
+        );
+        tokio::select! {
+            _ = conn.send_request(listen, Origin::none()) => {
+                // Ended (refused, timed out): not in a tight loop.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            _ = changed.changed() => {}
+            _ = conn.closed() => return,
+        }
+    }
+}
+
+/// Relays a request to an upstream of the modern era alone (see the module comment).
+pub async fn relay(
+    conn: &Connection,
+    upstream: &ModernUpstream,
+    msg: Message,
+    origin: Origin,
+    timeout: Duration,
+) -> Result<Message, RpcError> {
+    let id = msg.id.clone().unwrap_or(Value::Null);
+    let method = msg.method.clone().unwrap_or_default();
+    let (mut params, from_modern_client) =
+        stateless_params(msg.params.as_ref().map(|p| p.get()), &upstream.meta);
+    if from_modern_client || origin.is_none() {
+        let request = Message::request(id, &method, Some(params));
+        return conn.send_request(request, origin).await;
+    }
+    if let Some(answer) = upstream.answer_removed(&method, &params, &origin.client_session) {
+        return Ok(match answer {
+            Ok(result) => Message::result(id, jsonrpc::to_raw(&result)),
+            Err(error) => Message::error(id, &error),
+        });
+    }
+    if let Some(level) = upstream.log_levels.get(&origin.client_session)
+        && let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut)
+    {
+        meta.insert(META_LOG_LEVEL.into(), json!(level.value()));
+    }
+    request_for_legacy_client(conn, id, &method, params, origin, timeout).await
+}
 
 /// The `_meta` the agent sends on requests that carry none of their own: it relays
 /// whatever a client may be asked, so it declares every client capability.
@@ -98,7 +241,7 @@ pub fn stateless_params(params: Option<&str>, meta: &Map<String, Value>) -> (Val
 
 /// Relays a legacy client's request to a modern upstream, answering the upstream's input
 /// requests by asking the client, round after round.
-pub async fn request_for_legacy_client(
+async fn request_for_legacy_client(
     conn: &Connection,
     id: Value,
     method: &str,

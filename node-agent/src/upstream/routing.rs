@@ -203,7 +203,26 @@ impl Routing {
             Value::String(s) => s.parse().ok()?,
             _ => return None,
         };
-        let origin = self.in_flight.get(&upstream_id)?.clone();
+        // Not a client's request: the agent's own (its requests are not tracked).
+        let origin = self
+            .in_flight
+            .get(&upstream_id)
+            .map(|o| o.clone())
+            .unwrap_or_default();
+        if origin.is_none() {
+            // The agent's own listen stream (a modern upstream's list changes and resource
+            // updates for legacy clients): routed as a legacy upstream's notifications are,
+            // without the tag and the acknowledgement, which legacy clients do not know.
+            if message.method.as_deref() == Some("notifications/subscriptions/acknowledged") {
+                return Some(true);
+            }
+            meta.remove(KEY);
+            if meta.is_empty() {
+                params.remove("_meta");
+            }
+            message.params = Some(mcpr_core::jsonrpc::to_raw(&Value::Object(params)));
+            return None;
+        }
         let client_id = serde_json::from_str::<Value>(&origin.related_id).ok()?;
         meta.insert(KEY.into(), client_id);
         message.params = Some(mcpr_core::jsonrpc::to_raw(&Value::Object(params)));

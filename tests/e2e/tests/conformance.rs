@@ -142,10 +142,15 @@ async fn through_the_gateway_stdio(version: &str) {
 /// answers `test_reconnection` on its POST stream (`--no-stream-close`): the router's
 /// upstream client does not resume cut streams with `Last-Event-ID` yet (README).
 async fn through_the_gateway_http(version: &str) {
+    through_the_gateway_http_to(version, &["--no-stream-close"]).await;
+}
+
+/// Through the gateway to the HTTP fixture started with `fixture_args`.
+async fn through_the_gateway_http_to(version: &str, fixture_args: &[&str]) {
     if !suite_available() {
         return;
     }
-    let (_fixture, url) = start_fixture(&["--no-stream-close"]).await;
+    let (_fixture, url) = start_fixture(fixture_args).await;
     let router = mcpr_e2e::harness::Router::start().await;
     router
         .api()
@@ -176,6 +181,20 @@ async fn conformance_2026_07_28_through_the_gateway_stdio() {
 #[tokio::test(flavor = "multi_thread")]
 async fn conformance_2026_07_28_through_the_gateway_http() {
     through_the_gateway_http("2026-07-28").await;
+}
+
+/// Both eras' clients through the gateway to an upstream of the modern era alone (the
+/// fixture with `--modern-only` refuses `initialize`): the agent finds it with
+/// `server/discover`; legacy clients get its input requests as server-to-client requests,
+/// their `logging/setLevel` and `resources/subscribe` are kept by the agent.
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_2025_11_25_through_the_gateway_to_a_modern_only_upstream() {
+    through_the_gateway_http_to("2025-11-25", &["--no-stream-close", "--modern-only"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_2026_07_28_through_the_gateway_to_a_modern_only_upstream() {
+    through_the_gateway_http_to("2026-07-28", &["--no-stream-close", "--modern-only"]).await;
 }
 
 /// A line-delimited JSON-RPC peer over the fixture's stdin and stdout.
