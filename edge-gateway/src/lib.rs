@@ -7,6 +7,7 @@ pub mod auth;
 pub mod http;
 pub mod modern;
 pub mod modern_bridge;
+pub mod modern_listen;
 pub mod relay;
 pub mod sandbox;
 pub mod search;
@@ -93,6 +94,8 @@ pub struct Gateway {
     pub(crate) delivery: Arc<sessions::Delivery>,
     /// Modern clients' calls waiting for their input responses (`modern_bridge.rs`).
     pub(crate) bridges: modern_bridge::Bridges,
+    /// Listen streams the gateway serves for upstreams that do not (`modern_listen.rs`).
+    pub(crate) listeners: modern_listen::Listeners,
     /// The in-process agent's events, for as long as the gateway lives.
     local_events: std::sync::OnceLock<mcpr_core::relay::Subscription>,
     /// Sessions ended here (DELETE): a sealed id is not resumed after it (kept for a day).
@@ -119,6 +122,7 @@ impl Gateway {
             local_events: Default::default(),
             delivery: Default::default(),
             bridges: Default::default(),
+            listeners: Default::default(),
             ended_sessions: Default::default(),
             auth: Default::default(),
             sessions: Default::default(),

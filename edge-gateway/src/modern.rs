@@ -152,7 +152,7 @@ pub async fn handle(
         return refusal(StatusCode::NOT_FOUND, client_id, error);
     }
     if method == "subscriptions/listen" {
-        return listen(gateway, view, message).await;
+        return listen(gateway, view, message, params.as_ref()).await;
     }
     crate::modern_bridge::call(gateway, view, message, params, meta).await
 }
@@ -300,19 +300,49 @@ fn router_info() -> Value {
 
 /// `subscriptions/listen`: relayed to the provider, whose notifications for it (tagged with
 /// the subscription id, which the agent maps back to this request) stream to the client
-/// until it hangs up; then the upstream subscription is cancelled.
-async fn listen(gateway: &Arc<Gateway>, view: View, message: Message) -> Response {
+/// until it hangs up; then the upstream subscription is cancelled. An upstream that does not
+/// know the method (the legacy era) gets the gateway's own stream (`modern_listen.rs`).
+async fn listen(
+    gateway: &Arc<Gateway>,
+    view: View,
+    message: Message,
+    params: Option<&Value>,
+) -> Response {
     let client_id = message.id.clone().unwrap_or(Value::Null);
+    let filter = crate::modern_listen::Filter::from_params(params);
     let Relayed {
         internal,
-        answer,
-        events: rx,
+        mut answer,
+        events: mut rx,
         stream: guard,
     } = relay(gateway, view.clone(), message);
+    let first = tokio::select! {
+        biased;
+        early = &mut answer => {
+            let unknown_upstream = early
+                .as_ref()
+                .and_then(|a| a.error.as_ref())
+                .and_then(|e| serde_json::from_str::<RpcError>(e.get()).ok())
+                .is_some_and(|e| e.code == code::METHOD_NOT_FOUND);
+            if unknown_upstream && let View::Transparent(provider) = &view {
+                return served_listen(gateway, provider, client_id, filter).await;
+            }
+            return match early {
+                Some(mut early) => {
+                    early.id = Some(client_id);
+                    answer_response(&early, Vec::new())
+                }
+                None => StatusCode::ACCEPTED.into_response(),
+            };
+        }
+        Some(first) = rx.recv() => first,
+    };
+    let rx = futures::stream::once(async move { first })
+        .chain(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|m| (m, rx))
+        }));
     let ids = (internal.clone(), client_id.clone());
-    let events =
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) })
-            .map(move |bytes| restore_ids(&bytes, &ids.0, &ids.1));
+    let events = rx.map(move |bytes| restore_ids(&bytes, &ids.0, &ids.1));
     // The upstream's answer ends the stream (an error, or the subscription's end).
     let ending = futures::stream::once(answer).filter_map(move |answer| {
         let client_id = client_id.clone();
@@ -381,6 +411,35 @@ pub fn relay(gateway: &Arc<Gateway>, view: View, mut message: Message) -> Relaye
         events,
         stream,
     }
+}
+
+/// The gateway's own listen stream for `provider`, open until the client hangs up.
+async fn served_listen(
+    gateway: &Arc<Gateway>,
+    provider: &str,
+    subscription_id: Value,
+    filter: crate::modern_listen::Filter,
+) -> Response {
+    let (registration, events) =
+        crate::modern_listen::open(gateway, provider, subscription_id, filter).await;
+    let events =
+        futures::stream::unfold(
+            events,
+            |mut rx| async move { rx.recv().await.map(|m| (m, rx)) },
+        )
+        .map(move |bytes| {
+            let _keep = &registration;
+            Ok::<_, std::convert::Infallible>(sse_event(&bytes))
+        });
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(events),
+    )
+        .into_response()
 }
 
 /// Cancels a relayed request when the client's stream is gone.

@@ -68,7 +68,10 @@ def log(text):
 tools = [
     {"name": "ask_name", "description": "Greets the user by the name it asks for", "inputSchema": {"type": "object", "properties": {}}},
     {"name": "ask_twice", "description": "Asks a name, then a colour", "inputSchema": {"type": "object", "properties": {}}},
+    {"name": "change_tools", "description": "Says its tool list changed", "inputSchema": {"type": "object", "properties": {}}},
+    {"name": "touch", "description": "Updates resource `uri` (subscribers hear of it)", "inputSchema": {"type": "object", "properties": {"uri": {"type": "string"}}}},
 ]
+subscribed = set()
 
 while True:
     message = read()
@@ -77,11 +80,26 @@ while True:
         continue
     if method == "initialize":
         send({"jsonrpc": "2.0", "id": mid, "result": {"protocolVersion": "2025-06-18",
-              "capabilities": {"tools": {}, "logging": {}},
+              "capabilities": {"tools": {"listChanged": True}, "logging": {}, "resources": {"subscribe": True}},
               "serverInfo": {"name": "legacy-only", "version": "1.0.0"},
               "instructions": "A server of the legacy era"}})
     elif method == "tools/list":
         send({"jsonrpc": "2.0", "id": mid, "result": {"tools": tools}})
+    elif method in ("resources/subscribe", "resources/unsubscribe"):
+        uri = message["params"]["uri"]
+        if method == "resources/subscribe":
+            subscribed.add(uri)
+        else:
+            subscribed.discard(uri)
+        send({"jsonrpc": "2.0", "id": mid, "result": {}})
+    elif method == "tools/call" and message["params"]["name"] == "change_tools":
+        send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+        send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": "changed"}]}})
+    elif method == "tools/call" and message["params"]["name"] == "touch":
+        uri = message["params"]["arguments"]["uri"]
+        if uri in subscribed:
+            send({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri}})
+        send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": "touched"}]}})
     elif method == "tools/call":
         name = message["params"]["name"]
         try:
@@ -310,6 +328,111 @@ async fn modern_requests_are_checked_as_the_transport_says() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], -32022, "{body}");
     assert_eq!(body["error"]["data"]["requested"], "2099-01-01");
+}
+
+/// The messages of an open SSE answer, read as they come.
+struct SseReader {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl SseReader {
+    async fn next(&mut self) -> Value {
+        use futures::StreamExt;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let event: String = self.buffer.drain(..end + 2).collect();
+                if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                    return serde_json::from_str(data).expect("an SSE event holds JSON");
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
+                .await
+                .expect("an event within 10 s")
+                .expect("the stream is open")
+                .expect("read the stream");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+/// `subscriptions/listen` on a legacy-only upstream: the gateway serves the stream itself,
+/// from the upstream's list changes and the updates of the subscribed URIs only.
+#[tokio::test(flavor = "multi_thread")]
+async fn listen_on_a_legacy_upstream_is_served_by_the_gateway() {
+    let (router, _dir) = router_with_legacy_server().await;
+    let url = router.mcp_url("/mcp/p/legacy");
+    let body = json!({"jsonrpc": "2.0", "id": "L", "method": "subscriptions/listen", "params": {
+        "_meta": meta(json!({})),
+        "notifications": {"toolsListChanged": true, "resourceSubscriptions": ["test://a"]}
+    }});
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "subscriptions/listen")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut listen = SseReader {
+        body: Box::pin(response.bytes_stream()),
+        buffer: String::new(),
+    };
+    let ack = listen.next().await;
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "L"
+    );
+
+    let call = |name: &str, arguments: Value| json!({"name": name, "arguments": arguments, "_meta": meta(json!({}))});
+    // An update of a URI nobody listed is not delivered; the listed one and list changes are.
+    modern_post(
+        &url,
+        json!(1),
+        "tools/call",
+        call("touch", json!({"uri": "test://b"})),
+    )
+    .await;
+    modern_post(
+        &url,
+        json!(2),
+        "tools/call",
+        call("touch", json!({"uri": "test://a"})),
+    )
+    .await;
+    let updated = listen.next().await;
+    assert_eq!(
+        updated["method"], "notifications/resources/updated",
+        "{updated}"
+    );
+    assert_eq!(updated["params"]["uri"], "test://a");
+    assert_eq!(
+        updated["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "L"
+    );
+    modern_post(
+        &url,
+        json!(3),
+        "tools/call",
+        call("change_tools", json!({})),
+    )
+    .await;
+    let changed = listen.next().await;
+    assert_eq!(
+        changed["method"], "notifications/tools/list_changed",
+        "{changed}"
+    );
+    assert_eq!(
+        changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "L"
+    );
 }
 
 /// rmcp's client in the modern lifecycle (`server/discover`, no fallback to `initialize`).
