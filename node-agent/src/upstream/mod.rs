@@ -380,7 +380,7 @@ impl Connection {
         refused: RpcError,
     ) -> Result<Handshake, RpcError> {
         let Outbound::Http(http) = &self.outbound else {
-            return Err(refused);
+            return Err(modern::explain_stdio_refusal(refused));
         };
         http.forget_session();
         let meta = modern::agent_meta(client_name);

@@ -18,8 +18,11 @@ use std::time::Duration;
 use mcpr_core::jsonrpc::{self, Message, RpcError, code};
 use mcpr_core::mcp_headers::{
     META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_LOG_LEVEL, META_PROTOCOL_VERSION,
-    META_SERVER_INFO, MODERN_VERSION,
+    META_SERVER_INFO, MODERN_VERSION, is_modern_version,
 };
+
+/// UnsupportedProtocolVersion: what a modern-only server answers `initialize` with.
+const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 use serde_json::{Map, Value, json};
 
 use super::Connection;
@@ -179,6 +182,28 @@ pub fn agent_meta(client_name: &str) -> Map<String, Value> {
         Value::Object(map) => map,
         _ => unreachable!("a JSON object literal"),
     }
+}
+
+/// A stdio server that refused `initialize` because it speaks only the modern era has most
+/// likely ended its process; the agent cannot speak to such a server over stdio yet (it
+/// would have to start it again and open with `server/discover`). Says so plainly.
+pub fn explain_stdio_refusal(refused: RpcError) -> RpcError {
+    let modern_only = refused.code == UNSUPPORTED_PROTOCOL_VERSION
+        && refused
+            .data
+            .as_ref()
+            .and_then(|d| d.get("supported"))
+            .and_then(Value::as_array)
+            .is_some_and(|v| v.iter().all(|v| v.as_str().is_some_and(is_modern_version)));
+    if !modern_only {
+        return refused;
+    }
+    RpcError::new(
+        refused.code,
+        format!(
+            "the server speaks only protocol {MODERN_VERSION} and refused initialize; such servers are supported over streamable HTTP (remote runtime), not yet over stdio"
+        ),
+    )
 }
 
 /// `server/discover`; returns what the gateway knows of a server (its `initialize` result's
