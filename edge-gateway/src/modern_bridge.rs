@@ -34,6 +34,8 @@ type Answer = Pin<Box<dyn Future<Output = Option<Message>> + Send>>;
 /// A relayed call in progress.
 struct Call {
     view: View,
+    /// The method called (results of some must say how long they may be cached).
+    method: String,
     answer: Answer,
     events: mpsc::Receiver<Vec<u8>>,
     _stream: StreamGuard,
@@ -104,9 +106,11 @@ pub async fn call(
             call
         }
         None => {
+            let method = message.method.clone().unwrap_or_default();
             let relayed = crate::modern::relay(gateway, view.clone(), message);
             Call {
                 view,
+                method,
                 answer: relayed.answer,
                 events: relayed.events,
                 _stream: relayed.stream,
@@ -179,7 +183,7 @@ async fn run(
                 }
                 let mut answer = answer?;
                 answer.id = Some(client_id);
-                mark_complete(&mut answer);
+                complete_result(&call.method, &mut answer);
                 return Some(answer);
             }
             Some(bytes) = call.events.recv() => {
@@ -319,13 +323,37 @@ fn rank(level: &str) -> Option<usize> {
     .position(|l| *l == level)
 }
 
-/// 2026-07-28 results say what they are: a legacy upstream's result is a complete one.
-fn mark_complete(answer: &mut Message) {
+/// Methods whose 2026-07-28 results say how long they may be cached (`ttlMs`,
+/// `cacheScope`).
+const CACHEABLE: &[&str] = &[
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+];
+
+/// Makes a legacy upstream's (or the router's own) result a 2026-07-28 one: it is
+/// `complete`, and a cacheable one is not to be cached (`ttlMs` 0, `private`), since
+/// nothing says for how long it holds.
+fn complete_result(method: &str, answer: &mut Message) {
     let Some(result) = &answer.result else { return };
-    if let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(result.get())
-        && !map.contains_key("resultType")
-    {
-        map.insert("resultType".into(), json!("complete"));
+    let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(result.get()) else {
+        return;
+    };
+    let mut defaults = vec![("resultType", json!("complete"))];
+    if CACHEABLE.contains(&method) {
+        defaults.push(("ttlMs", json!(0)));
+        defaults.push(("cacheScope", json!("private")));
+    }
+    let mut changed = false;
+    for (key, value) in defaults {
+        if !map.contains_key(key) {
+            map.insert(key.to_owned(), value);
+            changed = true;
+        }
+    }
+    if changed {
         answer.result = Some(jsonrpc::to_raw(&Value::Object(map)));
     }
 }
@@ -362,13 +390,20 @@ mod tests {
     #[test]
     fn legacy_results_become_complete_ones() {
         let mut answer = Message::result(json!(1), jsonrpc::to_raw(&json!({"tools": []})));
-        mark_complete(&mut answer);
-        assert!(
-            answer
-                .result
-                .unwrap()
-                .get()
-                .contains("\"resultType\":\"complete\"")
+        complete_result("tools/list", &mut answer);
+        let result: Value = serde_json::from_str(answer.result.unwrap().get()).unwrap();
+        let expected =
+            json!({"tools": [], "resultType": "complete", "ttlMs": 0, "cacheScope": "private"});
+        assert_eq!(result, expected);
+        let mut answer = Message::result(
+            json!(1),
+            jsonrpc::to_raw(&json!({"content": [], "ttlMs": 5})),
+        );
+        complete_result("tools/call", &mut answer);
+        let result: Value = serde_json::from_str(answer.result.unwrap().get()).unwrap();
+        assert_eq!(
+            result,
+            json!({"content": [], "ttlMs": 5, "resultType": "complete"})
         );
     }
 }
