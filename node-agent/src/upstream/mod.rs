@@ -1,8 +1,8 @@
 //! Upstream MCP sessions: the agent's side of a conversation with one MCP server, over stdio
 //! (`process` runtime) or streamable HTTP (`remote` runtime). Requests from the gateway get a
 //! fresh upstream id (so many clients can share one session) and their own id back on the
-//! response; everything else in the message passes through untouched. An HTTP upstream of
-//! the modern era alone (2026-07-28) is found by `server/discover` and spoken to statelessly
+//! response; everything else in the message passes through untouched. An upstream of the
+//! modern era alone (2026-07-28) is found by `server/discover` and spoken to statelessly
 //! (`modern.rs`).
 
 pub mod lines;
@@ -60,6 +60,9 @@ pub struct Connection {
     pub routing: routing::Routing,
     /// Set when the upstream speaks only the modern era: the agent's per-request `_meta`.
     modern: std::sync::OnceLock<modern::ModernUpstream>,
+    /// What started a stdio server (command and arguments), to remember that it speaks
+    /// only the modern era (`modern::remember_modern_only`).
+    launch: std::sync::OnceLock<String>,
 }
 
 impl Connection {
@@ -77,6 +80,7 @@ impl Connection {
             request_timeout,
             routing: routing::Routing::default(),
             modern: std::sync::OnceLock::new(),
+            launch: std::sync::OnceLock::new(),
         })
     }
 
@@ -339,8 +343,21 @@ impl Connection {
         }
     }
 
-    /// The MCP handshake: `initialize`, `notifications/initialized`, then the tool list.
+    /// Names what started this stdio server (see `launch`).
+    pub fn set_launch(&self, launch: String) {
+        let _ = self.launch.set(launch);
+    }
+
+    /// The MCP handshake: `initialize`, `notifications/initialized`, then the tool list
+    /// (or `server/discover` and the tool list for a server of the modern era alone).
     pub async fn handshake(&self, client_name: &str) -> Result<Handshake, RpcError> {
+        if self
+            .launch
+            .get()
+            .is_some_and(|launch| modern::known_modern_only(launch))
+        {
+            return self.open_modern(client_name).await;
+        }
         let init = Message::request(
             json!(0),
             "initialize",
@@ -380,17 +397,21 @@ impl Connection {
         refused: RpcError,
     ) -> Result<Handshake, RpcError> {
         let Outbound::Http(http) = &self.outbound else {
-            return Err(modern::explain_stdio_refusal(refused));
+            // A stdio server that refused has most likely ended: its next start opens with
+            // `server/discover`.
+            return Err(modern::stdio_refusal(refused, self.launch.get()));
         };
         http.forget_session();
+        self.open_modern(client_name).await.map_err(|e| {
+            tracing::debug!(error = %e, "server/discover after a refused initialize failed too");
+            refused
+        })
+    }
+
+    /// Opens with `server/discover`; from then on requests go stateless.
+    async fn open_modern(&self, client_name: &str) -> Result<Handshake, RpcError> {
         let meta = modern::agent_meta(client_name);
-        let server_info_json = match modern::discover(self, &meta).await {
-            Ok(info) => info,
-            Err(e) => {
-                tracing::debug!(error = %e, "server/discover after a refused initialize failed too");
-                return Err(refused);
-            }
-        };
+        let server_info_json = modern::discover(self, &meta).await?;
         let _ = self.modern.set(modern::ModernUpstream::new(meta));
         let (tools_json, tool_count) = self.list_tools().await?;
         Ok(Handshake {

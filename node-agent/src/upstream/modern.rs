@@ -1,5 +1,6 @@
-//! Upstreams of the modern era alone (2026-07-28: no `initialize`). The remote runtime finds
-//! them when `initialize` fails: `server/discover` then says what the server is, and every
+//! Upstreams of the modern era alone (2026-07-28: no `initialize`). The agent finds them
+//! when `initialize` fails (over HTTP at once; a stdio server, which may have ended, on its
+//! next start): `server/discover` then says what the server is, and every
 //! request goes out stateless, with the agent's per-request `_meta` where the client's
 //! request carries none (a legacy client, or the agent's own requests).
 //!
@@ -184,10 +185,26 @@ pub fn agent_meta(client_name: &str) -> Map<String, Value> {
     }
 }
 
-/// A stdio server that refused `initialize` because it speaks only the modern era has most
-/// likely ended its process; the agent cannot speak to such a server over stdio yet (it
-/// would have to start it again and open with `server/discover`). Says so plainly.
-pub fn explain_stdio_refusal(refused: RpcError) -> RpcError {
+/// Launches (command and arguments) of stdio servers that refused `initialize` because they
+/// speak only the modern era: their next start opens with `server/discover`. (Opening every
+/// stdio server that way would be unsafe: servers of the legacy era may end on a request
+/// before `initialize`.)
+static MODERN_ONLY_LAUNCHES: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashSet<String>>,
+> = std::sync::LazyLock::new(Default::default);
+
+pub fn known_modern_only(launch: &str) -> bool {
+    MODERN_ONLY_LAUNCHES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(launch)
+}
+
+/// The handshake error for a stdio server that refused `initialize`. When it refused for
+/// speaking only the modern era (UnsupportedProtocolVersion listing modern versions alone),
+/// its launch is remembered so that the restart speaks `server/discover`, and the error says
+/// so.
+pub fn stdio_refusal(refused: RpcError, launch: Option<&String>) -> RpcError {
     let modern_only = refused.code == UNSUPPORTED_PROTOCOL_VERSION
         && refused
             .data
@@ -195,13 +212,17 @@ pub fn explain_stdio_refusal(refused: RpcError) -> RpcError {
             .and_then(|d| d.get("supported"))
             .and_then(Value::as_array)
             .is_some_and(|v| v.iter().all(|v| v.as_str().is_some_and(is_modern_version)));
-    if !modern_only {
+    let (true, Some(launch)) = (modern_only, launch) else {
         return refused;
-    }
+    };
+    MODERN_ONLY_LAUNCHES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(launch.clone());
     RpcError::new(
         refused.code,
         format!(
-            "the server speaks only protocol {MODERN_VERSION} and refused initialize; such servers are supported over streamable HTTP (remote runtime), not yet over stdio"
+            "the server speaks only protocol {MODERN_VERSION} and refused initialize; its next start opens with server/discover"
         ),
     )
 }

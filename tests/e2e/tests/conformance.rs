@@ -129,11 +129,16 @@ async fn conformance_2026_07_28_directly() {
 /// Runs the suite for `version` through the gateway's transparent view `/mcp/p/conf`, with
 /// the fixture run by the router as a stdio child process (`shared` session).
 async fn through_the_gateway_stdio(version: &str) {
+    through_the_gateway_stdio_to(version, &[]).await;
+}
+
+/// Through the gateway to the stdio fixture started with `fixture_args`.
+async fn through_the_gateway_stdio_to(version: &str, fixture_args: &[&str]) {
     if !suite_available() {
         return;
     }
     let router = mcpr_e2e::harness::Router::start().await;
-    router.api().add(json!({"name": "conf", "runtime": {"kind": "process", "command": bin("mcpr-conformance-server")}})).await;
+    router.api().add(json!({"name": "conf", "runtime": {"kind": "process", "command": bin("mcpr-conformance-server"), "args": fixture_args}})).await;
     router.api().wait_state("conf", "running").await;
     run_suite_at(&router.mcp_url("/mcp/p/conf"), version).await;
 }
@@ -185,8 +190,9 @@ async fn conformance_2026_07_28_through_the_gateway_http() {
 
 /// Both eras' clients through the gateway to an upstream of the modern era alone (the
 /// fixture with `--modern-only` refuses `initialize`): the agent finds it with
-/// `server/discover`; legacy clients get its input requests as server-to-client requests,
-/// their `logging/setLevel` and `resources/subscribe` are kept by the agent.
+/// `server/discover` (over stdio on the server's restart, as the refusal ends it); legacy
+/// clients get its input requests as server-to-client requests, their `logging/setLevel`
+/// and `resources/subscribe` are kept by the agent.
 #[tokio::test(flavor = "multi_thread")]
 async fn conformance_2025_11_25_through_the_gateway_to_a_modern_only_upstream() {
     through_the_gateway_http_to("2025-11-25", &["--no-stream-close", "--modern-only"]).await;
@@ -195,6 +201,16 @@ async fn conformance_2025_11_25_through_the_gateway_to_a_modern_only_upstream() 
 #[tokio::test(flavor = "multi_thread")]
 async fn conformance_2026_07_28_through_the_gateway_to_a_modern_only_upstream() {
     through_the_gateway_http_to("2026-07-28", &["--no-stream-close", "--modern-only"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_2025_11_25_through_the_gateway_to_a_modern_only_stdio_upstream() {
+    through_the_gateway_stdio_to("2025-11-25", &["--modern-only"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_2026_07_28_through_the_gateway_to_a_modern_only_stdio_upstream() {
+    through_the_gateway_stdio_to("2026-07-28", &["--modern-only"]).await;
 }
 
 /// A line-delimited JSON-RPC peer over the fixture's stdin and stdout.
