@@ -60,12 +60,20 @@ pub fn supported_versions() -> Vec<&'static str> {
 pub fn applies(headers: &HeaderMap, messages: &[Message]) -> bool {
     let header_is_modern = header_str(headers, VERSION_HEADER)
         .is_some_and(|v| !SUPPORTED_VERSIONS.contains(&v) && std_headers::is_modern_version(v));
-    header_is_modern
-        || messages.iter().any(|m| {
-            m.params
-                .as_ref()
-                .is_some_and(|p| p.get().contains(std_headers::META_PROTOCOL_VERSION))
-        })
+    header_is_modern || messages.iter().any(names_its_version)
+}
+
+/// Whether a message's `_meta` names its protocol version (the text test first keeps legacy
+/// requests from being parsed twice; the parse keeps an argument that merely mentions the
+/// key from counting).
+fn names_its_version(message: &Message) -> bool {
+    let Some(params) = &message.params else {
+        return false;
+    };
+    params.get().contains(std_headers::META_PROTOCOL_VERSION)
+        && serde_json::from_str::<Value>(params.get())
+            .ok()
+            .is_some_and(|p| std_headers::meta_protocol_version(Some(&p)).is_some())
 }
 
 /// What a modern request asked for, read once from its `_meta`.
@@ -265,6 +273,8 @@ fn tool_schema(
 async fn discover(gateway: &Gateway, view: &View) -> Result<Value, RpcError> {
     let (capabilities, server_info, instructions) = match view {
         View::Transparent(name) => {
+            // What a provider is, only to callers that may use it (API key scopes).
+            crate::auth::authorize_provider(name)?;
             let info = gateway.provider_server_info(name).await?;
             (
                 info.get("capabilities")
@@ -602,6 +612,19 @@ mod tests {
             status_of(&error(code::INVALID_PARAMS), true),
             StatusCode::BAD_REQUEST
         );
+    }
+
+    #[test]
+    fn only_the_meta_key_makes_a_request_modern() {
+        let call = |params: Value| Message::request(json!(1), "tools/call", Some(params));
+        let mention = call(
+            json!({"name": "echo", "arguments": {"text": "io.modelcontextprotocol/protocolVersion"}}),
+        );
+        assert!(!names_its_version(&mention));
+        let modern = call(
+            json!({"name": "echo", "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}),
+        );
+        assert!(names_its_version(&modern));
     }
 
     #[test]
