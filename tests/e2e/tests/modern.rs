@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use mcpr_e2e::harness::Router;
+use mcpr_e2e::harness::{Api, Cluster, Router, wait_for};
 use mcpr_e2e::rmcp_client::text_of;
 use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, ProtocolVersion,
@@ -166,24 +166,62 @@ fn only_input_request(result: &Value) -> (String, Value) {
     (key.clone(), request.clone())
 }
 
-async fn router_with_legacy_server() -> (Router, tempfile::TempDir) {
+/// Registers the legacy-only server as provider `legacy`; the script lives in the returned
+/// directory.
+async fn add_legacy_server(api: &Api) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     let script = dir.path().join("legacy_server.py");
     std::fs::write(&script, LEGACY_SERVER).expect("write the legacy server");
-    let router = Router::start().await;
-    router
-        .api()
-        .add(json!({"name": "legacy", "runtime": {"kind": "process", "command": "python3", "args": [script]}}))
+    api.add(json!({"name": "legacy", "runtime": {"kind": "process", "command": "python3", "args": [script]}}))
         .await;
-    router.api().wait_state("legacy", "running").await;
+    api.wait_state("legacy", "running").await;
+    dir
+}
+
+async fn router_with_legacy_server() -> (Router, tempfile::TempDir) {
+    let router = Router::start().await;
+    let dir = add_legacy_server(&router.api()).await;
     (router, dir)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn legacy_elicitation_reaches_a_modern_client_as_input_required() {
     let (router, _dir) = router_with_legacy_server().await;
-    let url = router.mcp_url("/mcp/p/legacy");
+    bridge_round_trips(&router.mcp_url("/mcp/p/legacy")).await;
+}
 
+/// The same with the three binaries apart: the upstream's questions and the client's
+/// answers cross the gRPC relay between gateway and agent.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bridge_works_across_the_grpc_relay() {
+    let cluster = Cluster::start(1, None).await;
+    let _dir = add_legacy_server(&cluster.api()).await;
+    let url = cluster.mcp_url(0, "/mcp/p/legacy");
+    // The gateway's snapshot may trail the API by a moment.
+    wait_for(
+        "the gateway to know legacy",
+        Duration::from_secs(10),
+        || {
+            let url = url.clone();
+            async move {
+                let (status, answer) = modern_post(
+                    &url,
+                    json!(0),
+                    "server/discover",
+                    json!({"_meta": meta(json!({}))}),
+                )
+                .await;
+                (status == 200 && answer[0].get("result").is_some()).then_some(())
+            }
+        },
+    )
+    .await;
+    bridge_round_trips(&url).await;
+}
+
+/// Discovery, one round, two rounds with logs, and a client without the capability.
+async fn bridge_round_trips(url: &str) {
+    let url = url.to_owned();
     // server/discover is the gateway's, from the upstream's initialize result.
     let (status, answer) = modern_post(
         &url,
