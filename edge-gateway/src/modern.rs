@@ -380,15 +380,7 @@ async fn listen(
             let _keep = &cancel;
             Ok::<_, std::convert::Infallible>(sse_event(&bytes))
         });
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        Body::from_stream(body),
-    )
-        .into_response()
+    sse_stream_response(Body::from_stream(body))
 }
 
 /// A modern request on its way to the provider under its own `internal_id`.
@@ -441,15 +433,7 @@ async fn served_listen(
             let _keep = &registration;
             Ok::<_, std::convert::Infallible>(sse_event(&bytes))
         });
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        Body::from_stream(events),
-    )
-        .into_response()
+    sse_stream_response(Body::from_stream(events))
 }
 
 /// Cancels a relayed request when the client's stream is gone.
@@ -542,13 +526,18 @@ pub fn stream_response(first: Vec<u8>, rest: mpsc::Receiver<Vec<u8>>) -> Respons
     let events = futures::stream::once(async move { first })
         .chain(rest)
         .map(|bytes| Ok::<_, std::convert::Infallible>(sse_event(&bytes)));
+    sse_stream_response(Body::from_stream(events))
+}
+
+/// A streamed SSE answer.
+fn sse_stream_response(body: Body) -> Response {
     (
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        Body::from_stream(events),
+        body,
     )
         .into_response()
 }
