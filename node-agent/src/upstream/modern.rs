@@ -131,8 +131,15 @@ pub async fn follow(conn: &Connection, upstream: &ModernUpstream) {
             Some(upstream.listen_params()),
         );
         tokio::select! {
-            _ = conn.send_request(listen, Origin::none()) => {
-                // Ended (refused, timed out): not in a tight loop.
+            ended = conn.send_request(listen, Origin::none()) => {
+                let unknown = ended
+                    .and_then(super::result_of)
+                    .is_err_and(|e| e.code == code::METHOD_NOT_FOUND);
+                if unknown {
+                    tracing::debug!("the upstream does not offer subscriptions/listen");
+                    return;
+                }
+                // Ended (timed out, failed): again, not in a tight loop.
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             _ = changed.changed() => {}
