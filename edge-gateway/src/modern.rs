@@ -310,8 +310,10 @@ fn router_info() -> Value {
 
 /// `subscriptions/listen`: relayed to the provider, whose notifications for it (tagged with
 /// the subscription id, which the agent maps back to this request) stream to the client
-/// until it hangs up; then the upstream subscription is cancelled. An upstream that does not
-/// know the method (the legacy era) gets the gateway's own stream (`modern_listen.rs`).
+/// until it hangs up; then the upstream subscription is cancelled. A listen request never
+/// answers, so when the relay's time limit ends it the gateway opens it again, unseen by the
+/// client (no second acknowledgement). An upstream that does not know the method (the
+/// legacy era) gets the gateway's own stream (`modern_listen.rs`).
 async fn listen(
     gateway: &Arc<Gateway>,
     view: View,
@@ -320,15 +322,11 @@ async fn listen(
 ) -> Response {
     let client_id = message.id.clone().unwrap_or(Value::Null);
     let filter = crate::modern_listen::Filter::from_params(params);
-    let Relayed {
-        internal,
-        mut answer,
-        events: mut rx,
-        stream: guard,
-    } = relay(gateway, view.clone(), message);
+    let request = message.to_bytes();
+    let mut relayed = relay(gateway, view.clone(), message);
     let first = tokio::select! {
         biased;
-        early = &mut answer => {
+        early = &mut relayed.answer => {
             let unknown_upstream = early
                 .as_ref()
                 .and_then(|a| a.error.as_ref())
@@ -345,42 +343,90 @@ async fn listen(
                 None => StatusCode::ACCEPTED.into_response(),
             };
         }
-        Some(first) = rx.recv() => first,
+        Some(first) = relayed.events.recv() => first,
     };
-    let rx = futures::stream::once(async move { first })
-        .chain(futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|m| (m, rx))
-        }));
-    let ids = (internal.clone(), client_id.clone());
-    let events = rx.map(move |bytes| restore_ids(&bytes, &ids.0, &ids.1));
-    // The upstream's answer ends the stream (an error, or the subscription's end).
-    let ending = futures::stream::once(answer).filter_map(move |answer| {
-        let client_id = client_id.clone();
-        async move {
-            answer.map(|mut a| {
-                a.id = Some(client_id);
-                a.to_bytes()
-            })
-        }
-    });
-    let cancel = CancelOnDrop {
+    let (out, to_client) = mpsc::channel::<Vec<u8>>(64);
+    let _ = out.try_send(restore_ids(&first, &relayed.internal, &client_id));
+    let pump = ListenPump {
         gateway: gateway.clone(),
         view,
-        internal,
-        _guard: guard,
+        request,
+        client_id,
+        acknowledged: is_acknowledgement(&first),
     };
-    // Whatever comes, the stream ends with the answer.
-    let body = futures::stream::select(events.map(|b| (b, false)), ending.map(|b| (b, true)))
-        .scan(false, |answered, (bytes, is_answer)| {
-            let next = (!*answered).then_some(bytes);
-            *answered |= is_answer;
-            futures::future::ready(next)
-        })
-        .map(move |bytes| {
-            let _keep = &cancel;
-            Ok::<_, std::convert::Infallible>(sse_event(&bytes))
-        });
-    sse_stream_response(Body::from_stream(body))
+    tokio::spawn(crate::auth::inherit(pump.run(relayed, out)));
+    let events = futures::stream::unfold(to_client, |mut rx| async move {
+        rx.recv().await.map(|m| (m, rx))
+    })
+    .map(|bytes| Ok::<_, std::convert::Infallible>(sse_event(&bytes)));
+    sse_stream_response(Body::from_stream(events))
+}
+
+/// Carries a relayed listen stream to its client, opening it again upstream when the relay's
+/// time limit ends it, until the client hangs up or the upstream ends it for good.
+struct ListenPump {
+    gateway: Arc<Gateway>,
+    view: View,
+    /// The client's request, to send again.
+    request: Vec<u8>,
+    client_id: Value,
+    acknowledged: bool,
+}
+
+impl ListenPump {
+    async fn run(mut self, mut current: Relayed, out: mpsc::Sender<Vec<u8>>) {
+        loop {
+            // Dropped when this relay is over: the upstream subscription is cancelled.
+            let cancel = CancelOnDrop {
+                gateway: self.gateway.clone(),
+                view: self.view.clone(),
+                internal: current.internal.clone(),
+                _guard: current.stream,
+            };
+            loop {
+                tokio::select! {
+                    _ = out.closed() => return,
+                    Some(bytes) = current.events.recv() => {
+                        let ack = is_acknowledgement(&bytes);
+                        if ack && self.acknowledged {
+                            continue;
+                        }
+                        self.acknowledged |= ack;
+                        let bytes = restore_ids(&bytes, &cancel.internal, &self.client_id);
+                        if out.send(bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                    answer = &mut current.answer => {
+                        let Some(mut answer) = answer else { return };
+                        let timed_out = answer
+                            .error
+                            .as_ref()
+                            .and_then(|e| serde_json::from_str::<RpcError>(e.get()).ok())
+                            .is_some_and(|e| e.code == code::UPSTREAM_TIMEOUT);
+                        if timed_out {
+                            break;
+                        }
+                        answer.id = Some(self.client_id.clone());
+                        let _ = out.send(answer.to_bytes()).await;
+                        return;
+                    }
+                }
+            }
+            drop(cancel);
+            let Ok(message) = Message::parse(&self.request) else {
+                return;
+            };
+            current = relay(&self.gateway, self.view.clone(), message);
+        }
+    }
+}
+
+fn is_acknowledgement(bytes: &[u8]) -> bool {
+    Message::parse(bytes)
+        .ok()
+        .and_then(|m| m.method)
+        .is_some_and(|m| m == "notifications/subscriptions/acknowledged")
 }
 
 /// A modern request on its way to the provider under its own `internal_id`.

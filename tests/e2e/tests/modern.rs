@@ -473,6 +473,55 @@ async fn listen_on_a_legacy_upstream_is_served_by_the_gateway() {
     );
 }
 
+/// A relayed listen stream outlives the relay's time limit: the gateway opens it again
+/// upstream, and the client sees one acknowledgement and every notification after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relayed_listen_stream_outlives_the_request_timeout() {
+    let router = Router::start_with(&["--request-timeout-secs", "1"], &[]).await;
+    router
+        .api()
+        .add(json!({"name": "conf", "runtime": {"kind": "process", "command": mcpr_e2e::harness::bin("mcpr-conformance-server")}}))
+        .await;
+    router.api().wait_state("conf", "running").await;
+    let url = router.mcp_url("/mcp/p/conf");
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "subscriptions/listen", "params": {
+        "_meta": meta(json!({})), "notifications": {"toolsListChanged": true}
+    }});
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "subscriptions/listen")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let mut listen = SseReader {
+        body: Box::pin(response.bytes_stream()),
+        buffer: String::new(),
+    };
+    let ack = listen.next().await;
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    // Past the 1 s limit, twice over.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let trigger =
+        json!({"name": "test_trigger_tool_change", "arguments": {}, "_meta": meta(json!({}))});
+    let (status, _) = modern_post(&url, json!(1), "tools/call", trigger).await;
+    assert_eq!(status, 200);
+    let changed = listen.next().await;
+    assert_eq!(
+        changed["method"], "notifications/tools/list_changed",
+        "{changed}"
+    );
+    assert_eq!(
+        changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        9
+    );
+}
+
 /// rmcp's client in the modern lifecycle (`server/discover`, no fallback to `initialize`).
 async fn modern_rmcp_client(url: &str) -> RunningService<RoleClient, ClientConfig> {
     let client = ClientConfig::new(
