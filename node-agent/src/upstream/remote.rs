@@ -30,6 +30,19 @@ pub struct HttpTransport {
     protocol_version: RwLock<Option<String>>,
     /// Input schemas by tool name, for the `Mcp-Param-*` headers of modern tool calls.
     tool_schemas: RwLock<std::collections::HashMap<String, Value>>,
+    /// Set once the server refused a modern request for its version: it speaks the legacy
+    /// era only, and modern requests go to it as legacy ones (their `_meta` ignored).
+    legacy_only: std::sync::atomic::AtomicBool,
+}
+
+/// What a POST brought back.
+enum Sent {
+    /// The HTTP response, to read as JSON or SSE.
+    Response(reqwest::Response),
+    /// A JSON-RPC error a modern request was answered with (HTTP 400 or 404).
+    Answer(Message),
+    /// A server of the legacy era refused a modern request for its protocol version.
+    RefusedModern,
 }
 
 #[derive(Debug)]
@@ -81,6 +94,7 @@ pub fn connect(
         session_id: RwLock::new(None),
         protocol_version: RwLock::new(None),
         tool_schemas: RwLock::default(),
+        legacy_only: Default::default(),
     };
     Ok(Connection::new(
         Outbound::Http(Box::new(transport)),
@@ -165,19 +179,34 @@ impl HttpTransport {
         mcpr_core::mcp_headers::request_headers(method, params.as_ref(), schema)
     }
 
-    async fn send(&self, msg: &Message) -> Result<reqwest::Response, HttpError> {
-        let modern = Self::modern_version(msg);
-        let response = self
-            .post(msg, modern.as_deref())
-            .send()
-            .await
-            .map_err(|e| {
-                HttpError::lost(format!(
-                    "cannot reach {}: {}",
-                    self.url,
-                    mcpr_core::error_chain(&e)
-                ))
-            })?;
+    /// POSTs `msg`; a modern request to a server that turns out to speak the legacy era
+    /// only is sent again as a legacy one (and so are all later ones).
+    async fn send(&self, msg: &Message) -> Result<Sent, HttpError> {
+        let legacy_only = self.legacy_only.load(std::sync::atomic::Ordering::Relaxed);
+        let modern = if legacy_only {
+            None
+        } else {
+            Self::modern_version(msg)
+        };
+        match self.send_as(msg, modern.as_deref()).await? {
+            Sent::RefusedModern => {
+                tracing::info!(url = %self.url, "the upstream refused protocol 2026-07-28; it gets legacy requests from now on");
+                self.legacy_only
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                self.send_as(msg, None).await
+            }
+            sent => Ok(sent),
+        }
+    }
+
+    async fn send_as(&self, msg: &Message, modern: Option<&str>) -> Result<Sent, HttpError> {
+        let response = self.post(msg, modern).send().await.map_err(|e| {
+            HttpError::lost(format!(
+                "cannot reach {}: {}",
+                self.url,
+                mcpr_core::error_chain(&e)
+            ))
+        })?;
         if let Some(session) = response
             .headers()
             .get(SESSION_HEADER)
@@ -189,14 +218,34 @@ impl HttpTransport {
             }
         }
         let status = response.status();
-        let json_body = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
-        // 2026-07-28 gives JSON-RPC errors an HTTP status (400, 404): the body is the answer.
-        if modern.is_some() && status.is_client_error() && json_body {
-            return Ok(response);
+        // 2026-07-28 gives JSON-RPC errors an HTTP status (400, 404): the body is the
+        // answer — unless a server of the legacy era (it gave us a session) refuses the
+        // version itself: a body that is no JSON-RPC error, or an invalid-request one.
+        if modern.is_some() && status.is_client_error() {
+            let body = response.bytes().await.unwrap_or_default();
+            let answer = Message::parse(&body).ok().filter(|m| m.error.is_some());
+            let refused_version = answer.as_ref().is_none_or(|m| {
+                m.error
+                    .as_ref()
+                    .and_then(|e| {
+                        serde_json::from_str::<mcpr_core::jsonrpc::RpcError>(e.get()).ok()
+                    })
+                    .is_some_and(|e| e.code == mcpr_core::jsonrpc::code::INVALID_REQUEST)
+            });
+            if refused_version && self.session_id.read().unwrap().is_some() {
+                return Ok(Sent::RefusedModern);
+            }
+            return match answer {
+                Some(answer) => Ok(Sent::Answer(answer)),
+                None => Err(HttpError::failed(format!(
+                    "{} answered HTTP {status}: {}",
+                    self.url,
+                    String::from_utf8_lossy(&body)
+                        .chars()
+                        .take(300)
+                        .collect::<String>()
+                ))),
+            };
         }
         if status == reqwest::StatusCode::NOT_FOUND && self.session_id.read().unwrap().is_some() {
             return Err(HttpError::lost(format!(
@@ -212,7 +261,7 @@ impl HttpTransport {
                 self.url
             )));
         }
-        Ok(response)
+        Ok(Sent::Response(response))
     }
 
     /// Follows the server's own SSE stream (GET), where it sends what belongs to no request
@@ -269,7 +318,16 @@ impl HttpTransport {
         msg: &Message,
         id: u64,
     ) -> Result<Message, HttpError> {
-        let response = self.send(msg).await?;
+        let response = match self.send(msg).await? {
+            Sent::Response(response) => response,
+            Sent::Answer(answer) => return Ok(answer),
+            Sent::RefusedModern => {
+                return Err(HttpError::failed(format!(
+                    "{} refused the request's protocol version",
+                    self.url
+                )));
+            }
+        };
         let is_sse = response
             .headers()
             .get(CONTENT_TYPE)

@@ -119,6 +119,58 @@ while True:
         send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32601, "message": "method not found: " + method}})
 "#;
 
+/// A legacy-only MCP server over streamable HTTP that, like servers written before
+/// 2026-07-28, refuses an `MCP-Protocol-Version` it does not know with a plain 400. Prints
+/// `listening on URL` once bound.
+const LEGACY_HTTP_SERVER: &str = r#"
+import json, sys, uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+KNOWN = {"2024-11-05", "2025-03-26", "2025-06-18"}
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body=None, headers=()):
+        data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        self.send_response(status)
+        if body is not None:
+            self.send_header("content-type", "application/json" if not isinstance(body, bytes) else "text/plain")
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self.reply(405, b"Method Not Allowed")
+
+    def do_POST(self):
+        message = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        version = self.headers.get("mcp-protocol-version")
+        if version is not None and version not in KNOWN:
+            return self.reply(400, ("Bad Request: Unsupported protocol version: " + version).encode())
+        method, mid = message.get("method"), message.get("id")
+        if mid is None:
+            return self.reply(202)
+        if method == "initialize":
+            return self.reply(200, {"jsonrpc": "2.0", "id": mid, "result": {"protocolVersion": "2025-06-18",
+                "capabilities": {"tools": {}}, "serverInfo": {"name": "legacy-http", "version": "1.0.0"}}},
+                [("mcp-session-id", uuid.uuid4().hex)])
+        if method == "tools/list":
+            return self.reply(200, {"jsonrpc": "2.0", "id": mid, "result": {"tools": [
+                {"name": "echo", "description": "Echoes text", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}}]}})
+        if method == "tools/call":
+            text = message["params"]["arguments"]["text"]
+            return self.reply(200, {"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": text}]}})
+        self.reply(200, {"jsonrpc": "2.0", "id": mid, "error": {"code": -32601, "message": "method not found: " + method}})
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(f"listening on http://127.0.0.1:{server.server_address[1]}/mcp", flush=True)
+server.serve_forever()
+"#;
+
 /// The `_meta` of a modern request from a client with these capabilities.
 fn meta(capabilities: Value) -> Value {
     json!({
@@ -520,6 +572,42 @@ async fn a_relayed_listen_stream_outlives_the_request_timeout() {
         changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
         9
     );
+}
+
+/// A legacy HTTP upstream that refuses the modern version header: the agent sends it the
+/// modern client's request again as a legacy one, and every later one too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_legacy_http_upstream_that_refuses_the_modern_version_gets_legacy_requests() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("legacy_http_server.py");
+    std::fs::write(&script, LEGACY_HTTP_SERVER).expect("write the server");
+    let mut command = std::process::Command::new("python3");
+    command.arg(&script);
+    let server = mcpr_e2e::harness::Proc::spawn("legacy-http", command);
+    let upstream = wait_for("the legacy HTTP server", Duration::from_secs(15), || {
+        let log = server.log();
+        async move {
+            log.lines()
+                .find_map(|l| l.strip_prefix("listening on "))
+                .map(str::to_owned)
+        }
+    })
+    .await;
+    let router = Router::start().await;
+    router
+        .api()
+        .add(json!({"name": "old", "runtime": {"kind": "remote", "url": upstream}}))
+        .await;
+    router.api().wait_state("old", "running").await;
+    let url = router.mcp_url("/mcp/p/old");
+    for text in ["first", "second"] {
+        let call = json!({"name": "echo", "arguments": {"text": text}, "_meta": meta(json!({}))});
+        let (status, answer) = modern_post(&url, json!(text), "tools/call", call).await;
+        assert_eq!(status, 200, "{answer:?}");
+        let result = &answer[0]["result"];
+        assert_eq!(text_of(result), text, "{answer:?}");
+        assert_eq!(result["resultType"], "complete");
+    }
 }
 
 /// rmcp's client in the modern lifecycle (`server/discover`, no fallback to `initialize`).
