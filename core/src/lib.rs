@@ -3,6 +3,7 @@
 //! It holds no business logic of any one binary.
 
 pub mod jsonrpc;
+pub mod mcp_headers;
 pub mod model;
 pub mod relay;
 pub mod telemetry;

@@ -1,5 +1,7 @@
-//! The streamable HTTP front door (MCP transports 2025-03-26 … 2025-11-25). Each request is
+//! The streamable HTTP front door (MCP transports 2025-03-26 … 2026-07-28). Each request is
 //! one linear pass: origin and header checks, body limit, session, then the view's handler.
+//! A request of the modern era (2026-07-28) has no session and goes to `modern.rs` once its
+//! body is parsed.
 //!
 //! Responses to requests are single JSON bodies (or one SSE event when the client accepts
 //! only `text/event-stream`); the GET stream is not offered (405), as the transport allows.
@@ -272,6 +274,10 @@ async fn handle_post(
         Ok(parsed) => parsed,
         Err(error) => return rpc_error_response(StatusCode::BAD_REQUEST, Value::Null, &error),
     };
+    // The modern era (2026-07-28) has no session: its requests take their own path.
+    if crate::modern::applies(headers, &messages) {
+        return crate::modern::handle(gateway, view, headers, messages, batch).await;
+    }
     if let Some(version) = header_str(headers, VERSION_HEADER)
         && !SUPPORTED_VERSIONS.contains(&version)
     {

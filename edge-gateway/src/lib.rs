@@ -5,6 +5,9 @@
 
 pub mod auth;
 pub mod http;
+pub mod modern;
+pub mod modern_bridge;
+pub mod modern_listen;
 pub mod relay;
 pub mod sandbox;
 pub mod search;
@@ -89,6 +92,10 @@ pub struct Gateway {
     pub(crate) auth: auth::AuthState,
     pub(crate) sessions: Arc<sessions::Sessions>,
     pub(crate) delivery: Arc<sessions::Delivery>,
+    /// Modern clients' calls waiting for their input responses (`modern_bridge.rs`).
+    pub(crate) bridges: modern_bridge::Bridges,
+    /// Listen streams the gateway serves for upstreams that do not (`modern_listen.rs`).
+    pub(crate) listeners: modern_listen::Listeners,
     /// The in-process agent's events, for as long as the gateway lives.
     local_events: std::sync::OnceLock<mcpr_core::relay::Subscription>,
     /// Sessions ended here (DELETE): a sealed id is not resumed after it (kept for a day).
@@ -114,6 +121,8 @@ impl Gateway {
             relays: relay::RelayPool::new(config.request_timeout, local.clone()),
             local_events: Default::default(),
             delivery: Default::default(),
+            bridges: Default::default(),
+            listeners: Default::default(),
             ended_sessions: Default::default(),
             auth: Default::default(),
             sessions: Default::default(),

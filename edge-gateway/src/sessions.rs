@@ -206,6 +206,8 @@ impl Gateway {
     pub(crate) fn deliver(&self, relay_url: &str, event: &AgentEvent) {
         let bytes = event.message.to_bytes();
         if event.client_session.is_empty() {
+            // Modern clients' listen streams the gateway serves take what they asked for.
+            self.listeners.deliver(&event.provider, &event.message);
             // For every client of the provider: its transparent-view sessions.
             for session in self.sessions.iter() {
                 if matches!(&session.view, View::Transparent(p) if *p == event.provider)

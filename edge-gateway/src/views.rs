@@ -29,7 +29,7 @@ pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-2
 
 const DEFAULT_SEARCH_LIMIT: usize = 10;
 
-const INSTRUCTIONS: &str = "This is MCP Router: one endpoint in front of many MCP servers (providers). \
+pub(crate) const INSTRUCTIONS: &str = "This is MCP Router: one endpoint in front of many MCP servers (providers). \
 Call list_providers to see them, search_tools to find a tool by what it does, list_tools to see one \
 provider's tools with their input schemas, and call_tool to run one. A provider's tool can also be \
 called directly by its own name with an extra \"provider\" argument.";
@@ -163,6 +163,20 @@ impl Gateway {
             }
         };
         Ok(raw(result))
+    }
+
+    /// The `initialize` result of `provider`'s upstream (capabilities, serverInfo,
+    /// instructions), which the modern era's `server/discover` is answered from.
+    pub(crate) async fn provider_server_info(
+        &self,
+        name: &str,
+    ) -> Result<Map<String, Value>, RpcError> {
+        let snapshot = self.settled_snapshot(name).await;
+        let (provider, _) = route(&snapshot, name)?;
+        provider
+            .server_info
+            .clone()
+            .ok_or_else(|| not_running(provider))
     }
 
     /// Relays a request to `provider` as it is.

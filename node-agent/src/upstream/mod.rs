@@ -1,9 +1,12 @@
 //! Upstream MCP sessions: the agent's side of a conversation with one MCP server, over stdio
 //! (`process` runtime) or streamable HTTP (`remote` runtime). Requests from the gateway get a
 //! fresh upstream id (so many clients can share one session) and their own id back on the
-//! response; everything else in the message passes through untouched.
+//! response; everything else in the message passes through untouched. An upstream of the
+//! modern era alone (2026-07-28) is found by `server/discover` and spoken to statelessly
+//! (`modern.rs`).
 
 pub mod lines;
+pub mod modern;
 pub mod process;
 pub mod remote;
 pub mod routing;
@@ -41,7 +44,7 @@ pub enum UpstreamEvent {
 enum Outbound {
     /// Line-delimited JSON on the child's stdin.
     Lines(mpsc::Sender<Vec<u8>>),
-    Http(remote::HttpTransport),
+    Http(Box<remote::HttpTransport>),
 }
 
 /// One live upstream MCP session.
@@ -55,6 +58,11 @@ pub struct Connection {
     request_timeout: Duration,
     /// Where what the upstream sends on its own goes (see `routing`).
     pub routing: routing::Routing,
+    /// Set when the upstream speaks only the modern era: the agent's per-request `_meta`.
+    modern: std::sync::OnceLock<modern::ModernUpstream>,
+    /// What started a stdio server (command and arguments), to remember that it speaks
+    /// only the modern era (`modern::remember_modern_only`).
+    launch: std::sync::OnceLock<String>,
 }
 
 impl Connection {
@@ -71,6 +79,8 @@ impl Connection {
             events,
             request_timeout,
             routing: routing::Routing::default(),
+            modern: std::sync::OnceLock::new(),
+            launch: std::sync::OnceLock::new(),
         })
     }
 
@@ -107,8 +117,23 @@ impl Connection {
     }
 
     /// Sends a client's request and waits for its response; the response carries `msg`'s
-    /// own id. What the upstream sends meanwhile about it is routed back to `origin`.
+    /// own id. What the upstream sends meanwhile about it is routed back to `origin`. To an
+    /// upstream of the modern era alone the request goes stateless (`modern.rs`).
     pub async fn request_from(
+        &self,
+        msg: Message,
+        origin: routing::Origin,
+    ) -> Result<Message, RpcError> {
+        match self.modern.get() {
+            Some(upstream) => {
+                modern::relay(self, upstream, msg, origin, self.request_timeout).await
+            }
+            None => self.send_request(msg, origin).await,
+        }
+    }
+
+    /// Sends one request as it is and waits for its response (see `request_from`).
+    pub(crate) async fn send_request(
         &self,
         mut msg: Message,
         origin: routing::Origin,
@@ -263,6 +288,16 @@ impl Connection {
     /// Starts following what the upstream sends outside of requests: for streamable HTTP its
     /// GET stream (stdio needs nothing: the reader sees every line).
     pub fn start_listening(self: &Arc<Self>) {
+        // A modern-era upstream has no session stream: the agent listens with a request.
+        if self.modern.get().is_some() {
+            let conn = self.clone();
+            tokio::spawn(async move {
+                if let Some(upstream) = conn.modern.get() {
+                    modern::follow(&conn, upstream).await;
+                }
+            });
+            return;
+        }
         if matches!(self.outbound, Outbound::Http(_)) {
             let conn = self.clone();
             tokio::spawn(async move {
@@ -308,8 +343,21 @@ impl Connection {
         }
     }
 
-    /// The MCP handshake: `initialize`, `notifications/initialized`, then the tool list.
+    /// Names what started this stdio server (see `launch`).
+    pub fn set_launch(&self, launch: String) {
+        let _ = self.launch.set(launch);
+    }
+
+    /// The MCP handshake: `initialize`, `notifications/initialized`, then the tool list
+    /// (or `server/discover` and the tool list for a server of the modern era alone).
     pub async fn handshake(&self, client_name: &str) -> Result<Handshake, RpcError> {
+        if self
+            .launch
+            .get()
+            .is_some_and(|launch| modern::known_modern_only(launch))
+        {
+            return self.open_modern(client_name).await;
+        }
         let init = Message::request(
             json!(0),
             "initialize",
@@ -319,8 +367,10 @@ impl Connection {
                 "clientInfo": {"name": client_name, "version": env!("CARGO_PKG_VERSION")},
             })),
         );
-        let response = self.request(init).await?;
-        let result = result_of(response)?;
+        let result = match self.request(init).await.and_then(result_of) {
+            Ok(result) => result,
+            Err(refused) => return self.discover_modern(client_name, refused).await,
+        };
         if let Outbound::Http(http) = &self.outbound
             && let Some(version) = serde_json::from_str::<Value>(result.get())
                 .ok()
@@ -333,6 +383,39 @@ impl Connection {
         let (tools_json, tool_count) = self.list_tools().await?;
         Ok(Handshake {
             server_info_json: result.get().to_owned(),
+            tools_json,
+            tool_count,
+        })
+    }
+
+    /// After `initialize` was `refused`: an HTTP upstream may be of the modern era alone
+    /// (no `initialize`); `server/discover` tells, and from then on requests go stateless.
+    /// Otherwise the handshake fails with the refusal.
+    async fn discover_modern(
+        &self,
+        client_name: &str,
+        refused: RpcError,
+    ) -> Result<Handshake, RpcError> {
+        let Outbound::Http(http) = &self.outbound else {
+            // A stdio server that refused has most likely ended: its next start opens with
+            // `server/discover`.
+            return Err(modern::stdio_refusal(refused, self.launch.get()));
+        };
+        http.forget_session();
+        self.open_modern(client_name).await.map_err(|e| {
+            tracing::debug!(error = %e, "server/discover after a refused initialize failed too");
+            refused
+        })
+    }
+
+    /// Opens with `server/discover`; from then on requests go stateless.
+    async fn open_modern(&self, client_name: &str) -> Result<Handshake, RpcError> {
+        let meta = modern::agent_meta(client_name);
+        let server_info_json = modern::discover(self, &meta).await?;
+        let _ = self.modern.set(modern::ModernUpstream::new(meta));
+        let (tools_json, tool_count) = self.list_tools().await?;
+        Ok(Handshake {
+            server_info_json,
             tools_json,
             tool_count,
         })
@@ -365,10 +448,11 @@ impl Connection {
             }
         }
         let count = tools.len();
-        Ok((
-            serde_json::to_string(&tools).expect("raw values serialize"),
-            count,
-        ))
+        let tools_json = serde_json::to_string(&tools).expect("raw values serialize");
+        if let Outbound::Http(http) = &self.outbound {
+            http.set_tools(&tools_json);
+        }
+        Ok((tools_json, count))
     }
 }
 

@@ -88,6 +88,7 @@ pub fn spawn(
     let stderr = child.stderr.take().expect("stderr is piped");
 
     let conn = super::lines::connect(stdin, stdout, logs.clone(), events, request_timeout);
+    conn.set_launch(format!("{} {}", spec.command, spec.args.join(" ")));
 
     // stderr: the server's log.
     let stderr_logs = logs.clone();

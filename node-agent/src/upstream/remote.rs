@@ -1,6 +1,11 @@
 //! The `remote` runtime: a streamable-HTTP MCP server elsewhere (MCP 2025-03-26 and later
 //! transports). Each request is a POST whose answer is either one JSON message or an SSE
 //! stream carrying the response (and perhaps notifications and requests before it).
+//!
+//! A client request of the modern era (2026-07-28: its `_meta` names its protocol version)
+//! goes out as one: with that version in `MCP-Protocol-Version` and the standard headers
+//! (SEP-2243) its body implies, so a server that speaks both eras answers it as a modern
+//! request; its HTTP 400 and 404 answers carry JSON-RPC errors, not a lost session.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -23,6 +28,21 @@ pub struct HttpTransport {
     headers: HeaderMap,
     session_id: RwLock<Option<String>>,
     protocol_version: RwLock<Option<String>>,
+    /// Input schemas by tool name, for the `Mcp-Param-*` headers of modern tool calls.
+    tool_schemas: RwLock<std::collections::HashMap<String, Value>>,
+    /// Set once the server refused a modern request for its version: it speaks the legacy
+    /// era only, and modern requests go to it as legacy ones (their `_meta` ignored).
+    legacy_only: std::sync::atomic::AtomicBool,
+}
+
+/// What a POST brought back.
+enum Sent {
+    /// The HTTP response, to read as JSON or SSE.
+    Response(reqwest::Response),
+    /// A JSON-RPC error a modern request was answered with (HTTP 400 or 404).
+    Answer(Message),
+    /// A server of the legacy era refused a modern request for its protocol version.
+    RefusedModern,
 }
 
 #[derive(Debug)]
@@ -74,9 +94,11 @@ pub fn connect(
         headers: map,
         session_id: RwLock::new(None),
         protocol_version: RwLock::new(None),
+        tool_schemas: RwLock::default(),
+        legacy_only: Default::default(),
     };
     Ok(Connection::new(
-        Outbound::Http(transport),
+        Outbound::Http(Box::new(transport)),
         events,
         request_timeout,
     ))
@@ -87,7 +109,40 @@ impl HttpTransport {
         *self.protocol_version.write().unwrap() = Some(version);
     }
 
-    fn post(&self, msg: &Message) -> reqwest::RequestBuilder {
+    /// Drops the session and version a refused `initialize` may have left: a modern-era
+    /// upstream has neither.
+    pub fn forget_session(&self) {
+        *self.session_id.write().unwrap() = None;
+        *self.protocol_version.write().unwrap() = None;
+    }
+
+    /// Remembers the tools' input schemas (after each `tools/list` of the handshake).
+    pub fn set_tools(&self, tools_json: &str) {
+        let tools: Vec<Value> = serde_json::from_str(tools_json).unwrap_or_default();
+        let schemas = tools
+            .into_iter()
+            .filter_map(|tool| {
+                let name = tool.get("name")?.as_str()?.to_owned();
+                Some((name, tool.get("inputSchema")?.clone()))
+            })
+            .collect();
+        *self.tool_schemas.write().unwrap() = schemas;
+    }
+
+    /// The modern protocol version a request's `_meta` names, if any.
+    fn modern_version(msg: &Message) -> Option<String> {
+        let params = msg.params.as_ref()?;
+        if !params
+            .get()
+            .contains(mcpr_core::mcp_headers::META_PROTOCOL_VERSION)
+        {
+            return None;
+        }
+        let params: Value = serde_json::from_str(params.get()).ok()?;
+        mcpr_core::mcp_headers::meta_protocol_version(Some(&params)).map(str::to_owned)
+    }
+
+    fn post(&self, msg: &Message, modern: Option<&str>) -> reqwest::RequestBuilder {
         let mut request = self
             .client
             .post(&self.url)
@@ -98,14 +153,55 @@ impl HttpTransport {
         if let Some(session) = self.session_id.read().unwrap().as_deref() {
             request = request.header(SESSION_HEADER, session);
         }
-        if let Some(version) = self.protocol_version.read().unwrap().as_deref() {
+        if let Some(version) = modern {
+            request = request.header(VERSION_HEADER, version);
+            for (name, value) in self.standard_headers(msg) {
+                request = request.header(name, value);
+            }
+        } else if let Some(version) = self.protocol_version.read().unwrap().as_deref() {
             request = request.header(VERSION_HEADER, version);
         }
         request
     }
 
-    async fn send(&self, msg: &Message) -> Result<reqwest::Response, HttpError> {
-        let response = self.post(msg).send().await.map_err(|e| {
+    /// `Mcp-Method`, `Mcp-Name` and `Mcp-Param-*` for a modern request.
+    fn standard_headers(&self, msg: &Message) -> Vec<(String, String)> {
+        let method = msg.method.as_deref().unwrap_or_default();
+        let params: Option<Value> = msg
+            .params
+            .as_ref()
+            .and_then(|p| serde_json::from_str(p.get()).ok());
+        let schemas = self.tool_schemas.read().unwrap();
+        let schema = params
+            .as_ref()
+            .and_then(|p| p.get("name"))
+            .and_then(Value::as_str)
+            .and_then(|name| schemas.get(name));
+        mcpr_core::mcp_headers::request_headers(method, params.as_ref(), schema)
+    }
+
+    /// POSTs `msg`; a modern request to a server that turns out to speak the legacy era
+    /// only is sent again as a legacy one (and so are all later ones).
+    async fn send(&self, msg: &Message) -> Result<Sent, HttpError> {
+        let legacy_only = self.legacy_only.load(std::sync::atomic::Ordering::Relaxed);
+        let modern = if legacy_only {
+            None
+        } else {
+            Self::modern_version(msg)
+        };
+        match self.send_as(msg, modern.as_deref()).await? {
+            Sent::RefusedModern => {
+                tracing::info!(url = %self.url, "the upstream refused protocol 2026-07-28; it gets legacy requests from now on");
+                self.legacy_only
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                self.send_as(msg, None).await
+            }
+            sent => Ok(sent),
+        }
+    }
+
+    async fn send_as(&self, msg: &Message, modern: Option<&str>) -> Result<Sent, HttpError> {
+        let response = self.post(msg, modern).send().await.map_err(|e| {
             HttpError::lost(format!(
                 "cannot reach {}: {}",
                 self.url,
@@ -123,6 +219,35 @@ impl HttpTransport {
             }
         }
         let status = response.status();
+        // 2026-07-28 gives JSON-RPC errors an HTTP status (400, 404): the body is the
+        // answer — unless a server of the legacy era (it gave us a session) refuses the
+        // version itself: a body that is no JSON-RPC error, or an invalid-request one.
+        if modern.is_some() && status.is_client_error() {
+            let body = response.bytes().await.unwrap_or_default();
+            let answer = Message::parse(&body).ok().filter(|m| m.error.is_some());
+            let refused_version = answer.as_ref().is_none_or(|m| {
+                m.error
+                    .as_ref()
+                    .and_then(|e| {
+                        serde_json::from_str::<mcpr_core::jsonrpc::RpcError>(e.get()).ok()
+                    })
+                    .is_some_and(|e| e.code == mcpr_core::jsonrpc::code::INVALID_REQUEST)
+            });
+            if refused_version && self.session_id.read().unwrap().is_some() {
+                return Ok(Sent::RefusedModern);
+            }
+            return match answer {
+                Some(answer) => Ok(Sent::Answer(answer)),
+                None => Err(HttpError::failed(format!(
+                    "{} answered HTTP {status}: {}",
+                    self.url,
+                    String::from_utf8_lossy(&body)
+                        .chars()
+                        .take(300)
+                        .collect::<String>()
+                ))),
+            };
+        }
         if status == reqwest::StatusCode::NOT_FOUND && self.session_id.read().unwrap().is_some() {
             return Err(HttpError::lost(format!(
                 "{} ended the session (404)",
@@ -137,7 +262,7 @@ impl HttpTransport {
                 self.url
             )));
         }
-        Ok(response)
+        Ok(Sent::Response(response))
     }
 
     /// Follows the server's own SSE stream (GET), where it sends what belongs to no request
@@ -194,7 +319,16 @@ impl HttpTransport {
         msg: &Message,
         id: u64,
     ) -> Result<Message, HttpError> {
-        let response = self.send(msg).await?;
+        let response = match self.send(msg).await? {
+            Sent::Response(response) => response,
+            Sent::Answer(answer) => return Ok(answer),
+            Sent::RefusedModern => {
+                return Err(HttpError::failed(format!(
+                    "{} refused the request's protocol version",
+                    self.url
+                )));
+            }
+        };
         let is_sse = response
             .headers()
             .get(CONTENT_TYPE)

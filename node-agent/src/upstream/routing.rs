@@ -50,6 +50,8 @@ pub struct Routing {
     progress: DashMap<String, (Origin, Value)>,
     /// our id for a server-to-client request -> the upstream's id for it
     server_requests: DashMap<String, Value>,
+    /// our id for a request the agent itself asks a client -> who waits for the answer
+    asks: DashMap<String, tokio::sync::oneshot::Sender<Message>>,
     next_server_request: AtomicU64,
 }
 
@@ -132,6 +134,9 @@ impl Routing {
 
     /// Routes a notification from the upstream. Returns false when nobody could take it.
     pub fn notification(&self, mut message: Message, arrived_with: Option<u64>) -> bool {
+        if let Some(delivered) = self.subscription_notification(&mut message) {
+            return delivered;
+        }
         let method = message.method.as_deref().unwrap_or_default();
         match method {
             "notifications/progress" => {
@@ -183,6 +188,51 @@ impl Routing {
         }
     }
 
+    /// A notification of a `subscriptions/listen` stream (2026-07-28) names the listen
+    /// request in `_meta`; it goes to the client whose listen request that is, with the
+    /// client's own id put back. `None` when the notification names no request of ours.
+    fn subscription_notification(&self, message: &mut Message) -> Option<bool> {
+        const KEY: &str = mcpr_core::mcp_headers::META_SUBSCRIPTION_ID;
+        if !message.params.as_ref()?.get().contains(KEY) {
+            return None;
+        }
+        let mut params = message.params_value().ok()?;
+        let meta = params.get_mut("_meta")?.as_object_mut()?;
+        let upstream_id = match meta.get(KEY)? {
+            Value::Number(n) => n.as_u64()?,
+            Value::String(s) => s.parse().ok()?,
+            _ => return None,
+        };
+        // Not a client's request: the agent's own (its requests are not tracked).
+        let origin = self
+            .in_flight
+            .get(&upstream_id)
+            .map(|o| o.clone())
+            .unwrap_or_default();
+        if origin.is_none() {
+            // The agent's own listen stream (a modern upstream's list changes and resource
+            // updates for legacy clients): routed as a legacy upstream's notifications are,
+            // without the tag and the acknowledgement, which legacy clients do not know.
+            if message.method.as_deref() == Some("notifications/subscriptions/acknowledged") {
+                return Some(true);
+            }
+            meta.remove(KEY);
+            if meta.is_empty() {
+                params.remove("_meta");
+            }
+            message.params = Some(mcpr_core::jsonrpc::to_raw(&Value::Object(params)));
+            return None;
+        }
+        let client_id = serde_json::from_str::<Value>(&origin.related_id).ok()?;
+        meta.insert(KEY.into(), client_id);
+        message.params = Some(mcpr_core::jsonrpc::to_raw(&Value::Object(params)));
+        Some(self.emit(
+            origin,
+            EventKind::Notification,
+            std::mem::replace(message, Message::notification("", None)),
+        ))
+    }
+
     /// Forwards a server-to-client request to the client it concerns; returns false when no
     /// client request is in flight to attach it to.
     pub fn server_request(&self, mut message: Message, arrived_with: Option<u64>) -> bool {
@@ -209,9 +259,34 @@ impl Routing {
         delivered
     }
 
+    /// Asks the client of `origin` a request of the agent's own (the modern era's input
+    /// requests, put to a legacy client); the receiver gets the client's answer. `None` when
+    /// the request could not be delivered.
+    pub fn ask(
+        &self,
+        origin: &Origin,
+        method: &str,
+        params: Value,
+    ) -> Option<tokio::sync::oneshot::Receiver<Message>> {
+        let sink = self.sink.get()?;
+        let ours = format!(
+            "{}-{}",
+            sink.id_prefix,
+            self.next_server_request.fetch_add(1, Ordering::Relaxed)
+        );
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.asks.insert(ours.clone(), answer);
+        let request = Message::request(Value::String(ours.clone()), method, Some(params));
+        if !self.emit(origin.clone(), EventKind::Request, request) {
+            self.asks.remove(&ours);
+            return None;
+        }
+        Some(answered)
+    }
+
     /// Whether this session sent the server-to-client request `id` (our id for it).
     pub fn awaits(&self, id: &str) -> bool {
-        self.server_requests.contains_key(id)
+        self.server_requests.contains_key(id) || self.asks.contains_key(id)
     }
 
     /// The client's answer to a server-to-client request, with the upstream's id restored;
@@ -221,6 +296,10 @@ impl Routing {
             Value::String(s) => s.clone(),
             _ => return None,
         };
+        if let Some((_, waiter)) = self.asks.remove(&ours) {
+            let _ = waiter.send(message);
+            return None;
+        }
         let (_, upstream_id) = self.server_requests.remove(&ours)?;
         message.id = Some(upstream_id);
         Some(message)
@@ -335,6 +414,35 @@ mod tests {
         // Without a link (stdio), the newest request in flight gets it.
         assert!(routing.server_request(Message::request(json!(43), "roots/list", None), None));
         assert_eq!(rx.try_recv().unwrap().client_session, "B");
+    }
+
+    #[test]
+    fn listen_notifications_go_to_their_listen_request() {
+        let (routing, mut rx) = routing();
+        routing.outgoing(
+            Message::request(json!(1), "subscriptions/listen", None),
+            5,
+            origin("modern", "\"L1\""),
+        );
+        let changed = Message::notification(
+            "notifications/tools/list_changed",
+            Some(json!({"_meta": {"io.modelcontextprotocol/subscriptionId": 5}})),
+        );
+        assert!(routing.notification(changed, None));
+        let event = rx.try_recv().unwrap();
+        assert_eq!(
+            (event.client_session.as_str(), event.related_id.as_str()),
+            ("modern", "\"L1\"")
+        );
+        assert!(
+            event
+                .message
+                .params
+                .as_ref()
+                .unwrap()
+                .get()
+                .contains(r#"subscriptionId":"L1""#)
+        );
     }
 
     #[test]

@@ -28,6 +28,9 @@
 //! | (for gateway tests)               | `test_trigger_resource_change`, `test_trigger_resource_update` (to subscribers: `resources/subscribe` in a legacy session, `subscriptions/listen` in 2026-07-28) |
 //! | `input-required-result-*`         | `test_input_required_result_*` tools and the `test_input_required_result_prompt` prompt (HMAC-sealed `requestState`) |
 //! | `dns-rebinding-protection`        | Host validation (loopback names only) on the HTTP transport |
+//!
+//! `--modern-only` makes it a server of the modern era alone (no `initialize`), the kind of
+//! upstream the router finds with `server/discover`.
 
 // Sampling, elicitation requests, roots and logging are deprecated for 2026-07-28
 // (SEP-2577) but alive before it, and exercising them is this server's purpose.
@@ -92,6 +95,11 @@ struct Cli {
     /// `server-sse-polling` reports the resumption check as INFO, not SUCCESS).
     #[arg(long, requires = "http")]
     no_stream_close: bool,
+
+    /// Speak only the modern era (2026-07-28): refuse `initialize`, as a server written
+    /// for 2026-07-28 alone does (clients find it with `server/discover`).
+    #[arg(long)]
+    modern_only: bool,
 }
 
 /// State shared by every session and every stateless request of one process.
@@ -100,7 +108,12 @@ struct Shared {
     listeners: Mutex<Vec<SubscriptionSink>>,
     /// Seals `requestState` so that a tampered state is refused.
     codec: RequestStateCodec,
+    /// `--modern-only`: 2026-07-28 is the one protocol version supported.
+    modern_only: bool,
 }
+
+/// The protocol versions of a `--modern-only` server.
+static MODERN_ONLY: [ProtocolVersion; 1] = [ProtocolVersion::V_2026_07_28];
 
 /// The MCP service. HTTP mode builds one per session (legacy) or per request (stateless).
 #[derive(Clone)]
@@ -1071,6 +1084,14 @@ impl ServerHandler for Conformance {
         .clone()
     }
 
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
+        if self.shared.modern_only {
+            std::borrow::Cow::Borrowed(&MODERN_ONLY)
+        } else {
+            std::borrow::Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS)
+        }
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -1420,6 +1441,7 @@ async fn main() -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         listeners: Mutex::new(Vec::new()),
         codec: RequestStateCodec::new(key),
+        modern_only: cli.modern_only,
     });
 
     match cli.http {

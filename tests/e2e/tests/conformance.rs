@@ -2,7 +2,8 @@
 //! `scripts/conformance`) against the conformance fixture server
 //! (`tests/conformance-server`) called directly over streamable HTTP: every server
 //! scenario of each spec version must pass, so that a failure through the gateway's
-//! transparent view is the gateway's. Also a stdio smoke test of the same fixture,
+//! transparent view is the gateway's; then every scenario of 2025-11-25 and of 2026-07-28
+//! through that view, with the fixture behind the gateway over stdio and over HTTP. Also a stdio smoke test of the same fixture,
 //! the way the gateway runs it as a child process.
 //!
 //! The suite needs Node >= 22 (its wrapper installs one from PyPI when the machine's is
@@ -125,35 +126,91 @@ async fn conformance_2026_07_28_directly() {
     run_suite("2026-07-28").await;
 }
 
-/// The same suite through the gateway's transparent view `/mcp/p/conf`, with the fixture
-/// run by the router as a stdio child process (`shared` session).
-#[tokio::test(flavor = "multi_thread")]
-async fn conformance_2025_11_25_through_the_gateway_stdio() {
+/// Runs the suite for `version` through the gateway's transparent view `/mcp/p/conf`, with
+/// the fixture run by the router as a stdio child process (`shared` session).
+async fn through_the_gateway_stdio(version: &str) {
+    through_the_gateway_stdio_to(version, &[]).await;
+}
+
+/// Through the gateway to the stdio fixture started with `fixture_args`.
+async fn through_the_gateway_stdio_to(version: &str, fixture_args: &[&str]) {
     if !suite_available() {
         return;
     }
     let router = mcpr_e2e::harness::Router::start().await;
-    router.api().add(json!({"name": "conf", "runtime": {"kind": "process", "command": bin("mcpr-conformance-server")}})).await;
+    router.api().add(json!({"name": "conf", "runtime": {"kind": "process", "command": bin("mcpr-conformance-server"), "args": fixture_args}})).await;
     router.api().wait_state("conf", "running").await;
-    run_suite_at(&router.mcp_url("/mcp/p/conf"), "2025-11-25").await;
+    run_suite_at(&router.mcp_url("/mcp/p/conf"), version).await;
 }
 
 /// Through the gateway with the fixture as a remote streamable-HTTP upstream. The fixture
 /// answers `test_reconnection` on its POST stream (`--no-stream-close`): the router's
 /// upstream client does not resume cut streams with `Last-Event-ID` yet (README).
-#[tokio::test(flavor = "multi_thread")]
-async fn conformance_2025_11_25_through_the_gateway_http() {
+async fn through_the_gateway_http(version: &str) {
+    through_the_gateway_http_to(version, &["--no-stream-close"]).await;
+}
+
+/// Through the gateway to the HTTP fixture started with `fixture_args`.
+async fn through_the_gateway_http_to(version: &str, fixture_args: &[&str]) {
     if !suite_available() {
         return;
     }
-    let (_fixture, url) = start_fixture(&["--no-stream-close"]).await;
+    let (_fixture, url) = start_fixture(fixture_args).await;
     let router = mcpr_e2e::harness::Router::start().await;
     router
         .api()
         .add(json!({"name": "conf", "runtime": {"kind": "remote", "url": url}}))
         .await;
     router.api().wait_state("conf", "running").await;
-    run_suite_at(&router.mcp_url("/mcp/p/conf"), "2025-11-25").await;
+    run_suite_at(&router.mcp_url("/mcp/p/conf"), version).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_2025_11_25_through_the_gateway_stdio() {
+    through_the_gateway_stdio("2025-11-25").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_2025_11_25_through_the_gateway_http() {
+    through_the_gateway_http("2025-11-25").await;
+}
+
+/// The modern era through the gateway: the fixture's upstream session is a legacy one
+/// (the agent initializes it); modern requests travel over it with their `_meta`, and the
+/// gateway answers `server/discover`, checks headers and removed methods itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_2026_07_28_through_the_gateway_stdio() {
+    through_the_gateway_stdio("2026-07-28").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_2026_07_28_through_the_gateway_http() {
+    through_the_gateway_http("2026-07-28").await;
+}
+
+/// Both eras' clients through the gateway to an upstream of the modern era alone (the
+/// fixture with `--modern-only` refuses `initialize`): the agent finds it with
+/// `server/discover` (over stdio on the server's restart, as the refusal ends it); legacy
+/// clients get its input requests as server-to-client requests, their `logging/setLevel`
+/// and `resources/subscribe` are kept by the agent.
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_2025_11_25_through_the_gateway_to_a_modern_only_upstream() {
+    through_the_gateway_http_to("2025-11-25", &["--no-stream-close", "--modern-only"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_2026_07_28_through_the_gateway_to_a_modern_only_upstream() {
+    through_the_gateway_http_to("2026-07-28", &["--no-stream-close", "--modern-only"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_2025_11_25_through_the_gateway_to_a_modern_only_stdio_upstream() {
+    through_the_gateway_stdio_to("2025-11-25", &["--modern-only"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_2026_07_28_through_the_gateway_to_a_modern_only_stdio_upstream() {
+    through_the_gateway_stdio_to("2026-07-28", &["--modern-only"]).await;
 }
 
 /// A line-delimited JSON-RPC peer over the fixture's stdin and stdout.

@@ -1,0 +1,409 @@
+//! A modern client's request relayed to its provider, and the bridge between the eras: a
+//! server-to-client request the upstream sends during the call (elicitation, sampling,
+//! roots — how a legacy server asks) reaches the modern client as an `InputRequiredResult`
+//! (SEP-2322) whose `inputRequests` hold it. The upstream call stays parked here; the
+//! client's retry, carrying `inputResponses` and our `requestState`, answers the upstream's
+//! requests, and the call goes on to its result (or to the next round of questions).
+//!
+//! A `requestState` the bridge did not make (a modern upstream's own) passes through
+//! untouched. Parked calls live in this gateway's memory, so a retry must reach the same
+//! replica (the README says so); they are dropped after the request timeout.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use mcpr_core::jsonrpc::{self, Kind, Message, RpcError, code};
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use crate::Gateway;
+use crate::modern::{MODERN_SESSION, RequestMeta, answer_response};
+use crate::sessions::StreamGuard;
+use crate::views::View;
+
+/// Marks a `requestState` made by the bridge (the rest of it is random).
+const STATE_PREFIX: &str = "mcpr-bridge.";
+
+type Answer = Pin<Box<dyn Future<Output = Option<Message>> + Send>>;
+
+/// A relayed call in progress.
+struct Call {
+    view: View,
+    /// The method called (results of some must say how long they may be cached).
+    method: String,
+    answer: Answer,
+    events: mpsc::Receiver<Vec<u8>>,
+    _stream: StreamGuard,
+    /// Input key -> our id of the server-to-client request it answers.
+    asked: HashMap<String, Value>,
+    next_key: u32,
+    parked_at: Instant,
+}
+
+/// Calls waiting for their client's input responses, by `requestState`.
+#[derive(Default)]
+pub struct Bridges {
+    parked: Mutex<HashMap<String, Call>>,
+}
+
+impl Bridges {
+    fn park(&self, mut call: Call, max_age: std::time::Duration) -> String {
+        let state = format!("{STATE_PREFIX}{}", uuid::Uuid::new_v4().simple());
+        call.parked_at = Instant::now();
+        let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        parked.retain(|_, c| c.parked_at.elapsed() < max_age);
+        parked.insert(state.clone(), call);
+        state
+    }
+
+    fn take(&self, state: &str) -> Option<Call> {
+        self.parked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(state)
+    }
+}
+
+/// Relays a modern request (or resumes the call a bridged `requestState` names) and answers
+/// it: its result, or an `InputRequiredResult` when the upstream asks the client something.
+pub async fn call(
+    gateway: &Arc<Gateway>,
+    view: View,
+    message: Message,
+    params: Option<Value>,
+    meta: RequestMeta,
+) -> Response {
+    let client_id = message.id.clone().unwrap_or(Value::Null);
+    let state = params
+        .as_ref()
+        .and_then(|p| p.get("requestState"))
+        .and_then(Value::as_str)
+        .filter(|s| s.starts_with(STATE_PREFIX));
+    let call = match state {
+        Some(state) => {
+            let Some(mut call) = gateway.bridges.take(state) else {
+                let error = RpcError::invalid_params(
+                    "requestState is unknown or expired: send the request again without it",
+                );
+                return answer_response(&Message::error(client_id, &error), Vec::new());
+            };
+            let responses = params
+                .as_ref()
+                .and_then(|p| p.get("inputResponses"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            if let Err(error) = answer_inputs(gateway, &mut call, &responses).await {
+                let state = gateway.bridges.park(call, gateway.config.request_timeout);
+                let mut error = error;
+                error.data = Some(json!({"requestState": state}));
+                return answer_response(&Message::error(client_id, &error), Vec::new());
+            }
+            call
+        }
+        None => {
+            let method = message.method.clone().unwrap_or_default();
+            let relayed = crate::modern::relay(gateway, view.clone(), message);
+            Call {
+                view,
+                method,
+                answer: relayed.answer,
+                events: relayed.events,
+                _stream: relayed.stream,
+                asked: HashMap::new(),
+                next_key: 0,
+                parked_at: Instant::now(),
+            }
+        }
+    };
+    drive(gateway, call, client_id, meta).await
+}
+
+/// Answers the call: as one JSON body when its answer comes first, else as an SSE stream
+/// carrying the upstream's notifications (progress, logs) as they come, then the answer.
+async fn drive(
+    gateway: &Arc<Gateway>,
+    call: Call,
+    client_id: Value,
+    meta: RequestMeta,
+) -> Response {
+    let (out, mut notifications) = mpsc::channel::<Vec<u8>>(64);
+    let mut run = Box::pin(crate::auth::inherit(run(
+        gateway.clone(),
+        call,
+        client_id,
+        meta,
+        out.clone(),
+    )));
+    let first = tokio::select! {
+        biased;
+        answer = &mut run => {
+            let mut before = Vec::new();
+            while let Ok(bytes) = notifications.try_recv() {
+                before.push(bytes);
+            }
+            return match answer {
+                Some(answer) => answer_response(&answer, before),
+                None => StatusCode::ACCEPTED.into_response(),
+            };
+        }
+        Some(first) = notifications.recv() => first,
+    };
+    tokio::spawn(async move {
+        if let Some(answer) = run.await {
+            let _ = out.send(answer.to_bytes()).await;
+        }
+    });
+    crate::modern::stream_response(first, notifications)
+}
+
+/// Runs the call until its answer, or until the upstream asks the client something (then
+/// the call is parked and the answer is an `InputRequiredResult`). Notifications for the
+/// client go to `out` meanwhile.
+async fn run(
+    gateway: Arc<Gateway>,
+    mut call: Call,
+    client_id: Value,
+    meta: RequestMeta,
+    out: mpsc::Sender<Vec<u8>>,
+) -> Option<Message> {
+    loop {
+        tokio::select! {
+            biased;
+            answer = &mut call.answer => {
+                // Upstream messages are delivered before their answer: pass them on first.
+                while let Ok(bytes) = call.events.try_recv() {
+                    if let Some(bytes) = pass_notification(&bytes, &meta) {
+                        let _ = out.send(bytes).await;
+                    }
+                }
+                let mut answer = answer?;
+                answer.id = Some(client_id);
+                complete_result(&call.method, &mut answer);
+                return Some(answer);
+            }
+            Some(bytes) = call.events.recv() => {
+                let Ok(message) = Message::parse(&bytes) else { continue };
+                if message.kind() != Ok(Kind::Request) {
+                    if let Some(bytes) = pass_notification(&bytes, &meta) {
+                        let _ = out.send(bytes).await;
+                    }
+                    continue;
+                }
+                let Some((key, input)) = ask_client(&gateway, &mut call, message, &meta).await else {
+                    continue;
+                };
+                let mut requests = Map::new();
+                requests.insert(key, input);
+                let state = gateway.bridges.park(call, gateway.config.request_timeout);
+                let result = json!({
+                    "resultType": "input_required",
+                    "inputRequests": Value::Object(requests),
+                    "requestState": state,
+                });
+                return Some(Message::result(client_id, jsonrpc::to_raw(&result)));
+            }
+        }
+    }
+}
+
+/// Turns the upstream's server-to-client request into an input request for the client;
+/// answers it directly (`None`) when the client cannot be asked: a ping, or a capability
+/// the client did not declare.
+async fn ask_client(
+    gateway: &Arc<Gateway>,
+    call: &mut Call,
+    message: Message,
+    meta: &RequestMeta,
+) -> Option<(String, Value)> {
+    let our_id = message.id.clone().unwrap_or(Value::Null);
+    let method = message.method.clone().unwrap_or_default();
+    let capability = match method.as_str() {
+        "elicitation/create" => "elicitation",
+        "sampling/createMessage" => "sampling",
+        "roots/list" => "roots",
+        "ping" => {
+            let pong = Message::result(our_id, jsonrpc::to_raw(&json!({})));
+            gateway.handle(&call.view, MODERN_SESSION, pong).await;
+            return None;
+        }
+        _ => "",
+    };
+    if capability.is_empty() || !meta.capabilities.contains_key(capability) {
+        let reason = if capability.is_empty() {
+            RpcError::method_not_found(&method)
+        } else {
+            RpcError::new(
+                code::METHOD_NOT_FOUND,
+                format!("the client did not declare the {capability} capability"),
+            )
+        };
+        let refusal = Message::error(our_id, &reason);
+        gateway.handle(&call.view, MODERN_SESSION, refusal).await;
+        return None;
+    }
+    let params = message
+        .params_value()
+        .map(Value::Object)
+        .unwrap_or_else(|_| json!({}));
+    let key = format!("{capability}-{}", call.next_key);
+    call.next_key += 1;
+    call.asked.insert(key.clone(), our_id);
+    Some((key, json!({"method": method, "params": params})))
+}
+
+/// Sends the client's input responses to the upstream requests they answer. Every asked
+/// key must be answered with an object; nothing is sent otherwise.
+async fn answer_inputs(
+    gateway: &Arc<Gateway>,
+    call: &mut Call,
+    responses: &Value,
+) -> Result<(), RpcError> {
+    let Some(responses) = responses.as_object() else {
+        return Err(RpcError::invalid_params(
+            "inputResponses must be an object answering the inputRequests by key",
+        ));
+    };
+    for key in call.asked.keys() {
+        match responses.get(key) {
+            Some(Value::Object(_)) => {}
+            Some(_) => {
+                return Err(RpcError::invalid_params(format!(
+                    "inputResponses.{key} must be an object"
+                )));
+            }
+            None => {
+                return Err(RpcError::invalid_params(format!(
+                    "inputResponses lacks {key:?}, which the inputRequests asked for"
+                )));
+            }
+        }
+    }
+    for (key, our_id) in std::mem::take(&mut call.asked) {
+        let answer = Message::result(our_id, jsonrpc::to_raw(&responses[&key]));
+        gateway.handle(&call.view, MODERN_SESSION, answer).await;
+    }
+    Ok(())
+}
+
+/// What the client gets of an upstream notification during its request: everything but
+/// log messages below the request's `logLevel` (none without one, as 2026-07-28 says).
+fn pass_notification(bytes: &[u8], meta: &RequestMeta) -> Option<Vec<u8>> {
+    let message = Message::parse(bytes).ok()?;
+    if message.method.as_deref() == Some("notifications/message") {
+        let wanted = rank(meta.log_level.as_deref()?)?;
+        let level = message
+            .params_value()
+            .ok()
+            .and_then(|p| p.get("level").and_then(Value::as_str).and_then(rank));
+        if level.is_some_and(|l| l < wanted) {
+            return None;
+        }
+    }
+    Some(bytes.to_vec())
+}
+
+/// Syslog severities in MCP's order, least severe first.
+fn rank(level: &str) -> Option<usize> {
+    [
+        "debug",
+        "info",
+        "notice",
+        "warning",
+        "error",
+        "critical",
+        "alert",
+        "emergency",
+    ]
+    .iter()
+    .position(|l| *l == level)
+}
+
+/// Methods whose 2026-07-28 results say how long they may be cached (`ttlMs`,
+/// `cacheScope`).
+const CACHEABLE: &[&str] = &[
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+];
+
+/// Makes a legacy upstream's (or the router's own) result a 2026-07-28 one: it is
+/// `complete`, and a cacheable one is not to be cached (`ttlMs` 0, `private`), since
+/// nothing says for how long it holds.
+fn complete_result(method: &str, answer: &mut Message) {
+    let Some(result) = &answer.result else { return };
+    let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(result.get()) else {
+        return;
+    };
+    let mut defaults = vec![("resultType", json!("complete"))];
+    if CACHEABLE.contains(&method) {
+        defaults.push(("ttlMs", json!(0)));
+        defaults.push(("cacheScope", json!("private")));
+    }
+    let mut changed = false;
+    for (key, value) in defaults {
+        if !map.contains_key(key) {
+            map.insert(key.to_owned(), value);
+            changed = true;
+        }
+    }
+    if changed {
+        answer.result = Some(jsonrpc::to_raw(&Value::Object(map)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(level: Option<&str>) -> RequestMeta {
+        RequestMeta {
+            capabilities: Map::new(),
+            log_level: level.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn logs_need_a_level_and_respect_it() {
+        let log = |level: &str| {
+            Message::notification(
+                "notifications/message",
+                Some(json!({"level": level, "data": "x"})),
+            )
+            .to_bytes()
+        };
+        assert!(pass_notification(&log("error"), &meta(None)).is_none());
+        assert!(pass_notification(&log("info"), &meta(Some("warning"))).is_none());
+        assert!(pass_notification(&log("error"), &meta(Some("warning"))).is_some());
+        let progress =
+            Message::notification("notifications/progress", Some(json!({"progress": 1})))
+                .to_bytes();
+        assert!(pass_notification(&progress, &meta(None)).is_some());
+    }
+
+    #[test]
+    fn legacy_results_become_complete_ones() {
+        let mut answer = Message::result(json!(1), jsonrpc::to_raw(&json!({"tools": []})));
+        complete_result("tools/list", &mut answer);
+        let result: Value = serde_json::from_str(answer.result.unwrap().get()).unwrap();
+        let expected =
+            json!({"tools": [], "resultType": "complete", "ttlMs": 0, "cacheScope": "private"});
+        assert_eq!(result, expected);
+        let mut answer = Message::result(
+            json!(1),
+            jsonrpc::to_raw(&json!({"content": [], "ttlMs": 5})),
+        );
+        complete_result("tools/call", &mut answer);
+        let result: Value = serde_json::from_str(answer.result.unwrap().get()).unwrap();
+        assert_eq!(
+            result,
+            json!({"content": [], "ttlMs": 5, "resultType": "complete"})
+        );
+    }
+}

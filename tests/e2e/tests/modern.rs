@@ -1,0 +1,686 @@
+//! Modern (2026-07-28) clients through the gateway, end to end with the real binaries:
+//!
+//! - rmcp's own client in its 2026-07-28 lifecycle (`server/discover`, then stateless
+//!   requests with per-request `_meta`), on the flat `/mcp/all` and hierarchical `/mcp` views;
+//! - raw requests for what the transport prescribes (discover, headers, removed methods);
+//! - the bridge between the eras: an upstream that only speaks the legacy era asks the user
+//!   something in the middle of a modern client's call (`elicitation/create`); the client
+//!   gets an `InputRequiredResult`, retries with its `inputResponses`, and gets the answer —
+//!   over as many rounds as the upstream asks.
+//!
+//! The legacy upstream is a small stdio MCP server written against the 2025-06-18 wire
+//! (`LEGACY_SERVER`): the SDKs here (rmcp, the Python SDK 2.3.0) speak 2026-07-28 and refuse
+//! server-to-client requests on a modern request, so they cannot play a legacy-only server.
+
+use std::time::Duration;
+
+use mcpr_e2e::harness::{Api, Cluster, Router, wait_for};
+use mcpr_e2e::rmcp_client::text_of;
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, ProtocolVersion,
+};
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::{ClientLifecycleMode, ClientServiceExt, RoleClient};
+use serde_json::{Value, json};
+
+/// A legacy-only MCP server (2025-06-18, line-delimited JSON over stdio): it ignores the
+/// modern `_meta` keys and asks its client over server-to-client requests, as servers
+/// written before 2026-07-28 do. `ask_name` asks once, `ask_twice` twice; both log first.
+const LEGACY_SERVER: &str = r#"
+import json, sys
+
+def send(message):
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+def read():
+    line = sys.stdin.readline()
+    if not line:
+        sys.exit(0)
+    return json.loads(line)
+
+asked = 0
+
+def ask(message, field):
+    global asked
+    asked += 1
+    ask_id = f"ask-{asked}"
+    send({"jsonrpc": "2.0", "id": ask_id, "method": "elicitation/create", "params": {
+        "message": message,
+        "requestedSchema": {"type": "object", "properties": {field: {"type": "string"}}, "required": [field]}}})
+    while True:
+        reply = read()
+        if reply.get("id") == ask_id and "method" not in reply:
+            break
+        if "method" in reply and "id" in reply:
+            send({"jsonrpc": "2.0", "id": reply["id"], "error": {"code": -32603, "message": "busy"}})
+    if "error" in reply:
+        raise RuntimeError(reply["error"]["message"])
+    result = reply["result"]
+    if result.get("action") != "accept":
+        raise RuntimeError("the user chose " + str(result.get("action")))
+    return result["content"][field]
+
+def log(text):
+    send({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": text}})
+
+tools = [
+    {"name": "ask_name", "description": "Greets the user by the name it asks for", "inputSchema": {"type": "object", "properties": {}}},
+    {"name": "ask_twice", "description": "Asks a name, then a colour", "inputSchema": {"type": "object", "properties": {}}},
+    {"name": "change_tools", "description": "Says its tool list changed", "inputSchema": {"type": "object", "properties": {}}},
+    {"name": "touch", "description": "Updates resource `uri` (subscribers hear of it)", "inputSchema": {"type": "object", "properties": {"uri": {"type": "string"}}}},
+]
+subscribed = set()
+
+while True:
+    message = read()
+    method, mid = message.get("method"), message.get("id")
+    if method is None or mid is None:
+        continue
+    if method == "initialize":
+        send({"jsonrpc": "2.0", "id": mid, "result": {"protocolVersion": "2025-06-18",
+              "capabilities": {"tools": {"listChanged": True}, "logging": {}, "resources": {"subscribe": True}},
+              "serverInfo": {"name": "legacy-only", "version": "1.0.0"},
+              "instructions": "A server of the legacy era"}})
+    elif method == "tools/list":
+        send({"jsonrpc": "2.0", "id": mid, "result": {"tools": tools}})
+    elif method in ("resources/subscribe", "resources/unsubscribe"):
+        uri = message["params"]["uri"]
+        if method == "resources/subscribe":
+            subscribed.add(uri)
+        else:
+            subscribed.discard(uri)
+        send({"jsonrpc": "2.0", "id": mid, "result": {}})
+    elif method == "tools/call" and message["params"]["name"] == "change_tools":
+        send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+        send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": "changed"}]}})
+    elif method == "tools/call" and message["params"]["name"] == "touch":
+        uri = message["params"]["arguments"]["uri"]
+        if uri in subscribed:
+            send({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri}})
+        send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": "touched"}]}})
+    elif method == "tools/call":
+        name = message["params"]["name"]
+        try:
+            log("asking")
+            if name == "ask_name":
+                text = "Hello, " + ask("What is your name?", "name") + "!"
+            elif name == "ask_twice":
+                who = ask("What is your name?", "name")
+                text = who + " likes " + ask("What is your favourite colour?", "colour")
+            else:
+                raise RuntimeError("unknown tool " + name)
+            result = {"content": [{"type": "text", "text": text}]}
+        except RuntimeError as e:
+            result = {"content": [{"type": "text", "text": str(e)}], "isError": True}
+        send({"jsonrpc": "2.0", "id": mid, "result": result})
+    else:
+        send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32601, "message": "method not found: " + method}})
+"#;
+
+/// A legacy-only MCP server over streamable HTTP that, like servers written before
+/// 2026-07-28, refuses an `MCP-Protocol-Version` it does not know with a plain 400. Prints
+/// `listening on URL` once bound.
+const LEGACY_HTTP_SERVER: &str = r#"
+import json, sys, uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+KNOWN = {"2024-11-05", "2025-03-26", "2025-06-18"}
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body=None, headers=()):
+        data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        self.send_response(status)
+        if body is not None:
+            self.send_header("content-type", "application/json" if not isinstance(body, bytes) else "text/plain")
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self.reply(405, b"Method Not Allowed")
+
+    def do_POST(self):
+        message = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        version = self.headers.get("mcp-protocol-version")
+        if version is not None and version not in KNOWN:
+            return self.reply(400, ("Bad Request: Unsupported protocol version: " + version).encode())
+        method, mid = message.get("method"), message.get("id")
+        if mid is None:
+            return self.reply(202)
+        if method == "initialize":
+            return self.reply(200, {"jsonrpc": "2.0", "id": mid, "result": {"protocolVersion": "2025-06-18",
+                "capabilities": {"tools": {}}, "serverInfo": {"name": "legacy-http", "version": "1.0.0"}}},
+                [("mcp-session-id", uuid.uuid4().hex)])
+        if method == "tools/list":
+            return self.reply(200, {"jsonrpc": "2.0", "id": mid, "result": {"tools": [
+                {"name": "echo", "description": "Echoes text", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}}]}})
+        if method == "tools/call":
+            text = message["params"]["arguments"]["text"]
+            return self.reply(200, {"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": text}]}})
+        self.reply(200, {"jsonrpc": "2.0", "id": mid, "error": {"code": -32601, "message": "method not found: " + method}})
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(f"listening on http://127.0.0.1:{server.server_address[1]}/mcp", flush=True)
+server.serve_forever()
+"#;
+
+/// The `_meta` of a modern request from a client with these capabilities.
+fn meta(capabilities: Value) -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+    })
+}
+
+/// One stateless 2026-07-28 request with its standard headers; returns the HTTP status and
+/// every JSON-RPC message of the answer (one for JSON, each event for SSE).
+async fn modern_post(url: &str, id: Value, method: &str, params: Value) -> (u16, Vec<Value>) {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method);
+    if let Some(name) = params.get("name").and_then(Value::as_str) {
+        request = request.header("mcp-name", name);
+    }
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    let response = tokio::time::timeout(Duration::from_secs(30), request.json(&body).send())
+        .await
+        .expect("the gateway answered within 30 s")
+        .expect("POST to the gateway");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("read the answer");
+    let messages = if text.trim_start().starts_with('{') {
+        vec![serde_json::from_str(&text).expect("a JSON answer")]
+    } else {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).expect("an SSE event holds JSON"))
+            .collect()
+    };
+    (status, messages)
+}
+
+/// The one input request of an InputRequiredResult: its key and the request.
+fn only_input_request(result: &Value) -> (String, Value) {
+    let requests = result["inputRequests"].as_object().expect("inputRequests");
+    assert_eq!(requests.len(), 1, "{result}");
+    let (key, request) = requests.iter().next().expect("one input request");
+    (key.clone(), request.clone())
+}
+
+/// Registers the legacy-only server as provider `legacy`; the script lives in the returned
+/// directory.
+async fn add_legacy_server(api: &Api) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("legacy_server.py");
+    std::fs::write(&script, LEGACY_SERVER).expect("write the legacy server");
+    api.add(json!({"name": "legacy", "runtime": {"kind": "process", "command": "python3", "args": [script]}}))
+        .await;
+    api.wait_state("legacy", "running").await;
+    dir
+}
+
+async fn router_with_legacy_server() -> (Router, tempfile::TempDir) {
+    let router = Router::start().await;
+    let dir = add_legacy_server(&router.api()).await;
+    (router, dir)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn legacy_elicitation_reaches_a_modern_client_as_input_required() {
+    let (router, _dir) = router_with_legacy_server().await;
+    bridge_round_trips(&router.mcp_url("/mcp/p/legacy")).await;
+}
+
+/// The same with the three binaries apart: the upstream's questions and the client's
+/// answers cross the gRPC relay between gateway and agent.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bridge_works_across_the_grpc_relay() {
+    let cluster = Cluster::start(1, None).await;
+    let _dir = add_legacy_server(&cluster.api()).await;
+    let url = cluster.mcp_url(0, "/mcp/p/legacy");
+    // The gateway's snapshot may trail the API by a moment.
+    wait_for(
+        "the gateway to know legacy",
+        Duration::from_secs(10),
+        || {
+            let url = url.clone();
+            async move {
+                let (status, answer) = modern_post(
+                    &url,
+                    json!(0),
+                    "server/discover",
+                    json!({"_meta": meta(json!({}))}),
+                )
+                .await;
+                (status == 200 && answer[0].get("result").is_some()).then_some(())
+            }
+        },
+    )
+    .await;
+    bridge_round_trips(&url).await;
+}
+
+/// Discovery, one round, two rounds with logs, and a client without the capability.
+async fn bridge_round_trips(url: &str) {
+    let url = url.to_owned();
+    // server/discover is the gateway's, from the upstream's initialize result.
+    let (status, answer) = modern_post(
+        &url,
+        json!(1),
+        "server/discover",
+        json!({"_meta": meta(json!({}))}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer:?}");
+    let discovered = &answer[0]["result"];
+    assert_eq!(
+        discovered["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "legacy-only"
+    );
+    assert_eq!(discovered["instructions"], "A server of the legacy era");
+    assert!(
+        discovered["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("2026-07-28"))
+    );
+
+    // The call: the upstream's elicitation request comes back as an InputRequiredResult,
+    // and its log message does not, as the request asked for no log level.
+    let call = |meta: Value| json!({"name": "ask_name", "arguments": {}, "_meta": meta});
+    let capable = meta(json!({"elicitation": {}}));
+    let (status, answer) =
+        modern_post(&url, json!("c1"), "tools/call", call(capable.clone())).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer.len(), 1, "no log without a logLevel: {answer:?}");
+    let result = &answer[0]["result"];
+    assert_eq!(answer[0]["id"], "c1");
+    assert_eq!(result["resultType"], "input_required", "{result}");
+    let (key, input) = only_input_request(result);
+    assert_eq!(input["method"], "elicitation/create");
+    assert_eq!(input["params"]["message"], "What is your name?");
+    let state = result["requestState"].as_str().unwrap().to_owned();
+
+    // The retry carries the answer; the upstream call goes on to its result.
+    let mut retry = call(capable.clone());
+    retry["inputResponses"] = json!({ key: {"action": "accept", "content": {"name": "Ann"}} });
+    retry["requestState"] = json!(state);
+    let (status, answer) = modern_post(&url, json!("c2"), "tools/call", retry.clone()).await;
+    assert_eq!(status, 200);
+    let result = &answer.last().unwrap()["result"];
+    assert_eq!(answer.last().unwrap()["id"], "c2");
+    assert_eq!(result["resultType"], "complete", "{result}");
+    assert_eq!(text_of(result), "Hello, Ann!");
+
+    // The state is used up.
+    let (_, answer) = modern_post(&url, json!("c3"), "tools/call", retry).await;
+    assert_eq!(answer[0]["error"]["code"], -32602, "{answer:?}");
+
+    // Two rounds, with the log level asked for this time.
+    let mut logging = capable.clone();
+    logging["io.modelcontextprotocol/logLevel"] = json!("info");
+    let twice = |meta: Value| json!({"name": "ask_twice", "arguments": {}, "_meta": meta});
+    let (_, answer) = modern_post(&url, json!(10), "tools/call", twice(logging.clone())).await;
+    assert_eq!(answer[0]["method"], "notifications/message", "{answer:?}");
+    let mut result = answer.last().unwrap()["result"].clone();
+    let mut replies = ["Bo", "green"].into_iter();
+    let mut rounds = 0;
+    while result["resultType"] == "input_required" {
+        rounds += 1;
+        let (key, input) = only_input_request(&result);
+        let field = input["params"]["requestedSchema"]["required"][0]
+            .as_str()
+            .unwrap();
+        let mut retry = twice(logging.clone());
+        retry["inputResponses"] =
+            json!({ key: {"action": "accept", "content": { field: replies.next().unwrap() }} });
+        retry["requestState"] = result["requestState"].clone();
+        let (_, answer) = modern_post(&url, json!(10 + rounds), "tools/call", retry).await;
+        result = answer.last().unwrap()["result"].clone();
+    }
+    assert_eq!(rounds, 2);
+    assert_eq!(text_of(&result), "Bo likes green");
+
+    // A client without the elicitation capability is never asked: the upstream hears no.
+    let (_, answer) = modern_post(&url, json!(20), "tools/call", call(meta(json!({})))).await;
+    let result = &answer[0]["result"];
+    assert_eq!(result["isError"], true, "{result}");
+    assert!(
+        text_of(result).contains("elicitation capability"),
+        "{result}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn modern_requests_are_checked_as_the_transport_says() {
+    let (router, _dir) = router_with_legacy_server().await;
+    let url = router.mcp_url("/mcp/p/legacy");
+    // Removed methods: 404 and -32601.
+    for method in [
+        "initialize",
+        "ping",
+        "logging/setLevel",
+        "resources/subscribe",
+    ] {
+        let (status, answer) =
+            modern_post(&url, json!(1), method, json!({"_meta": meta(json!({}))})).await;
+        assert_eq!(
+            (status, &answer[0]["error"]["code"]),
+            (404, &json!(-32601)),
+            "{method}"
+        );
+    }
+    // Incomplete _meta: 400 and -32602, with the request's id.
+    let (status, answer) = modern_post(&url, json!(2), "tools/list", json!({"_meta": {}})).await;
+    assert_eq!(
+        (status, &answer[0]["error"]["code"], &answer[0]["id"]),
+        (400, &json!(-32602), &json!(2))
+    );
+    // Mcp-Name that does not match the body: 400 and HeaderMismatch.
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "other")
+        .json(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+            "params": {"name": "ask_name", "arguments": {}, "_meta": meta(json!({}))}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32020, "{body}");
+    // An unknown version: 400, UnsupportedProtocolVersion naming what is supported.
+    let mut unknown = meta(json!({}));
+    unknown["io.modelcontextprotocol/protocolVersion"] = json!("2099-01-01");
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2099-01-01")
+        .header("mcp-method", "tools/list")
+        .json(&json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list", "params": {"_meta": unknown}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32022, "{body}");
+    assert_eq!(body["error"]["data"]["requested"], "2099-01-01");
+}
+
+/// The messages of an open SSE answer, read as they come.
+struct SseReader {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl SseReader {
+    async fn next(&mut self) -> Value {
+        use futures::StreamExt;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let event: String = self.buffer.drain(..end + 2).collect();
+                if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                    return serde_json::from_str(data).expect("an SSE event holds JSON");
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
+                .await
+                .expect("an event within 10 s")
+                .expect("the stream is open")
+                .expect("read the stream");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+/// `subscriptions/listen` on a legacy-only upstream: the gateway serves the stream itself,
+/// from the upstream's list changes and the updates of the subscribed URIs only.
+#[tokio::test(flavor = "multi_thread")]
+async fn listen_on_a_legacy_upstream_is_served_by_the_gateway() {
+    let (router, _dir) = router_with_legacy_server().await;
+    let url = router.mcp_url("/mcp/p/legacy");
+    let body = json!({"jsonrpc": "2.0", "id": "L", "method": "subscriptions/listen", "params": {
+        "_meta": meta(json!({})),
+        "notifications": {"toolsListChanged": true, "resourceSubscriptions": ["test://a"]}
+    }});
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "subscriptions/listen")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut listen = SseReader {
+        body: Box::pin(response.bytes_stream()),
+        buffer: String::new(),
+    };
+    let ack = listen.next().await;
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "L"
+    );
+
+    let call = |name: &str, arguments: Value| json!({"name": name, "arguments": arguments, "_meta": meta(json!({}))});
+    // An update of a URI nobody listed is not delivered; the listed one and list changes are.
+    modern_post(
+        &url,
+        json!(1),
+        "tools/call",
+        call("touch", json!({"uri": "test://b"})),
+    )
+    .await;
+    modern_post(
+        &url,
+        json!(2),
+        "tools/call",
+        call("touch", json!({"uri": "test://a"})),
+    )
+    .await;
+    let updated = listen.next().await;
+    assert_eq!(
+        updated["method"], "notifications/resources/updated",
+        "{updated}"
+    );
+    assert_eq!(updated["params"]["uri"], "test://a");
+    assert_eq!(
+        updated["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "L"
+    );
+    modern_post(
+        &url,
+        json!(3),
+        "tools/call",
+        call("change_tools", json!({})),
+    )
+    .await;
+    let changed = listen.next().await;
+    assert_eq!(
+        changed["method"], "notifications/tools/list_changed",
+        "{changed}"
+    );
+    assert_eq!(
+        changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "L"
+    );
+}
+
+/// A relayed listen stream outlives the relay's time limit: the gateway opens it again
+/// upstream, and the client sees one acknowledgement and every notification after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relayed_listen_stream_outlives_the_request_timeout() {
+    let router = Router::start_with(&["--request-timeout-secs", "1"], &[]).await;
+    router
+        .api()
+        .add(json!({"name": "conf", "runtime": {"kind": "process", "command": mcpr_e2e::harness::bin("mcpr-conformance-server")}}))
+        .await;
+    router.api().wait_state("conf", "running").await;
+    let url = router.mcp_url("/mcp/p/conf");
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "subscriptions/listen", "params": {
+        "_meta": meta(json!({})), "notifications": {"toolsListChanged": true}
+    }});
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "subscriptions/listen")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let mut listen = SseReader {
+        body: Box::pin(response.bytes_stream()),
+        buffer: String::new(),
+    };
+    let ack = listen.next().await;
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    // Past the 1 s limit, twice over.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let trigger =
+        json!({"name": "test_trigger_tool_change", "arguments": {}, "_meta": meta(json!({}))});
+    let (status, _) = modern_post(&url, json!(1), "tools/call", trigger).await;
+    assert_eq!(status, 200);
+    let changed = listen.next().await;
+    assert_eq!(
+        changed["method"], "notifications/tools/list_changed",
+        "{changed}"
+    );
+    assert_eq!(
+        changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        9
+    );
+}
+
+/// A legacy HTTP upstream that refuses the modern version header: the agent sends it the
+/// modern client's request again as a legacy one, and every later one too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_legacy_http_upstream_that_refuses_the_modern_version_gets_legacy_requests() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("legacy_http_server.py");
+    std::fs::write(&script, LEGACY_HTTP_SERVER).expect("write the server");
+    let mut command = std::process::Command::new("python3");
+    command.arg(&script);
+    let server = mcpr_e2e::harness::Proc::spawn("legacy-http", command);
+    let upstream = wait_for("the legacy HTTP server", Duration::from_secs(15), || {
+        let log = server.log();
+        async move {
+            log.lines()
+                .find_map(|l| l.strip_prefix("listening on "))
+                .map(str::to_owned)
+        }
+    })
+    .await;
+    let router = Router::start().await;
+    router
+        .api()
+        .add(json!({"name": "old", "runtime": {"kind": "remote", "url": upstream}}))
+        .await;
+    router.api().wait_state("old", "running").await;
+    let url = router.mcp_url("/mcp/p/old");
+    for text in ["first", "second"] {
+        let call = json!({"name": "echo", "arguments": {"text": text}, "_meta": meta(json!({}))});
+        let (status, answer) = modern_post(&url, json!(text), "tools/call", call).await;
+        assert_eq!(status, 200, "{answer:?}");
+        let result = &answer[0]["result"];
+        assert_eq!(text_of(result), text, "{answer:?}");
+        assert_eq!(result["resultType"], "complete");
+    }
+}
+
+/// rmcp's client in the modern lifecycle (`server/discover`, no fallback to `initialize`).
+async fn modern_rmcp_client(url: &str) -> RunningService<RoleClient, ClientConfig> {
+    let client = ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("e2e-modern", "1"),
+    );
+    let lifecycle = ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    };
+    let service = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.serve_with_lifecycle(StreamableHttpClientTransport::from_uri(url), lifecycle),
+    )
+    .await
+    .expect("discovery within 30 s")
+    .unwrap_or_else(|e| panic!("a 2026-07-28 client discovers {url}: {e}"));
+    service
+        .peer()
+        .set_response_cache_config(rmcp::ClientCacheConfig::disabled())
+        .await;
+    service
+}
+
+async fn call_text(
+    client: &RunningService<RoleClient, ClientConfig>,
+    name: &str,
+    args: Value,
+) -> String {
+    let Value::Object(args) = args else {
+        panic!("arguments must be an object")
+    };
+    let params = CallToolRequestParams::new(name.to_owned()).with_arguments(args);
+    let result = client
+        .call_tool(params)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    text_of(&serde_json::to_value(result).unwrap())
+}
+
+/// rmcp's client speaking 2026-07-28 on the flat and hierarchical views: discovery from
+/// the router, then stateless tools/list and tools/call reaching the provider.
+#[tokio::test(flavor = "multi_thread")]
+async fn rmcp_modern_client_on_the_flat_and_hierarchical_views() {
+    let router = Router::start().await;
+    router.api().add_fixture("fx", &[]).await;
+    router.api().wait_state("fx", "running").await;
+
+    let flat = modern_rmcp_client(&router.mcp_url("/mcp/all")).await;
+    let info = flat.peer().peer_info().expect("discovered");
+    assert_eq!(info.protocol_version, ProtocolVersion::V_2026_07_28);
+    assert_eq!(
+        info.server_info.as_ref().map(|i| i.name.as_str()),
+        Some("mcp-router")
+    );
+    let tools = flat.peer().list_all_tools().await.unwrap();
+    assert!(tools.iter().any(|t| t.name == "fx__echo"), "{tools:?}");
+    assert_eq!(
+        call_text(&flat, "fx__echo", json!({"text": "flat hi"})).await,
+        "flat hi"
+    );
+
+    let hierarchical = modern_rmcp_client(&router.mcp_url("/mcp")).await;
+    let tools = hierarchical.peer().list_all_tools().await.unwrap();
+    assert!(tools.iter().any(|t| t.name == "call_tool"), "{tools:?}");
+    let providers = call_text(&hierarchical, "list_providers", json!({})).await;
+    assert!(providers.contains("fx"), "{providers}");
+    let deep = call_text(
+        &hierarchical,
+        "call_tool",
+        json!({"provider": "fx", "tool": "echo", "arguments": {"text": "deep hi"}}),
+    )
+    .await;
+    assert_eq!(deep, "deep hi");
+}
