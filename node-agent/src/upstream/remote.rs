@@ -24,7 +24,9 @@ const VERSION_HEADER: &str = "mcp-protocol-version";
 
 pub struct HttpTransport {
     client: reqwest::Client,
-    url: String,
+    /// Parsed once: parsing a URL for every request was a measurable share of the
+    /// data path's CPU (docs/BENCHMARKS.md).
+    url: reqwest::Url,
     headers: HeaderMap,
     session_id: RwLock<Option<String>>,
     protocol_version: RwLock<Option<String>>,
@@ -88,9 +90,10 @@ pub fn connect(
         .pool_idle_timeout(Duration::from_secs(90))
         .build()
         .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
     let transport = HttpTransport {
         client,
-        url: url.to_owned(),
+        url: parsed,
         headers: map,
         session_id: RwLock::new(None),
         protocol_version: RwLock::new(None),
@@ -145,7 +148,7 @@ impl HttpTransport {
     fn post(&self, msg: &Message, modern: Option<&str>) -> reqwest::RequestBuilder {
         let mut request = self
             .client
-            .post(&self.url)
+            .post(self.url.clone())
             .headers(self.headers.clone())
             .header(ACCEPT, "application/json, text/event-stream")
             .header(CONTENT_TYPE, "application/json")
@@ -273,7 +276,7 @@ impl HttpTransport {
         loop {
             let mut request = self
                 .client
-                .get(&self.url)
+                .get(self.url.clone())
                 .headers(self.headers.clone())
                 .header(ACCEPT, "text/event-stream");
             if let Some(session) = self.session_id.read().unwrap().as_deref() {
