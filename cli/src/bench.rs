@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures::StreamExt;
+use mcpr_core::mcp_headers::{
+    HEADER_METHOD, HEADER_NAME, META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION,
+    MODERN_VERSION,
+};
 use serde_json::{Value, json};
 
 #[derive(clap::Args, Debug)]
@@ -42,6 +46,11 @@ pub struct BenchArgs {
     /// --seconds, and report; the caller measures the router's memory meanwhile.
     #[arg(long)]
     pub idle_sessions: Option<usize>,
+    /// Call as a modern (2026-07-28) client: stateless requests with the protocol version,
+    /// client info and capabilities in `_meta` and the `Mcp-Method`/`Mcp-Name` headers; no
+    /// initialize, no session.
+    #[arg(long)]
+    pub modern: bool,
 }
 
 pub struct LevelResult {
@@ -148,16 +157,25 @@ async fn level(
 ) -> anyhow::Result<LevelResult> {
     let mut sessions = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        sessions.push(
-            open_session(client, url)
+        sessions.push(match args.modern {
+            true => Session::modern(),
+            false => open_session(client, url)
                 .await
                 .with_context(|| format!("opening a session at {url}"))?,
-        );
+        });
     }
     let errors = Arc::new(AtomicU64::new(0));
     let warmup_until = Instant::now() + Duration::from_secs(1);
     let stop_at = warmup_until + Duration::from_secs(args.seconds);
-    let body = Arc::new(json!({"name": args.tool, "arguments": arguments}));
+    let mut body = json!({"name": args.tool, "arguments": arguments});
+    if args.modern {
+        body["_meta"] = json!({
+            META_PROTOCOL_VERSION: MODERN_VERSION,
+            META_CLIENT_INFO: {"name": "mcpr-bench", "version": "1"},
+            META_CLIENT_CAPABILITIES: {},
+        });
+    }
+    let body = Arc::new(body);
     let workers = sessions.into_iter().map(|session| {
         let client = client.clone();
         let url = url.to_owned();
@@ -223,6 +241,18 @@ async fn level(
 struct Session {
     id: Option<String>,
     version: String,
+    /// A modern client names the tool in `Mcp-Name` (and the method in `Mcp-Method`).
+    modern: bool,
+}
+
+impl Session {
+    fn modern() -> Session {
+        Session {
+            id: None,
+            version: MODERN_VERSION.to_owned(),
+            modern: true,
+        }
+    }
 }
 
 async fn open_session(client: &reqwest::Client, url: &str) -> anyhow::Result<Session> {
@@ -239,7 +269,11 @@ async fn open_session(client: &reqwest::Client, url: &str) -> anyhow::Result<Ses
         .as_str()
         .unwrap_or("2025-06-18")
         .to_owned();
-    let session = Session { id, version };
+    let session = Session {
+        id,
+        version,
+        modern: false,
+    };
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
     post(
         client,
@@ -260,15 +294,19 @@ async fn call(
     params: &Value,
 ) -> bool {
     let request = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params});
-    match post(
+    let mut builder = request_builder(
         client,
         url,
         session.id.as_deref(),
         Some(&session.version),
         &request,
-    )
-    .await
-    {
+    );
+    if session.modern {
+        builder = builder
+            .header(HEADER_METHOD, "tools/call")
+            .header(HEADER_NAME, params["name"].as_str().unwrap_or_default());
+    }
+    match send(builder).await {
         Ok(response) => match read_message(response).await {
             Ok(answer) => answer
                 .get("result")
@@ -286,6 +324,16 @@ async fn post(
     version: Option<&str>,
     body: &Value,
 ) -> anyhow::Result<reqwest::Response> {
+    send(request_builder(client, url, session, version, body)).await
+}
+
+fn request_builder(
+    client: &reqwest::Client,
+    url: &str,
+    session: Option<&str>,
+    version: Option<&str>,
+    body: &Value,
+) -> reqwest::RequestBuilder {
     let mut request = client
         .post(url)
         .header("accept", "application/json, text/event-stream")
@@ -297,6 +345,10 @@ async fn post(
     if let Some(v) = version {
         request = request.header("mcp-protocol-version", v);
     }
+    request
+}
+
+async fn send(request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
     let response = request.send().await?;
     if !response.status().is_success() {
         bail!("HTTP {}", response.status());
