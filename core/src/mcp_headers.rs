@@ -36,6 +36,15 @@ pub fn is_modern_version(version: &str) -> bool {
     version >= MODERN_VERSION
 }
 
+/// Whether raw params text mentions the `_meta` protocol-version key: the cheap test that
+/// keeps legacy requests (every request of a legacy client) from being parsed again. A SIMD
+/// substring search; `str::contains` cost about 2,000 instructions per request here.
+pub fn mentions_protocol_version(params_text: &str) -> bool {
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(META_PROTOCOL_VERSION));
+    FINDER.find(params_text.as_bytes()).is_some()
+}
+
 /// The request's `_meta` protocol version, when its params carry one.
 pub fn meta_protocol_version(params: Option<&Value>) -> Option<&str> {
     params?.get("_meta")?.get(META_PROTOCOL_VERSION)?.as_str()
@@ -201,6 +210,17 @@ pub fn validate_request_headers<'h>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_quick_test_finds_the_protocol_version_key() {
+        assert!(mentions_protocol_version(
+            r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}"#
+        ));
+        assert!(!mentions_protocol_version(
+            r#"{"name":"echo","arguments":{}}"#
+        ));
+        assert!(!mentions_protocol_version(""));
+    }
     use serde_json::json;
 
     fn lookup<'a>(

@@ -70,7 +70,7 @@ fn names_its_version(message: &Message) -> bool {
     let Some(params) = &message.params else {
         return false;
     };
-    params.get().contains(std_headers::META_PROTOCOL_VERSION)
+    std_headers::mentions_protocol_version(params.get())
         && serde_json::from_str::<Value>(params.get())
             .ok()
             .is_some_and(|p| std_headers::meta_protocol_version(Some(&p)).is_some())

@@ -135,10 +135,7 @@ impl HttpTransport {
     /// The modern protocol version a request's `_meta` names, if any.
     fn modern_version(msg: &Message) -> Option<String> {
         let params = msg.params.as_ref()?;
-        if !params
-            .get()
-            .contains(mcpr_core::mcp_headers::META_PROTOCOL_VERSION)
-        {
+        if !mcpr_core::mcp_headers::mentions_protocol_version(params.get()) {
             return None;
         }
         let params: Value = serde_json::from_str(params.get()).ok()?;
