@@ -22,7 +22,7 @@ use serde_json::Value;
 use crate::auth::Access;
 
 /// Tolerated clock difference between the issuer and the gateway, in seconds.
-const LEEWAY_SECS: i64 = 30;
+const LEEWAY_SECS: i64 = 10;
 
 /// A verified token: what it may use and until when (unix seconds).
 #[derive(Debug, Clone)]
