@@ -98,7 +98,7 @@ pub fn consent(c: &Consent) -> Response {
          <input type=\"hidden\" name=\"request_id\" value=\"{request_id}\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <p><label>Grant these scopes (you may narrow them): \
-         <input name=\"scope\" size=\"50\" value=\"{scope}\"></label></p>\
+         <input name=\"scope\" value=\"{scope}\" size=\"50\"></label></p>\
          <button name=\"decision\" value=\"approve\">Approve</button>\
          <button name=\"decision\" value=\"deny\">Deny</button></form>",
         name = escape(name),

@@ -10,7 +10,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
-use mcpr_e2e::harness::{RawMcp, Router, wait_initialize_status, workspace_root};
+use mcpr_e2e::harness::{
+    Proc, RawMcp, Router, python, run_python, wait_for, wait_initialize_status, workspace_root,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -894,4 +896,233 @@ async fn conformance_authorization_server_scenarios() {
     }
     assert!(output.contains("Total: 3 passed, 0 failed"), "{output}");
     eprintln!("{output}");
+}
+
+/// The official Python SDK's OAuth client (`mcp.client.auth.OAuthClientProvider`) completes
+/// the whole flow against the gateway by itself; the script plays the admin on the consent
+/// page (`tests/python/oauth_sdk.py`), then calls a tool, twice (the second time with the
+/// stored tokens, no second consent).
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_oauth_client_completes_the_flow() {
+    if python().is_none() {
+        return;
+    }
+    let router = Router::start_with(&[], &oauth_env()).await;
+    let api = router.api().with_token(&router.api().login(PASSCODE).await);
+    api.add_fixture("alpha", &[]).await;
+    api.wait_state("alpha", "running").await;
+    let out = run_python("oauth_sdk.py", &[&router.url(), PASSCODE, "alpha"])
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(v["whoami"], json!(["alpha", "alpha"]), "{v}");
+    assert_eq!(
+        v["consents"],
+        json!([{"shows_redirect_uri": true, "shows_client_name": true, "scope": "*", "csrf_is_the_session_csrf": true}]),
+        "{v}"
+    );
+    let base = router.url();
+    assert_eq!(
+        v["token"],
+        json!({"iss": base, "aud": router.mcp_url("/mcp"), "scope": "*", "client_id": v["client_id"], "has_refresh_token": true}),
+        "{v}"
+    );
+    assert_eq!(v["sdk"]["warnings"], json!([]), "{v}");
+}
+
+/// Signing keys survive a restart (a token from before still has a valid signature), and
+/// the gateway checks the audience and the expiry of such a token: on the same data
+/// directory, the first run issues tokens for another resource, the second for this one
+/// with a one-second lifetime.
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_keys_survive_restarts_and_audience_and_expiry_are_checked() {
+    let issuer = ("OAUTH_ISSUER", "http://issuer.test");
+    let first = Router::start_with(
+        &[],
+        &[
+            ("MCP_OAUTH_ENABLED", "true"),
+            issuer,
+            ("OAUTH_AUDIENCE", "https://elsewhere.example/mcp"),
+        ],
+    )
+    .await;
+    // No ADMIN_PASSCODE (loopback): the consent page needs no login, its form its own token.
+    let (_, tokens) = authorized_tokens(&first.url(), None, None, None).await;
+    let elsewhere = tokens["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(claims(&elsewhere)["aud"], "https://elsewhere.example/mcp");
+    let jwks_before: Value = reqwest::get(format!("{}/oauth/jwks", first.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (data_dir, keep) = first.stop();
+
+    let second = Router::start_in(
+        data_dir,
+        keep,
+        &[],
+        &[
+            ("MCP_OAUTH_ENABLED", "true"),
+            issuer,
+            ("OAUTH_AUDIENCE", "http://resource.test/mcp"),
+            ("OAUTH_TOKEN_EXPIRY", "1"),
+        ],
+    )
+    .await;
+    let jwks_after: Value = reqwest::get(format!("{}/oauth/jwks", second.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks_after, jwks_before);
+    let mcp = second.mcp_url("/mcp");
+    // Signature verified with the key from before the restart; then the audience refuses it.
+    assert_token_refused(
+        &mcp,
+        &elsewhere,
+        "token audience [\"https://elsewhere.example/mcp\"] is not this resource (want [\"http://resource.test/mcp\"])",
+    )
+    .await;
+    let (_, tokens) = authorized_tokens(&second.url(), None, None, None).await;
+    let short = tokens["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(tokens["expires_in"], 1);
+    wait_initialize_status(&mcp, Some(&short), 200, Duration::from_secs(5)).await;
+    // Past its expiry and the 10 s clock leeway.
+    let exp = claims(&short)["exp"].as_i64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    tokio::time::sleep(Duration::from_secs((exp + 11 - now).max(0) as u64)).await;
+    assert_token_refused(&mcp, &short, "token expired").await;
+}
+
+/// An external identity provider (`tests/python/oauth_issuer.py`, a real RS256 issuer with
+/// discovery and JWKS) instead of the built-in server: its tokens are accepted with the
+/// right issuer and audience, the `groups` claim maps to scopes, and everything else is
+/// refused with the reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn external_identity_provider_tokens_map_a_claim_to_scopes() {
+    let Some(python) = python() else { return };
+    let mut command = std::process::Command::new(python);
+    command.arg(workspace_root().join("tests/python/oauth_issuer.py"));
+    let idp = Proc::spawn("oauth-issuer", command);
+    let issuer = wait_for("the issuer's address", Duration::from_secs(15), || {
+        let log = idp.log();
+        async move {
+            log.lines()
+                .find_map(|l| l.strip_prefix("issuer "))
+                .map(str::to_owned)
+        }
+    })
+    .await;
+    let router = Router::start_with(
+        &[],
+        &[
+            ("OAUTH_EXTERNAL_ISSUER", issuer.as_str()),
+            ("OAUTH_EXTERNAL_AUDIENCE", "api://mcp-router"),
+            ("OAUTH_SCOPES_CLAIM", "groups"),
+            ("OAUTH_SCOPE_MAP", "mcp-admins=*;alpha-users=alpha"),
+        ],
+    )
+    .await;
+    let api = router.api();
+    api.add_fixture("alpha", &[]).await;
+    api.add_fixture("beta", &[]).await;
+    api.wait_state("alpha", "running").await;
+    api.wait_state("beta", "running").await;
+    let mint = |claims: Value| {
+        let issuer = issuer.clone();
+        async move {
+            let answer: Value = reqwest::Client::new()
+                .post(format!("{issuer}/mint"))
+                .json(&claims)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answer["token"].as_str().unwrap().to_owned()
+        }
+    };
+    // The resource metadata names the external issuer; there is no built-in server.
+    let prm: Value = reqwest::get(router.mcp_url("/.well-known/oauth-protected-resource/mcp"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(prm["authorization_servers"], json!([issuer]));
+    let built_in = reqwest::get(router.mcp_url("/.well-known/oauth-authorization-server"))
+        .await
+        .unwrap();
+    assert_eq!(built_in.status(), 404);
+
+    let alpha_user =
+        mint(json!({"sub": "ann", "aud": "api://mcp-router", "groups": ["alpha-users"]})).await;
+    let alpha_url = router.mcp_url("/mcp/p/alpha");
+    let beta_url = router.mcp_url("/mcp/p/beta");
+    wait_initialize_status(&alpha_url, Some(&alpha_user), 200, Duration::from_secs(5)).await;
+    let mut alpha = RawMcp::with_key(&alpha_url, &alpha_user);
+    alpha.initialize().await;
+    assert_eq!(
+        text(&alpha.call("whoami", json!({})).await.unwrap()),
+        "alpha"
+    );
+    let beta = RawMcp::with_key(&beta_url, &alpha_user)
+        .try_initialize()
+        .await;
+    assert_eq!(beta.status, 403);
+    assert!(
+        beta.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("error=\"insufficient_scope\", scope=\"beta\"")
+    );
+    let admin = mint(
+        json!({"sub": "bob", "aud": ["other", "api://mcp-router"], "groups": ["mcp-admins", "x"]}),
+    )
+    .await;
+    let mut beta = RawMcp::with_key(&beta_url, &admin);
+    beta.initialize().await;
+    assert_eq!(text(&beta.call("whoami", json!({})).await.unwrap()), "beta");
+    // A group that maps to nothing may use nothing.
+    let nobody =
+        mint(json!({"sub": "eve", "aud": "api://mcp-router", "groups": ["visitors"]})).await;
+    assert_eq!(
+        RawMcp::with_key(&alpha_url, &nobody)
+            .try_initialize()
+            .await
+            .status,
+        403
+    );
+
+    let wrong_aud =
+        mint(json!({"sub": "ann", "aud": "api://another-api", "groups": ["mcp-admins"]})).await;
+    assert_token_refused(
+        &alpha_url,
+        &wrong_aud,
+        "token audience [\"api://another-api\"] is not this resource (want [\"api://mcp-router\"])",
+    )
+    .await;
+    let wrong_iss = mint(
+        json!({"iss": "http://evil.example", "aud": "api://mcp-router", "groups": ["mcp-admins"]}),
+    )
+    .await;
+    assert_token_refused(
+        &alpha_url,
+        &wrong_iss,
+        "token issuer \"http://evil.example\" is not trusted",
+    )
+    .await;
+    let expired =
+        mint(json!({"aud": "api://mcp-router", "groups": ["mcp-admins"], "exp": 1_000_000_000}))
+            .await;
+    assert_token_refused(&alpha_url, &expired, "token expired").await;
+    let endless =
+        mint(json!({"aud": "api://mcp-router", "groups": ["mcp-admins"], "exp": null})).await;
+    assert_token_refused(&alpha_url, &endless, "token has no expiry (exp)").await;
 }
