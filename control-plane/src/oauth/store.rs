@@ -253,3 +253,116 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::keys::SigningKeys;
+    use crate::secrets::MasterKey;
+    use crate::store::tests::fresh_postgres;
+
+    fn grant(expires_at_ms: i64) -> GrantRecord {
+        GrantRecord {
+            client_id: "c1".into(),
+            scope: "alpha".into(),
+            resource: "http://h/mcp".into(),
+            subject: "admin".into(),
+            expires_at_ms,
+        }
+    }
+
+    /// Codes are taken once; a refresh token is used once; a family is revoked as a whole;
+    /// signing keys are sealed and the same key comes back after a reload.
+    async fn suite(store: Store) {
+        let client = ClientRecord {
+            client_id: "c1".into(),
+            client_name: "x'); DROP TABLE oauth_clients; --".into(),
+            redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
+            scope: "alpha".into(),
+            secret_hash: String::new(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+        };
+        store.insert_oauth_client(&client).await.unwrap();
+        assert_eq!(store.get_oauth_client("c1").await.unwrap(), Some(client));
+        assert_eq!(store.get_oauth_client("c2").await.unwrap(), None);
+
+        let code = CodeRecord {
+            hash: "h1".into(),
+            redirect_uri: "http://127.0.0.1:9/cb".into(),
+            code_challenge: "ch".into(),
+            grant: grant(5_000),
+        };
+        store.insert_oauth_code(&code).await.unwrap();
+        assert_eq!(store.take_oauth_code("h1").await.unwrap(), Some(code));
+        assert_eq!(store.take_oauth_code("h1").await.unwrap(), None);
+
+        for (hash, family) in [("r1", "f1"), ("r2", "f1"), ("r3", "f2")] {
+            store
+                .insert_refresh_token(&RefreshRecord {
+                    hash: hash.into(),
+                    family_id: family.into(),
+                    grant: grant(10_000),
+                    used_at_ms: 0,
+                    revoked_at_ms: 0,
+                })
+                .await
+                .unwrap();
+        }
+        assert!(store.use_refresh_token("r1", 100).await.unwrap());
+        assert!(!store.use_refresh_token("r1", 200).await.unwrap());
+        store.revoke_refresh_family("f1", 300).await.unwrap();
+        assert_eq!(
+            store
+                .get_refresh_token("r2")
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at_ms,
+            300
+        );
+        assert_eq!(
+            store
+                .get_refresh_token("r3")
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at_ms,
+            0
+        );
+        store.purge_oauth(20_000).await.unwrap();
+        assert_eq!(store.get_refresh_token("r3").await.unwrap(), None);
+
+        let rotation = std::time::Duration::from_secs(3600);
+        let keys = SigningKeys::load(store.clone(), rotation).await.unwrap();
+        let stored = store.list_signing_keys().await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert!(
+            stored[0]
+                .private_key
+                .starts_with(crate::secrets::ENVELOPE_PREFIX)
+        );
+        let again = SigningKeys::load(store.clone(), rotation).await.unwrap();
+        assert_eq!(again.jwks(), keys.jwks());
+        assert!(!again.refresh().await.unwrap());
+        let token = again.sign(&serde_json::json!({"a": 1})).unwrap();
+        assert_eq!(token.split('.').count(), 3);
+    }
+
+    fn sealed(store: Store) -> Store {
+        store.with_master_key(MasterKey::from_bytes(&[7; 32]))
+    }
+
+    #[tokio::test]
+    async fn sqlite_oauth_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        suite(sealed(Store::open_sqlite(dir.path()).await.unwrap())).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_oauth_suite() {
+        let Some(url) = fresh_postgres().await else {
+            return;
+        };
+        suite(sealed(Store::connect(&url).await.unwrap())).await;
+    }
+}
