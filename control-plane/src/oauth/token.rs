@@ -235,29 +235,10 @@ impl OAuth {
         if record.grant.expires_at_ms <= now {
             return invalid_grant("the refresh token expired");
         }
-        let first_use = match self.store.use_refresh_token(&hash, now).await {
-            Ok(first) => first && record.used_at_ms == 0,
-            Err(e) => {
-                return oauth_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    &e.to_string(),
-                );
-            }
-        };
-        if !first_use {
-            if let Err(e) = self
-                .store
-                .revoke_refresh_family(&record.family_id, now)
-                .await
-            {
-                tracing::error!(error = %e, "revoking a refresh token family");
-            }
-            tracing::warn!(client_id, family = %record.family_id, "refresh token reused: family revoked");
-            return invalid_grant(
-                "refresh token reuse detected: it was already used, so every token of its family is revoked; authorize again",
-            );
+        if record.used_at_ms != 0 {
+            return self.reuse_detected(client_id, &record, now).await;
         }
+        // Scope and resource before spending the token: a refused request does not.
         let mut grant = record.grant.clone();
         if let Some(scope) = r.scope.as_deref().filter(|s| !s.trim().is_empty()) {
             let wanted = match parse_scope(scope) {
@@ -283,7 +264,35 @@ impl OAuth {
                 &format!("resource {resource:?} is not served here"),
             );
         }
+        let first_use = match self.store.use_refresh_token(&hash, now).await {
+            Ok(first) => first && record.used_at_ms == 0,
+            Err(e) => {
+                return oauth_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    &e.to_string(),
+                );
+            }
+        };
+        if !first_use {
+            return self.reuse_detected(client_id, &record, now).await;
+        }
         self.issue(grant, &record.family_id).await
+    }
+
+    /// A used refresh token came back: it leaked, so its whole family is revoked.
+    async fn reuse_detected(&self, client_id: &str, record: &RefreshRecord, now: i64) -> Response {
+        if let Err(e) = self
+            .store
+            .revoke_refresh_family(&record.family_id, now)
+            .await
+        {
+            tracing::error!(error = %e, "revoking a refresh token family");
+        }
+        tracing::warn!(client_id, family = %record.family_id, "refresh token reused: family revoked");
+        invalid_grant(
+            "refresh token reuse detected: it was already used, so every token of its family is revoked; authorize again",
+        )
     }
 
     /// A signed access token and a new refresh token of `family`.
