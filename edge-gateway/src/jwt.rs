@@ -328,4 +328,84 @@ mod tests {
         }
         assert!(verifier.verify("abc", 0).unwrap_err().contains("not a JWT"));
     }
+
+    /// A real ES256 key: a good token passes with its scopes mapped; every claim check and a
+    /// tampered signature refuse it with the reason.
+    #[test]
+    fn es256_tokens_are_verified_with_claims_and_scope_mapping() {
+        use ring::rand::SystemRandom;
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let point = pair.public_key().as_ref();
+        let jwks = serde_json::json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "kid": "k1",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        }]});
+        let policy = pb::OAuthPolicy {
+            issuers: vec![pb::TokenIssuer {
+                issuer: "https://idp".into(),
+                audiences: vec!["http://h/mcp".into()],
+                jwks_json: jwks.to_string(),
+                scopes_claim: "groups".into(),
+                scope_map: [(
+                    "admins".to_owned(),
+                    pb::ScopeList {
+                        scopes: vec!["*".into()],
+                    },
+                )]
+                .into(),
+            }],
+            ..Default::default()
+        };
+        let verifier = Verifier::from_proto(Some(&policy));
+        let sign = |claims: Value| {
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","kid":"k1"}"#),
+                URL_SAFE_NO_PAD.encode(claims.to_string())
+            );
+            let sig = pair.sign(&rng, input.as_bytes()).unwrap();
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+        };
+        let good = serde_json::json!({"iss": "https://idp", "aud": "http://h/mcp/all", "exp": 1000, "groups": ["admins", "x"]});
+        let grant = verifier.verify(&sign(good.clone()), 900).unwrap();
+        assert!(grant.access.is_all());
+        let with = |k: &str, v: Value| {
+            let mut c = good.clone();
+            c[k] = v;
+            sign(c)
+        };
+        let refused = |token: String, now: i64| verifier.verify(&token, now).unwrap_err();
+        assert_eq!(refused(sign(good.clone()), 1010), "token expired");
+        assert!(refused(with("aud", "http://other/mcp".into()), 900).starts_with("token audience"));
+        assert_eq!(
+            refused(with("iss", "https://evil".into()), 900),
+            "token issuer \"https://evil\" is not trusted"
+        );
+        assert_eq!(
+            refused(with("nbf", 2000.into()), 900),
+            "token is not valid yet (nbf)"
+        );
+        let no_exp = {
+            let mut c = good.clone();
+            c.as_object_mut().unwrap().remove("exp");
+            sign(c)
+        };
+        assert_eq!(refused(no_exp, 900), "token has no expiry (exp)");
+        let token = sign(good.clone());
+        let (head, sig) = token.rsplit_once('.').unwrap();
+        let mut bytes = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        bytes[0] ^= 1;
+        let tampered = format!("{head}.{}", URL_SAFE_NO_PAD.encode(bytes));
+        assert_eq!(refused(tampered, 900), "token signature is invalid");
+        // A group outside the map grants nothing.
+        let grant = verifier
+            .verify(&with("groups", serde_json::json!(["visitors"])), 900)
+            .unwrap();
+        assert!(!grant.access.allows_provider("anything"));
+    }
 }

@@ -79,6 +79,14 @@ impl OAuth {
         }
         let issuer = settings.issuer();
         let resource = settings.resource();
+        if settings.public_url_is_a_guess
+            && (settings.issuer.is_none() || settings.audience.is_none())
+        {
+            tracing::warn!(
+                %issuer, %resource,
+                "listening on a wildcard address without OAUTH_ISSUER and OAUTH_AUDIENCE: set them to the URLs clients use, or tokens will name loopback"
+            );
+        }
         let signing = if settings.enabled {
             Some(SigningKeys::load(store.clone(), settings.key_rotation).await?)
         } else {

@@ -39,6 +39,8 @@ pub struct OAuthSettings {
     pub external: Option<ExternalIdp>,
     /// Where the router is reached, set by whoever binds the HTTP listener.
     pub public_url: String,
+    /// The listener is on a wildcard address, so `public_url` is a loopback stand-in.
+    pub public_url_is_a_guess: bool,
 }
 
 impl Default for OAuthSettings {
@@ -53,6 +55,7 @@ impl Default for OAuthSettings {
             allow_http_client_metadata: false,
             external: None,
             public_url: "http://127.0.0.1:8080".into(),
+            public_url_is_a_guess: false,
         }
     }
 }
@@ -158,9 +161,11 @@ impl OAuthSettings {
     /// Where the router is reached (`http://host:port`): the default issuer. A wildcard
     /// listen address says nothing about that, so loopback stands in (set OAUTH_ISSUER).
     pub fn set_public_address(&mut self, host: &str, port: u16) {
-        let host = match host {
-            "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
-            h => h,
+        self.public_url_is_a_guess = matches!(host, "0.0.0.0" | "::" | "[::]");
+        let host = if self.public_url_is_a_guess {
+            "127.0.0.1"
+        } else {
+            host
         };
         self.public_url = if host.contains(':') && !host.starts_with('[') {
             format!("http://[{host}]:{port}")

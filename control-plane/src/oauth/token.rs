@@ -41,6 +41,14 @@ fn invalid_grant(why: &str) -> Response {
     oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", why)
 }
 
+fn server_error(e: impl std::fmt::Display) -> Response {
+    oauth_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        &e.to_string(),
+    )
+}
+
 fn invalid_request(why: &str) -> Response {
     oauth_error(StatusCode::BAD_REQUEST, "invalid_request", why)
 }
@@ -142,11 +150,7 @@ impl OAuth {
             Ok(Some(c)) => c,
             Ok(None) => return Err(invalid_client(&format!("unknown client_id {client_id:?}"))),
             Err(e) => {
-                return Err(oauth_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    &e.to_string(),
-                ));
+                return Err(server_error(e));
             }
         };
         if client.secret_hash.is_empty() {
@@ -169,11 +173,7 @@ impl OAuth {
             Ok(Some(record)) => record,
             Ok(None) => return invalid_grant("the code is unknown, already used or expired"),
             Err(e) => {
-                return oauth_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    &e.to_string(),
-                );
+                return server_error(e);
             }
         };
         if record.grant.expires_at_ms <= now_ms() {
@@ -218,11 +218,7 @@ impl OAuth {
             Ok(Some(record)) => record,
             Ok(None) => return invalid_grant("unknown refresh token"),
             Err(e) => {
-                return oauth_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    &e.to_string(),
-                );
+                return server_error(e);
             }
         };
         if record.grant.client_id != client_id {
@@ -267,11 +263,7 @@ impl OAuth {
         let first_use = match self.store.use_refresh_token(&hash, now).await {
             Ok(first) => first && record.used_at_ms == 0,
             Err(e) => {
-                return oauth_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    &e.to_string(),
-                );
+                return server_error(e);
             }
         };
         if !first_use {
@@ -320,11 +312,7 @@ impl OAuth {
         let access_token = match keys.sign(&claims) {
             Ok(t) => t,
             Err(e) => {
-                return oauth_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    &e.to_string(),
-                );
+                return server_error(e);
             }
         };
         let refresh_token = format!("mcprt_{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()));
@@ -339,11 +327,7 @@ impl OAuth {
             revoked_at_ms: 0,
         };
         if let Err(e) = self.store.insert_refresh_token(&record).await {
-            return oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                &e.to_string(),
-            );
+            return server_error(e);
         }
         no_store(
             StatusCode::OK,
