@@ -74,6 +74,14 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// Owned query pairs as the borrowed pairs the helpers take.
+fn borrowed(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
 /// A hidden form field of the consent page.
 fn form_field(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
@@ -1122,4 +1130,124 @@ async fn external_identity_provider_tokens_map_a_claim_to_scopes() {
     let endless =
         mint(json!({"aud": "api://mcp-router", "groups": ["mcp-admins"], "exp": null})).await;
     assert_token_refused(&alpha_url, &endless, "token has no expiry (exp)").await;
+}
+
+/// Client ID metadata documents: a `client_id` that is a URL names a JSON document listing
+/// the client's redirect URIs, fetched by the authorization server (plain http to loopback
+/// only with `OAUTH_ALLOW_HTTP_CLIENT_METADATA=true`, as here). A document that does not name
+/// itself, or a redirect URI it does not list, is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_id_metadata_documents_are_fetched_and_checked() {
+    let docs = tempfile::tempdir().unwrap();
+    let port = mcpr_e2e::harness::free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let client_id = format!("{origin}/client.json");
+    std::fs::write(
+        docs.path().join("client.json"),
+        json!({"client_id": client_id, "client_name": "Metadata Doc Client", "redirect_uris": [REDIRECT]}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        docs.path().join("impostor.json"),
+        json!({"client_id": "https://someone.else/client.json", "redirect_uris": [REDIRECT]})
+            .to_string(),
+    )
+    .unwrap();
+    let mut command = std::process::Command::new("python3");
+    command
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "-d",
+        ])
+        .arg(docs.path());
+    let _server = Proc::spawn("metadata-documents", command);
+    wait_for("the document server", Duration::from_secs(15), || {
+        let url = client_id.clone();
+        async move {
+            reqwest::get(&url)
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+                .map(|_| ())
+        }
+    })
+    .await;
+    let router = Router::start_with(
+        &[],
+        &[
+            ("MCP_OAUTH_ENABLED", "true"),
+            ("OAUTH_ALLOW_HTTP_CLIENT_METADATA", "true"),
+        ],
+    )
+    .await;
+    let base = router.url();
+    let (verifier, challenge) = pkce();
+    let params = |client: &str, redirect: &str| -> Vec<(String, String)> {
+        [
+            ("response_type", "code"),
+            ("client_id", client),
+            ("redirect_uri", redirect),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    let client = client_id.as_str();
+    let (status, _, page) = authorize(
+        &base,
+        None,
+        &borrowed(&params(client, "http://127.0.0.1:9/elsewhere")),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("is not registered for this client (exact match required)"),
+        "{page}"
+    );
+    let impostor = format!("{origin}/impostor.json");
+    let (status, _, page) = authorize(&base, None, &borrowed(&params(&impostor, REDIRECT))).await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("does not name itself as its client_id"),
+        "{page}"
+    );
+    let missing = format!("{origin}/missing.json");
+    let (status, _, page) = authorize(&base, None, &borrowed(&params(&missing, REDIRECT))).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("HTTP 404"), "{page}");
+
+    let location = approve(&base, None, &borrowed(&params(client, REDIRECT)), None).await;
+    let code = query_param(&location, "code").unwrap();
+    let (status, tokens) = token(
+        &base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+            ("client_id", client),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(
+        claims(tokens["access_token"].as_str().unwrap())["client_id"],
+        client_id
+    );
+    // The consent page named the client from its document.
+    let (_, _, page) = authorize(&base, None, &borrowed(&params(client, REDIRECT))).await;
+    assert!(page.contains("Metadata Doc Client"), "{page}");
+
+    // Without the development switch, plain http metadata URLs are not fetched.
+    let strict = Router::start_with(&[], &[("MCP_OAUTH_ENABLED", "true")]).await;
+    let (status, _, page) =
+        authorize(&strict.url(), None, &borrowed(&params(client, REDIRECT))).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("unknown client_id"), "{page}");
 }
