@@ -358,6 +358,40 @@ mod tests {
         suite(sealed(Store::open_sqlite(dir.path()).await.unwrap())).await;
     }
 
+    /// Past the rotation period a new key signs and the previous one stays in the JWKS.
+    #[tokio::test]
+    async fn signing_keys_rotate_and_keep_the_previous_key_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sealed(Store::open_sqlite(dir.path()).await.unwrap());
+        let period = std::time::Duration::from_millis(1500);
+        let keys = SigningKeys::load(store.clone(), period).await.unwrap();
+        let kid = |token: &str| {
+            use base64::Engine;
+            let header = token.split('.').next().unwrap();
+            let header: serde_json::Value = serde_json::from_slice(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(header)
+                    .unwrap(),
+            )
+            .unwrap();
+            header["kid"].as_str().unwrap().to_owned()
+        };
+        let first = kid(&keys.sign(&serde_json::json!({})).unwrap());
+        assert!(!keys.refresh().await.unwrap());
+        tokio::time::sleep(period + std::time::Duration::from_millis(100)).await;
+        assert!(keys.refresh().await.unwrap());
+        let second = kid(&keys.sign(&serde_json::json!({})).unwrap());
+        assert_ne!(first, second);
+        let jwks: serde_json::Value = serde_json::from_str(&keys.jwks()).unwrap();
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids, vec![second.as_str(), first.as_str()]);
+    }
+
     #[tokio::test]
     async fn postgres_oauth_suite() {
         let Some(url) = fresh_postgres().await else {
