@@ -1251,3 +1251,38 @@ async fn client_id_metadata_documents_are_fetched_and_checked() {
     assert_eq!(status, 400);
     assert!(page.contains("unknown client_id"), "{page}");
 }
+
+/// The client's token never reaches an upstream server: a remote upstream (the official
+/// Python SDK's MCPServer, `tests/python/oauth_upstream.py`) reports the headers of the call
+/// the router made for a client that authenticated with an access token; only the headers
+/// configured on the server are there.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_tokens_are_never_forwarded_upstream() {
+    let Some(python) = python() else { return };
+    let port = mcpr_e2e::harness::free_port();
+    let mut command = std::process::Command::new(python);
+    command
+        .arg(workspace_root().join("tests/python/oauth_upstream.py"))
+        .arg(port.to_string());
+    let upstream = Proc::spawn("oauth-upstream", command);
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    upstream
+        .wait_log("Uvicorn running", Duration::from_secs(30))
+        .await;
+    let router = Router::start_with(&[], &[("MCP_OAUTH_ENABLED", "true")]).await;
+    let api = router.api();
+    api.add(json!({"name": "hdr", "runtime": {"kind": "remote", "url": url, "headers": {"X-Upstream-Key": "configured"}}}))
+        .await;
+    api.wait_state("hdr", "running").await;
+    let (_, tokens) = authorized_tokens(&router.url(), None, None, None).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let mut client = RawMcp::with_key(&router.mcp_url("/mcp/p/hdr"), access);
+    client.initialize().await;
+    let seen: Value = serde_json::from_str(&text(
+        &client.call("seen_headers", json!({})).await.unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(seen["x-upstream-key"], "configured", "{seen}");
+    assert!(seen.get("authorization").is_none(), "{seen}");
+    assert!(!seen.to_string().contains(access), "{seen}");
+}
