@@ -178,6 +178,9 @@ impl OAuth {
         }
         Router::new()
             .route(METADATA_PATH, get(metadata))
+            // An issuer with a path (OAUTH_ISSUER=https://host/auth) is looked up with the
+            // path after the well-known prefix (RFC 8414 §3.1).
+            .route(&format!("{METADATA_PATH}/{{*issuer_path}}"), get(metadata))
             .route(REGISTER_PATH, post(register::register))
             .route(AUTHORIZE_PATH, get(authorize::show).post(authorize::decide))
             .route(TOKEN_PATH, post(token::token))
