@@ -1286,3 +1286,74 @@ async fn client_tokens_are_never_forwarded_upstream() {
     assert!(seen.get("authorization").is_none(), "{seen}");
     assert!(!seen.to_string().contains(access), "{seen}");
 }
+
+/// The distributed form: the control plane (the authorization server) and an edge gateway
+/// (the resource server) as separate processes. The gateway learns the issuer's keys and the
+/// resource from its configuration snapshot over gRPC, points clients at the control plane,
+/// and accepts its tokens without calling it.
+#[tokio::test(flavor = "multi_thread")]
+async fn distributed_gateway_verifies_the_control_planes_tokens() {
+    let free = mcpr_e2e::harness::free_port;
+    let (api_port, grpc_port, gateway_port) = (free(), free(), free());
+    let data = tempfile::tempdir().unwrap();
+    let issuer = format!("http://127.0.0.1:{api_port}");
+    let resource = format!("http://127.0.0.1:{gateway_port}/mcp");
+    let mut command = std::process::Command::new(mcpr_e2e::harness::bin("mcpr-control-plane"));
+    command
+        .args(["--http-listen", &format!("127.0.0.1:{api_port}")])
+        .args(["--grpc-listen", &format!("127.0.0.1:{grpc_port}")])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env_remove("DATABASE_URL")
+        .env("MCP_OAUTH_ENABLED", "true")
+        .env("OAUTH_AUDIENCE", &resource);
+    let _control_plane = Proc::spawn("control-plane", command);
+    mcpr_e2e::harness::Api::new(&issuer).wait_healthy().await;
+    let mut command = std::process::Command::new(mcpr_e2e::harness::bin("mcpr-edge-gateway"));
+    command
+        .args(["--listen", &format!("127.0.0.1:{gateway_port}")])
+        .args(["--control-plane", &format!("http://127.0.0.1:{grpc_port}")])
+        .args(["--id", "gateway-0"]);
+    let _gateway = Proc::spawn("gateway", command);
+    wait_for(
+        "the gateway to listen",
+        Duration::from_secs(20),
+        || async move {
+            std::net::TcpStream::connect(("127.0.0.1", gateway_port))
+                .ok()
+                .map(|_| ())
+        },
+    )
+    .await;
+
+    // The gateway's challenge points at its own metadata, which names the control plane.
+    let challenge = wait_initialize_status(&resource, None, 401, Duration::from_secs(20))
+        .await
+        .1;
+    let prm_url =
+        format!("http://127.0.0.1:{gateway_port}/.well-known/oauth-protected-resource/mcp");
+    assert_eq!(
+        challenge.headers["www-authenticate"],
+        format!("Bearer realm=\"mcp-router\", resource_metadata=\"{prm_url}\"").as_str()
+    );
+    let prm: Value = reqwest::get(&prm_url).await.unwrap().json().await.unwrap();
+    assert_eq!(prm["resource"], resource);
+    assert_eq!(prm["authorization_servers"], json!([issuer]));
+    let meta: Value = reqwest::get(format!("{issuer}/.well-known/oauth-authorization-server"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["issuer"], issuer);
+
+    let (_, tokens) = authorized_tokens(&issuer, None, None, None).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(claims(access)["aud"], resource);
+    wait_initialize_status(&resource, Some(access), 200, Duration::from_secs(5)).await;
+    let (signed, signature) = access.rsplit_once('.').unwrap();
+    let mut signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    signature[0] ^= 1;
+    let tampered = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature));
+    assert_token_refused(&resource, &tampered, "token signature is invalid").await;
+}
