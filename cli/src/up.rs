@@ -35,6 +35,9 @@ pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
     let loopback: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
     let mut security = mcpr_control_plane::Security::from_env(|k| std::env::var(k).ok())?;
     security.check_listen(&options.host, "the REST API, the web UI and MCP")?;
+    security
+        .oauth
+        .set_public_address(&options.host, options.port);
     let cp_config = mcpr_control_plane::Config {
         data_dir: options.data_dir.clone(),
         database_url: options.database_url.clone(),

@@ -134,6 +134,15 @@ impl AdminAuth {
         }
     }
 
+    /// The valid admin session a request carries (bearer token or UI cookie), if any: the
+    /// OAuth consent page is behind the admin login.
+    pub fn session_of(&self, headers: &HeaderMap) -> Option<AdminTokenRecord> {
+        match presented(headers) {
+            Presented::Bearer(t) | Presented::Cookie(t) => self.session(t),
+            Presented::Nothing => None,
+        }
+    }
+
     async fn verify_passcode(&self, attempt: String) -> bool {
         let Some(hash) = self.passcode.clone() else {
             return false;

@@ -120,6 +120,8 @@ pub struct KeyRing {
     mode: AuthMode,
     limits: RateLimits,
     keys: RwLock<Arc<Vec<ApiKeyRecord>>>,
+    /// Set by `oauth`: the JWT issuers gateways accept; makes authentication required.
+    oauth: RwLock<Option<pb::OAuthPolicy>>,
 }
 
 impl KeyRing {
@@ -136,6 +138,7 @@ impl KeyRing {
             mode,
             limits,
             keys: RwLock::new(Arc::new(keys)),
+            oauth: RwLock::new(None),
         })
     }
 
@@ -145,7 +148,19 @@ impl KeyRing {
 
     /// Whether MCP clients must present a credential.
     pub fn required(&self) -> bool {
-        self.mode == AuthMode::Required || !self.keys().is_empty()
+        self.mode == AuthMode::Required
+            || !self.keys().is_empty()
+            || self.oauth.read().unwrap().is_some()
+    }
+
+    /// Publishes what gateways need to accept OAuth tokens (new keys, a rotated JWKS).
+    pub fn set_oauth_policy(&self, policy: pb::OAuthPolicy) {
+        let mut current = self.oauth.write().unwrap();
+        if current.as_ref() != Some(&policy) {
+            *current = Some(policy);
+            drop(current);
+            self.fleet.changed();
+        }
     }
 
     async fn refresh(&self) -> Result<(), StoreError> {
@@ -329,6 +344,7 @@ impl KeyRing {
             per_key_burst: self.limits.per_key_burst,
             per_address_rate: self.limits.per_address_rate,
             per_address_burst: self.limits.per_address_burst,
+            oauth: self.oauth.read().unwrap().clone(),
         };
         (credentials, policy)
     }

@@ -8,6 +8,7 @@ pub mod api;
 pub mod fleet;
 pub mod grpc;
 pub mod keys;
+pub mod oauth;
 pub mod registry;
 pub mod secrets;
 pub mod store;
@@ -52,6 +53,8 @@ pub struct Security {
     pub rate_limits: RateLimits,
     /// `MCPR_COOKIE_SECURE=true`: the UI is served over TLS (by a proxy).
     pub cookie_secure: bool,
+    /// `MCP_OAUTH_ENABLED`, `OAUTH_*`: OAuth 2.1 (`oauth/`).
+    pub oauth: oauth::OAuthSettings,
 }
 
 impl std::fmt::Debug for Security {
@@ -64,6 +67,7 @@ impl std::fmt::Debug for Security {
             .field("master_key", &set(&self.master_key))
             .field("rate_limits", &self.rate_limits)
             .field("cookie_secure", &self.cookie_secure)
+            .field("oauth", &self.oauth)
             .finish()
     }
 }
@@ -113,6 +117,7 @@ impl Security {
             },
             cookie_secure: non_empty("MCPR_COOKIE_SECURE")
                 .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes")),
+            oauth: oauth::OAuthSettings::from_env(&get)?,
         })
     }
 
@@ -151,6 +156,7 @@ pub struct ControlPlane {
     pub registry: Arc<Registry>,
     pub keys: Arc<KeyRing>,
     pub admin: Arc<AdminAuth>,
+    pub oauth: Option<Arc<oauth::OAuth>>,
     pub grpc_addr: SocketAddr,
 }
 
@@ -208,6 +214,10 @@ impl ControlPlane {
             )
             .await?,
         );
+        let oauth =
+            oauth::OAuth::start(&security.oauth, store.clone(), admin.clone(), keys.clone())
+                .await
+                .context("starting OAuth")?;
         let registry = Arc::new(Registry::new(store, fleet).await?);
         tracing::info!(
             mcp_keys_required = keys.required(),
@@ -250,6 +260,7 @@ impl ControlPlane {
             registry,
             keys,
             admin,
+            oauth,
             grpc_addr,
         })
     }
@@ -263,6 +274,7 @@ impl ControlPlane {
             .merge(admin_auth::router(self.admin.clone()))
             .route_layer(admin_check)
             .merge(ui::router())
+            .merge(self.oauth.as_ref().map(|o| o.router()).unwrap_or_default())
     }
 }
 

@@ -45,6 +45,10 @@ async fn main() -> anyhow::Result<()> {
     })?;
     let mut security = mcpr_control_plane::Security::from_env(|k| std::env::var(k).ok())?;
     security.check_listen(&args.http_listen, "the REST API and the web UI")?;
+    let http_addr = http.local_addr()?;
+    security
+        .oauth
+        .set_public_address(&http_addr.ip().to_string(), http_addr.port());
     let config = mcpr_control_plane::Config {
         data_dir: args.data_dir,
         database_url: args.database_url,

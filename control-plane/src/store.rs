@@ -157,6 +157,15 @@ impl Store {
         self
     }
 
+    /// The pool, for the SQL of modules with their own tables (`oauth/store.rs`).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub(crate) fn master_key(&self) -> Option<&MasterKey> {
+        self.master_key.as_ref()
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

@@ -12,6 +12,11 @@
 //! read ([`caller`]) to filter lists and refuse calls; outside a request (stdio, which is
 //! local and unauthenticated) the caller may use everything.
 //!
+//! With OAuth (`oauth.rs`, `jwt.rs`), a bearer token that is a JWT is verified against the
+//! trusted issuers' keys from the snapshot instead, and its scopes become the same
+//! [`Access`]; refusals then carry `resource_metadata` in the challenge (RFC 9728) and a
+//! refused provider answers 403 with `error="insufficient_scope"`.
+//!
 //! Key use is counted in memory and reported to the control plane every few seconds by
 //! [`report_usage`], off the request path.
 
@@ -34,6 +39,7 @@ use subtle::ConstantTimeEq;
 
 use crate::Gateway;
 use crate::http::rpc_refusal;
+use crate::oauth::ResourceServer;
 use crate::snapshot::{FLAT_SEPARATOR, Provider, Snapshot};
 
 /// JSON-RPC error code of authentication and authorization refusals (implementation-defined
@@ -155,11 +161,14 @@ pub struct Credentials {
     pub keys: HashMap<[u8; 32], Arc<KeyGrant>>,
     pub per_key: Limit,
     pub per_address: Limit,
+    /// JWT access tokens accepted besides keys (OAuth enabled or an external IdP).
+    pub oauth: Option<ResourceServer>,
 }
 
 impl Credentials {
     pub fn from_proto(credentials: Vec<pb::Credential>, policy: Option<pb::AuthPolicy>) -> Self {
         let policy = policy.unwrap_or_default();
+        let oauth = ResourceServer::from_proto(policy.oauth.as_ref());
         let keys = credentials
             .into_iter()
             .filter(|c| c.kind == "api_key")
@@ -189,6 +198,7 @@ impl Credentials {
                 rate: policy.per_address_rate,
                 burst: f64::from(policy.per_address_burst.max(1)),
             },
+            oauth,
         }
     }
 
@@ -311,19 +321,43 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
-fn unauthorized(problem: &str) -> Response {
+/// 401 naming the problem; with OAuth, the challenge points at the resource metadata and
+/// says `invalid_token` when a token was presented and refused.
+fn unauthorized(problem: &str, oauth: Option<&ResourceServer>, token_refused: bool) -> Response {
+    let how = if oauth.is_some() {
+        "send an OAuth access token (see the resource metadata in WWW-Authenticate) or an API key as \"Authorization: Bearer …\""
+    } else {
+        "send an API key as \"Authorization: Bearer mcpr_…\" (or X-API-Key); create one with `mcpr key create`"
+    };
     let mut response = rpc_refusal(
         StatusCode::UNAUTHORIZED,
         UNAUTHORIZED,
-        &format!(
-            "{problem}: send an API key as \"Authorization: Bearer mcpr_…\" (or X-API-Key); create one with `mcpr key create`"
-        ),
+        &format!("{problem}: {how}"),
     );
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(REALM_CHALLENGE),
-    );
+    let challenge = match oauth {
+        Some(rs) => rs.challenge(token_refused.then_some(problem)),
+        None => HeaderValue::from_static(REALM_CHALLENGE),
+    };
     response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, challenge);
+    response
+}
+
+/// A JWT (three base64url parts), as opposed to an API key (`mcpr_…`).
+fn looks_like_jwt(token: &str) -> bool {
+    token.starts_with("ey") && token.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+/// Who is calling: an API key or an OAuth token.
+struct Caller {
+    /// Rate limit bucket.
+    bucket: String,
+    /// What to name in a refusal.
+    name: String,
+    access: Arc<Access>,
+    /// Key id whose use is reported (API keys only).
+    key_id: Option<String>,
 }
 
 fn too_many(what: &str, wait: Duration) -> Response {
@@ -370,32 +404,62 @@ pub async fn authenticate(
     if !credentials.required && !gateway.config.require_auth {
         return next.run(request).await;
     }
+    let oauth = credentials.oauth.as_ref();
     let Some(key) = presented_key(request.headers()) else {
-        return unauthorized("missing API key");
+        let what = if oauth.is_some() {
+            "missing credentials"
+        } else {
+            "missing API key"
+        };
+        return unauthorized(what, oauth, false);
     };
     let now_ms = unix_ms();
-    let grant = match credentials.check(key, now_ms) {
-        Ok(grant) => grant.clone(),
-        Err(problem) => return unauthorized(problem),
+    let caller = match oauth {
+        Some(rs) if looks_like_jwt(key) => match rs.check(key, now_ms / 1000) {
+            Ok(grant) => Caller {
+                bucket: format!("oauth:{}:{}", grant.client_id, grant.subject),
+                name: format!("OAuth token of client {:?}", grant.client_id),
+                access: grant.access.clone(),
+                key_id: None,
+            },
+            Err(problem) => return unauthorized(&format!("invalid token: {problem}"), oauth, true),
+        },
+        _ => match credentials.check(key, now_ms) {
+            Ok(grant) => Caller {
+                bucket: grant.id.clone(),
+                name: format!("API key {:?}", grant.name),
+                access: grant.access.clone(),
+                key_id: Some(grant.id.clone()),
+            },
+            Err(problem) => return unauthorized(problem, oauth, oauth.is_some()),
+        },
     };
-    if let Err(wait) = AuthState::take(&gateway.auth.per_key, &grant.id, credentials.per_key) {
+    if let Err(wait) = AuthState::take(&gateway.auth.per_key, &caller.bucket, credentials.per_key) {
         return too_many("API key", wait);
     }
     if let Some(provider) = transparent_provider(request.uri().path())
-        && !grant.access.allows_provider(provider)
+        && !caller.access.allows_provider(provider)
     {
-        return rpc_refusal(
+        let mut response = rpc_refusal(
             StatusCode::FORBIDDEN,
             UNAUTHORIZED,
             &format!(
-                "API key {:?} may not use provider {provider:?} (not in its scopes)",
-                grant.name
+                "{} may not use provider {provider:?} (not in its scopes)",
+                caller.name
             ),
         );
+        if let Some(rs) = oauth {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, rs.insufficient_scope(provider));
+        }
+        return response;
     }
-    gateway.auth.record_use(&grant.id, now_ms);
+    if let Some(id) = &caller.key_id {
+        gateway.auth.record_use(id, now_ms);
+    }
     drop(snapshot);
-    CALLER.scope(grant.access.clone(), next.run(request)).await
+    CALLER.scope(caller.access, next.run(request)).await
 }
 
 fn unix_ms() -> i64 {
@@ -429,7 +493,7 @@ fn refused(provider: &str, tool: Option<&str>) -> RpcError {
     };
     RpcError::new(
         UNAUTHORIZED,
-        format!("forbidden: this API key may not use {what} (not in its scopes)"),
+        format!("forbidden: this API key or token may not use {what} (not in its scopes)"),
     )
 }
 

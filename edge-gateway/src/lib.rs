@@ -5,9 +5,11 @@
 
 pub mod auth;
 pub mod http;
+pub mod jwt;
 pub mod modern;
 pub mod modern_bridge;
 pub mod modern_listen;
+pub mod oauth;
 pub mod relay;
 pub mod sandbox;
 pub mod search;
@@ -184,7 +186,8 @@ impl Gateway {
     }
 
     pub fn router(self: &Arc<Self>) -> axum::Router {
-        http::router(self.clone())
+        // The OAuth resource metadata sits beside the MCP routes, outside their auth layer.
+        http::router(self.clone()).merge(oauth::router(self.clone()))
     }
 
     /// The version of the snapshot being served (0 before the first one arrives).
