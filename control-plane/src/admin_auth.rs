@@ -16,9 +16,9 @@
 //! they are 256-bit random tokens) so they survive a restart.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::{ConnectInfo, Request, State};
@@ -34,6 +34,7 @@ use subtle::ConstantTimeEq;
 
 use crate::api::{ApiError, ApiJson};
 use crate::keys::{hash_hex, now_ms, now_rfc3339};
+use crate::ratelimit::{AddressLimiter, client_address, retry_after};
 use crate::secrets::random_bytes;
 use crate::store::{AdminTokenRecord, Store};
 
@@ -44,9 +45,6 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const WEAK_PASSCODE_LEN: usize = 12;
 const CLI_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
 const UI_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
-/// Login attempts per client address: a burst, then one more every interval.
-const LOGIN_BURST: f64 = 10.0;
-const LOGIN_REFILL: Duration = Duration::from_secs(6);
 
 pub struct AdminAuth {
     /// The argon2 PHC string of `ADMIN_PASSCODE`; `None`: the API is open (loopback only).
@@ -54,7 +52,8 @@ pub struct AdminAuth {
     store: Store,
     /// token hash (hex) -> session
     sessions: RwLock<HashMap<String, AdminTokenRecord>>,
-    login_attempts: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    /// Login attempts per client address: bursts of 10, then one every 6 s.
+    login_attempts: AddressLimiter,
     /// Mark cookies `Secure` even when no `X-Forwarded-Proto: https` says so.
     cookie_secure: bool,
 }
@@ -94,7 +93,7 @@ impl AdminAuth {
             passcode,
             store,
             sessions: RwLock::new(sessions),
-            login_attempts: Mutex::default(),
+            login_attempts: AddressLimiter::new(1.0 / 6.0, 10),
             cookie_secure,
         })
     }
@@ -112,26 +111,6 @@ impl AdminAuth {
         let found = sessions.get(&hash)?;
         let same: bool = found.hash.as_bytes().ct_eq(hash.as_bytes()).into();
         (same && found.expires_at_ms > now_ms()).then(|| found.clone())
-    }
-
-    /// Charges one login attempt to `addr`; false when its bucket is empty.
-    fn allow_login(&self, addr: IpAddr) -> Result<(), Duration> {
-        let mut attempts = self.login_attempts.lock().unwrap();
-        if attempts.len() > 10_000 {
-            attempts.retain(|_, (_, at)| at.elapsed() < LOGIN_REFILL * LOGIN_BURST as u32);
-        }
-        let (tokens, at) = attempts
-            .entry(addr)
-            .or_insert((LOGIN_BURST, Instant::now()));
-        let refilled = at.elapsed().as_secs_f64() / LOGIN_REFILL.as_secs_f64();
-        *tokens = (*tokens + refilled).min(LOGIN_BURST);
-        *at = Instant::now();
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(LOGIN_REFILL.mul_f64(1.0 - *tokens))
-        }
     }
 
     /// The valid admin session a request carries (bearer token or UI cookie), if any: the
@@ -333,19 +312,16 @@ async fn login(
             "no ADMIN_PASSCODE is set: the API is open on loopback, nothing to log in to",
         );
     }
-    let addr = connect
-        .map(|c| c.0.0.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    if let Err(wait) = auth.allow_login(addr) {
+    let addr = client_address(connect.as_ref().map(|c| &c.0));
+    if let Err(wait) = auth.login_attempts.charge(addr) {
         let mut response = refusal(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             "too many login attempts from this address: wait and try again",
         );
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(wait.as_secs().max(1)),
-        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after(wait));
         return response;
     }
     if !auth.verify_passcode(body.passcode).await {

@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod grpc;
 pub mod keys;
 pub mod oauth;
+pub mod ratelimit;
 pub mod registry;
 pub mod secrets;
 pub mod store;
@@ -55,6 +56,9 @@ pub struct Security {
     pub cookie_secure: bool,
     /// `MCP_OAUTH_ENABLED`, `OAUTH_*`: OAuth 2.1 (`oauth/`).
     pub oauth: oauth::OAuthSettings,
+    /// `MCPR_RATE_LIMIT_AUTH`: `RATE[/BURST]` per client address on the OAuth registration,
+    /// authorization and token endpoints (default 2/s, bursts of 60).
+    pub auth_endpoint_limit: (f64, u32),
 }
 
 impl std::fmt::Debug for Security {
@@ -68,6 +72,7 @@ impl std::fmt::Debug for Security {
             .field("rate_limits", &self.rate_limits)
             .field("cookie_secure", &self.cookie_secure)
             .field("oauth", &self.oauth)
+            .field("auth_endpoint_limit", &self.auth_endpoint_limit)
             .finish()
     }
 }
@@ -118,6 +123,10 @@ impl Security {
             cookie_secure: non_empty("MCPR_COOKIE_SECURE")
                 .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes")),
             oauth: oauth::OAuthSettings::from_env(&get)?,
+            auth_endpoint_limit: match non_empty("MCPR_RATE_LIMIT_AUTH") {
+                Some(_) => rate("MCPR_RATE_LIMIT_AUTH")?,
+                None => (2.0, 60),
+            },
         })
     }
 
@@ -157,6 +166,8 @@ pub struct ControlPlane {
     pub keys: Arc<KeyRing>,
     pub admin: Arc<AdminAuth>,
     pub oauth: Option<Arc<oauth::OAuth>>,
+    /// `MCPR_RATE_LIMIT_AUTH` buckets of the OAuth endpoints.
+    pub auth_limiter: Arc<ratelimit::AddressLimiter>,
     pub grpc_addr: SocketAddr,
 }
 
@@ -261,6 +272,10 @@ impl ControlPlane {
             keys,
             admin,
             oauth,
+            auth_limiter: Arc::new(ratelimit::AddressLimiter::new(
+                security.auth_endpoint_limit.0,
+                security.auth_endpoint_limit.1,
+            )),
             grpc_addr,
         })
     }
@@ -274,7 +289,12 @@ impl ControlPlane {
             .merge(admin_auth::router(self.admin.clone()))
             .route_layer(admin_check)
             .merge(ui::router())
-            .merge(self.oauth.as_ref().map(|o| o.router()).unwrap_or_default())
+            .merge(
+                self.oauth
+                    .as_ref()
+                    .map(|o| o.router(self.auth_limiter.clone()))
+                    .unwrap_or_default(),
+            )
     }
 }
 

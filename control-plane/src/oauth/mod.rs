@@ -171,20 +171,28 @@ impl OAuth {
     /// The routes of the authorization server (outside the admin API's check: the consent
     /// page checks the admin session itself). Nothing but 404s when only an external IdP
     /// is configured.
-    pub fn router(self: &Arc<Self>) -> Router {
+    /// Registration, authorization and token requests are charged to `limiter` by client
+    /// address; the metadata and the JWKS are not (clients and gateways poll them).
+    pub fn router(self: &Arc<Self>, limiter: Arc<crate::ratelimit::AddressLimiter>) -> Router {
         use axum::routing::{get, post};
         if self.signing.is_none() {
             return Router::new();
         }
+        let limited = Router::new()
+            .route(REGISTER_PATH, post(register::register))
+            .route(AUTHORIZE_PATH, get(authorize::show).post(authorize::decide))
+            .route(TOKEN_PATH, post(token::token))
+            .route_layer(axum::middleware::from_fn_with_state(
+                limiter,
+                crate::ratelimit::oauth_endpoints,
+            ));
         Router::new()
             .route(METADATA_PATH, get(metadata))
             // An issuer with a path (OAUTH_ISSUER=https://host/auth) is looked up with the
             // path after the well-known prefix (RFC 8414 §3.1).
             .route(&format!("{METADATA_PATH}/{{*issuer_path}}"), get(metadata))
-            .route(REGISTER_PATH, post(register::register))
-            .route(AUTHORIZE_PATH, get(authorize::show).post(authorize::decide))
-            .route(TOKEN_PATH, post(token::token))
             .route(JWKS_PATH, get(jwks))
+            .merge(limited)
             .with_state(self.clone())
     }
 

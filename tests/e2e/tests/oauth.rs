@@ -1357,3 +1357,56 @@ async fn distributed_gateway_verifies_the_control_planes_tokens() {
     let tampered = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature));
     assert_token_refused(&resource, &tampered, "token signature is invalid").await;
 }
+
+#[tokio::test]
+async fn the_authorization_endpoints_are_rate_limited_per_address() {
+    let mut env = oauth_env();
+    env.push(("MCPR_RATE_LIMIT_AUTH", "0.1/5"));
+    let router = Router::start_with(&[], &env).await;
+    let base = router.url();
+    let client = json!({
+        "client_name": "flood",
+        "redirect_uris": ["http://127.0.0.1:9/callback"],
+        "token_endpoint_auth_method": "none",
+    });
+    for attempt in 0..5 {
+        let (status, body) = register(&base, client.clone()).await;
+        assert_eq!(
+            status, 201,
+            "registration {attempt} within the burst: {body}"
+        );
+    }
+    let response = browser()
+        .post(format!("{base}/oauth/register"))
+        .json(&client)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    let wait: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&wait), "Retry-After {wait}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    // The token endpoint shares the address's bucket; metadata and keys stay readable.
+    let status = browser()
+        .post(format!("{base}/oauth/token"))
+        .form(&[("grant_type", "authorization_code")])
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 429);
+    for path in ["/.well-known/oauth-authorization-server", "/oauth/jwks"] {
+        let status = browser()
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200, "{path}");
+    }
+}
