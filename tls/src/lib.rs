@@ -122,14 +122,7 @@ impl Tls {
             .with_context(|| format!("reading MCPR_TLS_CERT {}", cert_path.display()))?;
         let key = std::fs::read(key_path)
             .with_context(|| format!("reading MCPR_TLS_KEY {}", key_path.display()))?;
-        let chain = CertificateDer::pem_slice_iter(&cert)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| anyhow::anyhow!("MCPR_TLS_CERT {}: {e}", cert_path.display()))?;
-        anyhow::ensure!(
-            !chain.is_empty(),
-            "MCPR_TLS_CERT {} holds no PEM certificate",
-            cert_path.display()
-        );
+        let chain = certificates(&cert, "MCPR_TLS_CERT", cert_path)?;
         let private = PrivateKeyDer::from_pem_slice(&key)
             .map_err(|e| anyhow::anyhow!("MCPR_TLS_KEY {}: {e}", key_path.display()))?;
         let mut http = rustls::ServerConfig::builder_with_provider(provider())
@@ -193,15 +186,25 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 fn read_ca(path: &Path) -> anyhow::Result<Vec<u8>> {
     let pem =
         std::fs::read(path).with_context(|| format!("reading MCPR_TLS_CA {}", path.display()))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
+    certificates(&pem, "MCPR_TLS_CA", path)?;
+    Ok(pem)
+}
+
+/// The PEM certificates of a file, at least one; errors name the setting and the file.
+fn certificates(
+    pem: &[u8],
+    setting: &str,
+    path: &Path,
+) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("MCPR_TLS_CA {}: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("{setting} {}: {e}", path.display()))?;
     anyhow::ensure!(
         !certs.is_empty(),
-        "MCPR_TLS_CA {} holds no PEM certificate",
+        "{setting} {} holds no PEM certificate",
         path.display()
     );
-    Ok(pem)
+    Ok(certs)
 }
 
 /// A gRPC server builder, with TLS when this process serves it.

@@ -1055,3 +1055,11 @@ impl Drop for DockerCleanup {
         }
     }
 }
+
+/// The text of a tool result (`content[0].text`).
+pub fn tool_text(result: &Value) -> String {
+    result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}

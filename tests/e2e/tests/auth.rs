@@ -6,7 +6,9 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use mcpr_e2e::harness::{Api, Cluster, RawMcp, Router, bin, wait_for, wait_initialize_status};
+use mcpr_e2e::harness::{
+    Api, Cluster, RawMcp, Router, bin, tool_text, wait_for, wait_initialize_status,
+};
 use mcpr_e2e::rmcp_client::{ConnectOptions, connect_http_with};
 use serde_json::{Value, json};
 
@@ -46,14 +48,6 @@ fn stdout_ok(output: &Output) -> String {
 
 fn error_message(body: &Value) -> String {
     body["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// The text of a tool result (`content[0].text`).
-fn text(result: &Value) -> String {
-    result["content"][0]["text"]
         .as_str()
         .unwrap_or_default()
         .to_owned()
@@ -117,7 +111,7 @@ async fn keys_close_the_mcp_endpoint_with_exact_refusals() {
         .call("list_providers", json!({}))
         .await
         .expect("list_providers");
-    assert!(text(&listed).contains("alpha"));
+    assert!(tool_text(&listed).contains("alpha"));
     RawMcp::with_headers(&url, &[("x-api-key", &key)])
         .initialize()
         .await;
@@ -232,7 +226,7 @@ async fn scopes_filter_every_view_and_refuse_what_they_do_not_grant() {
         .unwrap();
     assert_eq!(tools["isError"], true);
     assert!(
-        text(&tools).contains("forbidden") && text(&tools).contains("\"beta\""),
+        tool_text(&tools).contains("forbidden") && tool_text(&tools).contains("\"beta\""),
         "{tools}"
     );
     let found = h
@@ -248,7 +242,7 @@ async fn scopes_filter_every_view_and_refuse_what_they_do_not_grant() {
         .unwrap();
     assert_eq!(refused["isError"], true);
     assert!(
-        text(&refused).contains("may not use tool \"whoami\" of provider \"beta\""),
+        tool_text(&refused).contains("may not use tool \"whoami\" of provider \"beta\""),
         "{refused}"
     );
     // By its own name, with a provider argument: a JSON-RPC error.
@@ -264,7 +258,7 @@ async fn scopes_filter_every_view_and_refuse_what_they_do_not_grant() {
         .call("call_tool", json!({"provider": "alpha", "tool": "whoami"}))
         .await
         .unwrap();
-    assert_eq!(text(&ok), "alpha");
+    assert_eq!(tool_text(&ok), "alpha");
     // Running code is a scope of its own.
     let sandbox = h
         .call("python_sandbox", json!({"code": "print(1)"}))
@@ -272,7 +266,7 @@ async fn scopes_filter_every_view_and_refuse_what_they_do_not_grant() {
         .unwrap();
     assert_eq!(sandbox["isError"], true);
     assert!(
-        text(&sandbox).contains("forbidden") && text(&sandbox).contains("_sandbox"),
+        tool_text(&sandbox).contains("forbidden") && tool_text(&sandbox).contains("_sandbox"),
         "{sandbox}"
     );
 
@@ -316,7 +310,7 @@ async fn scopes_filter_every_view_and_refuse_what_they_do_not_grant() {
         .collect();
     assert_eq!(names, ["echo"]);
     assert_eq!(
-        text(&one.call("echo", json!({"text": "yes"})).await.unwrap()),
+        tool_text(&one.call("echo", json!({"text": "yes"})).await.unwrap()),
         "yes"
     );
     let error = one.call("whoami", json!({})).await.unwrap_err();
@@ -710,7 +704,7 @@ async fn server_secrets_are_encrypted_at_rest_and_still_reach_the_server() {
         .call("get_env", json!({"name": "FIXTURE_SECRET"}))
         .await
         .unwrap();
-    assert_eq!(text(&value), "s3cret-value");
+    assert_eq!(tool_text(&value), "s3cret-value");
     let (_, shown) = api.get("/api/v1/servers/remote-sec").await;
     assert_eq!(shown["runtime"]["headers"]["Authorization"], "********");
     assert!(!shown.to_string().contains("hdr-s3cret"));
@@ -736,7 +730,7 @@ async fn server_secrets_are_encrypted_at_rest_and_still_reach_the_server() {
         .call("get_env", json!({"name": "FIXTURE_SECRET"}))
         .await
         .unwrap();
-    assert_eq!(text(&value), "s3cret-value");
+    assert_eq!(tool_text(&value), "s3cret-value");
     assert!(!again.proc.log().contains("s3cret-value"));
 }
 

@@ -457,15 +457,7 @@ async fn listen_on_a_legacy_upstream_is_served_by_the_gateway() {
         "_meta": meta(json!({})),
         "notifications": {"toolsListChanged": true, "resourceSubscriptions": ["test://a"]}
     }});
-    let response = reqwest::Client::new()
-        .post(&url)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "subscriptions/listen")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = post_listen(&url, &body).await;
     assert_eq!(response.status(), 200);
     let mut listen = SseReader {
         body: Box::pin(response.bytes_stream()),
@@ -539,15 +531,7 @@ async fn a_relayed_listen_stream_outlives_the_request_timeout() {
     let body = json!({"jsonrpc": "2.0", "id": 9, "method": "subscriptions/listen", "params": {
         "_meta": meta(json!({})), "notifications": {"toolsListChanged": true}
     }});
-    let response = reqwest::Client::new()
-        .post(&url)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "subscriptions/listen")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = post_listen(&url, &body).await;
     let mut listen = SseReader {
         body: Box::pin(response.bytes_stream()),
         buffer: String::new(),
@@ -683,4 +667,17 @@ async fn rmcp_modern_client_on_the_flat_and_hierarchical_views() {
     )
     .await;
     assert_eq!(deep, "deep hi");
+}
+
+/// POSTs a modern `subscriptions/listen` request (its stream is the response).
+async fn post_listen(url: &str, body: &Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "subscriptions/listen")
+        .json(body)
+        .send()
+        .await
+        .unwrap()
 }

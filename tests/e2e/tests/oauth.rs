@@ -11,7 +11,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use mcpr_e2e::harness::{
-    Proc, RawMcp, Router, python, run_python, wait_for, wait_initialize_status, workspace_root,
+    Proc, RawMcp, Router, python, run_python, tool_text, wait_for, wait_initialize_status,
+    workspace_root,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -282,13 +283,6 @@ async fn assert_token_refused(url: &str, token: &str, problem: &str) {
     let challenge = r.headers["www-authenticate"].to_str().unwrap();
     assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
     assert!(challenge.contains("resource_metadata=\""), "{challenge}");
-}
-
-fn text(result: &Value) -> String {
-    result["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 #[tokio::test]
@@ -601,7 +595,7 @@ async fn oauth_flow_through_the_gateway_with_exact_refusals() {
     let mut alpha = RawMcp::with_key(&router.mcp_url("/mcp/p/alpha"), &access);
     alpha.initialize().await;
     assert_eq!(
-        text(&alpha.call("whoami", json!({})).await.unwrap()),
+        tool_text(&alpha.call("whoami", json!({})).await.unwrap()),
         "alpha"
     );
     let beta = RawMcp::with_key(&router.mcp_url("/mcp/p/beta"), &access)
@@ -736,7 +730,7 @@ async fn oauth_flow_through_the_gateway_with_exact_refusals() {
     );
     narrow.initialize().await;
     assert_eq!(
-        text(&narrow.call("whoami", json!({})).await.unwrap()),
+        tool_text(&narrow.call("whoami", json!({})).await.unwrap()),
         "alpha"
     );
     let echo = narrow.call("echo", json!({"text": "x"})).await.unwrap_err();
@@ -1074,7 +1068,7 @@ async fn external_identity_provider_tokens_map_a_claim_to_scopes() {
     let mut alpha = RawMcp::with_key(&alpha_url, &alpha_user);
     alpha.initialize().await;
     assert_eq!(
-        text(&alpha.call("whoami", json!({})).await.unwrap()),
+        tool_text(&alpha.call("whoami", json!({})).await.unwrap()),
         "alpha"
     );
     let beta = RawMcp::with_key(&beta_url, &alpha_user)
@@ -1093,7 +1087,10 @@ async fn external_identity_provider_tokens_map_a_claim_to_scopes() {
     .await;
     let mut beta = RawMcp::with_key(&beta_url, &admin);
     beta.initialize().await;
-    assert_eq!(text(&beta.call("whoami", json!({})).await.unwrap()), "beta");
+    assert_eq!(
+        tool_text(&beta.call("whoami", json!({})).await.unwrap()),
+        "beta"
+    );
     // A group that maps to nothing may use nothing.
     let nobody =
         mint(json!({"sub": "eve", "aud": "api://mcp-router", "groups": ["visitors"]})).await;
@@ -1278,7 +1275,7 @@ async fn client_tokens_are_never_forwarded_upstream() {
     let access = tokens["access_token"].as_str().unwrap();
     let mut client = RawMcp::with_key(&router.mcp_url("/mcp/p/hdr"), access);
     client.initialize().await;
-    let seen: Value = serde_json::from_str(&text(
+    let seen: Value = serde_json::from_str(&tool_text(
         &client.call("seen_headers", json!({})).await.unwrap(),
     ))
     .unwrap();
