@@ -276,7 +276,12 @@ async fn handle_post(
     };
     // The modern era (2026-07-28) has no session: its requests take their own path.
     if crate::modern::applies(headers, &messages) {
-        return crate::modern::handle(gateway, view, headers, messages, batch).await;
+        // Boxed here, and the batch path below: each inline would make every request's
+        // future (which axum boxes, so copies) kilobytes larger (docs/BENCHMARKS.md).
+        return Box::pin(crate::modern::handle(
+            gateway, view, headers, messages, batch,
+        ))
+        .await;
     }
     if let Some(version) = header_str(headers, VERSION_HEADER)
         && !SUPPORTED_VERSIONS.contains(&version)
@@ -343,7 +348,7 @@ async fn handle_post(
     }
     let mut answers = Vec::with_capacity(messages.len());
     for message in messages {
-        if let Some(answer) = gateway.handle(&view, &session_id, message).await {
+        if let Some(answer) = Box::pin(gateway.handle(&view, &session_id, message)).await {
             answers.push(answer);
         }
     }

@@ -160,7 +160,9 @@ pub async fn handle(
         return refusal(StatusCode::NOT_FOUND, client_id, error);
     }
     if method == "subscriptions/listen" {
-        return listen(gateway, view, message, params.as_ref()).await;
+        // Boxed, as the other rare, long-lived paths: its future would add kilobytes to
+        // every request's (docs/BENCHMARKS.md).
+        return Box::pin(listen(gateway, view, message, params.as_ref())).await;
     }
     crate::modern_bridge::call(gateway, view, message, params, meta).await
 }

@@ -97,7 +97,7 @@ pub async fn call(
                 .and_then(|p| p.get("inputResponses"))
                 .cloned()
                 .unwrap_or(Value::Null);
-            if let Err(error) = answer_inputs(gateway, &mut call, &responses).await {
+            if let Err(error) = Box::pin(answer_inputs(gateway, &mut call, &responses)).await {
                 let state = gateway.bridges.park(call, gateway.config.request_timeout);
                 let mut error = error;
                 error.data = Some(json!({"requestState": state}));
@@ -194,7 +194,9 @@ async fn run(
                     }
                     continue;
                 }
-                let Some((key, input)) = ask_client(&gateway, &mut call, message, &meta).await else {
+                let Some((key, input)) =
+                    Box::pin(ask_client(&gateway, &mut call, message, &meta)).await
+                else {
                     continue;
                 };
                 let mut requests = Map::new();

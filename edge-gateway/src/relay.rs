@@ -168,12 +168,23 @@ impl RelayPool {
             .map(|(_, agent)| agent)
     }
 
+    /// The agent's live link, opening one if there is none. Opening is boxed: its future
+    /// (tonic's connect) is kilobytes, and would otherwise be part of every request's.
     async fn link(&self, relay_url: &str) -> Result<Arc<Link>, RpcError> {
-        if let Some(link) = self.links.get(relay_url)
-            && !link.broken.load(Ordering::Relaxed)
-        {
-            return Ok(link.clone());
+        match self.live_link(relay_url) {
+            Some(link) => Ok(link),
+            None => Box::pin(self.connect(relay_url)).await,
         }
+    }
+
+    fn live_link(&self, relay_url: &str) -> Option<Arc<Link>> {
+        self.links
+            .get(relay_url)
+            .filter(|link| !link.broken.load(Ordering::Relaxed))
+            .map(|link| link.clone())
+    }
+
+    async fn connect(&self, relay_url: &str) -> Result<Arc<Link>, RpcError> {
         // One connection attempt per agent at a time; the others wait for its result.
         let gate = self
             .connecting
@@ -181,10 +192,8 @@ impl RelayPool {
             .or_default()
             .clone();
         let _guard = gate.lock().await;
-        if let Some(link) = self.links.get(relay_url)
-            && !link.broken.load(Ordering::Relaxed)
-        {
-            return Ok(link.clone());
+        if let Some(link) = self.live_link(relay_url) {
+            return Ok(link);
         }
         let link = Arc::new(open(relay_url, self.events.clone()).await?);
         self.links.insert(relay_url.to_owned(), link.clone());
