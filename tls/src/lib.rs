@@ -245,6 +245,31 @@ pub fn http_client() -> anyhow::Result<reqwest::ClientBuilder> {
     Ok(builder)
 }
 
+/// The TLS settings of the agent's streamable-HTTP upstream client: servers are verified
+/// against the system's roots, the bundled web PKI roots and the components' authority
+/// (`MCPR_TLS_CA`). The data path uses hyper directly rather than reqwest: reqwest's redirect
+/// and retry layers and its URL round trips were a fifth of the router's instructions per
+/// tool call (docs/BENCHMARKS.md).
+pub fn upstream_tls_config() -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    // Unreadable system certificates are skipped, as every HTTP client does: the bundled
+    // roots and MCPR_TLS_CA remain.
+    let (added, _ignored) =
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    tracing::trace!(added, "system root certificates");
+    if let Some(pem) = current().as_ref().and_then(|tls| tls.ca_pem()) {
+        for cert in certificates(pem, "MCPR_TLS_CA", Path::new("(loaded)"))? {
+            roots.add(cert).context("MCPR_TLS_CA")?;
+        }
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 /// Serves `router` on `listener` until the process ends, over TLS when `tls` serves it. The
 /// client's address reaches handlers as `ConnectInfo<SocketAddr>` either way.
 pub async fn serve_http(

@@ -11,9 +11,17 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use futures::StreamExt;
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION};
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::legacy::{Client, ResponseFuture};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use mcpr_core::jsonrpc::{Kind, Message};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -22,11 +30,71 @@ use super::{Connection, Outbound, UpstreamEvent};
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 
+/// Largest response body read whole (a JSON answer): the relay's own message limit.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// Redirects followed for one request (a server's `/mcp` → `/mcp/`, say).
+const MAX_REDIRECTS: usize = 5;
+/// Times a request's SSE stream is resumed (`Last-Event-ID`) before giving up.
+const MAX_RESUMPTIONS: usize = 10;
+/// The longest `retry` a server may make the agent wait before resuming a stream.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
+const LAST_EVENT_ID: &str = "last-event-id";
+
+/// The HTTP client of one upstream: straight to the server, or through the HTTP proxy the
+/// environment names for its URL (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, as
+/// curl reads them), tunnelled with `CONNECT`.
+enum UpstreamClient {
+    Direct(Client<HttpsConnector<HttpConnector>, Full<Bytes>>),
+    Proxied(Client<HttpsConnector<Tunnel<HttpConnector>>, Full<Bytes>>),
+}
+
+impl UpstreamClient {
+    fn new(uri: &Uri) -> Result<Self, String> {
+        let tls = mcpr_tls::upstream_tls_config().map_err(|e| format!("{e:#}"))?;
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(Duration::from_secs(10)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_all_versions();
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90));
+        Ok(
+            match hyper_util::client::proxy::matcher::Matcher::from_env().intercept(uri) {
+                None => UpstreamClient::Direct(builder.build(https.wrap_connector(tcp))),
+                Some(proxy) => {
+                    tracing::info!(url = %uri, proxy = %proxy.uri(), "reaching the upstream through a proxy");
+                    let mut tunnel = Tunnel::new(proxy.uri().clone(), tcp);
+                    if let Some(auth) = proxy.basic_auth() {
+                        tunnel = tunnel.with_auth(auth.clone());
+                    }
+                    UpstreamClient::Proxied(builder.build(https.wrap_connector(tunnel)))
+                }
+            },
+        )
+    }
+
+    fn request(&self, request: Request<Full<Bytes>>) -> ResponseFuture {
+        match self {
+            UpstreamClient::Direct(client) => client.request(request),
+            UpstreamClient::Proxied(client) => client.request(request),
+        }
+    }
+}
+
 pub struct HttpTransport {
-    client: reqwest::Client,
-    /// Parsed once: parsing a URL for every request was a measurable share of the
-    /// data path's CPU (docs/BENCHMARKS.md).
-    url: reqwest::Url,
+    client: UpstreamClient,
+    /// Where requests go: the registered URL, or where the server redirected it to (same
+    /// origin only), parsed once: parsing a URL for every request was a measurable share
+    /// of the data path's CPU (docs/BENCHMARKS.md).
+    uri: RwLock<Uri>,
+    /// The registered URL, for messages.
+    url: String,
+    /// The configured headers plus `Accept` and `Content-Type`: each POST starts from them.
     headers: HeaderMap,
     session_id: RwLock<Option<String>>,
     protocol_version: RwLock<Option<String>>,
@@ -40,7 +108,7 @@ pub struct HttpTransport {
 /// What a POST brought back.
 enum Sent {
     /// The HTTP response, to read as JSON or SSE.
-    Response(reqwest::Response),
+    Response(http::Response<Incoming>),
     /// A JSON-RPC error a modern request was answered with (HTTP 400 or 404).
     Answer(Message),
     /// A server of the legacy era refused a modern request for its protocol version.
@@ -76,6 +144,11 @@ pub fn connect(
     request_timeout: Duration,
 ) -> Result<Arc<Connection>, String> {
     let mut map = HeaderMap::new();
+    map.insert(
+        ACCEPT,
+        HeaderValue::from_static("application/json, text/event-stream"),
+    );
+    map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in headers {
         let name =
             HeaderName::try_from(name.as_str()).map_err(|e| format!("header {name:?}: {e}"))?;
@@ -84,16 +157,12 @@ pub fn connect(
         value.set_sensitive(true);
         map.insert(name, value);
     }
-    let client = mcpr_tls::http_client()
-        .map_err(|e| format!("{e:#}"))?
-        .connect_timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build()
-        .map_err(|e| format!("cannot build HTTP client: {e}"))?;
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    let uri = parse_url(url)?;
+    let client = UpstreamClient::new(&uri)?;
     let transport = HttpTransport {
         client,
-        url: parsed,
+        uri: RwLock::new(uri),
+        url: url.to_owned(),
         headers: map,
         session_id: RwLock::new(None),
         protocol_version: RwLock::new(None),
@@ -142,26 +211,81 @@ impl HttpTransport {
         mcpr_core::mcp_headers::meta_protocol_version(Some(&params)).map(str::to_owned)
     }
 
-    fn post(&self, msg: &Message, modern: Option<&str>) -> reqwest::RequestBuilder {
-        let mut request = self
-            .client
-            .post(self.url.clone())
-            .headers(self.headers.clone())
-            .header(ACCEPT, "application/json, text/event-stream")
-            .header(CONTENT_TYPE, "application/json")
-            .body(msg.to_bytes());
-        if let Some(session) = self.session_id.read().unwrap().as_deref() {
-            request = request.header(SESSION_HEADER, session);
+    /// The headers of a POST of `msg`: the configured ones, the session, the version and,
+    /// for a modern request, the standard headers its body implies.
+    fn post_headers(&self, msg: &Message, modern: Option<&str>) -> HeaderMap {
+        let mut headers = self.headers.clone();
+        if let Some(session) = self.session_id.read().unwrap().as_deref()
+            && let Ok(value) = HeaderValue::from_str(session)
+        {
+            headers.insert(SESSION_HEADER, value);
         }
-        if let Some(version) = modern {
-            request = request.header(VERSION_HEADER, version);
+        let version = match modern {
+            Some(version) => Some(version.to_owned()),
+            None => self.protocol_version.read().unwrap().clone(),
+        };
+        if let Some(version) = version.and_then(|v| HeaderValue::try_from(v).ok()) {
+            headers.insert(VERSION_HEADER, version);
+        }
+        if modern.is_some() {
             for (name, value) in self.standard_headers(msg) {
-                request = request.header(name, value);
+                if let (Ok(name), Ok(value)) =
+                    (HeaderName::try_from(name), HeaderValue::try_from(value))
+                {
+                    headers.append(name, value);
+                }
             }
-        } else if let Some(version) = self.protocol_version.read().unwrap().as_deref() {
-            request = request.header(VERSION_HEADER, version);
         }
-        request
+        headers
+    }
+
+    /// Sends one HTTP request to the server's URL, following same-origin redirects (a
+    /// server that moved its endpoint, or `/mcp` → `/mcp/`): the new URL is kept for every
+    /// later request. A redirect to another origin is refused: it would carry the
+    /// configured headers (credentials) elsewhere.
+    async fn exchange(
+        &self,
+        method: Method,
+        headers: &(dyn Fn() -> HeaderMap + Sync),
+        body: Bytes,
+    ) -> Result<http::Response<Incoming>, HttpError> {
+        for _ in 0..=MAX_REDIRECTS {
+            let uri = self.uri.read().unwrap().clone();
+            let mut request = Request::new(Full::new(body.clone()));
+            *request.method_mut() = method.clone();
+            *request.uri_mut() = uri.clone();
+            *request.headers_mut() = headers();
+            let response = self.client.request(request).await.map_err(|e| {
+                HttpError::lost(format!(
+                    "cannot reach {}: {}",
+                    self.url,
+                    mcpr_core::error_chain(&e)
+                ))
+            })?;
+            let status = response.status();
+            if status != StatusCode::TEMPORARY_REDIRECT && status != StatusCode::PERMANENT_REDIRECT
+            {
+                return Ok(response);
+            }
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let target = redirect_target(&uri, location).map_err(|why| {
+                HttpError::failed(format!(
+                    "{} redirected to {location:?}, which is not followed: {why}; register the \
+                     server's final URL",
+                    self.url
+                ))
+            })?;
+            tracing::info!(url = %self.url, to = %target, "the upstream redirected; following");
+            *self.uri.write().unwrap() = target;
+        }
+        Err(HttpError::failed(format!(
+            "{} redirected more than {MAX_REDIRECTS} times",
+            self.url
+        )))
     }
 
     /// `Mcp-Method`, `Mcp-Name` and `Mcp-Param-*` for a modern request.
@@ -201,13 +325,13 @@ impl HttpTransport {
     }
 
     async fn send_as(&self, msg: &Message, modern: Option<&str>) -> Result<Sent, HttpError> {
-        let response = self.post(msg, modern).send().await.map_err(|e| {
-            HttpError::lost(format!(
-                "cannot reach {}: {}",
-                self.url,
-                mcpr_core::error_chain(&e)
-            ))
-        })?;
+        let response = self
+            .exchange(
+                Method::POST,
+                &|| self.post_headers(msg, modern),
+                Bytes::from(msg.to_bytes()),
+            )
+            .await?;
         if let Some(session) = response
             .headers()
             .get(SESSION_HEADER)
@@ -223,7 +347,7 @@ impl HttpTransport {
         // answer — unless a server of the legacy era (it gave us a session) refuses the
         // version itself: a body that is no JSON-RPC error, or an invalid-request one.
         if modern.is_some() && status.is_client_error() {
-            let body = response.bytes().await.unwrap_or_default();
+            let body = read_body(response).await.unwrap_or_default();
             let answer = Message::parse(&body).ok().filter(|m| m.error.is_some());
             let refused_version = answer.as_ref().is_none_or(|m| {
                 m.error
@@ -248,15 +372,15 @@ impl HttpTransport {
                 ))),
             };
         }
-        if status == reqwest::StatusCode::NOT_FOUND && self.session_id.read().unwrap().is_some() {
+        if status == StatusCode::NOT_FOUND && self.session_id.read().unwrap().is_some() {
             return Err(HttpError::lost(format!(
                 "{} ended the session (404)",
                 self.url
             )));
         }
         if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            let body: String = body.chars().take(300).collect();
+            let body = read_body(response).await.unwrap_or_default();
+            let body: String = String::from_utf8_lossy(&body).chars().take(300).collect();
             return Err(HttpError::failed(format!(
                 "{} answered HTTP {status}: {body}",
                 self.url
@@ -270,27 +394,20 @@ impl HttpTransport {
     /// such stream (405) is left alone.
     pub async fn listen(&self, conn: &Connection) {
         let mut retry = Duration::from_millis(250);
+        let headers = || self.stream_headers();
         loop {
-            let mut request = self
-                .client
-                .get(self.url.clone())
-                .headers(self.headers.clone())
-                .header(ACCEPT, "text/event-stream");
-            if let Some(session) = self.session_id.read().unwrap().as_deref() {
-                request = request.header(SESSION_HEADER, session);
-            }
-            if let Some(version) = self.protocol_version.read().unwrap().as_deref() {
-                request = request.header(VERSION_HEADER, version);
-            }
-            match request.send().await {
-                Ok(response) if response.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED => {
+            match self.exchange(Method::GET, &headers, Bytes::new()).await {
+                Ok(response) if response.status() == StatusCode::METHOD_NOT_ALLOWED => {
                     return;
                 }
                 Ok(response) if response.status().is_success() => {
                     retry = Duration::from_millis(250);
-                    let mut body = response.bytes_stream();
+                    let mut body = response.into_body();
                     let mut parser = SseParser::default();
-                    while let Some(Ok(chunk)) = body.next().await {
+                    while let Some(Ok(frame)) = body.frame().await {
+                        let Ok(chunk) = frame.into_data() else {
+                            continue;
+                        };
                         for data in parser.feed(&chunk) {
                             let Ok(message) = Message::parse(data.as_bytes()) else {
                                 continue;
@@ -335,17 +452,84 @@ impl HttpTransport {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if !is_sse {
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| HttpError::failed(format!("reading response: {e}")))?;
+            let bytes = read_body(response).await.map_err(|e| {
+                HttpError::failed(format!("reading the response of {}: {e}", self.url))
+            })?;
             return Message::parse(&bytes)
                 .map_err(|e| HttpError::failed(format!("upstream sent an invalid response: {e}")));
         }
-        let mut body = response.bytes_stream();
         let mut parser = SseParser::default();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| HttpError::failed(format!("SSE stream broke: {e}")))?;
+        let mut resumptions = 0;
+        let mut stream = response;
+        loop {
+            let resumed_from = parser.last_id.clone();
+            if let Some(answer) = self.read_stream(conn, stream, &mut parser, id).await? {
+                return Ok(answer);
+            }
+            // The server closed the stream before the answer (SEP-1699: it may, after an
+            // event with an id): resume it with `Last-Event-ID`. A server that sent no id
+            // cannot be resumed, and one whose resumed stream brought nothing new will not
+            // bring the answer.
+            let last_id = match &parser.last_id {
+                Some(last) if resumptions == 0 || parser.last_id != resumed_from => last.clone(),
+                _ => {
+                    return Err(HttpError::failed(format!(
+                        "{} ended the SSE stream before the response arrived{}",
+                        self.url,
+                        if resumptions > 0 {
+                            ", and resuming it brought nothing"
+                        } else {
+                            ""
+                        }
+                    )));
+                }
+            };
+            resumptions += 1;
+            if resumptions > MAX_RESUMPTIONS {
+                return Err(HttpError::failed(format!(
+                    "{} ended the SSE stream before the response arrived, {MAX_RESUMPTIONS} times",
+                    self.url
+                )));
+            }
+            // The first resumption is at once: servers may keep an answer for replay only
+            // until it is sent (rmcp does), and the stream was cut while the request runs.
+            // Later ones wait the `retry` the server asked for.
+            if resumptions > 1 {
+                tokio::time::sleep(parser.retry.unwrap_or_default().min(MAX_RETRY_WAIT)).await;
+            }
+            let headers = || {
+                let mut headers = self.stream_headers();
+                if let Ok(value) = HeaderValue::from_str(&last_id) {
+                    headers.insert(LAST_EVENT_ID, value);
+                }
+                headers
+            };
+            stream = self.exchange(Method::GET, &headers, Bytes::new()).await?;
+            if !stream.status().is_success() {
+                return Err(HttpError::failed(format!(
+                    "{} refused to resume the SSE stream after event {last_id:?}: HTTP {}",
+                    self.url,
+                    stream.status()
+                )));
+            }
+        }
+    }
+
+    /// Reads an SSE stream until the response to `id` (returned) or the stream's end
+    /// (`None`); what else comes is handled meanwhile.
+    async fn read_stream(
+        &self,
+        conn: &Connection,
+        response: http::Response<Incoming>,
+        parser: &mut SseParser,
+        id: u64,
+    ) -> Result<Option<Message>, HttpError> {
+        let mut body = response.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| HttpError::failed(format!("SSE stream broke: {e}")))?;
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
             for data in parser.feed(&chunk) {
                 let Ok(message) = Message::parse(data.as_bytes()) else {
                     continue;
@@ -353,23 +537,90 @@ impl HttpTransport {
                 if message.kind() == Ok(Kind::Response)
                     && message.id.as_ref().and_then(Value::as_u64) == Some(id)
                 {
-                    return Ok(message);
+                    return Ok(Some(message));
                 }
                 if let Some(answer) = conn.on_message(message, Some(id)) {
                     let _ = self.notify(&answer).await;
                 }
             }
         }
-        Err(HttpError::failed(
-            "SSE stream ended before the response arrived".into(),
-        ))
+        Ok(None)
+    }
+
+    /// The headers of a GET for an SSE stream: the configured ones, session and version.
+    fn stream_headers(&self) -> HeaderMap {
+        let mut headers = self.headers.clone();
+        headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+        headers.remove(CONTENT_TYPE);
+        if let Some(session) = self.session_id.read().unwrap().as_deref()
+            && let Ok(value) = HeaderValue::from_str(session)
+        {
+            headers.insert(SESSION_HEADER, value);
+        }
+        if let Some(version) = self.protocol_version.read().unwrap().as_deref()
+            && let Ok(value) = HeaderValue::from_str(version)
+        {
+            headers.insert(VERSION_HEADER, value);
+        }
+        headers
     }
 }
 
-/// Incremental `text/event-stream` parser yielding each event's data.
+/// The upstream URL as a request URI: `http` or `https`, with a host.
+fn parse_url(url: &str) -> Result<Uri, String> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") if uri.host().is_some_and(|h| !h.is_empty()) => Ok(uri),
+        _ => Err(format!(
+            "invalid URL {url:?}: it must be http:// or https:// with a host"
+        )),
+    }
+}
+
+/// Where a redirect from `from` to `location` (absolute, or relative to `from`) leads, if
+/// it stays on the same origin (scheme, host and port).
+fn redirect_target(from: &Uri, location: &str) -> Result<Uri, &'static str> {
+    if location.is_empty() {
+        return Err("no Location");
+    }
+    let target: Uri = if location.starts_with('/') && !location.starts_with("//") {
+        let mut parts = from.clone().into_parts();
+        parts.path_and_query = Some(location.parse().map_err(|_| "an invalid path")?);
+        Uri::from_parts(parts).map_err(|_| "an invalid URL")?
+    } else {
+        location.parse().map_err(|_| "an invalid URL")?
+    };
+    let origin = |u: &Uri| {
+        (
+            u.scheme_str().map(str::to_owned),
+            u.host().map(str::to_ascii_lowercase),
+            u.port_u16(),
+        )
+    };
+    if target.scheme().is_none() || origin(&target) != origin(from) {
+        return Err("it leaves the server's origin");
+    }
+    Ok(target)
+}
+
+/// A whole response body, up to `MAX_RESPONSE_BYTES`.
+async fn read_body(response: http::Response<Incoming>) -> Result<Bytes, String> {
+    Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+        .collect()
+        .await
+        .map(|body| body.to_bytes())
+        .map_err(|e| e.to_string())
+}
+
+/// Incremental `text/event-stream` parser yielding each event's data; it keeps the last
+/// event id and `retry` the server sent, to resume the stream.
 #[derive(Default)]
 pub struct SseParser {
     buffer: String,
+    pub last_id: Option<String>,
+    pub retry: Option<Duration>,
 }
 
 impl SseParser {
@@ -381,11 +632,22 @@ impl SseParser {
         let mut events = Vec::new();
         while let Some(end) = self.buffer.find("\n\n") {
             let block: String = self.buffer.drain(..end + 2).collect();
-            let data: Vec<&str> = block
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                .collect();
+            let mut data = Vec::new();
+            for line in block.lines() {
+                let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                let value = value.strip_prefix(' ').unwrap_or(value);
+                match field {
+                    "data" => data.push(value),
+                    // An id with a NUL is ignored, as the SSE specification says.
+                    "id" if !value.contains('\0') => self.last_id = Some(value.to_owned()),
+                    "retry" => {
+                        if let Ok(ms) = value.parse() {
+                            self.retry = Some(Duration::from_millis(ms));
+                        }
+                    }
+                    _ => {}
+                }
+            }
             if !data.is_empty() {
                 events.push(data.join("\n"));
             }
@@ -396,7 +658,31 @@ impl SseParser {
 
 #[cfg(test)]
 mod tests {
-    use super::SseParser;
+    use super::{SseParser, redirect_target};
+
+    #[test]
+    fn redirects_stay_on_the_origin() {
+        let from: http::Uri = "http://127.0.0.1:8080/mcp".parse().unwrap();
+        assert_eq!(
+            redirect_target(&from, "/mcp/").unwrap().to_string(),
+            "http://127.0.0.1:8080/mcp/"
+        );
+        assert_eq!(
+            redirect_target(&from, "http://127.0.0.1:8080/v2/mcp")
+                .unwrap()
+                .to_string(),
+            "http://127.0.0.1:8080/v2/mcp"
+        );
+        for elsewhere in [
+            "http://127.0.0.1:9090/mcp",
+            "https://127.0.0.1:8080/mcp",
+            "http://evil.example/mcp",
+            "//evil.example/mcp",
+            "",
+        ] {
+            assert!(redirect_target(&from, elsewhere).is_err(), "{elsewhere}");
+        }
+    }
 
     #[test]
     fn sse_events_split_across_chunks() {
@@ -408,6 +694,12 @@ mod tests {
         assert_eq!(
             p.feed(b"1}\r\n\r\ndata: x\ndata: y\n\n: comment\n\n"),
             vec!["{\"a\":1}", "x\ny"]
+        );
+        assert_eq!(p.last_id.as_deref(), Some("1"));
+        assert_eq!(p.feed(b"id: 7\nretry: 1500\ndata:\n\n"), vec![""]);
+        assert_eq!(
+            (p.last_id.as_deref(), p.retry),
+            (Some("7"), Some(std::time::Duration::from_millis(1500)))
         );
     }
 }

@@ -144,10 +144,10 @@ async fn through_the_gateway_stdio_to(version: &str, fixture_args: &[&str]) {
 }
 
 /// Through the gateway with the fixture as a remote streamable-HTTP upstream. The fixture
-/// answers `test_reconnection` on its POST stream (`--no-stream-close`): the router's
-/// upstream client does not resume cut streams with `Last-Event-ID` yet (README).
+/// closes `test_reconnection`'s POST stream after its first event (SEP-1699): the agent
+/// resumes it with `Last-Event-ID` and the answer reaches the client.
 async fn through_the_gateway_http(version: &str) {
-    through_the_gateway_http_to(version, &["--no-stream-close"]).await;
+    through_the_gateway_http_to(version, &[]).await;
 }
 
 /// Through the gateway to the HTTP fixture started with `fixture_args`.
@@ -195,12 +195,12 @@ async fn conformance_2026_07_28_through_the_gateway_http() {
 /// and `resources/subscribe` are kept by the agent.
 #[tokio::test(flavor = "multi_thread")]
 async fn conformance_2025_11_25_through_the_gateway_to_a_modern_only_upstream() {
-    through_the_gateway_http_to("2025-11-25", &["--no-stream-close", "--modern-only"]).await;
+    through_the_gateway_http_to("2025-11-25", &["--modern-only"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn conformance_2026_07_28_through_the_gateway_to_a_modern_only_upstream() {
-    through_the_gateway_http_to("2026-07-28", &["--no-stream-close", "--modern-only"]).await;
+    through_the_gateway_http_to("2026-07-28", &["--modern-only"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -544,7 +544,20 @@ async fn main() -> anyhow::Result<()> {
                 .with_json_response(cli.stateless);
             let service: StreamableHttpService<Fixture, LocalSessionManager> =
                 StreamableHttpService::new(move || Ok(fixture.clone()), Default::default(), config);
-            let router = axum::Router::new().nest_service("/mcp", service);
+            // `/moved` redirects to `/mcp` on this origin, `/moved-away` to another origin:
+            // the remote runtime follows the first and refuses the second.
+            let redirect = |to: &'static str| {
+                axum::routing::any(move || async move {
+                    (
+                        axum::http::StatusCode::TEMPORARY_REDIRECT,
+                        [(axum::http::header::LOCATION, to)],
+                    )
+                })
+            };
+            let router = axum::Router::new()
+                .nest_service("/mcp", service)
+                .route("/moved", redirect("/mcp"))
+                .route("/moved-away", redirect("http://example.invalid/mcp"));
             let listener = tokio::net::TcpListener::bind(&addr).await?;
             let local = listener.local_addr()?;
             {
