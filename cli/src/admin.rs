@@ -916,54 +916,6 @@ pub async fn run_import(admin: &Admin, file: &Path, json: bool) -> anyhow::Resul
     Ok(())
 }
 
-/// Incremental parser of a `text/event-stream` body: feed it bytes, get the `data` of each
-/// complete event (multi-line data joined with `\n`).
-#[derive(Default)]
-pub struct SseParser {
-    pending: Vec<u8>,
-    data: Vec<String>,
-}
-
-impl SseParser {
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<String> {
-        self.pending.extend_from_slice(chunk);
-        let mut events = Vec::new();
-        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
-            let raw: Vec<u8> = self.pending.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&raw[..end]);
-            self.line(line.strip_suffix('\r').unwrap_or(&line), &mut events);
-        }
-        events
-    }
-
-    /// The last event when the stream ends without a blank line.
-    pub fn finish(&mut self) -> Vec<String> {
-        let mut events = Vec::new();
-        if !self.pending.is_empty() {
-            let rest = std::mem::take(&mut self.pending);
-            let line = String::from_utf8_lossy(&rest).into_owned();
-            self.line(line.strip_suffix('\r').unwrap_or(&line), &mut events);
-        }
-        self.line("", &mut events);
-        events
-    }
-
-    fn line(&mut self, line: &str, events: &mut Vec<String>) {
-        if line.is_empty() {
-            if !self.data.is_empty() {
-                events.push(std::mem::take(&mut self.data).join("\n"));
-            }
-        } else if let Some(value) = line.strip_prefix("data")
-            && (value.is_empty() || value.starts_with(':'))
-        {
-            let value = value.strip_prefix(':').unwrap_or(value);
-            self.data
-                .push(value.strip_prefix(' ').unwrap_or(value).to_string());
-        }
-        // `event:`, `id:`, `retry:` and `:comments` carry nothing we need.
-    }
-}
-
 /// The JSON-RPC response with `id` in a message or batch, if there is one.
 pub fn find_response(message: Value, id: u64) -> Option<Value> {
     match message {
@@ -1173,7 +1125,7 @@ impl McpSession<'_> {
                     .starts_with("text/event-stream")
             });
         if is_sse {
-            let mut parser = SseParser::default();
+            let mut parser = mcpr_core::sse::SseParser::default();
             let mut stream = response.bytes_stream();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| self.admin.transport_error(e))?;
@@ -1324,26 +1276,6 @@ mod tests {
         );
         let hostile = r#"{"error":{"status":400,"code":"bad_request","message":"bad \u001b[31m"}}"#;
         assert_eq!(api_error_line(400, hostile, None), "bad \\u{1b}[31m (400)");
-    }
-
-    #[test]
-    fn parses_sse_events_across_chunks() {
-        let mut p = SseParser::default();
-        assert!(
-            p.push(b"event: message\r\nid: 1\r\ndata: {\"a\":")
-                .is_empty()
-        );
-        assert_eq!(
-            p.push(b"1}\r\n\r\n: keep-alive\n\ndata:x\ndata: y\n\n"),
-            ["{\"a\":1}", "x\ny"]
-        );
-        assert!(p.push(b"data: tail").is_empty());
-        assert_eq!(p.finish(), ["tail"]);
-        // a UTF-8 character split between chunks survives
-        let mut p = SseParser::default();
-        let bytes = "data: é\n\n".as_bytes();
-        assert!(p.push(&bytes[..7]).is_empty());
-        assert_eq!(p.push(&bytes[7..]), ["é"]);
     }
 
     #[test]

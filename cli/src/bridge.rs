@@ -58,6 +58,23 @@ pub async fn run(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The HTTP headers of a modern (2026-07-28) request, which stdio does not have: the
+/// version its `_meta` names and the standard headers (`Mcp-Method`, `Mcp-Name`) its body
+/// implies. None for a legacy message.
+fn modern_headers(message: &serde_json::Value) -> Vec<(String, String)> {
+    let params = message.get("params");
+    let Some(version) = mcpr_core::mcp_headers::meta_protocol_version(params) else {
+        return Vec::new();
+    };
+    let method = message
+        .get("method")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    let mut headers = mcpr_core::mcp_headers::request_headers(method, params, None);
+    headers.push(("mcp-protocol-version".to_owned(), version.to_owned()));
+    headers
+}
+
 fn mcp_endpoint(url: &str) -> String {
     let url = url.trim_end_matches('/');
     let after_scheme = url.split("://").nth(1).unwrap_or(url);
@@ -75,15 +92,20 @@ async fn forward(
     out: mpsc::Sender<String>,
     line: String,
 ) {
-    let id = serde_json::from_str::<serde_json::Value>(&line)
-        .ok()
+    let message = serde_json::from_str::<serde_json::Value>(&line).ok();
+    let id = message
+        .as_ref()
         .and_then(|v| v.get("id").cloned())
         .unwrap_or(serde_json::Value::Null);
+    let modern = message.as_ref().map(modern_headers).unwrap_or_default();
     let mut request = client
         .post(&endpoint)
         .header("accept", "application/json, text/event-stream")
         .header("content-type", "application/json")
         .body(line);
+    for (name, value) in modern {
+        request = request.header(name, value);
+    }
     if let Some(s) = session.read().unwrap().as_deref() {
         request = request.header("mcp-session-id", s);
     }
@@ -118,19 +140,18 @@ async fn forward(
     }
     if is_sse {
         let mut body = response.bytes_stream();
-        let mut buffer = String::new();
+        let mut parser = mcpr_core::sse::SseParser::default();
         while let Some(Ok(chunk)) = body.next().await {
-            buffer.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
-            while let Some(end) = buffer.find("\n\n") {
-                let event: String = buffer.drain(..end + 2).collect();
-                let data: Vec<&str> = event
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .map(|d| d.trim_start())
-                    .collect();
-                if !data.is_empty() {
-                    let _ = out.send(data.join("\n")).await;
+            for data in parser.push(&chunk) {
+                // A priming event (SEP-1699) carries no message.
+                if !data.trim().is_empty() {
+                    let _ = out.send(data).await;
                 }
+            }
+        }
+        for data in parser.finish() {
+            if !data.trim().is_empty() {
+                let _ = out.send(data).await;
             }
         }
     } else {

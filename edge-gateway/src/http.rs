@@ -279,7 +279,11 @@ async fn handle_post(
         // Boxed here, and the batch path below: each inline would make every request's
         // future (which axum boxes, so copies) kilobytes larger (docs/BENCHMARKS.md).
         return Box::pin(crate::modern::handle(
-            gateway, view, headers, messages, batch,
+            gateway,
+            view,
+            Some(headers),
+            messages,
+            batch,
         ))
         .await;
     }

@@ -66,7 +66,7 @@ pub fn applies(headers: &HeaderMap, messages: &[Message]) -> bool {
 /// Whether a message's `_meta` names its protocol version (the text test first keeps legacy
 /// requests from being parsed twice; the parse keeps an argument that merely mentions the
 /// key from counting).
-fn names_its_version(message: &Message) -> bool {
+pub(crate) fn names_its_version(message: &Message) -> bool {
     let Some(params) = &message.params else {
         return false;
     };
@@ -84,11 +84,12 @@ pub struct RequestMeta {
     pub log_level: Option<String>,
 }
 
-/// Answers one modern POST.
+/// Answers one modern request: a POST (with its `headers`), or a line of the stdio front
+/// door (`None`: that transport has no headers to check).
 pub async fn handle(
     gateway: &Arc<Gateway>,
     view: View,
-    headers: &HeaderMap,
+    headers: Option<&HeaderMap>,
     mut messages: Vec<Message>,
     batch: bool,
 ) -> Response {
@@ -167,16 +168,15 @@ pub async fn handle(
     crate::modern_bridge::call(gateway, view, message, params, meta).await
 }
 
-/// Checks the per-request protocol data: `_meta` (version, capabilities), the version
-/// header against it, and the standard headers against the body.
+/// Checks the per-request protocol data: `_meta` (version, capabilities), and over HTTP
+/// the version header against it and the standard headers against the body.
 fn check_request(
     gateway: &Gateway,
     view: &View,
-    headers: &HeaderMap,
+    headers: Option<&HeaderMap>,
     method: &str,
     params: Option<&Value>,
 ) -> Result<RequestMeta, RpcError> {
-    let header_version = header_str(headers, VERSION_HEADER);
     let meta = params
         .and_then(|p| p.get("_meta"))
         .and_then(Value::as_object);
@@ -189,21 +189,8 @@ fn check_request(
     let Some(meta_version) = meta_version else {
         return Err(malformed_meta(std_headers::META_PROTOCOL_VERSION));
     };
-    let Some(header_version) = header_version else {
-        return Err(RpcError::new(
-            error_code::HEADER_MISMATCH,
-            format!(
-                "missing MCP-Protocol-Version header (the request's _meta names {meta_version})"
-            ),
-        ));
-    };
-    if header_version != meta_version {
-        return Err(RpcError::new(
-            error_code::HEADER_MISMATCH,
-            format!(
-                "MCP-Protocol-Version header {header_version:?} does not match the request's _meta protocolVersion {meta_version:?}"
-            ),
-        ));
+    if let Some(headers) = headers {
+        check_version_header(headers, meta_version)?;
     }
     if meta_version != MODERN_VERSION {
         return Err(RpcError {
@@ -215,14 +202,16 @@ fn check_request(
     let Some(capabilities) = capabilities else {
         return Err(malformed_meta(std_headers::META_CLIENT_CAPABILITIES));
     };
-    let schema = tool_schema(gateway, view, method, params);
-    std_headers::validate_request_headers(
-        |name| single_header(headers, name),
-        method,
-        params,
-        schema.as_ref(),
-    )
-    .map_err(|reason| RpcError::new(error_code::HEADER_MISMATCH, reason))?;
+    if let Some(headers) = headers {
+        let schema = tool_schema(gateway, view, method, params);
+        std_headers::validate_request_headers(
+            |name| single_header(headers, name),
+            method,
+            params,
+            schema.as_ref(),
+        )
+        .map_err(|reason| RpcError::new(error_code::HEADER_MISMATCH, reason))?;
+    }
     Ok(RequestMeta {
         capabilities: capabilities.clone(),
         log_level: meta
@@ -238,6 +227,27 @@ fn malformed_meta(missing: &str) -> RpcError {
         message: format!("invalid params: the request's _meta lacks {missing}"),
         data: Some(json!({"missing": [missing]})),
     }
+}
+
+/// Over HTTP, `MCP-Protocol-Version` must be there and match the request's `_meta`.
+fn check_version_header(headers: &HeaderMap, meta_version: &str) -> Result<(), RpcError> {
+    let Some(header_version) = header_str(headers, VERSION_HEADER) else {
+        return Err(RpcError::new(
+            error_code::HEADER_MISMATCH,
+            format!(
+                "missing MCP-Protocol-Version header (the request's _meta names {meta_version})"
+            ),
+        ));
+    };
+    if header_version != meta_version {
+        return Err(RpcError::new(
+            error_code::HEADER_MISMATCH,
+            format!(
+                "MCP-Protocol-Version header {header_version:?} does not match the request's _meta protocolVersion {meta_version:?}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The input schema of the tool a `tools/call` names, for its `Mcp-Param-*` headers.

@@ -1,6 +1,9 @@
 //! The stdio front door (`mcpr stdio`): newline-delimited JSON-RPC on stdin/stdout, served
 //! by the same view handlers as HTTP, as one client session on the hierarchical view.
-//! Nothing but protocol messages may reach stdout.
+//! A request of the modern era (2026-07-28: its `_meta` names its protocol version) is
+//! answered statelessly by the same code as a modern POST (`modern.rs`), whose answer (one
+//! message, or a stream of them) goes out line by line. Nothing but protocol messages may
+//! reach stdout.
 
 use std::sync::Arc;
 
@@ -76,7 +79,14 @@ where
         let tx = tx.clone();
         let session = session.clone();
         tokio::spawn(async move {
-            if let Some(answer) = gateway.handle(&View::Hierarchical, &session, message).await {
+            if crate::modern::names_its_version(&message) {
+                let answer =
+                    crate::modern::handle(&gateway, View::Hierarchical, None, vec![message], false)
+                        .await;
+                forward_lines(answer, &tx).await;
+            } else if let Some(answer) =
+                gateway.handle(&View::Hierarchical, &session, message).await
+            {
                 let _ = tx.send(answer.to_bytes()).await;
             }
         });
@@ -85,4 +95,31 @@ where
     forwarder.abort();
     drop(tx);
     writer.await.map_err(std::io::Error::other)?
+}
+
+/// Sends the messages of an HTTP answer (one JSON message, or an SSE stream of them, as
+/// they come) as lines.
+async fn forward_lines(answer: axum::response::Response, tx: &mpsc::Sender<Vec<u8>>) {
+    let is_sse = answer
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let mut body = answer.into_body().into_data_stream();
+    let mut parser = mcpr_core::sse::SseParser::default();
+    let mut whole = Vec::new();
+    while let Some(Ok(chunk)) = body.next().await {
+        if !is_sse {
+            whole.extend_from_slice(&chunk);
+            continue;
+        }
+        for data in parser.push(&chunk) {
+            if !data.trim().is_empty() && tx.send(data.into_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+    if !whole.is_empty() {
+        let _ = tx.send(whole).await;
+    }
 }

@@ -22,6 +22,7 @@ use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use mcpr_core::jsonrpc::{Kind, Message};
+use mcpr_core::sse::SseParser;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -408,7 +409,7 @@ impl HttpTransport {
                         let Ok(chunk) = frame.into_data() else {
                             continue;
                         };
-                        for data in parser.feed(&chunk) {
+                        for data in parser.push(&chunk) {
                             let Ok(message) = Message::parse(data.as_bytes()) else {
                                 continue;
                             };
@@ -525,12 +526,19 @@ impl HttpTransport {
         id: u64,
     ) -> Result<Option<Message>, HttpError> {
         let mut body = response.into_body();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| HttpError::failed(format!("SSE stream broke: {e}")))?;
-            let Ok(chunk) = frame.into_data() else {
-                continue;
+        loop {
+            let (events, ended) = match body.frame().await {
+                Some(frame) => {
+                    let frame =
+                        frame.map_err(|e| HttpError::failed(format!("SSE stream broke: {e}")))?;
+                    match frame.into_data() {
+                        Ok(chunk) => (parser.push(&chunk), false),
+                        Err(_) => continue,
+                    }
+                }
+                None => (parser.finish(), true),
             };
-            for data in parser.feed(&chunk) {
+            for data in events {
                 let Ok(message) = Message::parse(data.as_bytes()) else {
                     continue;
                 };
@@ -543,8 +551,10 @@ impl HttpTransport {
                     let _ = self.notify(&answer).await;
                 }
             }
+            if ended {
+                return Ok(None);
+            }
         }
-        Ok(None)
     }
 
     /// The headers of a GET for an SSE stream: the configured ones, session and version.
@@ -614,51 +624,9 @@ async fn read_body(response: http::Response<Incoming>) -> Result<Bytes, String> 
         .map_err(|e| e.to_string())
 }
 
-/// Incremental `text/event-stream` parser yielding each event's data; it keeps the last
-/// event id and `retry` the server sent, to resume the stream.
-#[derive(Default)]
-pub struct SseParser {
-    buffer: String,
-    pub last_id: Option<String>,
-    pub retry: Option<Duration>,
-}
-
-impl SseParser {
-    pub fn feed(&mut self, chunk: &[u8]) -> Vec<String> {
-        self.buffer.push_str(&String::from_utf8_lossy(chunk));
-        if self.buffer.contains('\r') {
-            self.buffer = self.buffer.replace("\r\n", "\n").replace('\r', "\n");
-        }
-        let mut events = Vec::new();
-        while let Some(end) = self.buffer.find("\n\n") {
-            let block: String = self.buffer.drain(..end + 2).collect();
-            let mut data = Vec::new();
-            for line in block.lines() {
-                let (field, value) = line.split_once(':').unwrap_or((line, ""));
-                let value = value.strip_prefix(' ').unwrap_or(value);
-                match field {
-                    "data" => data.push(value),
-                    // An id with a NUL is ignored, as the SSE specification says.
-                    "id" if !value.contains('\0') => self.last_id = Some(value.to_owned()),
-                    "retry" => {
-                        if let Ok(ms) = value.parse() {
-                            self.retry = Some(Duration::from_millis(ms));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            if !data.is_empty() {
-                events.push(data.join("\n"));
-            }
-        }
-        events
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{SseParser, redirect_target};
+    use super::redirect_target;
 
     #[test]
     fn redirects_stay_on_the_origin() {
@@ -682,24 +650,5 @@ mod tests {
         ] {
             assert!(redirect_target(&from, elsewhere).is_err(), "{elsewhere}");
         }
-    }
-
-    #[test]
-    fn sse_events_split_across_chunks() {
-        let mut p = SseParser::default();
-        assert!(
-            p.feed(b"event: message\r\nid: 1\r\ndata: {\"a\":")
-                .is_empty()
-        );
-        assert_eq!(
-            p.feed(b"1}\r\n\r\ndata: x\ndata: y\n\n: comment\n\n"),
-            vec!["{\"a\":1}", "x\ny"]
-        );
-        assert_eq!(p.last_id.as_deref(), Some("1"));
-        assert_eq!(p.feed(b"id: 7\nretry: 1500\ndata:\n\n"), vec![""]);
-        assert_eq!(
-            (p.last_id.as_deref(), p.retry),
-            (Some("7"), Some(std::time::Duration::from_millis(1500)))
-        );
     }
 }

@@ -681,3 +681,137 @@ async fn post_listen(url: &str, body: &Value) -> reqwest::Response {
         .await
         .unwrap()
 }
+
+/// A line-delimited stdio MCP client: writes requests, reads lines until the answer.
+struct StdioLines {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl StdioLines {
+    fn spawn(args: &[&str]) -> StdioLines {
+        let mut child = tokio::process::Command::new(mcpr_e2e::harness::bin("mcpr"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .env_remove("MCPR_URL")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start mcpr stdio");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+            child.stdout.take().unwrap(),
+        ));
+        StdioLines {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// Sends a request; returns every message up to and including its answer.
+    async fn request(&mut self, id: u64, method: &str, params: Value) -> Vec<Value> {
+        use tokio::io::AsyncWriteExt;
+        let line = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(20), self.stdout.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("no answer to {method} within 20 s: {seen:?}"))
+                .unwrap()
+                .unwrap_or_else(|| panic!("stdout ended before the answer to {method}"));
+            let message: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout holds only JSON-RPC, got {line:?}: {e}"));
+            let done = message["id"] == json!(id);
+            seen.push(message);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+/// `mcpr stdio` speaks both eras on one connection: a 2026-07-28 client's stateless requests
+/// (`server/discover`, then calls with their `_meta`), in-process and bridged to a running
+/// router (`--url`), where the bridge gives them the headers HTTP needs.
+#[tokio::test]
+async fn modern_clients_over_mcpr_stdio() {
+    let router = Router::start().await;
+    router.api().add_fixture("desk", &[]).await;
+    router.api().wait_state("desk", "running").await;
+    let port = mcpr_e2e::harness::free_port().to_string();
+    let data_dir = router.data_dir.to_str().unwrap().to_owned();
+    let url = router.url();
+    for args in [
+        vec![
+            "stdio",
+            "--port",
+            port.as_str(),
+            "--data-dir",
+            data_dir.as_str(),
+        ],
+        vec!["--url", url.as_str(), "stdio"],
+    ] {
+        let mut client = StdioLines::spawn(&args);
+        let discovered = client
+            .request(1, "server/discover", json!({"_meta": meta(json!({}))}))
+            .await;
+        let result = &discovered.last().unwrap()["result"];
+        assert!(
+            result["supportedVersions"]
+                .as_array()
+                .is_some_and(|v| v.contains(&json!("2026-07-28"))),
+            "{args:?}: {discovered:?}"
+        );
+        let listed = client
+            .request(2, "tools/list", json!({"_meta": meta(json!({}))}))
+            .await;
+        let tools = listed.last().unwrap()["result"]["tools"].clone();
+        assert!(
+            tools
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t["name"] == "call_tool")),
+            "{args:?}: {listed:?}"
+        );
+        // `mcpr stdio` runs its own agent, which starts desk: retry until it answers.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let mut id = 100;
+        let called = loop {
+            id += 1;
+            let answer = client
+                .request(
+                    id,
+                    "tools/call",
+                    json!({"name": "call_tool", "arguments": {"provider": "desk", "tool": "echo", "arguments": {"text": "modern over stdio"}}, "_meta": meta(json!({}))}),
+                )
+                .await;
+            let result = answer.last().unwrap()["result"].clone();
+            if result["isError"] != json!(true) || std::time::Instant::now() > deadline {
+                break result;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(text_of(&called), "modern over stdio", "{args:?}");
+        // A legacy request on the same connection still works (the handshake).
+        let legacy = client
+            .request(
+                4,
+                "initialize",
+                json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}),
+            )
+            .await;
+        assert_eq!(
+            legacy.last().unwrap()["result"]["protocolVersion"],
+            "2025-06-18",
+            "{args:?}"
+        );
+        let _ = client.child.kill().await;
+    }
+}
