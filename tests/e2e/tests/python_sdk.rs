@@ -22,14 +22,10 @@ const FIXTURE_TOOLS: [&str; 8] = [
     "fail",
 ];
 
-/// The protocol version the SDK settles on with the router over HTTP: it probes
-/// `server/discover` first, which the router answers, so it speaks the stateless 2026-07-28
-/// era.
+/// The protocol version the SDK settles on with the router, over HTTP and over stdio
+/// (`mcpr stdio`): it probes `server/discover` first, which the router answers, so it
+/// speaks the stateless 2026-07-28 era.
 const PROTOCOL_VERSION: &str = "2026-07-28";
-
-/// Over stdio (`mcpr stdio`), which speaks the legacy era only, the SDK's probe gets -32601
-/// and it falls back to `initialize` with its newest handshake-era version.
-const STDIO_PROTOCOL_VERSION: &str = "2025-11-25";
 
 /// Runs a script of tests/python and parses the one JSON object it prints.
 async fn observe(script: &str, args: &[&str]) -> Value {
@@ -85,13 +81,8 @@ fn structured(what: &str, result: &Value) -> Value {
 
 #[track_caller]
 fn assert_session(what: &str, view: &Value, server_name: &str) {
-    let expected = if what.contains("stdio") {
-        STDIO_PROTOCOL_VERSION
-    } else {
-        PROTOCOL_VERSION
-    };
     assert_eq!(
-        view["protocol_version"], expected,
+        view["protocol_version"], PROTOCOL_VERSION,
         "{what}: negotiated protocol version"
     );
     assert_eq!(
