@@ -70,7 +70,7 @@ fn modern_headers(message: &serde_json::Value) -> Vec<(String, String)> {
         .get("method")
         .and_then(serde_json::Value::as_str)
         .unwrap_or_default();
-    let mut headers = mcpr_core::mcp_headers::request_headers(method, params, None);
+    let mut headers = mcpr_core::mcp_headers::request_headers(method, params, &[]);
     headers.push(("mcp-protocol-version".to_owned(), version.to_owned()));
     headers
 }

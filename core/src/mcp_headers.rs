@@ -50,6 +50,42 @@ pub fn meta_protocol_version(params: Option<&Value>) -> Option<&str> {
     params?.get("_meta")?.get(META_PROTOCOL_VERSION)?.as_str()
 }
 
+/// What the header logic reads of raw params, parsed without building a `Value` of the
+/// whole: a modern request's `_meta` carries the client's info and capabilities, and
+/// building a tree of them per request was a measurable share of a modern call's cost
+/// (docs/BENCHMARKS.md). Other fields are skipped, not kept.
+#[derive(serde::Deserialize, Default)]
+struct ParamsHead<'a> {
+    #[serde(borrow, default)]
+    name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    uri: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "_meta", borrow, default)]
+    meta: Option<MetaHead<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct MetaHead<'a> {
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow, default)]
+    version: Option<std::borrow::Cow<'a, str>>,
+}
+
+fn head(params_text: &str) -> ParamsHead<'_> {
+    serde_json::from_str(params_text).unwrap_or_default()
+}
+
+/// The `_meta` protocol version raw params name, if any (a legacy request's params are
+/// only searched, not parsed).
+pub fn protocol_version_in(params_text: &str) -> Option<String> {
+    if !mentions_protocol_version(params_text) {
+        return None;
+    }
+    head(params_text)
+        .meta?
+        .version
+        .map(std::borrow::Cow::into_owned)
+}
+
 /// The value `Mcp-Name` must carry for `method`, if the method has one.
 pub fn name_of(method: &str, params: Option<&Value>) -> Option<String> {
     let key = match method {
@@ -60,7 +96,8 @@ pub fn name_of(method: &str, params: Option<&Value>) -> Option<String> {
     params?.get(key)?.as_str().map(str::to_owned)
 }
 
-/// The `(argument name, header suffix)` pairs a tool's input schema asks to mirror.
+/// The `(argument name, header suffix)` pairs a tool's input schema asks to mirror: computed
+/// once per tool list, not per call.
 pub fn param_annotations(input_schema: &Value) -> Vec<(String, String)> {
     let Some(properties) = input_schema.get("properties").and_then(Value::as_object) else {
         return Vec::new();
@@ -113,28 +150,51 @@ pub fn decode_value(raw: &str) -> Option<String> {
 }
 
 /// The standard headers (lowercase names) a modern request must carry, given the called
-/// tool's input schema for `tools/call`.
+/// tool's `x-mcp-header` annotations (`param_annotations`) for `tools/call`.
 pub fn request_headers(
     method: &str,
     params: Option<&Value>,
-    tool_schema: Option<&Value>,
+    annotations: &[(String, String)],
 ) -> Vec<(String, String)> {
     let mut headers = vec![(HEADER_METHOD.to_owned(), method.to_owned())];
     if let Some(name) = name_of(method, params) {
         headers.push((HEADER_NAME.to_owned(), encode_value(&name)));
     }
     if method == "tools/call"
-        && let (Some(schema), Some(arguments)) =
-            (tool_schema, params.and_then(|p| p.get("arguments")))
+        && let Some(arguments) = params.and_then(|p| p.get("arguments"))
     {
-        for (argument, suffix) in param_annotations(schema) {
-            if let Some(text) = arguments.get(&argument).and_then(primitive_text) {
+        for (argument, suffix) in annotations {
+            if let Some(text) = arguments.get(argument).and_then(primitive_text) {
                 headers.push((
                     format!("{HEADER_PARAM_PREFIX}{}", suffix.to_ascii_lowercase()),
                     encode_value(&text),
                 ));
             }
         }
+    }
+    headers
+}
+
+/// `request_headers` from raw params: only a call whose tool mirrors arguments has its
+/// params parsed whole.
+pub fn request_headers_raw(
+    method: &str,
+    params_text: Option<&str>,
+    annotations: &[(String, String)],
+) -> Vec<(String, String)> {
+    if method == "tools/call" && !annotations.is_empty() {
+        let params = params_text.and_then(|p| serde_json::from_str::<Value>(p).ok());
+        return request_headers(method, params.as_ref(), annotations);
+    }
+    let mut headers = vec![(HEADER_METHOD.to_owned(), method.to_owned())];
+    let head = params_text.map(head).unwrap_or_default();
+    let name = match method {
+        "tools/call" | "prompts/get" => head.name,
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => head.uri,
+        _ => None,
+    };
+    if let Some(name) = name {
+        headers.push((HEADER_NAME.to_owned(), encode_value(&name)));
     }
     headers
 }
@@ -146,7 +206,7 @@ pub fn validate_request_headers<'h>(
     header: impl Fn(&str) -> Result<Option<&'h str>, String>,
     method: &str,
     params: Option<&Value>,
-    tool_schema: Option<&Value>,
+    annotations: &[(String, String)],
 ) -> Result<(), String> {
     match header(HEADER_METHOD)?.map(|v| v.trim_matches([' ', '\t'])) {
         None => return Err("missing required Mcp-Method header".into()),
@@ -169,18 +229,16 @@ pub fn validate_request_headers<'h>(
             ));
         }
     }
-    if method == "tools/call"
-        && let Some(schema) = tool_schema
-    {
+    if method == "tools/call" {
         let arguments = params.and_then(|p| p.get("arguments"));
-        for (argument, suffix) in param_annotations(schema) {
+        for (argument, suffix) in annotations {
             let name = format!("Mcp-Param-{suffix}");
             let in_header = header(&format!(
                 "{HEADER_PARAM_PREFIX}{}",
                 suffix.to_ascii_lowercase()
             ))?;
             let in_body = arguments
-                .and_then(|a| a.get(&argument))
+                .and_then(|a| a.get(argument))
                 .and_then(primitive_text);
             match (in_header, in_body) {
                 (None, None) => {}
@@ -257,9 +315,29 @@ mod tests {
     }
 
     #[test]
+    fn raw_params_give_the_version_and_the_name_headers() {
+        let params = json!({"name": "echo", "arguments": {"text": "hi"}, "_meta": {META_PROTOCOL_VERSION: "2026-07-28", META_CLIENT_INFO: {"name": "c"}}}).to_string();
+        assert_eq!(protocol_version_in(&params).as_deref(), Some("2026-07-28"));
+        assert_eq!(protocol_version_in(r#"{"name":"echo"}"#), None);
+        assert_eq!(
+            request_headers_raw("tools/call", Some(&params), &[]),
+            [
+                (HEADER_METHOD.to_owned(), "tools/call".to_owned()),
+                (HEADER_NAME.to_owned(), "echo".to_owned())
+            ]
+        );
+        assert_eq!(
+            request_headers_raw("resources/read", Some(r#"{"uri":"file:///é"}"#), &[])[1].1,
+            encode_value("file:///é")
+        );
+        assert_eq!(request_headers_raw("tools/list", None, &[]).len(), 1);
+    }
+
+    #[test]
     fn headers_are_checked_against_the_body() {
         let schema =
             json!({"properties": {"region": {"type": "string", "x-mcp-header": "Region"}}});
+        let annotations = param_annotations(&schema);
         let params = json!({"name": "t", "arguments": {"region": "eu"}});
         let ok = [
             ("Mcp-Method", "tools/call"),
@@ -267,18 +345,22 @@ mod tests {
             ("Mcp-Param-Region", "eu"),
         ];
         assert!(
-            validate_request_headers(lookup(&ok), "tools/call", Some(&params), Some(&schema))
+            validate_request_headers(lookup(&ok), "tools/call", Some(&params), &annotations)
                 .is_ok()
         );
-        let built = request_headers("tools/call", Some(&params), Some(&schema));
+        let built = request_headers("tools/call", Some(&params), &annotations);
+        assert_eq!(
+            request_headers_raw("tools/call", Some(&params.to_string()), &annotations),
+            built
+        );
         assert_eq!(built[2], ("mcp-param-region".to_owned(), "eu".to_owned()));
 
         let missing = [("Mcp-Method", "tools/call"), ("Mcp-Name", "t")];
         let error =
-            validate_request_headers(lookup(&missing), "tools/call", Some(&params), Some(&schema));
+            validate_request_headers(lookup(&missing), "tools/call", Some(&params), &annotations);
         assert!(error.unwrap_err().contains("Mcp-Param-Region"));
         let wrong = [("Mcp-Method", "TOOLS/LIST")];
-        assert!(validate_request_headers(lookup(&wrong), "tools/list", None, None).is_err());
-        assert!(validate_request_headers(lookup(&[]), "tools/list", None, None).is_err());
+        assert!(validate_request_headers(lookup(&wrong), "tools/list", None, &[]).is_err());
+        assert!(validate_request_headers(lookup(&[]), "tools/list", None, &[]).is_err());
     }
 }

@@ -67,13 +67,10 @@ pub fn applies(headers: &HeaderMap, messages: &[Message]) -> bool {
 /// requests from being parsed twice; the parse keeps an argument that merely mentions the
 /// key from counting).
 pub(crate) fn names_its_version(message: &Message) -> bool {
-    let Some(params) = &message.params else {
-        return false;
-    };
-    std_headers::mentions_protocol_version(params.get())
-        && serde_json::from_str::<Value>(params.get())
-            .ok()
-            .is_some_and(|p| std_headers::meta_protocol_version(Some(&p)).is_some())
+    message
+        .params
+        .as_ref()
+        .is_some_and(|params| std_headers::protocol_version_in(params.get()).is_some())
 }
 
 /// What a modern request asked for, read once from its `_meta`.
@@ -203,12 +200,12 @@ fn check_request(
         return Err(malformed_meta(std_headers::META_CLIENT_CAPABILITIES));
     };
     if let Some(headers) = headers {
-        let schema = tool_schema(gateway, view, method, params);
+        let annotations = header_params(gateway, view, method, params);
         std_headers::validate_request_headers(
             |name| single_header(headers, name),
             method,
             params,
-            schema.as_ref(),
+            &annotations,
         )
         .map_err(|reason| RpcError::new(error_code::HEADER_MISMATCH, reason))?;
     }
@@ -250,34 +247,35 @@ fn check_version_header(headers: &HeaderMap, meta_version: &str) -> Result<(), R
     Ok(())
 }
 
-/// The input schema of the tool a `tools/call` names, for its `Mcp-Param-*` headers.
-fn tool_schema(
+/// The `x-mcp-header` annotations of the tool a `tools/call` names, for its `Mcp-Param-*`
+/// headers.
+fn header_params(
     gateway: &Gateway,
     view: &View,
     method: &str,
     params: Option<&Value>,
-) -> Option<Value> {
+) -> Vec<(String, String)> {
     if method != "tools/call" {
-        return None;
+        return Vec::new();
     }
-    let name = params?.get("name")?.as_str()?;
+    let Some(name) = params.and_then(|p| p.get("name")).and_then(Value::as_str) else {
+        return Vec::new();
+    };
     let (provider, tool) = match view {
         View::Transparent(provider) => (provider.as_str(), name),
-        View::Flat => name.split_once(crate::snapshot::FLAT_SEPARATOR)?,
-        View::Hierarchical => return None,
+        View::Flat => match name.split_once(crate::snapshot::FLAT_SEPARATOR) {
+            Some(split) => split,
+            None => return Vec::new(),
+        },
+        View::Hierarchical => return Vec::new(),
     };
     let snapshot = gateway.snapshot.load();
-    let raw = &snapshot
+    snapshot
         .providers
-        .get(provider)?
-        .tools
-        .iter()
-        .find(|t| t.name == tool)?
-        .raw;
-    serde_json::from_str::<Value>(raw.get())
-        .ok()?
-        .get("inputSchema")
-        .cloned()
+        .get(provider)
+        .and_then(|p| p.tools.iter().find(|t| t.name == tool))
+        .map(|t| t.header_params.clone())
+        .unwrap_or_default()
 }
 
 /// `server/discover`: the transparent view describes its provider from the upstream's

@@ -338,25 +338,49 @@ const CACHEABLE: &[&str] = &[
 /// Makes a legacy upstream's (or the router's own) result a 2026-07-28 one: it is
 /// `complete`, and a cacheable one is not to be cached (`ttlMs` 0, `private`), since
 /// nothing says for how long it holds.
+///
+/// The missing keys are spliced into the result's text: parsing and writing the whole
+/// result again cost more than the rest of the bridge (docs/BENCHMARKS.md).
 fn complete_result(method: &str, answer: &mut Message) {
+    #[derive(serde::Deserialize)]
+    struct Present {
+        #[serde(rename = "resultType")]
+        result_type: Option<serde::de::IgnoredAny>,
+        #[serde(rename = "ttlMs")]
+        ttl: Option<serde::de::IgnoredAny>,
+        #[serde(rename = "cacheScope")]
+        scope: Option<serde::de::IgnoredAny>,
+    }
     let Some(result) = &answer.result else { return };
-    let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(result.get()) else {
+    let Some(body) = result.get().trim_start().strip_prefix('{') else {
         return;
     };
-    let mut defaults = vec![("resultType", json!("complete"))];
-    if CACHEABLE.contains(&method) {
-        defaults.push(("ttlMs", json!(0)));
-        defaults.push(("cacheScope", json!("private")));
+    let Ok(present) = serde_json::from_str::<Present>(result.get()) else {
+        return;
+    };
+    let mut added = String::new();
+    if present.result_type.is_none() {
+        added.push_str(r#""resultType":"complete","#);
     }
-    let mut changed = false;
-    for (key, value) in defaults {
-        if !map.contains_key(key) {
-            map.insert(key.to_owned(), value);
-            changed = true;
+    if CACHEABLE.contains(&method) {
+        if present.ttl.is_none() {
+            added.push_str(r#""ttlMs":0,"#);
+        }
+        if present.scope.is_none() {
+            added.push_str(r#""cacheScope":"private","#);
         }
     }
-    if changed {
-        answer.result = Some(jsonrpc::to_raw(&Value::Object(map)));
+    if added.is_empty() {
+        return;
+    }
+    let body = body.trim_start();
+    let text = if body.starts_with('}') {
+        format!("{{{}}}", added.trim_end_matches(','))
+    } else {
+        format!("{{{added}{body}")
+    };
+    if let Ok(raw) = serde_json::value::RawValue::from_string(text) {
+        answer.result = Some(raw);
     }
 }
 
@@ -406,6 +430,18 @@ mod tests {
         assert_eq!(
             result,
             json!({"content": [], "ttlMs": 5, "resultType": "complete"})
+        );
+        let mut answer = Message::result(json!(1), jsonrpc::to_raw(&json!({})));
+        complete_result("ping", &mut answer);
+        assert_eq!(answer.result.unwrap().get(), r#"{"resultType":"complete"}"#);
+        let mut answer = Message::result(
+            json!(1),
+            jsonrpc::to_raw(&json!({"resultType": "incomplete"})),
+        );
+        complete_result("tools/call", &mut answer);
+        assert_eq!(
+            answer.result.unwrap().get(),
+            r#"{"resultType":"incomplete"}"#
         );
     }
 }

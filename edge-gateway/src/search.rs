@@ -188,6 +188,7 @@ mod tests {
                     description: (*d).into(),
                     raw: serde_json::value::RawValue::from_string(format!("{{\"name\":\"{n}\"}}"))
                         .unwrap(),
+                    header_params: Vec::new(),
                 })
                 .collect(),
             server_info: None,

@@ -21,6 +21,9 @@ pub struct Tool {
     pub description: String,
     /// The tool exactly as the upstream listed it.
     pub raw: Box<RawValue>,
+    /// Its arguments mirrored in `Mcp-Param-*` headers (`x-mcp-header`), read once here
+    /// rather than from `raw` on every modern call.
+    pub header_params: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -119,11 +122,18 @@ fn parse_tools(provider: &str, tools_json: &str) -> Vec<Tool> {
                 name: String,
                 #[serde(default)]
                 description: Option<String>,
+                #[serde(default, rename = "inputSchema")]
+                input_schema: Option<Value>,
             }
             let head: Head = serde_json::from_str(raw.get()).ok()?;
             Some(Tool {
                 name: head.name,
                 description: head.description.unwrap_or_default(),
+                header_params: head
+                    .input_schema
+                    .as_ref()
+                    .map(mcpr_core::mcp_headers::param_annotations)
+                    .unwrap_or_default(),
                 raw,
             })
         })

@@ -19,17 +19,15 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
-use tower::ServiceExt;
 
 /// A client that has not finished its TLS handshake by then is dropped: a slow or silent
 /// peer must not hold a task and a socket forever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+mod serve;
 
 static PROCESS: OnceLock<Option<Arc<Tls>>> = OnceLock::new();
 
@@ -270,67 +268,5 @@ pub fn upstream_tls_config() -> anyhow::Result<rustls::ClientConfig> {
         .with_no_client_auth())
 }
 
-/// Serves `router` on `listener` until the process ends, over TLS when `tls` serves it. The
-/// client's address reaches handlers as `ConnectInfo<SocketAddr>` either way.
-pub async fn serve_http(
-    listener: TcpListener,
-    router: axum::Router,
-    tls: Option<Arc<Tls>>,
-) -> anyhow::Result<()> {
-    let Some(config) = tls.and_then(|tls| tls.http.clone()) else {
-        return axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .context("HTTP server failed");
-    };
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accepting a connection failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                // HTTP/2 carries the host in `:authority`, not a Host header; the gateway's
-                // DNS-rebinding check reads Host, so give it the one the client sent.
-                if !request.headers().contains_key(hyper::header::HOST)
-                    && let Some(host) = request
-                        .uri()
-                        .authority()
-                        .and_then(|a| hyper::header::HeaderValue::from_str(a.as_str()).ok())
-                {
-                    request.headers_mut().insert(hyper::header::HOST, host);
-                }
-                router.clone().oneshot(request.map(axum::body::Body::new))
-            });
-            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-}
+pub use rustls;
+pub use serve::{http_workers, serve_http, worker_index};

@@ -8,7 +8,7 @@
 //! request; its HTTP 400 and 404 answers carry JSON-RPC errors, not a lost session.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,6 +20,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::{Client, ResponseFuture};
+use hyper_util::client::proxy::matcher::{Intercept, Matcher};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use mcpr_core::jsonrpc::{Kind, Message};
 use mcpr_core::sse::SseParser;
@@ -50,35 +51,6 @@ enum UpstreamClient {
 }
 
 impl UpstreamClient {
-    fn new(uri: &Uri) -> Result<Self, String> {
-        let tls = mcpr_tls::upstream_tls_config().map_err(|e| format!("{e:#}"))?;
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(Some(Duration::from_secs(10)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_all_versions();
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90));
-        Ok(
-            match hyper_util::client::proxy::matcher::Matcher::from_env().intercept(uri) {
-                None => UpstreamClient::Direct(builder.build(https.wrap_connector(tcp))),
-                Some(proxy) => {
-                    tracing::info!(url = %uri, proxy = %proxy.uri(), "reaching the upstream through a proxy");
-                    let mut tunnel = Tunnel::new(proxy.uri().clone(), tcp);
-                    if let Some(auth) = proxy.basic_auth() {
-                        tunnel = tunnel.with_auth(auth.clone());
-                    }
-                    UpstreamClient::Proxied(builder.build(https.wrap_connector(tunnel)))
-                }
-            },
-        )
-    }
-
     fn request(&self, request: Request<Full<Bytes>>) -> ResponseFuture {
         match self {
             UpstreamClient::Direct(client) => client.request(request),
@@ -87,8 +59,64 @@ impl UpstreamClient {
     }
 }
 
+/// One client, so one connection pool, per HTTP worker thread of the process
+/// (`mcpr_tls::worker_index`; 0 for the main runtime): a call is relayed upstream on the
+/// connection of the thread that serves it, crossing no thread (mcpr-tls's `serve`).
+struct Clients {
+    tls: mcpr_tls::rustls::ClientConfig,
+    proxy: Option<Intercept>,
+    by_worker: Box<[OnceLock<UpstreamClient>]>,
+}
+
+impl Clients {
+    fn new(uri: &Uri) -> Result<Self, String> {
+        let tls = mcpr_tls::upstream_tls_config().map_err(|e| format!("{e:#}"))?;
+        let proxy = Matcher::from_env().intercept(uri);
+        if let Some(proxy) = &proxy {
+            tracing::info!(url = %uri, proxy = %proxy.uri(), "reaching the upstream through a proxy");
+        }
+        Ok(Clients {
+            tls,
+            proxy,
+            by_worker: (0..=mcpr_tls::http_workers())
+                .map(|_| OnceLock::new())
+                .collect(),
+        })
+    }
+
+    fn get(&self) -> &UpstreamClient {
+        let worker = mcpr_tls::worker_index().min(self.by_worker.len() - 1);
+        self.by_worker[worker].get_or_init(|| self.build())
+    }
+
+    fn build(&self) -> UpstreamClient {
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(Duration::from_secs(10)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(self.tls.clone())
+            .https_or_http()
+            .enable_all_versions();
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90));
+        match &self.proxy {
+            None => UpstreamClient::Direct(builder.build(https.wrap_connector(tcp))),
+            Some(proxy) => {
+                let mut tunnel = Tunnel::new(proxy.uri().clone(), tcp);
+                if let Some(auth) = proxy.basic_auth() {
+                    tunnel = tunnel.with_auth(auth.clone());
+                }
+                UpstreamClient::Proxied(builder.build(https.wrap_connector(tunnel)))
+            }
+        }
+    }
+}
+
 pub struct HttpTransport {
-    client: UpstreamClient,
+    clients: Clients,
     /// Where requests go: the registered URL, or where the server redirected it to (same
     /// origin only), parsed once: parsing a URL for every request was a measurable share
     /// of the data path's CPU (docs/BENCHMARKS.md).
@@ -99,8 +127,9 @@ pub struct HttpTransport {
     headers: HeaderMap,
     session_id: RwLock<Option<String>>,
     protocol_version: RwLock<Option<String>>,
-    /// Input schemas by tool name, for the `Mcp-Param-*` headers of modern tool calls.
-    tool_schemas: RwLock<std::collections::HashMap<String, Value>>,
+    /// The `x-mcp-header` annotations of the tools that have any, by tool name, for the
+    /// `Mcp-Param-*` headers of modern tool calls.
+    tool_annotations: RwLock<std::collections::HashMap<String, Vec<(String, String)>>>,
     /// Set once the server refused a modern request for its version: it speaks the legacy
     /// era only, and modern requests go to it as legacy ones (their `_meta` ignored).
     legacy_only: std::sync::atomic::AtomicBool,
@@ -159,15 +188,15 @@ pub fn connect(
         map.insert(name, value);
     }
     let uri = parse_url(url)?;
-    let client = UpstreamClient::new(&uri)?;
+    let clients = Clients::new(&uri)?;
     let transport = HttpTransport {
-        client,
+        clients,
         uri: RwLock::new(uri),
         url: url.to_owned(),
         headers: map,
         session_id: RwLock::new(None),
         protocol_version: RwLock::new(None),
-        tool_schemas: RwLock::default(),
+        tool_annotations: RwLock::default(),
         legacy_only: Default::default(),
     };
     Ok(Connection::new(
@@ -189,27 +218,25 @@ impl HttpTransport {
         *self.protocol_version.write().unwrap() = None;
     }
 
-    /// Remembers the tools' input schemas (after each `tools/list` of the handshake).
+    /// Remembers the tools' `x-mcp-header` annotations (after each `tools/list` of the
+    /// handshake).
     pub fn set_tools(&self, tools_json: &str) {
         let tools: Vec<Value> = serde_json::from_str(tools_json).unwrap_or_default();
-        let schemas = tools
+        let annotations = tools
             .into_iter()
             .filter_map(|tool| {
                 let name = tool.get("name")?.as_str()?.to_owned();
-                Some((name, tool.get("inputSchema")?.clone()))
+                let annotations =
+                    mcpr_core::mcp_headers::param_annotations(tool.get("inputSchema")?);
+                (!annotations.is_empty()).then_some((name, annotations))
             })
             .collect();
-        *self.tool_schemas.write().unwrap() = schemas;
+        *self.tool_annotations.write().unwrap() = annotations;
     }
 
     /// The modern protocol version a request's `_meta` names, if any.
     fn modern_version(msg: &Message) -> Option<String> {
-        let params = msg.params.as_ref()?;
-        if !mcpr_core::mcp_headers::mentions_protocol_version(params.get()) {
-            return None;
-        }
-        let params: Value = serde_json::from_str(params.get()).ok()?;
-        mcpr_core::mcp_headers::meta_protocol_version(Some(&params)).map(str::to_owned)
+        mcpr_core::mcp_headers::protocol_version_in(msg.params.as_ref()?.get())
     }
 
     /// The headers of a POST of `msg`: the configured ones, the session, the version and,
@@ -256,7 +283,7 @@ impl HttpTransport {
             *request.method_mut() = method.clone();
             *request.uri_mut() = uri.clone();
             *request.headers_mut() = headers();
-            let response = self.client.request(request).await.map_err(|e| {
+            let response = self.clients.get().request(request).await.map_err(|e| {
                 HttpError::lost(format!(
                     "cannot reach {}: {}",
                     self.url,
@@ -289,20 +316,26 @@ impl HttpTransport {
         )))
     }
 
-    /// `Mcp-Method`, `Mcp-Name` and `Mcp-Param-*` for a modern request.
+    /// `Mcp-Method`, `Mcp-Name` and `Mcp-Param-*` for a modern request. The params are
+    /// parsed whole only for an upstream with tools that mirror arguments in headers.
     fn standard_headers(&self, msg: &Message) -> Vec<(String, String)> {
         let method = msg.method.as_deref().unwrap_or_default();
-        let params: Option<Value> = msg
-            .params
-            .as_ref()
-            .and_then(|p| serde_json::from_str(p.get()).ok());
-        let schemas = self.tool_schemas.read().unwrap();
-        let schema = params
+        let params_text = msg.params.as_ref().map(|p| p.get());
+        let annotations = self.tool_annotations.read().unwrap();
+        if annotations.is_empty() {
+            return mcpr_core::mcp_headers::request_headers_raw(method, params_text, &[]);
+        }
+        let params: Option<Value> = params_text.and_then(|p| serde_json::from_str(p).ok());
+        let tool = params
             .as_ref()
             .and_then(|p| p.get("name"))
             .and_then(Value::as_str)
-            .and_then(|name| schemas.get(name));
-        mcpr_core::mcp_headers::request_headers(method, params.as_ref(), schema)
+            .and_then(|name| annotations.get(name));
+        mcpr_core::mcp_headers::request_headers(
+            method,
+            params.as_ref(),
+            tool.map_or(&[][..], Vec::as_slice),
+        )
     }
 
     /// POSTs `msg`; a modern request to a server that turns out to speak the legacy era
