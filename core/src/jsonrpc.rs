@@ -20,7 +20,7 @@ pub mod code {
 }
 
 /// One JSON-RPC message of any kind. Which kind is decided by the fields present.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Message {
     pub jsonrpc: JsonRpcVersion,
     #[serde(default, skip_serializing_if = "Option::is_none")]

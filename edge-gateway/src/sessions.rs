@@ -230,6 +230,15 @@ impl Gateway {
                 (relay_url.to_owned(), event.provider.clone()),
             );
         }
+        if event.client_session == crate::modern::MODERN_SESSION
+            && event.kind == EventKind::Notification
+            && event.related_id.is_empty()
+        {
+            // Addressed to no request of a modern client, so to the listen streams the
+            // gateway serves them (their upstream subscriptions are made as this session).
+            self.listeners.deliver(&event.provider, &event.message);
+            return;
+        }
         let stream = self
             .delivery
             .request_streams

@@ -128,8 +128,37 @@ impl Connection {
             Some(upstream) => {
                 modern::relay(self, upstream, msg, origin, self.request_timeout).await
             }
-            None => self.send_request(msg, origin).await,
+            None => {
+                if let Some(answer) = self.kept_subscription(&msg, &origin) {
+                    return Ok(answer);
+                }
+                self.send_request(msg, origin).await
+            }
         }
+    }
+
+    /// A client's unsubscribe that other clients' subscriptions keep alive upstream is
+    /// answered here (see `Routing::note_subscription`).
+    fn kept_subscription(&self, msg: &Message, origin: &routing::Origin) -> Option<Message> {
+        let method = msg.method.as_deref()?;
+        if origin.is_none() || !matches!(method, "resources/subscribe" | "resources/unsubscribe") {
+            return None;
+        }
+        #[derive(serde::Deserialize)]
+        struct Params {
+            uri: String,
+        }
+        let params: Params = serde_json::from_str(msg.params.as_ref()?.get()).ok()?;
+        if self
+            .routing
+            .note_subscription(method, &params.uri, &origin.client_session)
+        {
+            return None;
+        }
+        Some(Message::result(
+            msg.id.clone().unwrap_or(Value::Null),
+            jsonrpc::to_raw(&json!({})),
+        ))
     }
 
     /// Sends one request as it is and waits for its response (see `request_from`).

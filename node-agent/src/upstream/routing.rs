@@ -1,12 +1,14 @@
 //! Routing of what an upstream server sends on its own back to the client it concerns:
 //! progress notifications by progress token, server-to-client requests (sampling,
-//! elicitation, roots) and logging to the client whose request is in flight, list-changed
-//! and resource updates to every client of the provider.
+//! elicitation, roots) and logging to the client whose request is in flight, resource
+//! updates to the clients subscribed to the resource, list-changed to every client of the
+//! provider.
 //!
 //! In a `shared` session many clients' requests interleave on one upstream session, so
 //! client-chosen values that the upstream echoes back (progress tokens) are swapped for
 //! unique ones on the way in and restored on the way out.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -34,6 +36,11 @@ impl Origin {
     }
 }
 
+#[derive(serde::Deserialize)]
+struct UriParam {
+    uri: String,
+}
+
 /// Where this connection's events go; set once the supervisor knows the provider.
 struct Sink {
     provider: String,
@@ -53,6 +60,9 @@ pub struct Routing {
     /// our id for a request the agent itself asks a client -> who waits for the answer
     asks: DashMap<String, tokio::sync::oneshot::Sender<Message>>,
     next_server_request: AtomicU64,
+    /// resource URI -> the client sessions subscribed to it (`resources/subscribe`): in a
+    /// `shared` session one upstream subscription serves them all.
+    subscribers: std::sync::Mutex<HashMap<String, HashSet<String>>>,
 }
 
 impl Routing {
@@ -183,9 +193,63 @@ impl Routing {
                 let origin = self.origin_for(arrived_with).unwrap_or_default();
                 self.emit(origin, EventKind::Notification, message)
             }
-            // list_changed, resources/updated and anything newer: every client of the provider.
+            "notifications/resources/updated" => {
+                // To the clients subscribed to the resource; to every client when nobody
+                // is known to be (a subscription the agent did not see made).
+                let uri = message
+                    .params
+                    .as_ref()
+                    .and_then(|p| serde_json::from_str::<UriParam>(p.get()).ok())
+                    .map(|p| p.uri);
+                let sessions: Vec<String> = uri
+                    .and_then(|uri| {
+                        let subscribers = self.lock_subscribers();
+                        subscribers.get(&uri).map(|s| s.iter().cloned().collect())
+                    })
+                    .unwrap_or_default();
+                if sessions.is_empty() {
+                    return self.emit(Origin::none(), EventKind::Notification, message);
+                }
+                let mut delivered = false;
+                for client_session in sessions {
+                    let origin = Origin {
+                        client_session,
+                        related_id: String::new(),
+                    };
+                    delivered |= self.emit(origin, EventKind::Notification, message.clone());
+                }
+                delivered
+            }
+            // list_changed and anything newer: every client of the provider.
             _ => self.emit(Origin::none(), EventKind::Notification, message),
         }
+    }
+
+    /// Records a client's `resources/subscribe` or `resources/unsubscribe` of `uri`. Returns
+    /// whether it must reach the upstream: an unsubscribe that leaves other clients
+    /// subscribed must not, or it would end their updates too.
+    pub fn note_subscription(&self, method: &str, uri: &str, client_session: &str) -> bool {
+        let mut subscribers = self.lock_subscribers();
+        if method == "resources/subscribe" {
+            subscribers
+                .entry(uri.to_owned())
+                .or_default()
+                .insert(client_session.to_owned());
+            return true;
+        }
+        let Some(sessions) = subscribers.get_mut(uri) else {
+            return true;
+        };
+        sessions.remove(client_session);
+        if sessions.is_empty() {
+            subscribers.remove(uri);
+            return true;
+        }
+        false
+    }
+
+    fn lock_subscribers(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashSet<String>>> {
+        self.subscribers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A notification of a `subscriptions/listen` stream (2026-07-28) names the listen

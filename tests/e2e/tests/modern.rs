@@ -815,3 +815,68 @@ async fn modern_clients_over_mcpr_stdio() {
         let _ = client.child.kill().await;
     }
 }
+
+/// The next message on a GET stream, within 10 s.
+async fn next_event(stream: &mut mcpr_e2e::harness::Answer) -> Value {
+    tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("an event within 10 s")
+        .expect("the stream is open")
+}
+
+/// Two legacy clients share the provider's one upstream session (`shared`): each gets the
+/// updates of the resources it subscribed to only, and one client's unsubscribe does not
+/// end the other's subscription upstream.
+#[tokio::test]
+async fn resource_updates_reach_their_subscribers_only() {
+    let (router, _dir) = router_with_legacy_server().await;
+    let url = router.mcp_url("/mcp/p/legacy");
+    let (mut a, mut b) = (
+        mcpr_e2e::harness::RawMcp::new(&url),
+        mcpr_e2e::harness::RawMcp::new(&url),
+    );
+    a.initialize().await;
+    b.initialize().await;
+    let mut a_events = a.open_stream().await;
+    let mut b_events = b.open_stream().await;
+    for (client, uris) in [
+        (&mut a, &["test://shared", "test://a-marker"][..]),
+        (&mut b, &["test://shared", "test://b-marker"][..]),
+    ] {
+        for uri in uris {
+            let answer = client
+                .request("resources/subscribe", json!({"uri": uri}))
+                .await;
+            assert_eq!(answer["result"], json!({}), "{answer}");
+        }
+    }
+    let touch = |uri: &str| json!({"name": "touch", "arguments": {"uri": uri}});
+    // Both subscribed: both hear of it.
+    a.request("tools/call", touch("test://shared")).await;
+    for events in [&mut a_events, &mut b_events] {
+        let event = next_event(events).await;
+        assert_eq!(event["params"]["uri"], "test://shared", "{event}");
+    }
+    // a unsubscribes; b's subscription stays upstream: b hears of the next update, and a
+    // hears only of its own marker, sent after it (one session's events keep their order).
+    let answer = a
+        .request("resources/unsubscribe", json!({"uri": "test://shared"}))
+        .await;
+    assert_eq!(answer["result"], json!({}), "{answer}");
+    a.request("tools/call", touch("test://shared")).await;
+    a.request("tools/call", touch("test://a-marker")).await;
+    let event = next_event(&mut b_events).await;
+    assert_eq!(event["params"]["uri"], "test://shared", "{event}");
+    let event = next_event(&mut a_events).await;
+    assert_eq!(
+        event["params"]["uri"], "test://a-marker",
+        "a no longer subscribes to test://shared: {event}"
+    );
+    // The last subscriber leaves: the upstream is unsubscribed and sends nothing more.
+    b.request("resources/unsubscribe", json!({"uri": "test://shared"}))
+        .await;
+    b.request("tools/call", touch("test://shared")).await;
+    b.request("tools/call", touch("test://b-marker")).await;
+    let event = next_event(&mut b_events).await;
+    assert_eq!(event["params"]["uri"], "test://b-marker", "{event}");
+}
