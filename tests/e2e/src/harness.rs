@@ -329,6 +329,18 @@ impl Api {
         .await
     }
 
+    /// Waits until the server reports an error (`status.last_error`); returns it.
+    pub async fn wait_last_error(&self, name: &str, what: &str) -> String {
+        let server = self
+            .wait_until(name, what, |s| {
+                s["status"]["last_error"]
+                    .as_str()
+                    .is_some_and(|e| !e.is_empty())
+            })
+            .await;
+        server["status"]["last_error"].as_str().unwrap().to_owned()
+    }
+
     /// Waits until `check` holds for the server as the API shows it; returns the server.
     pub async fn wait_until(
         &self,

@@ -447,14 +447,9 @@ async fn without_docker_the_errors_are_clear_and_the_rest_works() {
     let api = router.api();
     api.add(fixture_spec("nodocker")).await;
     api.add_fixture("plain", &[]).await;
-    let server = api
-        .wait_until("nodocker", "failing with a clear error", |s| {
-            s["status"]["last_error"]
-                .as_str()
-                .is_some_and(|e| !e.is_empty())
-        })
+    let error = api
+        .wait_last_error("nodocker", "failing with a clear error")
         .await;
-    let error = server["status"]["last_error"].as_str().unwrap();
     assert!(
         error.contains("Docker is not reachable at unix:///nonexistent/docker.sock"),
         "{error}"

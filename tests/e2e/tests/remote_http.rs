@@ -44,14 +44,7 @@ async fn same_origin_redirects_are_followed_and_others_refused() {
     // must not follow it there, so the server fails with an error that says why.
     api.add(json!({"name": "away", "runtime": {"kind": "remote", "url": format!("{base}/moved-away"), "headers": {"Authorization": "Bearer secret"}}}))
         .await;
-    let server = api
-        .wait_until("away", "a last error", |s| {
-            s["status"]["last_error"]
-                .as_str()
-                .is_some_and(|e| !e.is_empty())
-        })
-        .await;
-    let error = server["status"]["last_error"].as_str().unwrap();
+    let error = api.wait_last_error("away", "a last error").await;
     assert!(
         error.contains("redirected to \"http://example.invalid/mcp\"")
             && error.contains("leaves the server's origin"),
