@@ -92,7 +92,10 @@ impl OAuth {
         } else {
             None
         };
-        let http = reqwest::Client::builder()
+        // Client metadata documents and an external IdP's JWKS: verified against the
+        // system's roots and the components' authority (MCPR_TLS_CA), like every client of
+        // the router.
+        let http = mcpr_tls::http_client()?
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
