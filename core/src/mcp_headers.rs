@@ -88,12 +88,16 @@ pub fn protocol_version_in(params_text: &str) -> Option<String> {
 
 /// The value `Mcp-Name` must carry for `method`, if the method has one.
 pub fn name_of(method: &str, params: Option<&Value>) -> Option<String> {
-    let key = match method {
-        "tools/call" | "prompts/get" => "name",
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => "uri",
-        _ => return None,
-    };
-    params?.get(key)?.as_str().map(str::to_owned)
+    params?.get(name_key(method)?)?.as_str().map(str::to_owned)
+}
+
+/// The params field `Mcp-Name` mirrors for `method`, if the method has one.
+fn name_key(method: &str) -> Option<&'static str> {
+    match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some("uri"),
+        _ => None,
+    }
 }
 
 /// The `(argument name, header suffix)` pairs a tool's input schema asks to mirror: computed
@@ -188,10 +192,10 @@ pub fn request_headers_raw(
     }
     let mut headers = vec![(HEADER_METHOD.to_owned(), method.to_owned())];
     let head = params_text.map(head).unwrap_or_default();
-    let name = match method {
-        "tools/call" | "prompts/get" => head.name,
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => head.uri,
-        _ => None,
+    let name = match name_key(method) {
+        Some("name") => head.name,
+        Some(_) => head.uri,
+        None => None,
     };
     if let Some(name) = name {
         headers.push((HEADER_NAME.to_owned(), encode_value(&name)));

@@ -427,6 +427,13 @@ struct SseReader {
 }
 
 impl SseReader {
+    fn of(response: reqwest::Response) -> SseReader {
+        SseReader {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
     async fn next(&mut self) -> Value {
         use futures::StreamExt;
         loop {
@@ -459,15 +466,8 @@ async fn listen_on_a_legacy_upstream_is_served_by_the_gateway() {
     }});
     let response = post_listen(&url, &body).await;
     assert_eq!(response.status(), 200);
-    let mut listen = SseReader {
-        body: Box::pin(response.bytes_stream()),
-        buffer: String::new(),
-    };
-    let ack = listen.next().await;
-    assert_eq!(
-        ack["method"], "notifications/subscriptions/acknowledged",
-        "{ack}"
-    );
+    let mut listen = SseReader::of(response);
+    let ack = acknowledged(&mut listen).await;
     assert_eq!(
         ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
         "L"
@@ -532,15 +532,8 @@ async fn a_relayed_listen_stream_outlives_the_request_timeout() {
         "_meta": meta(json!({})), "notifications": {"toolsListChanged": true}
     }});
     let response = post_listen(&url, &body).await;
-    let mut listen = SseReader {
-        body: Box::pin(response.bytes_stream()),
-        buffer: String::new(),
-    };
-    let ack = listen.next().await;
-    assert_eq!(
-        ack["method"], "notifications/subscriptions/acknowledged",
-        "{ack}"
-    );
+    let mut listen = SseReader::of(response);
+    acknowledged(&mut listen).await;
     // Past the 1 s limit, twice over.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let trigger =
@@ -667,6 +660,16 @@ async fn rmcp_modern_client_on_the_flat_and_hierarchical_views() {
     )
     .await;
     assert_eq!(deep, "deep hi");
+}
+
+/// The listen stream's first message, which must be its acknowledgement.
+async fn acknowledged(listen: &mut SseReader) -> Value {
+    let ack = listen.next().await;
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    ack
 }
 
 /// POSTs a modern `subscriptions/listen` request (its stream is the response).

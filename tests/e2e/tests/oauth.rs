@@ -17,6 +17,11 @@ use mcpr_e2e::harness::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+/// GETs `url` and reads its JSON body.
+async fn get_json(url: impl reqwest::IntoUrl) -> Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
 const PASSCODE: &str = "correct horse battery staple";
 
 fn oauth_env() -> Vec<(&'static str, &'static str)> {
@@ -309,22 +314,12 @@ async fn oauth_flow_through_the_gateway_with_exact_refusals() {
         r.headers["www-authenticate"],
         format!("Bearer realm=\"mcp-router\", resource_metadata=\"{prm_url}\"").as_str()
     );
-    let prm: Value = reqwest::get(&prm_url).await.unwrap().json().await.unwrap();
+    let prm: Value = get_json(&prm_url).await;
     assert_eq!(prm["resource"], mcp);
     assert_eq!(prm["authorization_servers"], json!([base]));
-    let root_prm: Value = reqwest::get(format!("{base}/.well-known/oauth-protected-resource"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let root_prm: Value = get_json(format!("{base}/.well-known/oauth-protected-resource")).await;
     assert_eq!(root_prm, prm);
-    let meta: Value = reqwest::get(format!("{base}/.well-known/oauth-authorization-server"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta: Value = get_json(format!("{base}/.well-known/oauth-authorization-server")).await;
     assert_eq!(meta["issuer"], base);
     assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(meta["token_endpoint"], format!("{base}/oauth/token"));
@@ -949,12 +944,7 @@ async fn signing_keys_survive_restarts_and_audience_and_expiry_are_checked() {
     let (_, tokens) = authorized_tokens(&first.url(), None, None, None).await;
     let elsewhere = tokens["access_token"].as_str().unwrap().to_owned();
     assert_eq!(claims(&elsewhere)["aud"], "https://elsewhere.example/mcp");
-    let jwks_before: Value = reqwest::get(format!("{}/oauth/jwks", first.url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks_before: Value = get_json(format!("{}/oauth/jwks", first.url())).await;
     let (data_dir, keep) = first.stop();
 
     let second = Router::start_in(
@@ -969,12 +959,7 @@ async fn signing_keys_survive_restarts_and_audience_and_expiry_are_checked() {
         ],
     )
     .await;
-    let jwks_after: Value = reqwest::get(format!("{}/oauth/jwks", second.url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks_after: Value = get_json(format!("{}/oauth/jwks", second.url())).await;
     assert_eq!(jwks_after, jwks_before);
     let mcp = second.mcp_url("/mcp");
     // Signature verified with the key from before the restart; then the audience refuses it.
@@ -1048,12 +1033,7 @@ async fn external_identity_provider_tokens_map_a_claim_to_scopes() {
         }
     };
     // The resource metadata names the external issuer; there is no built-in server.
-    let prm: Value = reqwest::get(router.mcp_url("/.well-known/oauth-protected-resource/mcp"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let prm: Value = get_json(router.mcp_url("/.well-known/oauth-protected-resource/mcp")).await;
     assert_eq!(prm["authorization_servers"], json!([issuer]));
     let built_in = reqwest::get(router.mcp_url("/.well-known/oauth-authorization-server"))
         .await
@@ -1333,15 +1313,10 @@ async fn distributed_gateway_verifies_the_control_planes_tokens() {
         challenge.headers["www-authenticate"],
         format!("Bearer realm=\"mcp-router\", resource_metadata=\"{prm_url}\"").as_str()
     );
-    let prm: Value = reqwest::get(&prm_url).await.unwrap().json().await.unwrap();
+    let prm: Value = get_json(&prm_url).await;
     assert_eq!(prm["resource"], resource);
     assert_eq!(prm["authorization_servers"], json!([issuer]));
-    let meta: Value = reqwest::get(format!("{issuer}/.well-known/oauth-authorization-server"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta: Value = get_json(format!("{issuer}/.well-known/oauth-authorization-server")).await;
     assert_eq!(meta["issuer"], issuer);
 
     let (_, tokens) = authorized_tokens(&issuer, None, None, None).await;
