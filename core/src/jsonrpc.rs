@@ -23,7 +23,11 @@ pub mod code {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Message {
     pub jsonrpc: JsonRpcVersion,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "request_id"
+    )]
     pub id: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
@@ -33,6 +37,29 @@ pub struct Message {
     pub result: Option<Box<RawValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Box<RawValue>>,
+}
+
+/// A message id as MCP defines it: a string or an integer (`null`, allowed only on an error
+/// answer to an unreadable request, reads as no id). Fractions and integers beyond 64 bits are
+/// refused: serde_json holds them as `f64`, so the id echoed back could differ from the one
+/// the client sent, and its answer would never be matched.
+fn request_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(id @ Value::String(_)) => Ok(Some(id)),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(Value::Number(n))),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "id must be a string or an integer of at most 64 bits, got {}",
+            truncated(&other.to_string(), 40)
+        ))),
+    }
+}
+
+fn truncated(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
 }
 
 /// The literal `"2.0"`; anything else is an invalid request.
@@ -156,7 +183,15 @@ pub fn parse_payload(body: &[u8]) -> Result<(Vec<Message>, bool), RpcError> {
         }
         let messages = values
             .iter()
-            .map(|v| Message::parse(v.get().as_bytes()))
+            .map(|v| {
+                // Each element is JSON already: what fails here is its shape.
+                Message::parse(v.get().as_bytes()).map_err(|e| {
+                    RpcError::new(
+                        code::INVALID_REQUEST,
+                        format!("not a JSON-RPC 2.0 message: {}", e.message),
+                    )
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok((messages, true))
     } else {
@@ -248,6 +283,45 @@ mod tests {
             r#"{"name":"x","arguments":{"z":1,"a":[1.50,{"unknown":true}]},"_meta":{"k":"v"}}"#
         );
         assert_eq!(String::from_utf8(msg.to_bytes()).unwrap(), text);
+    }
+
+    #[test]
+    fn ids_are_strings_or_integers() {
+        for id in [
+            r#""a""#,
+            "0",
+            "-9223372036854775808",
+            "18446744073709551615",
+        ] {
+            let text = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+            let msg = Message::parse(text.as_bytes()).unwrap();
+            assert_eq!(String::from_utf8(msg.to_bytes()).unwrap(), text);
+        }
+        let none = Message::parse(br#"{"jsonrpc":"2.0","id":null,"error":{"code":1}}"#).unwrap();
+        assert_eq!(none.id, None);
+        for id in [
+            "1.5",
+            "1.0",
+            "1e3",
+            "18446744073709551616",
+            "true",
+            "[1]",
+            r#"{"a":1}"#,
+        ] {
+            let text = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+            let err = parse_payload(text.as_bytes()).unwrap_err();
+            assert_eq!(err.code, code::INVALID_REQUEST, "{id}");
+            assert!(
+                err.message.contains("id must be a string or an integer"),
+                "{}",
+                err.message
+            );
+            let batch = format!("[{text}]");
+            assert_eq!(
+                parse_payload(batch.as_bytes()).unwrap_err().code,
+                code::INVALID_REQUEST
+            );
+        }
     }
 
     #[test]
