@@ -5,29 +5,47 @@
 //! client's retry, carrying `inputResponses` and our `requestState`, answers the upstream's
 //! requests, and the call goes on to its result (or to the next round of questions).
 //!
+//! Modern clients are stateless, so their retry may reach another replica, or come after
+//! this one dropped the parked call (request timeout, restart). The `requestState` is
+//! therefore sealed (HMAC under the key every gateway shares) and carries every answer the
+//! client gave so far, each with a hash of the question it answered: a gateway that does
+//! not hold the call runs the request again and gives the upstream's questions their
+//! recorded answers — what a stateless server of 2026-07-28 does with a retry anyway. A
+//! question the record does not answer (the upstream asked something else this time) goes
+//! to the client as a new round.
+//!
 //! A `requestState` the bridge did not make (a modern upstream's own) passes through
-//! untouched. Parked calls live in this gateway's memory, so a retry must reach the same
-//! replica (the README says so); they are dropped after the request timeout.
+//! untouched.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mcpr_core::jsonrpc::{self, Kind, Message, RpcError, code};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::Gateway;
 use crate::modern::{MODERN_SESSION, RequestMeta, answer_response};
 use crate::sessions::StreamGuard;
+use crate::sessions::seal;
 use crate::views::View;
 
-/// Marks a `requestState` made by the bridge (the rest of it is random).
-const STATE_PREFIX: &str = "mcpr-bridge.";
+/// Marks a `requestState` made by the bridge: `mcpr-bridge.<payload>.<tag>`.
+const STATE_PREFIX: &str = "mcpr-bridge";
+
+/// How long a `requestState` may be replayed after it was made: the time a person may
+/// take to answer an elicitation, bounded.
+const STATE_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// The keys of a retry that are the bridge's, not the request's.
+const RETRY_KEYS: [&str; 2] = ["requestState", "inputResponses"];
 
 type Answer = Pin<Box<dyn Future<Output = Option<Message>> + Send>>;
 
@@ -36,37 +54,125 @@ struct Call {
     view: View,
     /// The method called (results of some must say how long they may be cached).
     method: String,
+    /// The method and what it names (tool, prompt, resource): a retry must repeat them.
+    request: String,
     answer: Answer,
     events: mpsc::Receiver<Vec<u8>>,
     _stream: StreamGuard,
-    /// Input key -> our id of the server-to-client request it answers.
-    asked: HashMap<String, Value>,
+    /// This round: input key -> (our id of the server-to-client request, its question).
+    asked: HashMap<String, (Value, String)>,
+    /// Every answer the client gave, in order, with the question it answered.
+    answered: Vec<(String, Value)>,
+    /// Recorded answers a replayed call has not given the upstream again yet.
+    replay: Vec<(String, Value)>,
     next_key: u32,
     parked_at: Instant,
 }
 
-/// Calls waiting for their client's input responses, by `requestState`.
+impl Call {
+    /// Relays `message`; `answered` are recorded answers to give the upstream again.
+    fn start(
+        gateway: &Arc<Gateway>,
+        view: View,
+        message: Message,
+        request: String,
+        answered: Vec<(String, Value)>,
+    ) -> Call {
+        let method = message.method.clone().unwrap_or_default();
+        let relayed = crate::modern::relay(gateway, view.clone(), message);
+        Call {
+            view,
+            method,
+            request,
+            answer: relayed.answer,
+            events: relayed.events,
+            _stream: relayed.stream,
+            asked: HashMap::new(),
+            replay: answered.clone(),
+            answered,
+            next_key: 0,
+            parked_at: Instant::now(),
+        }
+    }
+}
+
+/// What a bridge `requestState` carries (sealed).
+#[derive(Serialize, Deserialize)]
+struct State {
+    /// The parked call's key in the memory of the gateway that asked.
+    call: String,
+    view: String,
+    request: String,
+    /// Unix seconds when it was made.
+    at: u64,
+    /// Earlier rounds' answers, in order: (question, response).
+    answered: Vec<(String, Value)>,
+    /// This round's input keys and their questions.
+    asked: BTreeMap<String, String>,
+}
+
+/// Calls waiting for their client's input responses, by key.
 #[derive(Default)]
 pub struct Bridges {
     parked: Mutex<HashMap<String, Call>>,
 }
 
 impl Bridges {
-    fn park(&self, mut call: Call, max_age: std::time::Duration) -> String {
-        let state = format!("{STATE_PREFIX}{}", uuid::Uuid::new_v4().simple());
+    /// Parks the call and returns the sealed `requestState` naming it.
+    fn park(&self, gateway: &Gateway, mut call: Call) -> String {
+        let key = uuid::Uuid::new_v4().simple().to_string();
+        let state = State {
+            call: key.clone(),
+            view: seal::view_text(&call.view),
+            request: call.request.clone(),
+            at: unix_now(),
+            answered: call.answered.clone(),
+            asked: call
+                .asked
+                .iter()
+                .map(|(k, (_, question))| (k.clone(), question.clone()))
+                .collect(),
+        };
+        let payload = serde_json::to_vec(&state).expect("a bridge state serialises");
         call.parked_at = Instant::now();
+        let max_age = gateway.config.request_timeout;
         let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
         parked.retain(|_, c| c.parked_at.elapsed() < max_age);
-        parked.insert(state.clone(), call);
-        state
+        parked.insert(key, call);
+        drop(parked);
+        let session_key = gateway.snapshot.load().session_key.clone();
+        seal::seal_bytes(&session_key, STATE_PREFIX, &payload)
     }
 
-    fn take(&self, state: &str) -> Option<Call> {
+    fn take(&self, key: &str) -> Option<Call> {
         self.parked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(state)
+            .remove(key)
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The method and the params field it names (`name`, `uri`), as a retry must repeat them.
+fn request_of(method: &str, params: Option<&Value>) -> String {
+    let name = mcpr_core::mcp_headers::name_of(method, params).unwrap_or_default();
+    format!("{method} {name}")
+}
+
+/// What the upstream asked, hashed: a replayed call's question gets the recorded answer only
+/// when it is the same question.
+fn question_of(message: &Message) -> String {
+    let mut hash = Sha256::new();
+    hash.update(message.method.as_deref().unwrap_or_default());
+    hash.update([0]);
+    hash.update(message.params.as_ref().map_or("", |p| p.get()));
+    let digest = hash.finalize();
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Relays a modern request (or resumes the call a bridged `requestState` names) and answers
@@ -79,48 +185,115 @@ pub async fn call(
     meta: RequestMeta,
 ) -> Response {
     let client_id = message.id.clone().unwrap_or(Value::Null);
+    let method = message.method.clone().unwrap_or_default();
     let state = params
         .as_ref()
         .and_then(|p| p.get("requestState"))
         .and_then(Value::as_str)
-        .filter(|s| s.starts_with(STATE_PREFIX));
+        .filter(|s| s.starts_with(STATE_PREFIX) && s[STATE_PREFIX.len()..].starts_with('.'))
+        .map(str::to_owned);
     let call = match state {
-        Some(state) => {
-            let Some(mut call) = gateway.bridges.take(state) else {
-                let error = RpcError::invalid_params(
-                    "requestState is unknown or expired: send the request again without it",
-                );
-                return answer_response(&Message::error(client_id, &error), Vec::new());
-            };
-            let responses = params
-                .as_ref()
-                .and_then(|p| p.get("inputResponses"))
-                .cloned()
-                .unwrap_or(Value::Null);
-            if let Err(error) = Box::pin(answer_inputs(gateway, &mut call, &responses)).await {
-                let state = gateway.bridges.park(call, gateway.config.request_timeout);
-                let mut error = error;
-                error.data = Some(json!({"requestState": state}));
-                return answer_response(&Message::error(client_id, &error), Vec::new());
-            }
-            call
-        }
+        Some(state) => match Box::pin(resume(gateway, &view, message, params, &state)).await {
+            Ok(call) => call,
+            Err(error) => return answer_response(&Message::error(client_id, &error), Vec::new()),
+        },
         None => {
-            let method = message.method.clone().unwrap_or_default();
-            let relayed = crate::modern::relay(gateway, view.clone(), message);
-            Call {
-                view,
-                method,
-                answer: relayed.answer,
-                events: relayed.events,
-                _stream: relayed.stream,
-                asked: HashMap::new(),
-                next_key: 0,
-                parked_at: Instant::now(),
-            }
+            let request = request_of(&method, params.as_ref());
+            Call::start(gateway, view, message, request, Vec::new())
         }
     };
     drive(gateway, call, client_id, meta).await
+}
+
+/// The call a retry goes on with: the one parked here, given the client's answers, or,
+/// when this gateway does not hold it, the request run again with the recorded answers.
+async fn resume(
+    gateway: &Arc<Gateway>,
+    view: &View,
+    mut message: Message,
+    params: Option<Value>,
+    sealed: &str,
+) -> Result<Call, RpcError> {
+    let session_key = gateway.snapshot.load().session_key.clone();
+    let state = seal::unseal_bytes(&session_key, STATE_PREFIX, sealed)
+        .and_then(|payload| serde_json::from_slice::<State>(&payload).ok())
+        .ok_or_else(|| {
+            RpcError::invalid_params(
+                "requestState was not made by this router, or was altered: send the request again without it",
+            )
+        })?;
+    let method = message.method.clone().unwrap_or_default();
+    let request = request_of(&method, params.as_ref());
+    if state.view != seal::view_text(view) || state.request != request {
+        return Err(RpcError::invalid_params(format!(
+            "requestState belongs to another request ({}), not to this {request}",
+            state.request
+        )));
+    }
+    if unix_now().saturating_sub(state.at) > STATE_MAX_AGE.as_secs() {
+        return Err(RpcError::invalid_params(
+            "requestState has expired: send the request again without it",
+        ));
+    }
+    let responses = params
+        .as_ref()
+        .and_then(|p| p.get("inputResponses"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let responses = answers_to(&state.asked, &responses)?;
+    if let Some(mut call) = gateway.bridges.take(&state.call) {
+        for (key, response) in responses {
+            let (our_id, question) = call.asked.remove(&key).unwrap_or_default();
+            call.answered.push((question, response.clone()));
+            let answer = Message::result(our_id, jsonrpc::to_raw(&response));
+            gateway.handle(&call.view, MODERN_SESSION, answer).await;
+        }
+        call.asked.clear();
+        return Ok(call);
+    }
+    // Not parked here: the request runs again, without the bridge's keys.
+    let mut answered = state.answered;
+    for (key, response) in responses {
+        answered.push((state.asked[&key].clone(), response));
+    }
+    let mut params = params.unwrap_or_else(|| json!({}));
+    if let Some(params) = params.as_object_mut() {
+        for key in RETRY_KEYS {
+            params.remove(key);
+        }
+    }
+    message.params = Some(jsonrpc::to_raw(&params));
+    Ok(Call::start(
+        gateway,
+        view.clone(),
+        message,
+        request,
+        answered,
+    ))
+}
+
+/// The client's input responses to the keys `asked`: every key answered with an object.
+fn answers_to(
+    asked: &BTreeMap<String, String>,
+    responses: &Value,
+) -> Result<Vec<(String, Value)>, RpcError> {
+    let Some(responses) = responses.as_object() else {
+        return Err(RpcError::invalid_params(
+            "inputResponses must be an object answering the inputRequests by key",
+        ));
+    };
+    asked
+        .keys()
+        .map(|key| match responses.get(key) {
+            Some(response @ Value::Object(_)) => Ok((key.clone(), response.clone())),
+            Some(_) => Err(RpcError::invalid_params(format!(
+                "inputResponses.{key} must be an object"
+            ))),
+            None => Err(RpcError::invalid_params(format!(
+                "inputResponses lacks {key:?}, which the inputRequests asked for"
+            ))),
+        })
+        .collect()
 }
 
 /// Answers the call: as one JSON body when its answer comes first, else as an SSE stream
@@ -201,7 +374,7 @@ async fn run(
                 };
                 let mut requests = Map::new();
                 requests.insert(key, input);
-                let state = gateway.bridges.park(call, gateway.config.request_timeout);
+                let state = gateway.bridges.park(&gateway, call);
                 let result = json!({
                     "resultType": "input_required",
                     "inputRequests": Value::Object(requests),
@@ -224,6 +397,14 @@ async fn ask_client(
 ) -> Option<(String, Value)> {
     let our_id = message.id.clone().unwrap_or(Value::Null);
     let method = message.method.clone().unwrap_or_default();
+    let question = question_of(&message);
+    if let Some(at) = call.replay.iter().position(|(q, _)| *q == question) {
+        // A replayed call asks again what the client already answered.
+        let (_, response) = call.replay.remove(at);
+        let answer = Message::result(our_id, jsonrpc::to_raw(&response));
+        gateway.handle(&call.view, MODERN_SESSION, answer).await;
+        return None;
+    }
     let capability = match method.as_str() {
         "elicitation/create" => "elicitation",
         "sampling/createMessage" => "sampling",
@@ -254,42 +435,8 @@ async fn ask_client(
         .unwrap_or_else(|_| json!({}));
     let key = format!("{capability}-{}", call.next_key);
     call.next_key += 1;
-    call.asked.insert(key.clone(), our_id);
+    call.asked.insert(key.clone(), (our_id, question));
     Some((key, json!({"method": method, "params": params})))
-}
-
-/// Sends the client's input responses to the upstream requests they answer. Every asked
-/// key must be answered with an object; nothing is sent otherwise.
-async fn answer_inputs(
-    gateway: &Arc<Gateway>,
-    call: &mut Call,
-    responses: &Value,
-) -> Result<(), RpcError> {
-    let Some(responses) = responses.as_object() else {
-        return Err(RpcError::invalid_params(
-            "inputResponses must be an object answering the inputRequests by key",
-        ));
-    };
-    for key in call.asked.keys() {
-        match responses.get(key) {
-            Some(Value::Object(_)) => {}
-            Some(_) => {
-                return Err(RpcError::invalid_params(format!(
-                    "inputResponses.{key} must be an object"
-                )));
-            }
-            None => {
-                return Err(RpcError::invalid_params(format!(
-                    "inputResponses lacks {key:?}, which the inputRequests asked for"
-                )));
-            }
-        }
-    }
-    for (key, our_id) in std::mem::take(&mut call.asked) {
-        let answer = Message::result(our_id, jsonrpc::to_raw(&responses[&key]));
-        gateway.handle(&call.view, MODERN_SESSION, answer).await;
-    }
-    Ok(())
 }
 
 /// What the client gets of an upstream notification during its request: everything but

@@ -277,13 +277,34 @@ pub mod seal {
 
     const PREFIX: &str = "s1";
 
-    fn tag(key: &[u8], payload: &str) -> Vec<u8> {
+    fn tag(key: &[u8], encoded: &str) -> Vec<u8> {
         let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-        mac.update(payload.as_bytes());
+        mac.update(encoded.as_bytes());
         mac.finalize().into_bytes()[..16].to_vec()
     }
 
-    fn view_text(view: &View) -> String {
+    /// `<prefix>.<payload>.<tag>`, the payload in base64url, the tag an HMAC-SHA-256 of it
+    /// (truncated to 128 bits) under `key`: what the router hands out and must get back
+    /// unchanged from any replica (session ids, the bridge's `requestState`).
+    pub fn seal_bytes(key: &[u8], prefix: &str, payload: &[u8]) -> String {
+        let encoded = B64.encode(payload);
+        let tag = B64.encode(tag(key, &encoded));
+        format!("{prefix}.{encoded}.{tag}")
+    }
+
+    /// The payload of a `seal_bytes` text with this prefix, when its tag is right.
+    pub fn unseal_bytes(key: &[u8], prefix: &str, sealed: &str) -> Option<Vec<u8>> {
+        let rest = sealed.strip_prefix(prefix)?.strip_prefix('.')?;
+        let (encoded, given) = rest.split_once('.')?;
+        let given = B64.decode(given).ok()?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).ok()?;
+        mac.update(encoded.as_bytes());
+        // Constant-time comparison of the truncated tag.
+        mac.verify_truncated_left(&given).ok()?;
+        B64.decode(encoded).ok()
+    }
+
+    pub(crate) fn view_text(view: &View) -> String {
         match view {
             View::Hierarchical => "h".into(),
             View::Flat => "f".into(),
@@ -294,24 +315,12 @@ pub mod seal {
     pub fn seal(key: &[u8], view: &View, protocol_version: &str) -> String {
         let nonce: [u8; 16] = rand::random();
         let payload = format!("{}\n{}\n{}", view_text(view), protocol_version, hex(&nonce));
-        let encoded = B64.encode(payload.as_bytes());
-        format!("{PREFIX}.{encoded}.{}", B64.encode(tag(key, &encoded)))
+        seal_bytes(key, PREFIX, payload.as_bytes())
     }
 
     /// The view and protocol version of a sealed id, when its tag is right.
     pub fn unseal(key: &[u8], id: &str) -> Option<(View, String)> {
-        let mut parts = id.split('.');
-        let (Some(PREFIX), Some(encoded), Some(given), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return None;
-        };
-        let given = B64.decode(given).ok()?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(key).ok()?;
-        mac.update(encoded.as_bytes());
-        // Constant-time comparison of the truncated tag.
-        mac.verify_truncated_left(&given).ok()?;
-        let payload = String::from_utf8(B64.decode(encoded).ok()?).ok()?;
+        let payload = String::from_utf8(unseal_bytes(key, PREFIX, id)?).ok()?;
         let mut fields = payload.split('\n');
         let view = match fields.next()? {
             "h" => View::Hierarchical,
@@ -356,6 +365,14 @@ pub mod seal {
                 None
             );
             assert_eq!(unseal(key, "not-a-session"), None);
+            // A sealed text is good for its own kind only.
+            assert_eq!(unseal_bytes(key, "mcpr-bridge", &id), None);
+            let other = seal_bytes(key, "mcpr-bridge", b"{}");
+            assert_eq!(
+                unseal_bytes(key, "mcpr-bridge", &other).as_deref(),
+                Some(&b"{}"[..])
+            );
+            assert_eq!(unseal(key, &other), None);
         }
     }
 }

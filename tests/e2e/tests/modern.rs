@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 /// A legacy-only MCP server (2025-06-18, line-delimited JSON over stdio): it ignores the
 /// modern `_meta` keys and asks its client over server-to-client requests, as servers
 /// written before 2026-07-28 do. `ask_name` asks once, `ask_twice` twice; both log first.
+/// Calls run side by side, each waiting for its own answers.
 const LEGACY_SERVER: &str = r#"
 import json, sys
 
@@ -40,30 +41,49 @@ def read():
         sys.exit(0)
     return json.loads(line)
 
+# A call is a generator: it yields a question (message, field) and gets the answer back,
+# so calls run side by side, each waiting for its own answer, as in a server with tasks.
 asked = 0
+waiting = {}
 
-def ask(message, field):
+def advance(call, mid, step):
     global asked
+    try:
+        message, field = step(call)
+    except StopIteration as done:
+        send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": done.value}]}})
+        return
+    except RuntimeError as e:
+        send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": str(e)}], "isError": True}})
+        return
     asked += 1
     ask_id = f"ask-{asked}"
+    waiting[ask_id] = (call, mid, field)
     send({"jsonrpc": "2.0", "id": ask_id, "method": "elicitation/create", "params": {
         "message": message,
         "requestedSchema": {"type": "object", "properties": {field: {"type": "string"}}, "required": [field]}}})
-    while True:
-        reply = read()
-        if reply.get("id") == ask_id and "method" not in reply:
-            break
-        if "method" in reply and "id" in reply:
-            send({"jsonrpc": "2.0", "id": reply["id"], "error": {"code": -32603, "message": "busy"}})
+
+def answered(reply):
+    call, mid, field = waiting.pop(reply["id"])
     if "error" in reply:
-        raise RuntimeError(reply["error"]["message"])
-    result = reply["result"]
-    if result.get("action") != "accept":
-        raise RuntimeError("the user chose " + str(result.get("action")))
-    return result["content"][field]
+        advance(call, mid, lambda c: c.throw(RuntimeError(reply["error"]["message"])))
+    elif reply["result"].get("action") != "accept":
+        advance(call, mid, lambda c: c.throw(RuntimeError("the user chose " + str(reply["result"].get("action")))))
+    else:
+        value = reply["result"]["content"][field]
+        advance(call, mid, lambda c: c.send(value))
 
 def log(text):
     send({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": text}})
+
+def ask_name():
+    log("asking")
+    return "Hello, " + (yield ("What is your name?", "name")) + "!"
+
+def ask_twice():
+    log("asking")
+    who = yield ("What is your name?", "name")
+    return who + " likes " + (yield ("What is your favourite colour?", "colour"))
 
 tools = [
     {"name": "ask_name", "description": "Greets the user by the name it asks for", "inputSchema": {"type": "object", "properties": {}}},
@@ -76,6 +96,9 @@ subscribed = set()
 while True:
     message = read()
     method, mid = message.get("method"), message.get("id")
+    if method is None and mid in waiting:
+        answered(message)
+        continue
     if method is None or mid is None:
         continue
     if method == "initialize":
@@ -100,21 +123,9 @@ while True:
         if uri in subscribed:
             send({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri}})
         send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": "touched"}]}})
-    elif method == "tools/call":
-        name = message["params"]["name"]
-        try:
-            log("asking")
-            if name == "ask_name":
-                text = "Hello, " + ask("What is your name?", "name") + "!"
-            elif name == "ask_twice":
-                who = ask("What is your name?", "name")
-                text = who + " likes " + ask("What is your favourite colour?", "colour")
-            else:
-                raise RuntimeError("unknown tool " + name)
-            result = {"content": [{"type": "text", "text": text}]}
-        except RuntimeError as e:
-            result = {"content": [{"type": "text", "text": str(e)}], "isError": True}
-        send({"jsonrpc": "2.0", "id": mid, "result": result})
+    elif method == "tools/call" and message["params"]["name"] in ("ask_name", "ask_twice"):
+        call = {"ask_name": ask_name, "ask_twice": ask_twice}[message["params"]["name"]]()
+        advance(call, mid, lambda c: next(c))
     else:
         send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32601, "message": "method not found: " + method}})
 "#;
@@ -249,12 +260,18 @@ async fn the_bridge_works_across_the_grpc_relay() {
     let cluster = Cluster::start(1, None).await;
     let _dir = add_legacy_server(&cluster.api()).await;
     let url = cluster.mcp_url(0, "/mcp/p/legacy");
-    // The gateway's snapshot may trail the API by a moment.
+    wait_known(&url).await;
+    bridge_round_trips(&url).await;
+}
+
+/// Waits for a gateway to know the provider at `url`: its snapshot may trail the API by a
+/// moment.
+async fn wait_known(url: &str) {
     wait_for(
-        "the gateway to know legacy",
+        "the gateway to know the provider",
         Duration::from_secs(10),
         || {
-            let url = url.clone();
+            let url = url.to_owned();
             async move {
                 let (status, answer) = modern_post(
                     &url,
@@ -268,7 +285,57 @@ async fn the_bridge_works_across_the_grpc_relay() {
         },
     )
     .await;
-    bridge_round_trips(&url).await;
+}
+
+/// Modern clients are stateless, so a retry may reach another replica than the one that
+/// asked, or come after that one went away. The sealed `requestState` carries the answers
+/// given so far, and the other gateway runs the call again with them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bridged_call_goes_on_at_another_replica() {
+    let mut cluster = Cluster::start(1, None).await;
+    cluster.add_gateway();
+    let _dir = add_legacy_server(&cluster.api()).await;
+    let urls = [
+        cluster.mcp_url(0, "/mcp/p/legacy"),
+        cluster.mcp_url(1, "/mcp/p/legacy"),
+    ];
+    for url in &urls {
+        wait_known(url).await;
+    }
+    let capable = meta(json!({"elicitation": {}}));
+    let answer_with = |request: &Value, result: &Value, field: &str, reply: &str| {
+        let (key, input) = only_input_request(result);
+        assert_eq!(input["params"]["requestedSchema"]["required"][0], field);
+        let mut retry = request.clone();
+        retry["inputResponses"] = json!({ key: {"action": "accept", "content": { field: reply }} });
+        retry["requestState"] = result["requestState"].clone();
+        retry
+    };
+
+    // Round one on gateway 0, round two on gateway 1, the end on gateway 0 again.
+    let twice = json!({"name": "ask_twice", "arguments": {}, "_meta": capable});
+    let (_, answer) = modern_post(&urls[0], json!(1), "tools/call", twice.clone()).await;
+    let mut result = answer.last().unwrap()["result"].clone();
+    for (round, (field, reply)) in [("name", "Cy"), ("colour", "red")].into_iter().enumerate() {
+        assert_eq!(result["resultType"], "input_required", "{result}");
+        let retry = answer_with(&twice, &result, field, reply);
+        let url = &urls[(round + 1) % 2];
+        let (_, answer) = modern_post(url, json!(2 + round), "tools/call", retry).await;
+        result = answer.last().unwrap()["result"].clone();
+    }
+    assert_eq!(result["resultType"], "complete", "{result}");
+    assert_eq!(text_of(&result), "Cy likes red");
+
+    // The gateway that asked goes away before the answer comes: the other one ends the call.
+    let once = json!({"name": "ask_name", "arguments": {}, "_meta": capable});
+    let (_, answer) = modern_post(&urls[0], json!(10), "tools/call", once.clone()).await;
+    let result = answer.last().unwrap()["result"].clone();
+    cluster.gateways[0].kill();
+    let retry = answer_with(&once, &result, "name", "Dee");
+    let (_, answer) = modern_post(&urls[1], json!(11), "tools/call", retry).await;
+    let result = &answer.last().unwrap()["result"];
+    assert_eq!(result["resultType"], "complete", "{result}");
+    assert_eq!(text_of(result), "Hello, Dee!");
 }
 
 /// Discovery, one round, two rounds with logs, and a client without the capability.
@@ -323,9 +390,31 @@ async fn bridge_round_trips(url: &str) {
     assert_eq!(result["resultType"], "complete", "{result}");
     assert_eq!(text_of(result), "Hello, Ann!");
 
-    // The state is used up.
-    let (_, answer) = modern_post(&url, json!("c3"), "tools/call", retry).await;
+    // A state used once more runs the call again with the recorded answer, as a stateless
+    // server would; altered, or for another tool, it is refused.
+    let (_, answer) = modern_post(&url, json!("c3"), "tools/call", retry.clone()).await;
+    assert_eq!(text_of(&answer.last().unwrap()["result"]), "Hello, Ann!");
+    let mut altered = retry.clone();
+    altered["requestState"] = json!(format!("{state}x"));
+    let (_, answer) = modern_post(&url, json!("c4"), "tools/call", altered).await;
     assert_eq!(answer[0]["error"]["code"], -32602, "{answer:?}");
+    assert!(
+        answer[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not made by this router"),
+        "{answer:?}"
+    );
+    let mut other_tool = retry.clone();
+    other_tool["name"] = json!("ask_twice");
+    let (_, answer) = modern_post(&url, json!("c5"), "tools/call", other_tool).await;
+    assert!(
+        answer[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("belongs to another request"),
+        "{answer:?}"
+    );
 
     // Two rounds, with the log level asked for this time.
     let mut logging = capable.clone();
