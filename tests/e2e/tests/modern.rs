@@ -837,6 +837,11 @@ impl StdioLines {
 async fn modern_clients_over_mcpr_stdio() {
     let router = Router::start().await;
     router.api().add_fixture("desk", &[]).await;
+    // Its test_custom_headers mirrors `region` in Mcp-Param-Region (x-mcp-header).
+    router
+        .api()
+        .add(json!({"name": "conf", "runtime": {"kind": "process", "command": mcpr_e2e::harness::bin("mcpr-conformance-server")}}))
+        .await;
     router.api().wait_state("desk", "running").await;
     let port = mcpr_e2e::harness::free_port().to_string();
     let data_dir = router.data_dir.to_str().unwrap().to_owned();
@@ -906,6 +911,23 @@ async fn modern_clients_over_mcpr_stdio() {
         );
         let _ = client.child.kill().await;
     }
+
+    // Through the bridge to a view with the provider's own tools: a tool with an
+    // x-mcp-header argument gets the Mcp-Param-* header the HTTP transport requires, which
+    // the stdio client cannot send (the bridge reads the tool list for it).
+    router.api().wait_state("conf", "running").await;
+    let transparent = router.mcp_url("/mcp/p/conf");
+    let mut client = StdioLines::spawn(&["--url", transparent.as_str(), "stdio"]);
+    let answer = client
+        .request(
+            5,
+            "tools/call",
+            json!({"name": "test_custom_headers", "arguments": {"region": "eu-west 1", "query": "q"}, "_meta": meta(json!({}))}),
+        )
+        .await;
+    let result = &answer.last().unwrap()["result"];
+    assert_eq!(text_of(result), "region=eu-west 1, query=q", "{answer:?}");
+    let _ = client.child.kill().await;
 }
 
 /// The next message on a GET stream, within 10 s.
