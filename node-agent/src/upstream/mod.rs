@@ -23,6 +23,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// The protocol version the agent offers upstream servers when it connects.
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
 
+/// How long a stdio server that refused `initialize` for speaking only the modern era gets
+/// to answer `server/discover` on the same connection.
+const STDIO_DISCOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What the agent learned from an upstream at connect time.
 #[derive(Debug, Clone)]
 pub struct Handshake {
@@ -426,8 +430,27 @@ impl Connection {
         refused: RpcError,
     ) -> Result<Handshake, RpcError> {
         let Outbound::Http(http) = &self.outbound else {
-            // A stdio server that refused has most likely ended: its next start opens with
-            // `server/discover`.
+            // A stdio server of the modern era alone may still be there after refusing: it
+            // is asked `server/discover` at once. One that ended is started again, opening
+            // with `server/discover`.
+            if modern::refused_for_modern_only(&refused) {
+                let discovered =
+                    tokio::time::timeout(STDIO_DISCOVER_WAIT, self.open_modern(client_name)).await;
+                match discovered {
+                    Ok(Ok(handshake)) => {
+                        if let Some(launch) = self.launch.get() {
+                            modern::remember_modern_only(launch);
+                        }
+                        return Ok(handshake);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "server/discover after a refused initialize failed")
+                    }
+                    Err(_) => {
+                        tracing::debug!("no answer to server/discover after a refused initialize")
+                    }
+                }
+            }
             return Err(modern::stdio_refusal(refused, self.launch.get()));
         };
         http.forget_session();

@@ -200,6 +200,14 @@ static MODERN_ONLY_LAUNCHES: std::sync::LazyLock<
     std::sync::Mutex<std::collections::HashSet<String>>,
 > = std::sync::LazyLock::new(Default::default);
 
+/// Its later starts (restarts, other `per_client` processes) open with `server/discover`.
+pub fn remember_modern_only(launch: &str) {
+    MODERN_ONLY_LAUNCHES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(launch.to_owned());
+}
+
 pub fn known_modern_only(launch: &str) -> bool {
     MODERN_ONLY_LAUNCHES
         .lock()
@@ -207,29 +215,31 @@ pub fn known_modern_only(launch: &str) -> bool {
         .contains(launch)
 }
 
-/// The handshake error for a stdio server that refused `initialize`. When it refused for
-/// speaking only the modern era (UnsupportedProtocolVersion listing modern versions alone),
-/// its launch is remembered so that the restart speaks `server/discover`, and the error says
-/// so.
-pub fn stdio_refusal(refused: RpcError, launch: Option<&String>) -> RpcError {
-    let modern_only = refused.code == UNSUPPORTED_PROTOCOL_VERSION
+/// Whether a refused `initialize` says the server speaks only the modern era:
+/// UnsupportedProtocolVersion listing modern versions alone.
+pub fn refused_for_modern_only(refused: &RpcError) -> bool {
+    refused.code == UNSUPPORTED_PROTOCOL_VERSION
         && refused
             .data
             .as_ref()
             .and_then(|d| d.get("supported"))
             .and_then(Value::as_array)
-            .is_some_and(|v| v.iter().all(|v| v.as_str().is_some_and(is_modern_version)));
-    let (true, Some(launch)) = (modern_only, launch) else {
+            .is_some_and(|v| v.iter().all(|v| v.as_str().is_some_and(is_modern_version)))
+}
+
+/// The handshake error for a stdio server that refused `initialize` and could not be asked
+/// `server/discover` instead (it ended, as servers of the modern era alone may after
+/// refusing). When it refused for speaking only the modern era, its launch is remembered so
+/// that the restart speaks `server/discover`, and the error says so.
+pub fn stdio_refusal(refused: RpcError, launch: Option<&String>) -> RpcError {
+    let (true, Some(launch)) = (refused_for_modern_only(&refused), launch) else {
         return refused;
     };
-    MODERN_ONLY_LAUNCHES
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(launch.clone());
+    remember_modern_only(launch);
     RpcError::new(
         refused.code,
         format!(
-            "the server speaks only protocol {MODERN_VERSION} and refused initialize; its next start opens with server/discover"
+            "the server speaks only protocol {MODERN_VERSION}, refused initialize and ended; its next start opens with server/discover"
         ),
     )
 }

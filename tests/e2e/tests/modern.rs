@@ -994,3 +994,61 @@ async fn resource_updates_reach_their_subscribers_only() {
     let event = next_event(&mut b_events).await;
     assert_eq!(event["params"]["uri"], "test://b-marker", "{event}");
 }
+
+/// A stdio server of the modern era alone that, unlike rmcp's, stays up after refusing
+/// `initialize`; every start appends a line to the file named by its first argument.
+const MODERN_ONLY_SERVER: &str = r#"
+import json, sys
+
+def send(message):
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+with open(sys.argv[1], "a") as starts:
+    starts.write("start\n")
+
+for line in sys.stdin:
+    message = json.loads(line)
+    method, mid = message.get("method"), message.get("id")
+    if method is None or mid is None:
+        continue
+    meta = message.get("params", {}).get("_meta", {})
+    if method == "initialize":
+        send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32022, "message": "unsupported protocol version",
+              "data": {"supported": ["2026-07-28"], "requested": message["params"].get("protocolVersion")}}})
+    elif method == "server/discover":
+        send({"jsonrpc": "2.0", "id": mid, "result": {"resultType": "complete", "supportedVersions": ["2026-07-28"],
+              "capabilities": {"tools": {}}, "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "modern-only", "version": "1"}}}})
+    elif method == "tools/list":
+        send({"jsonrpc": "2.0", "id": mid, "result": {"resultType": "complete",
+              "tools": [{"name": "version", "description": "Says the version the request named", "inputSchema": {"type": "object"}}]}})
+    elif method == "tools/call":
+        text = "called with " + str(meta.get("io.modelcontextprotocol/protocolVersion"))
+        send({"jsonrpc": "2.0", "id": mid, "result": {"resultType": "complete", "content": [{"type": "text", "text": text}]}})
+    else:
+        send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32601, "message": "method not found: " + method}})
+"#;
+
+/// A modern-only stdio server still up after refusing `initialize` is asked
+/// `server/discover` on the same connection: it starts once, and serves legacy clients
+/// through the agent's statelessly.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_modern_only_stdio_server_that_outlives_its_refusal_starts_once() {
+    let router = Router::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("modern_only.py");
+    let starts = dir.path().join("starts");
+    std::fs::write(&script, MODERN_ONLY_SERVER).expect("write the server");
+    let api = router.api();
+    api.add(json!({"name": "modern", "runtime": {"kind": "process", "command": "python3", "args": [script, starts]}}))
+        .await;
+    let server = api.wait_state("modern", "running").await;
+    assert_eq!(server["status"]["restart_count"], 0, "{server}");
+    assert_eq!(server["status"]["tool_count"], 1, "{server}");
+    let mut client = mcpr_e2e::harness::RawMcp::new(&router.mcp_url("/mcp/p/modern"));
+    client.initialize().await;
+    let result = client.call("version", json!({})).await.expect("a result");
+    assert_eq!(text_of(&result), "called with 2026-07-28");
+    let started = std::fs::read_to_string(&starts).expect("the starts file");
+    assert_eq!(started.lines().count(), 1, "started once: {started:?}");
+}
