@@ -459,7 +459,46 @@ pub async fn authenticate(
         gateway.auth.record_use(id, now_ms);
     }
     drop(snapshot);
-    CALLER.scope(caller.access, next.run(request)).await
+    let mut response = CALLER.scope(caller.access, next.run(request)).await;
+    if let Some(ScopeRefusal(scope)) = response.extensions_mut().remove::<ScopeRefusal>()
+        && let Some(rs) = &gateway.snapshot.load().credentials.oauth
+    {
+        // The step-up challenge of the authorization spec: a client may ask for a token
+        // with this scope and send the request again.
+        *response.status_mut() = StatusCode::FORBIDDEN;
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, rs.insufficient_scope(&scope));
+    }
+    response
+}
+
+/// Marks a lone JSON answer that refuses a request for the caller's scopes (`refused`):
+/// with OAuth on, the auth layer makes it a 403 with the `insufficient_scope` challenge
+/// naming the scope that would grant it, on every view. (Without OAuth there is nothing to
+/// step up to, and the JSON-RPC error stays as it is.)
+#[derive(Clone)]
+pub struct ScopeRefusal(String);
+
+/// Marks `response` when `answer` is a refusal for scopes; only error answers are read.
+pub fn mark_scope_refusal(response: &mut Response, answer: &Message) {
+    let Some(error) = &answer.error else { return };
+    let Ok(error) = serde_json::from_str::<RpcError>(error.get()) else {
+        return;
+    };
+    if error.code != UNAUTHORIZED {
+        return;
+    }
+    if let Some(scope) = error
+        .data
+        .as_ref()
+        .and_then(|d| d.get("scope"))
+        .and_then(Value::as_str)
+    {
+        response
+            .extensions_mut()
+            .insert(ScopeRefusal(scope.to_owned()));
+    }
 }
 
 fn unix_ms() -> i64 {
@@ -486,15 +525,21 @@ pub fn authorize_provider(provider: &str) -> Result<(), RpcError> {
     }
 }
 
+/// The refusal names what was refused, and in `data.scope` the scope that would grant it.
 fn refused(provider: &str, tool: Option<&str>) -> RpcError {
-    let what = match tool {
-        Some(tool) => format!("tool {tool:?} of provider {provider:?}"),
-        None => format!("provider {provider:?}"),
+    let (what, scope) = match tool {
+        Some(tool) => (
+            format!("tool {tool:?} of provider {provider:?}"),
+            format!("{provider}/{tool}"),
+        ),
+        None => (format!("provider {provider:?}"), provider.to_owned()),
     };
-    RpcError::new(
+    let mut error = RpcError::new(
         UNAUTHORIZED,
         format!("forbidden: this API key or token may not use {what} (not in its scopes)"),
-    )
+    );
+    error.data = Some(serde_json::json!({ "scope": scope }));
+    error
 }
 
 /// The providers listed to the caller.

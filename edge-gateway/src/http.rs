@@ -378,7 +378,11 @@ async fn handle_post(
     };
     let session_header = is_initialize.then_some(session_id.as_str());
     if wants_json {
-        json_response(StatusCode::OK, &body, session_header)
+        let mut response = json_response(StatusCode::OK, &body, session_header);
+        if !batch {
+            crate::auth::mark_scope_refusal(&mut response, &answers[0]);
+        }
+        response
     } else {
         sse_response(&body, session_header)
     }
@@ -515,7 +519,12 @@ async fn streamed_answer(
             }
             let body = answer.to_bytes();
             if before.is_empty() {
-                return if json_ok { json_response(StatusCode::OK, &body, None) } else { sse_response(&body, None) };
+                if !json_ok {
+                    return sse_response(&body, None);
+                }
+                let mut response = json_response(StatusCode::OK, &body, None);
+                crate::auth::mark_scope_refusal(&mut response, &answer);
+                return response;
             }
             let mut events: Vec<u8> = Vec::new();
             for message in before.iter().chain(std::iter::once(&body)) {

@@ -556,7 +556,10 @@ pub fn answer_response(answer: &Message, before: Vec<Vec<u8>>) -> Response {
             .as_ref()
             .and_then(|e| serde_json::from_str::<RpcError>(e.get()).ok())
             .map_or(StatusCode::OK, |e| status_of(&e, false));
-        return (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        let mut response =
+            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        crate::auth::mark_scope_refusal(&mut response, answer);
+        return response;
     }
     let mut events = Vec::new();
     for message in before.iter().chain(std::iter::once(&body)) {

@@ -616,6 +616,44 @@ async fn oauth_flow_through_the_gateway_with_exact_refusals() {
         refused.contains("may not use") && refused.contains("beta"),
         "{refused}"
     );
+    // On the flat view a refused call gets the same challenge, naming the scope that would
+    // grant it (the authorization spec's step-up), for legacy and modern requests alike.
+    let challenge = format!(
+        "Bearer realm=\"mcp-router\", error=\"insufficient_scope\", scope=\"beta/whoami\", resource_metadata=\"{prm_url}\""
+    );
+    let call = |meta: Value| {
+        json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "beta__whoami", "arguments": {}, "_meta": meta}})
+            .to_string()
+    };
+    let mut flat = RawMcp::with_key(&router.mcp_url("/mcp/all"), &access);
+    flat.initialize().await;
+    let legacy = flat.post_bytes(call(json!({}))).await;
+    let bearer = format!("Bearer {access}");
+    let modern = RawMcp::with_headers(
+        &router.mcp_url("/mcp/all"),
+        &[
+            ("authorization", bearer.as_str()),
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "beta__whoami"),
+        ],
+    )
+    .post_bytes(call(json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    })))
+    .await;
+    for refused in [legacy, modern] {
+        assert_eq!(refused.status, 403, "{}", refused.body);
+        assert_eq!(refused.headers["www-authenticate"], challenge.as_str());
+        assert_eq!(refused.body["error"]["data"]["scope"], "beta/whoami");
+        assert!(
+            error_message(&refused.body).contains("may not use tool \"whoami\""),
+            "{}",
+            refused.body
+        );
+    }
 
     // Forged tokens.
     let [h, p, s]: [&str; 3] = access.split('.').collect::<Vec<_>>().try_into().unwrap();
@@ -728,11 +766,26 @@ async fn oauth_flow_through_the_gateway_with_exact_refusals() {
         tool_text(&narrow.call("whoami", json!({})).await.unwrap()),
         "alpha"
     );
-    let echo = narrow.call("echo", json!({"text": "x"})).await.unwrap_err();
+    // Another tool of the provider: 403 with the challenge naming the tool's scope.
+    let echo = narrow
+        .post_bytes(
+            json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(echo.status, 403, "{}", echo.body);
     assert!(
-        echo.to_string()
-            .contains("may not use tool \\\"echo\\\" of provider \\\"alpha\\\""),
-        "{echo}"
+        echo.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("error=\"insufficient_scope\", scope=\"alpha/echo\""),
+        "{:?}",
+        echo.headers
+    );
+    assert!(
+        error_message(&echo.body).contains("may not use tool \"echo\" of provider \"alpha\""),
+        "{}",
+        echo.body
     );
     // Reuse of the first refresh token: refused, and its family (the second one too) revoked.
     let (status, body) = token(
