@@ -205,10 +205,8 @@ async fn end_session(gateway: &Gateway, view: &View, headers: &HeaderMap) -> Res
     gateway
         .ended_sessions
         .insert(id.to_owned(), std::time::Instant::now());
-    // A `per_client` provider's upstream session for this client can end now.
-    if let View::Transparent(provider) = view {
-        gateway.end_upstream_session(provider, id).await;
-    }
+    // The `per_client` upstream sessions of this client can end now.
+    gateway.end_upstream_sessions(view, id).await;
     match gateway.sessions.remove_if(id, |_, s| &s.view == view) {
         Some(_) => StatusCode::NO_CONTENT.into_response(),
         None => rpc_refusal(

@@ -338,16 +338,33 @@ impl Gateway {
 
 impl Gateway {
     /// Tells the provider's agent that client session `session` is over.
-    pub(crate) async fn end_upstream_session(&self, provider: &str, session: &str) {
+    /// Tells the agents that a client session on `view` ended, so that the `per_client`
+    /// upstream sessions (and processes) it had end now rather than when idle: the
+    /// provider's agent for the transparent view, every agent (for all their providers)
+    /// for the views of every provider.
+    pub(crate) async fn end_upstream_sessions(&self, view: &View, session: &str) {
         let snapshot = self.snapshot.load_full();
-        let Ok((provider, relay_url)) = route(&snapshot, provider) else {
-            return;
+        let targets: Vec<(String, String)> = match view {
+            View::Transparent(provider) => match route(&snapshot, provider) {
+                Ok((provider, relay_url)) => vec![(relay_url, provider.name.clone())],
+                Err(_) => return,
+            },
+            View::Hierarchical | View::Flat => {
+                let relay_urls: std::collections::BTreeSet<&String> =
+                    snapshot.agents.values().collect();
+                relay_urls
+                    .into_iter()
+                    .map(|url| (url.clone(), String::new()))
+                    .collect()
+            }
         };
-        let message = Message::notification("mcpr/sessionEnded", None);
-        let _ = self
-            .relays
-            .notify(&relay_url, &provider.name, session, message)
-            .await;
+        for (relay_url, provider) in targets {
+            let message = Message::notification("mcpr/sessionEnded", None);
+            let _ = self
+                .relays
+                .notify(&relay_url, &provider, session, message)
+                .await;
+        }
     }
 
     /// The current snapshot, after waiting (up to [`STARTUP_GRACE`]) while `provider` is

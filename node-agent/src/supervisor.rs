@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use crate::logs::LogSink;
 use crate::upstream::{self, Connection, UpstreamEvent};
 
-/// Sent by a gateway when a client session ends (never forwarded upstream).
+/// Sent by a gateway when a client session ends (never forwarded upstream), for one
+/// provider, or with no provider for all of them.
 pub const SESSION_ENDED: &str = "mcpr/sessionEnded";
 
 /// How long a call waits for a provider that is still being assigned or starting.
@@ -460,17 +461,25 @@ impl Agent {
     }
 
     pub async fn relay_notification(&self, provider: &str, client_session: &str, msg: Message) {
-        let Some(server) = self.server(provider) else {
-            return;
-        };
         if msg.method.as_deref() == Some(SESSION_ENDED) {
-            if let Some((_, client)) = server.clients.remove(client_session)
-                && let Some(conn) = client.connection.get()
-            {
-                conn.close("client session ended".into());
+            // No provider: the session was on a view of every provider (`/mcp`, `/mcp/all`).
+            let servers: Vec<Arc<Supervised>> = if provider.is_empty() {
+                self.servers.read().unwrap().values().cloned().collect()
+            } else {
+                self.server(provider).into_iter().collect()
+            };
+            for server in servers {
+                if let Some((_, client)) = server.clients.remove(client_session)
+                    && let Some(conn) = client.connection.get()
+                {
+                    conn.close("client session ended".into());
+                }
             }
             return;
         }
+        let Some(server) = self.server(provider) else {
+            return;
+        };
         let own = server
             .clients
             .get(client_session)

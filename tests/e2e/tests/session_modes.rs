@@ -29,6 +29,24 @@ async fn counts(client: &mut RawMcp, times: usize) -> Vec<String> {
     seen
 }
 
+/// DELETEs the client's session, and waits for the `per_client` process it had to exit
+/// (two of `each` stay: the server's own and the other client's).
+async fn end_session(client: &RawMcp) {
+    let ended = reqwest::Client::new()
+        .delete(&client.url)
+        .header("mcp-session-id", client.session.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status().as_u16(), 204);
+    wait_for(
+        "the ended client's process to exit",
+        Duration::from_secs(5),
+        || async { (fixture_processes("each") == 2).then_some(()) },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn shared_and_per_client_sessions() {
     let router = Router::start().await;
@@ -64,24 +82,23 @@ async fn shared_and_per_client_sessions() {
     assert_eq!(fixture_processes("each"), 3);
 
     // Ending a client session ends its upstream session and process.
-    let ended = reqwest::Client::new()
-        .delete(&a.url)
-        .header("mcp-session-id", a.session.clone().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ended.status().as_u16(), 204);
-    wait_for(
-        "the ended client's process to exit",
-        Duration::from_secs(5),
-        || async { (fixture_processes("each") == 2).then_some(()) },
-    )
-    .await;
+    end_session(&a).await;
     assert_eq!(
         counts(&mut b, 1).await,
         ["4"],
         "the other client's session is untouched"
     );
+
+    // The same on the views of every provider: a session of /mcp/all that used `each` has
+    // its own process, which its DELETE ends.
+    let mut flat = RawMcp::new(&router.mcp_url("/mcp/all"));
+    flat.initialize().await;
+    for expected in ["1", "2"] {
+        let result = flat.call("each__counter", json!({})).await.unwrap();
+        assert_eq!(text_of(&result), expected);
+    }
+    assert_eq!(fixture_processes("each"), 3);
+    end_session(&flat).await;
 
     // Disabling the server ends every session it has.
     api.post("/api/v1/servers/each/disable", json!({})).await;
