@@ -28,7 +28,7 @@ pub const VERSION_HEADER: &str = "mcp-protocol-version";
 /// Largest accepted MCP request body.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
-use crate::sessions::ClientSession;
+use crate::sessions::{AnswerStream, ClientSession, Event};
 
 #[derive(Clone)]
 struct Route {
@@ -534,6 +534,7 @@ async fn streamed_answer(
     };
     // Something came before the answer: stream it, then whatever follows, then the answer.
     // The caller's access (auth.rs) goes along into the task.
+    let session = guard.session().to_owned();
     tokio::spawn(crate::auth::inherit(async move {
         let answer = answer.await;
         drop(guard);
@@ -541,16 +542,74 @@ async fn streamed_answer(
             let _ = tx.send(answer.to_bytes()).await;
         }
     }));
-    let first = futures::stream::iter(first_event);
-    let rest =
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
-    let events = first
-        .chain(rest)
-        .map(|bytes| Ok::<_, std::convert::Infallible>(sse_event(&bytes)));
-    // The stream ends once the answer is sent: its sender (in the task above) drops then.
-    let body = Body::from_stream(AnswerStream {
-        inner: Box::pin(events),
-        done: false,
+    // Each event gets an id, and the request goes on when the connection drops: the client
+    // resumes the stream with a GET naming the last event it got (`Last-Event-ID`).
+    let request: Arc<str> = id.into();
+    let (reader, events) = mpsc::channel::<Event>(64);
+    let stream = Arc::new(AnswerStream {
+        reader: tokio::sync::Mutex::new(Some(reader)),
+    });
+    if let Some(s) = gateway.sessions.get(&session) {
+        s.open_answer_stream(&request, stream.clone());
+    }
+    tokio::spawn(forward_answer_stream(
+        gateway.sessions_handle(),
+        session,
+        request,
+        stream,
+        first_event,
+        rx,
+    ));
+    sse_events_response(received(events))
+}
+
+/// Records every message of a POST answer stream (its event id, kept for replay) and hands
+/// it to the stream's reader of the moment, until the answer has gone.
+async fn forward_answer_stream(
+    sessions: Arc<crate::sessions::Sessions>,
+    session: String,
+    request: Arc<str>,
+    stream: Arc<AnswerStream>,
+    first: Option<Vec<u8>>,
+    mut messages: mpsc::Receiver<Vec<u8>>,
+) {
+    let mut pending = first;
+    loop {
+        let message = match pending.take() {
+            Some(message) => message,
+            None => match messages.recv().await {
+                Some(message) => message,
+                None => break,
+            },
+        };
+        // Recorded under the reader's lock, so a resuming reader misses nothing and gets
+        // nothing twice.
+        let mut reader = stream.reader.lock().await;
+        let event = match sessions.get(&session) {
+            Some(s) => s.record_sent(Some(&request), message),
+            // A session this gateway does not hold: no id, nothing to resume.
+            None => (0, Arc::new(message)),
+        };
+        if let Some(tx) = reader.as_ref()
+            && tx.send(event).await.is_err()
+        {
+            *reader = None;
+        }
+    }
+    if let Some(s) = sessions.get(&session) {
+        s.close_answer_stream(&request);
+    }
+    // Unregistered first: a reader that takes the lock after this sees the stream is over.
+    *stream.reader.lock().await = None;
+}
+
+/// An SSE response of events with their ids (0: none).
+fn sse_events_response(events: impl futures::Stream<Item = Event> + Send + 'static) -> Response {
+    let events = events.map(|(id, message)| {
+        Ok::<_, std::convert::Infallible>(match id {
+            0 => sse_event(&message),
+            id => sse_event_with_id(id, &message),
+        })
     });
     (
         StatusCode::OK,
@@ -558,41 +617,57 @@ async fn streamed_answer(
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        body,
+        Body::from_stream(events),
     )
         .into_response()
 }
 
-/// Ends the SSE body right after the JSON-RPC response (the message with a result or error).
-struct AnswerStream<S> {
-    inner: std::pin::Pin<Box<S>>,
-    done: bool,
+/// The events of a channel, until its senders are gone.
+fn received(events: mpsc::Receiver<Event>) -> impl futures::Stream<Item = Event> {
+    futures::stream::unfold(
+        events,
+        |mut rx| async move { rx.recv().await.map(|m| (m, rx)) },
+    )
 }
 
-impl<S: futures::Stream<Item = Result<Bytes, std::convert::Infallible>>> futures::Stream
-    for AnswerStream<S>
-{
-    type Item = Result<Bytes, std::convert::Infallible>;
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        if self.done {
-            return std::task::Poll::Ready(None);
-        }
-        let next = self.inner.as_mut().poll_next(cx);
-        if let std::task::Poll::Ready(Some(Ok(bytes))) = &next {
-            // A response event carries "result" or "error" at the top level.
-            let text = String::from_utf8_lossy(bytes);
-            if let Some(data) = text.strip_prefix("event: message\ndata: ")
-                && let Ok(msg) = Message::parse(data.trim_end().as_bytes())
-                && msg.method.is_none()
-            {
-                self.done = true;
+/// Resumes the POST answer stream of `request` after event `last`: what it sent since,
+/// then, while the request runs, what it sends until the answer.
+async fn resume_answer_stream(
+    gateway: &Gateway,
+    session: &str,
+    request: Arc<str>,
+    last: u64,
+) -> Response {
+    let (reader, events) = mpsc::channel::<Event>(64);
+    let running = gateway
+        .sessions
+        .get(session)
+        .and_then(|s| s.answer_stream(&request));
+    let replay_from = |gateway: &Gateway| {
+        gateway
+            .sessions
+            .get(session)
+            .map(|s| s.sent_after(Some(&request), last))
+            .unwrap_or_default()
+    };
+    let replay = match running {
+        Some(stream) => {
+            let mut current = stream.reader.lock().await;
+            let replay = replay_from(gateway);
+            let still_running = gateway
+                .sessions
+                .get(session)
+                .is_some_and(|s| s.answer_stream(&request).is_some());
+            if still_running {
+                // This reader takes over from the one whose connection dropped.
+                *current = Some(reader.clone());
             }
+            replay
         }
-        next
-    }
+        None => replay_from(gateway),
+    };
+    drop(reader);
+    sse_events_response(futures::stream::iter(replay).chain(received(events)))
 }
 
 fn sse_event_with_id(id: u64, message: &[u8]) -> Bytes {
@@ -637,6 +712,16 @@ async fn open_session_stream(gateway: &Gateway, view: &View, headers: &HeaderMap
             );
         }
     };
+    let last_event_id =
+        header_str(headers, "last-event-id").and_then(|v| v.trim().parse::<u64>().ok());
+    // A Last-Event-ID of a POST answer stream resumes that stream, not the GET stream.
+    let resumed = last_event_id.and_then(|last| {
+        let stream = gateway.sessions.get(id)?.stream_of(last)??;
+        Some((stream, last))
+    });
+    if let Some((request, last)) = resumed {
+        return resume_answer_stream(gateway, id, request, last).await;
+    }
     // One GET stream per session: a newer one (a client reconnecting, perhaps before the
     // server noticed the old connection is gone) replaces the open one.
     takeover.notify_waiters();
@@ -650,22 +735,23 @@ async fn open_session_stream(gateway: &Gateway, view: &View, headers: &HeaderMap
         );
     };
     // Resumption: what was sent after the client's Last-Event-ID goes out again first.
-    let replay =
-        match header_str(headers, "last-event-id").and_then(|v| v.trim().parse::<u64>().ok()) {
-            Some(last) => gateway
-                .sessions
-                .get(id)
-                .map(|s| s.sent_after(last))
-                .unwrap_or_default(),
-            None => Vec::new(),
-        };
+    let replay = match last_event_id {
+        Some(last) => gateway
+            .sessions
+            .get(id)
+            .map(|s| s.sent_after(None, last))
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     let session_id = id.to_owned();
     let sessions = gateway.sessions_handle();
     let fresh = futures::stream::unfold(inbox, |mut inbox| async move {
         inbox.recv().await.map(|m| (m, inbox))
     })
     .filter_map(move |message| {
-        let recorded = sessions.get(&session_id).map(|s| s.record_sent(message));
+        let recorded = sessions
+            .get(&session_id)
+            .map(|s| s.record_sent(None, message));
         async move { recorded }
     });
     let messages = futures::stream::iter(replay)

@@ -28,10 +28,13 @@ pub struct ClientSession {
     outbox: mpsc::Sender<Vec<u8>>,
     /// Taken by the GET stream while it is open (one at a time).
     pub inbox: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>>,
-    /// The last messages sent on the GET stream with their event ids, replayed to a client
-    /// that reconnects with `Last-Event-ID`.
-    sent: std::sync::Mutex<std::collections::VecDeque<(u64, Arc<Vec<u8>>)>>,
+    /// The last messages sent on the session's streams, with their event ids (one sequence
+    /// for all of them), replayed to a client that reconnects with `Last-Event-ID`.
+    sent: std::sync::Mutex<std::collections::VecDeque<Sent>>,
     next_event_id: AtomicU64,
+    /// POST answer streams still running, by client request id (JSON text): a client whose
+    /// connection dropped resumes one with a GET naming its last event id.
+    answer_streams: std::sync::Mutex<std::collections::HashMap<Arc<str>, Arc<AnswerStream>>>,
     /// Tells the open GET stream that a newer one (a reconnecting client) takes over.
     pub takeover: Arc<tokio::sync::Notify>,
 }
@@ -48,6 +51,7 @@ impl ClientSession {
             inbox: Arc::new(tokio::sync::Mutex::new(inbox)),
             sent: Default::default(),
             next_event_id: AtomicU64::new(1),
+            answer_streams: Default::default(),
             takeover: Default::default(),
         }
     }
@@ -64,8 +68,9 @@ impl ClientSession {
             .saturating_sub(Duration::from_secs(last))
     }
 
-    /// Gives a message leaving on the GET stream its event id and keeps it for replay.
-    pub fn record_sent(&self, message: Vec<u8>) -> (u64, Arc<Vec<u8>>) {
+    /// Gives a message leaving on a stream (`None`: the GET stream; else the POST answer
+    /// stream of that request) its event id and keeps it for replay.
+    pub fn record_sent(&self, stream: Option<&Arc<str>>, message: Vec<u8>) -> Event {
         const KEPT: usize = 256;
         let id = self.next_event_id.fetch_add(1, Ordering::Relaxed);
         let message = Arc::new(message);
@@ -73,25 +78,72 @@ impl ClientSession {
         if sent.len() == KEPT {
             sent.pop_front();
         }
-        sent.push_back((id, message.clone()));
+        sent.push_back(Sent {
+            id,
+            stream: stream.cloned(),
+            message: message.clone(),
+        });
         (id, message)
     }
 
-    /// What was sent after event `last_id`, for a client resuming its GET stream.
-    pub fn sent_after(&self, last_id: u64) -> Vec<(u64, Arc<Vec<u8>>)> {
+    /// The stream event `id` went out on, while it is kept: `Some(None)` for the GET
+    /// stream, `Some(Some(request))` for a POST answer stream.
+    pub fn stream_of(&self, id: u64) -> Option<Option<Arc<str>>> {
+        let sent = self.sent.lock().unwrap();
+        sent.iter().find(|s| s.id == id).map(|s| s.stream.clone())
+    }
+
+    /// What was sent on `stream` after event `last_id`: a stream is resumed, never another
+    /// one's messages replayed on it.
+    pub fn sent_after(&self, stream: Option<&Arc<str>>, last_id: u64) -> Vec<Event> {
         self.sent
             .lock()
             .unwrap()
             .iter()
-            .filter(|(id, _)| *id > last_id)
-            .cloned()
+            .filter(|s| s.id > last_id && s.stream.as_ref() == stream)
+            .map(|s| (s.id, s.message.clone()))
             .collect()
+    }
+
+    /// Registers the POST answer stream of `request` while it runs.
+    pub fn open_answer_stream(&self, request: &Arc<str>, stream: Arc<AnswerStream>) {
+        self.answer_streams
+            .lock()
+            .unwrap()
+            .insert(request.clone(), stream);
+    }
+
+    pub fn close_answer_stream(&self, request: &Arc<str>) {
+        self.answer_streams.lock().unwrap().remove(request);
+    }
+
+    /// The running POST answer stream of `request`.
+    pub fn answer_stream(&self, request: &Arc<str>) -> Option<Arc<AnswerStream>> {
+        self.answer_streams.lock().unwrap().get(request).cloned()
     }
 
     /// Queues a message for the session's GET stream; false when the queue is full.
     pub fn push(&self, message: Vec<u8>) -> bool {
         self.outbox.try_send(message).is_ok()
     }
+}
+
+/// A message sent on one of a session's streams.
+#[derive(Debug)]
+struct Sent {
+    id: u64,
+    stream: Option<Arc<str>>,
+    message: Arc<Vec<u8>>,
+}
+
+/// An event of a session stream: its id (0: none) and the message.
+pub type Event = (u64, Arc<Vec<u8>>);
+
+/// A POST answer stream while its request runs: its events go to whoever reads it now —
+/// the POST's own response, or after a dropped connection the GET that resumed it.
+#[derive(Debug, Default)]
+pub struct AnswerStream {
+    pub reader: tokio::sync::Mutex<Option<mpsc::Sender<Event>>>,
 }
 
 pub type Sessions = DashMap<String, ClientSession>;
@@ -178,6 +230,11 @@ pub struct StreamGuard {
 }
 
 impl StreamGuard {
+    /// The session whose request the stream belongs to.
+    pub fn session(&self) -> &str {
+        &self.key.0
+    }
+
     /// How many messages have been delivered to the stream so far.
     pub fn delivered(&self) -> u64 {
         self.delivered.load(Ordering::Relaxed)

@@ -266,3 +266,55 @@ async fn get_stream_carries_list_changes_and_resumes() {
         (event_id, &json!("notifications/tools/list_changed"))
     );
 }
+
+/// A POST answer stream carries event ids, and its request goes on when the connection
+/// drops: a GET naming the last event the client got resumes that stream (not the GET
+/// stream) with what followed, through to the answer — whether the call is still running
+/// or already done.
+#[tokio::test]
+async fn a_dropped_answer_stream_resumes_with_last_event_id() {
+    let router = Router::start().await;
+    add_interactive(&router.api(), "talk").await;
+    let mut client = RawMcp::new(&router.mcp_url("/mcp/p/talk"));
+    client.initialize().await;
+    for (steps, pause) in [(10u64, 0u64), (3, 500)] {
+        let (id, mut answer) = client
+            .stream(
+                "tools/call",
+                json!({"name": "progress", "arguments": {"steps": steps}, "_meta": {"progressToken": "p"}}),
+            )
+            .await;
+        assert!(answer.sse, "progress switches the answer to SSE");
+        let (first_id, first) = answer
+            .next_with_id()
+            .await
+            .expect("a first event with an id");
+        assert_eq!(first["params"]["progress"].as_f64(), Some(1.0), "{first}");
+        drop(answer);
+        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+
+        let mut resumed = client.open_stream_from(first_id).await;
+        assert_eq!(resumed.status, 200);
+        let mut last_id = first_id;
+        let mut progress = Vec::new();
+        let result = loop {
+            let (event_id, message) = resumed
+                .next_with_id()
+                .await
+                .expect("the stream goes on to the answer");
+            assert!(event_id > last_id, "ids grow: {event_id} after {last_id}");
+            last_id = event_id;
+            match message["params"]["progress"].as_f64() {
+                Some(step) => progress.push(step as u64),
+                None => break message,
+            }
+        };
+        assert_eq!(progress, (2..=steps).collect::<Vec<_>>(), "steps {steps}");
+        assert_eq!(result["id"], id);
+        assert_eq!(texts(&result), format!("did {steps} steps"));
+        assert!(
+            resumed.next_with_id().await.is_none(),
+            "it ends after the answer"
+        );
+    }
+}
