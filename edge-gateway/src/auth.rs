@@ -482,10 +482,18 @@ pub struct ScopeRefusal(String);
 
 /// Marks `response` when `answer` is a refusal for scopes; only error answers are read.
 pub fn mark_scope_refusal(response: &mut Response, answer: &Message) {
-    let Some(error) = &answer.error else { return };
-    let Ok(error) = serde_json::from_str::<RpcError>(error.get()) else {
-        return;
-    };
+    if let Some(error) = answer
+        .error
+        .as_ref()
+        .and_then(|e| serde_json::from_str::<RpcError>(e.get()).ok())
+    {
+        mark_refused_scope(response, &error);
+    }
+}
+
+/// Marks `response` when `error` refuses a request for scopes (for a caller that has the
+/// error parsed already).
+pub fn mark_refused_scope(response: &mut Response, error: &RpcError) {
     if error.code != UNAUTHORIZED {
         return;
     }

@@ -551,14 +551,18 @@ pub fn status_of(error: &RpcError, malformed_meta: bool) -> StatusCode {
 pub fn answer_response(answer: &Message, before: Vec<Vec<u8>>) -> Response {
     let body = answer.to_bytes();
     if before.is_empty() {
-        let status = answer
+        let error = answer
             .error
             .as_ref()
-            .and_then(|e| serde_json::from_str::<RpcError>(e.get()).ok())
-            .map_or(StatusCode::OK, |e| status_of(&e, false));
+            .and_then(|e| serde_json::from_str::<RpcError>(e.get()).ok());
+        let status = error
+            .as_ref()
+            .map_or(StatusCode::OK, |e| status_of(e, false));
         let mut response =
             (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
-        crate::auth::mark_scope_refusal(&mut response, answer);
+        if let Some(error) = &error {
+            crate::auth::mark_refused_scope(&mut response, error);
+        }
         return response;
     }
     let mut events = Vec::new();
