@@ -1,0 +1,1 @@
+//! Attacks on the gRPC services between the components: every peer proves who it is.

@@ -1,0 +1,1 @@
+//! Attacks on exhaustion: batches, sessions, connections, malformed requests.

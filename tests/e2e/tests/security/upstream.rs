@@ -1,0 +1,1 @@
+//! Attacks on untrusted upstream bytes, scopes and tokens.
