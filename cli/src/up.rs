@@ -1,6 +1,9 @@
 //! `mcpr up` and `mcpr stdio`: the whole router in one process. The control plane, a node
 //! agent and an edge gateway start through the same `start` functions and talk through the
-//! same gRPC services (on loopback ports) as the distributed binaries do.
+//! same gRPC services (on loopback ports) as the distributed binaries do. Other processes
+//! on the machine can reach those ports, so every call between the three carries a cluster
+//! token made at random for this process: it lives in its memory only (never in a file, an
+//! argument or a log line), and the gRPC servers refuse any call without it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,14 +41,16 @@ pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
     security
         .oauth
         .set_public_address(&options.host, options.port);
+    let cluster_token = mcpr_tls::cluster::ClusterToken::random();
     let cp_config = mcpr_control_plane::Config {
         data_dir: options.data_dir.clone(),
         database_url: options.database_url.clone(),
         security,
+        cluster_token: Some(cluster_token.clone()),
     };
     let control_plane =
         // The in-process links (config watch, agent registration) stay on loopback in plain
-        // gRPC: TLS of `mcpr up` is on its one public port.
+        // gRPC, guarded by the token: TLS of `mcpr up` is on its one public port.
         mcpr_control_plane::ControlPlane::start(
             &cp_config,
             TcpListener::bind(loopback).await?,
@@ -59,6 +64,7 @@ pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
         advertise_url: None,
         settings: options.agent.clone(),
         tls: None,
+        cluster_token: Some(cluster_token.clone()),
     };
     let relay_listener = TcpListener::bind(loopback).await?;
     let relay_url = format!("http://{}", relay_listener.local_addr()?);
@@ -71,6 +77,7 @@ pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
             mcp_path: options.mcp_path.clone(),
             allowed_origins: options.allowed_origins.clone(),
             allowed_hosts: mcpr_edge_gateway::allowed_hosts(&options.host, &options.allowed_hosts),
+            cluster_token: Some(cluster_token),
             ..Default::default()
         },
         Some((relay_url, local)),

@@ -37,6 +37,9 @@ pub struct Config {
     /// `postgres://…` to use Postgres instead of SQLite (`DATABASE_URL`).
     pub database_url: Option<String>,
     pub security: Security,
+    /// The token every gRPC call must carry (`MCPR_CLUSTER_TOKEN`; `mcpr up`'s per-process
+    /// secret); `None`: loopback or mutual TLS only (`mcpr_tls::cluster`).
+    pub cluster_token: Option<mcpr_tls::cluster::ClusterToken>,
 }
 
 /// Authentication settings, read once from the environment (`docs/AUTH.md`).
@@ -236,7 +239,7 @@ impl ControlPlane {
             "authentication (docs/AUTH.md)"
         );
         let grpc_addr = grpc_listener.local_addr()?;
-        let services = mcpr_tls::grpc_server(grpc_tls)?
+        let services = mcpr_tls::grpc_server(grpc_tls, config.cluster_token.as_ref())?
             .add_service(pb::config_service_server::ConfigServiceServer::new(
                 grpc::ConfigService {
                     registry: registry.clone(),
@@ -266,7 +269,8 @@ impl ControlPlane {
                 grpc::schedule(&reaper);
             }
         });
-        tracing::info!(%grpc_addr, "control plane gRPC listening");
+        let peers = mcpr_tls::cluster::peer_authentication(grpc_tls, config.cluster_token.as_ref());
+        tracing::info!(%grpc_addr, peers, "control plane gRPC listening");
         Ok(ControlPlane {
             registry,
             keys,

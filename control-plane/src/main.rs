@@ -28,6 +28,12 @@ struct Args {
     /// Use Postgres instead of SQLite: postgres://user:password@host/db
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Serve gRPC off loopback with neither MCPR_CLUSTER_TOKEN nor mutual TLS, on a network
+    /// you trust: anyone who reaches it can read server secrets.
+    #[arg(long, env = "MCPR_INSECURE_GRPC")]
+    insecure_grpc: bool,
+    #[command(flatten)]
+    cluster: mcpr_tls::cluster::ClusterArgs,
     #[command(flatten)]
     tls: mcpr_tls::TlsArgs,
 }
@@ -37,9 +43,17 @@ async fn main() -> anyhow::Result<()> {
     mcpr_core::telemetry::init_logging();
     let args = Args::parse();
     let tls = args.tls.install()?;
+    let cluster_token = args.cluster.token()?;
     let grpc = TcpListener::bind(&args.grpc_listen).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {} (--grpc-listen): {e}", args.grpc_listen)
     })?;
+    mcpr_tls::cluster::check_grpc_listener(
+        grpc.local_addr()?,
+        "--grpc-listen",
+        tls.as_deref(),
+        cluster_token.as_ref(),
+        args.insecure_grpc,
+    )?;
     let http = TcpListener::bind(&args.http_listen).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {} (--http-listen): {e}", args.http_listen)
     })?;
@@ -53,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         data_dir: args.data_dir,
         database_url: args.database_url,
         security,
+        cluster_token,
     };
     let cp = mcpr_control_plane::ControlPlane::start(&config, grpc, tls.as_deref()).await?;
     tracing::info!(addr = %http.local_addr()?, tls = tls.as_ref().is_some_and(|t| t.serves()), "control plane HTTP (API, UI) listening");

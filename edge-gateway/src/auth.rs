@@ -647,7 +647,7 @@ pub async fn report_usage(gateway: Weak<Gateway>, control_plane: String, gateway
     let mut tick = tokio::time::interval(USAGE_REPORT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut client: Option<
-        pb::config_service_client::ConfigServiceClient<tonic::transport::Channel>,
+        pb::config_service_client::ConfigServiceClient<mcpr_tls::cluster::GrpcChannel>,
     > = None;
     loop {
         tick.tick().await;
@@ -664,7 +664,11 @@ pub async fn report_usage(gateway: Weak<Gateway>, control_plane: String, gateway
                     .connect()
                     .await
                     .ok()
-                    .map(pb::config_service_client::ConfigServiceClient::new),
+                    .map(|channel| {
+                        let token = gw.config.cluster_token.as_ref();
+                        let channel = mcpr_tls::cluster::with_token(channel, token);
+                        pb::config_service_client::ConfigServiceClient::new(channel)
+                    }),
                 Err(_) => None,
             };
         }

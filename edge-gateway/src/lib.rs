@@ -46,6 +46,9 @@ pub struct Config {
     /// Require an API key even when the control plane does not (yet): set when listening
     /// on a non-loopback address, so that a fresh cluster is never open to the network.
     pub require_auth: bool,
+    /// The token its gRPC calls (config watch, usage reports, relays) carry
+    /// (`MCPR_CLUSTER_TOKEN`; `mcpr up`'s per-process secret).
+    pub cluster_token: Option<mcpr_tls::cluster::ClusterToken>,
 }
 
 /// Which Hosts a listener on `listen_host` accepts: the configured list, else loopback names
@@ -82,6 +85,7 @@ impl Default for Config {
             allowed_hosts: Some(Vec::new()),
             session_idle: Duration::from_secs(24 * 3600),
             require_auth: false,
+            cluster_token: None,
         }
     }
 }
@@ -120,7 +124,11 @@ impl Gateway {
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
         let ready = Arc::new(tokio::sync::Notify::new());
         let gateway = Arc::new(Gateway {
-            relays: relay::RelayPool::new(config.request_timeout, local.clone()),
+            relays: relay::RelayPool::new(
+                config.request_timeout,
+                local.clone(),
+                config.cluster_token.clone(),
+            ),
             local_events: Default::default(),
             delivery: Default::default(),
             bridges: Default::default(),
@@ -140,6 +148,7 @@ impl Gateway {
         tokio::spawn(watch::follow(
             config.control_plane_url,
             config.gateway_id,
+            config.cluster_token,
             snapshot,
             ready,
         ));

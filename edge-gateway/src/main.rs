@@ -45,6 +45,8 @@ struct Args {
     #[arg(long, env = "MCPR_SESSION_IDLE_SECS", default_value_t = 86_400)]
     session_idle_secs: u64,
     #[command(flatten)]
+    cluster: mcpr_tls::cluster::ClusterArgs,
+    #[command(flatten)]
     tls: mcpr_tls::TlsArgs,
 }
 
@@ -68,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
         allowed_hosts: mcpr_edge_gateway::allowed_hosts(&args.listen, &args.allowed_hosts),
         session_idle: Duration::from_secs(args.session_idle_secs.max(1)),
         require_auth: !listener.local_addr()?.ip().is_loopback(),
+        cluster_token: args.cluster.token()?,
     };
     let gateway = mcpr_edge_gateway::Gateway::start(config);
     tracing::info!(addr = %listener.local_addr()?, path = %gateway.config.mcp_path, "edge gateway listening");

@@ -11,6 +11,7 @@ use futures::StreamExt;
 use mcpr_core::jsonrpc::{Message, RpcError, code};
 use mcpr_core::relay::{AgentEvent, EventKind, LocalAgent};
 use mcpr_proto as pb;
+use mcpr_tls::cluster::ClusterToken;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -35,12 +36,20 @@ pub struct RelayPool {
     connecting: DashMap<String, Arc<Mutex<()>>>,
     next_exchange: AtomicU64,
     timeout: Duration,
+    /// Opens every relay stream (`mcpr_tls::cluster`): an agent relays only for gateways
+    /// of its cluster.
+    token: Option<ClusterToken>,
 }
 
 impl RelayPool {
-    pub fn new(timeout: Duration, local: Option<(String, Arc<dyn LocalAgent>)>) -> Self {
+    pub fn new(
+        timeout: Duration,
+        local: Option<(String, Arc<dyn LocalAgent>)>,
+        token: Option<ClusterToken>,
+    ) -> Self {
         RelayPool {
             local,
+            token,
             events: Default::default(),
             links: DashMap::new(),
             connecting: DashMap::new(),
@@ -195,7 +204,7 @@ impl RelayPool {
         if let Some(link) = self.live_link(relay_url) {
             return Ok(link);
         }
-        let link = Arc::new(open(relay_url, self.events.clone()).await?);
+        let link = Arc::new(open(relay_url, self.token.as_ref(), self.events.clone()).await?);
         self.links.insert(relay_url.to_owned(), link.clone());
         Ok(link)
     }
@@ -210,6 +219,7 @@ fn unreachable(relay_url: &str, why: &str) -> RpcError {
 
 async fn open(
     relay_url: &str,
+    token: Option<&ClusterToken>,
     events: Arc<std::sync::OnceLock<EventHandler>>,
 ) -> Result<Link, RpcError> {
     let endpoint = mcpr_tls::grpc_endpoint(relay_url)
@@ -224,6 +234,7 @@ async fn open(
         .connect()
         .await
         .map_err(|e| unreachable(relay_url, &mcpr_core::error_chain(&e)))?;
+    let channel = mcpr_tls::cluster::with_token(channel, token);
     let mut client = pb::relay_service_client::RelayServiceClient::new(channel)
         .max_decoding_message_size(64 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024);

@@ -7,18 +7,28 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use futures::StreamExt;
 use mcpr_proto as pb;
+use mcpr_tls::cluster::ClusterToken;
 
 use crate::snapshot::Snapshot;
 
 pub async fn follow(
     control_plane: String,
     gateway_id: String,
+    token: Option<ClusterToken>,
     snapshot: Arc<ArcSwap<Snapshot>>,
     ready: Arc<tokio::sync::Notify>,
 ) {
     let mut retry = Duration::from_millis(100);
     loop {
-        match stream_once(&control_plane, &gateway_id, &snapshot, &ready).await {
+        match stream_once(
+            &control_plane,
+            &gateway_id,
+            token.as_ref(),
+            &snapshot,
+            &ready,
+        )
+        .await
+        {
             Ok(()) => {
                 tracing::warn!(url = %control_plane, "config stream ended; serving the last snapshot")
             }
@@ -34,6 +44,7 @@ pub async fn follow(
 async fn stream_once(
     control_plane: &str,
     gateway_id: &str,
+    token: Option<&ClusterToken>,
     snapshot: &ArcSwap<Snapshot>,
     ready: &tokio::sync::Notify,
 ) -> anyhow::Result<()> {
@@ -42,6 +53,7 @@ async fn stream_once(
         .tcp_nodelay(true)
         .connect()
         .await?;
+    let channel = mcpr_tls::cluster::with_token(channel, token);
     let mut client = pb::config_service_client::ConfigServiceClient::new(channel)
         .max_decoding_message_size(256 * 1024 * 1024);
     let mut stream = client

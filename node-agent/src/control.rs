@@ -7,12 +7,18 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use mcpr_proto as pb;
+use mcpr_tls::cluster::{ClusterToken, GrpcChannel};
 use pb::agent_service_client::AgentServiceClient;
-use tonic::transport::Channel;
 
 use crate::supervisor::{Agent, Assignment};
 
-pub async fn run(agent: Arc<Agent>, control_plane: String, relay_url: String) {
+/// `token`: the cluster token every call carries (`mcpr_tls::cluster`).
+pub async fn run(
+    agent: Arc<Agent>,
+    control_plane: String,
+    relay_url: String,
+    token: Option<ClusterToken>,
+) {
     let endpoint = match mcpr_tls::grpc_endpoint(&control_plane) {
         Ok(e) => e.connect_timeout(Duration::from_secs(5)).tcp_nodelay(true),
         Err(e) => {
@@ -20,7 +26,7 @@ pub async fn run(agent: Arc<Agent>, control_plane: String, relay_url: String) {
             return;
         }
     };
-    let channel = endpoint.connect_lazy();
+    let channel = mcpr_tls::cluster::with_token(endpoint.connect_lazy(), token.as_ref());
     tokio::spawn(report_loop(
         agent.clone(),
         AgentServiceClient::new(channel.clone()),
@@ -41,7 +47,7 @@ pub async fn run(agent: Arc<Agent>, control_plane: String, relay_url: String) {
 /// One registration: lives until the stream breaks or the control plane forgets us.
 async fn session(
     agent: &Arc<Agent>,
-    mut client: AgentServiceClient<Channel>,
+    mut client: AgentServiceClient<GrpcChannel>,
     relay_url: &str,
 ) -> Result<(), tonic::Status> {
     let registered = client
@@ -102,7 +108,7 @@ async fn session(
 }
 
 /// Sends the status of every server (and new log lines) whenever something changed.
-async fn report_loop(agent: Arc<Agent>, mut client: AgentServiceClient<Channel>) {
+async fn report_loop(agent: Arc<Agent>, mut client: AgentServiceClient<GrpcChannel>) {
     loop {
         agent.changed.notified().await;
         // Let a burst of changes (a server starting, its first log lines) go out as one.

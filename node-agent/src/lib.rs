@@ -28,6 +28,9 @@ pub struct Config {
     pub settings: Settings,
     /// Serves the relay over TLS (mutual with a CA) when set and serving.
     pub tls: Option<Arc<mcpr_tls::Tls>>,
+    /// The token this agent sends to the control plane and requires of every gateway on
+    /// its relay (`MCPR_CLUSTER_TOKEN`; `mcpr up`'s per-process secret).
+    pub cluster_token: Option<mcpr_tls::cluster::ClusterToken>,
 }
 
 /// Serves the relay on `relay_listener` and connects to the control plane.
@@ -54,7 +57,9 @@ pub async fn start(config: Config, relay_listener: TcpListener) -> anyhow::Resul
         agent: agent.clone(),
     });
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(relay_listener);
-    let server = mcpr_tls::grpc_server(config.tls.as_deref())?;
+    let token = config.cluster_token.as_ref();
+    let server = mcpr_tls::grpc_server(config.tls.as_deref(), token)?;
+    let peers = mcpr_tls::cluster::peer_authentication(config.tls.as_deref(), token);
     tokio::spawn(async move {
         let server = server
             .tcp_nodelay(true)
@@ -66,11 +71,12 @@ pub async fn start(config: Config, relay_listener: TcpListener) -> anyhow::Resul
             tracing::error!(error = %e, "relay server stopped");
         }
     });
-    tracing::info!(agent = %config.agent_id, relay = %relay_url, "node agent relay listening");
+    tracing::info!(agent = %config.agent_id, relay = %relay_url, peers, "node agent relay listening");
     tokio::spawn(control::run(
         agent.clone(),
         config.control_plane_url,
         relay_url,
+        config.cluster_token,
     ));
     Ok(agent)
 }

@@ -40,8 +40,14 @@ struct Args {
     /// How long a request may wait for its upstream answer, in seconds.
     #[arg(long, env = "MCPR_REQUEST_TIMEOUT_SECS", default_value_t = 120)]
     request_timeout_secs: u64,
+    /// Serve the relay off loopback with neither MCPR_CLUSTER_TOKEN nor mutual TLS, on a
+    /// network you trust: anyone who reaches it can call every tool.
+    #[arg(long, env = "MCPR_INSECURE_GRPC")]
+    insecure_grpc: bool,
     #[command(flatten)]
     docker: mcpr_node_agent::runtime::DockerArgs,
+    #[command(flatten)]
+    cluster: mcpr_tls::cluster::ClusterArgs,
     #[command(flatten)]
     tls: mcpr_tls::TlsArgs,
 }
@@ -51,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
     mcpr_core::telemetry::init_logging();
     let args = Args::parse();
     let tls = args.tls.install()?;
+    let cluster_token = args.cluster.token()?;
     let id = args.id.unwrap_or_else(|| {
         std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_owned())
@@ -62,6 +69,13 @@ async fn main() -> anyhow::Result<()> {
             args.relay_listen
         )
     })?;
+    mcpr_tls::cluster::check_grpc_listener(
+        listener.local_addr()?,
+        "--relay-listen",
+        tls.as_deref(),
+        cluster_token.as_ref(),
+        args.insecure_grpc,
+    )?;
     let settings = mcpr_node_agent::Settings {
         backoff_base: Duration::from_millis(args.backoff_ms),
         backoff_max: Duration::from_millis(args.backoff_max_ms.max(args.backoff_ms)),
@@ -76,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
         advertise_url: args.advertise,
         settings,
         tls,
+        cluster_token,
     };
     let agent = mcpr_node_agent::start(config, listener).await?;
     shutdown_signal().await;

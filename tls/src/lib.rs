@@ -13,6 +13,9 @@
 //! Servers take their [`Tls`] explicitly; clients deep in the data path (a gateway's relay
 //! connections, an agent's control-plane link, the CLI) read the process's settings with
 //! [`current`], installed once at start by [`TlsArgs::install`].
+//!
+//! Without mutual TLS, the components prove who they are with the cluster token
+//! ([`cluster`]), which every gRPC server made by [`grpc_server`] checks.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -27,6 +30,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerT
 /// peer must not hold a task and a socket forever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+pub mod cluster;
 mod serve;
 
 static PROCESS: OnceLock<Option<Arc<Tls>>> = OnceLock::new();
@@ -148,6 +152,12 @@ impl Tls {
         self.http.is_some()
     }
 
+    /// Whether its gRPC servers require a client certificate from the components' authority
+    /// (mutual TLS: a certificate and a CA).
+    pub fn requires_client_certificates(&self) -> bool {
+        self.identity.is_some() && self.ca.is_some()
+    }
+
     /// The settings for a gRPC server: its identity, and with a CA, required client
     /// certificates. `None` when this process has no certificate.
     pub fn grpc_server(&self) -> Option<ServerTlsConfig> {
@@ -205,9 +215,23 @@ fn certificates(
     Ok(certs)
 }
 
-/// A gRPC server builder, with TLS when this process serves it.
-pub fn grpc_server(tls: Option<&Tls>) -> anyhow::Result<tonic::transport::Server> {
-    let builder = tonic::transport::Server::builder();
+/// A gRPC server builder whose every call must carry the cluster token (when one is given).
+pub type GrpcServer = tonic::transport::Server<
+    tower::layer::util::Stack<
+        tonic::service::InterceptorLayer<cluster::CheckToken>,
+        tower::layer::util::Identity,
+    >,
+>;
+
+/// A gRPC server builder, with TLS when this process serves it, and the cluster token's
+/// check in front of every service it will hold (see [`cluster`]).
+pub fn grpc_server(
+    tls: Option<&Tls>,
+    token: Option<&cluster::ClusterToken>,
+) -> anyhow::Result<GrpcServer> {
+    let builder = tonic::transport::Server::builder().layer(tonic::service::InterceptorLayer::new(
+        cluster::CheckToken::new(token),
+    ));
     match tls.and_then(Tls::grpc_server) {
         Some(config) => builder
             .tls_config(config)
