@@ -122,6 +122,16 @@ impl Proc {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// Waits up to `timeout` for the process to exit by itself; its exit status.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let name = self.name.clone();
+        wait_for(&format!("{name} to exit"), timeout, || {
+            let status = self.child.try_wait().unwrap();
+            async move { status }
+        })
+        .await
+    }
 }
 
 impl Drop for Proc {
@@ -541,16 +551,40 @@ pub async fn run_python(script: &str, args: &[&str]) -> anyhow::Result<String> {
 }
 
 /// The distributed form: `mcpr-control-plane`, `mcpr-node-agent`s and `mcpr-edge-gateway`s
-/// as separate processes talking gRPC.
+/// as separate processes talking gRPC, each given the cluster's token
+/// (`MCPR_CLUSTER_TOKEN`), as an operator would.
 pub struct Cluster {
     pub control_plane: Proc,
     pub agents: Vec<Proc>,
+    /// The relay port of each agent, in the order of `agents`.
+    pub relay_ports: Vec<u16>,
     pub gateways: Vec<Proc>,
     pub api_port: u16,
     pub grpc_port: u16,
     pub gateway_ports: Vec<u16>,
     pub data: tempfile::TempDir,
     pub database_url: Option<String>,
+    /// The `MCPR_CLUSTER_TOKEN` of every component.
+    pub token: String,
+}
+
+/// 32 random bytes, hex: a cluster token.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").unwrap(),
+        &mut bytes,
+    )
+    .unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Gives a component the cluster's token, and nothing the test runner's environment holds.
+fn cluster_env(command: &mut Command, token: &str) {
+    command
+        .env("MCPR_CLUSTER_TOKEN", token)
+        .env_remove("MCPR_CLUSTER_TOKEN_FILE")
+        .env_remove("MCPR_INSECURE_GRPC");
 }
 
 impl Cluster {
@@ -558,17 +592,25 @@ impl Cluster {
         let data = tempfile::tempdir().unwrap();
         let api_port = free_port();
         let grpc_port = free_port();
-        let control_plane =
-            Cluster::spawn_control_plane(api_port, grpc_port, data.path(), database_url.as_deref());
+        let token = random_token();
+        let control_plane = Cluster::spawn_control_plane(
+            api_port,
+            grpc_port,
+            data.path(),
+            database_url.as_deref(),
+            &token,
+        );
         let mut cluster = Cluster {
             control_plane,
             agents: vec![],
+            relay_ports: vec![],
             gateways: vec![],
             api_port,
             grpc_port,
             gateway_ports: vec![],
             data,
             database_url,
+            token,
         };
         cluster.api().wait_healthy().await;
         for i in 0..agents {
@@ -589,8 +631,10 @@ impl Cluster {
         grpc_port: u16,
         data_dir: &Path,
         database_url: Option<&str>,
+        token: &str,
     ) -> Proc {
         let mut command = Command::new(bin("mcpr-control-plane"));
+        cluster_env(&mut command, token);
         command
             .args([
                 "--http-listen",
@@ -615,6 +659,7 @@ impl Cluster {
             self.grpc_port,
             self.data.path(),
             self.database_url.as_deref(),
+            &self.token,
         );
         self.api().wait_healthy().await;
     }
@@ -626,6 +671,7 @@ impl Cluster {
     pub fn add_gateway(&mut self) {
         let port = free_port();
         let mut command = Command::new(bin("mcpr-edge-gateway"));
+        cluster_env(&mut command, &self.token);
         command.args([
             "--listen",
             &format!("127.0.0.1:{port}"),
@@ -927,16 +973,19 @@ pub async fn wait_containers(labels: &[(&str, &str)], count: usize, what: &str) 
 }
 
 impl Cluster {
-    /// Starts a node agent `id` with extra environment variables (e.g. `MCPR_DOCKER_OWNER`).
+    /// Starts a node agent `id` with extra environment variables (e.g. `MCPR_DOCKER_OWNER`,
+    /// or another `MCPR_CLUSTER_TOKEN`).
     pub fn add_agent_with_env(&mut self, id: &str, envs: &[(&str, &str)]) {
+        let relay_port = free_port();
         let mut command = Command::new(bin("mcpr-node-agent"));
+        cluster_env(&mut command, &self.token);
         command.args([
             "--id",
             id,
             "--control-plane",
             &format!("http://127.0.0.1:{}", self.grpc_port),
             "--relay-listen",
-            &format!("127.0.0.1:{}", free_port()),
+            &format!("127.0.0.1:{relay_port}"),
             "--backoff-ms",
             "200",
         ]);
@@ -944,6 +993,7 @@ impl Cluster {
             command.env(k, v);
         }
         self.agents.push(Proc::spawn(id, command));
+        self.relay_ports.push(relay_port);
     }
 }
 
