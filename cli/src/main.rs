@@ -55,6 +55,10 @@ enum Command {
     /// With the global --url given on the command line, bridges stdio to the router already
     /// running there instead of running one in-process.
     Stdio {
+        /// The API key the bridge sends to a router that requires one (with --url; read
+        /// from MCPR_API_KEY, else MCP_API_KEY, as `mcpr call` does).
+        #[arg(long, env = "MCPR_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
         #[command(flatten)]
         up: UpArgs,
     },
@@ -170,6 +174,17 @@ impl UpArgs {
 fn main() {
     let matches = Cli::command().get_matches();
     let url_given = matches.value_source("url") == Some(ValueSource::CommandLine);
+    let key_given = matches
+        .subcommand_matches("stdio")
+        .is_some_and(|m| m.value_source("api_key") == Some(ValueSource::CommandLine));
+    if key_given && !url_given {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--api-key is for the bridge to a router running elsewhere (mcpr --url URL stdio --api-key KEY); the router `mcpr stdio` runs in-process needs no key",
+            )
+            .exit();
+    }
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -208,10 +223,14 @@ async fn run(cli: Cli, url_given: bool) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(200)).await;
             Ok(())
         }
-        Command::Stdio { up } => {
+        Command::Stdio { api_key, up } => {
             mcpr_core::telemetry::init_logging();
             if url_given {
-                bridge::run(&cli.url).await
+                let api_key = api_key
+                    .map(|k| k.trim().to_owned())
+                    .filter(|k| !k.is_empty())
+                    .or_else(login::api_key);
+                bridge::run(&cli.url, api_key.as_deref()).await
             } else {
                 serve_stdio(&up.options(), tls).await
             }
