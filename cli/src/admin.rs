@@ -96,6 +96,7 @@ impl Admin {
         body: Option<&Value>,
         name: Option<&str>,
     ) -> anyhow::Result<Option<Value>> {
+        let write = method != Method::GET;
         let mut request = self
             .client
             .request(method, self.api(segments))
@@ -103,8 +104,11 @@ impl Admin {
         if let Some(token) = crate::login::admin_token() {
             request = request.bearer_auth(token);
         }
-        if let Some(body) = body {
-            request = request.json(body);
+        match body {
+            Some(body) => request = request.json(body),
+            // The API refuses writes that are not JSON, with or without a body.
+            None if write => request = request.header(CONTENT_TYPE, "application/json"),
+            None => {}
         }
         let response = self.send(request).await?;
         let status = response.status();

@@ -13,6 +13,9 @@
 //! Servers take their [`Tls`] explicitly; clients deep in the data path (a gateway's relay
 //! connections, an agent's control-plane link, the CLI) read the process's settings with
 //! [`current`], installed once at start by [`TlsArgs::install`].
+//!
+//! What every HTTP listener shares lives here too: the listener itself (`serve.rs`) and its
+//! Host and Origin policy (`host_policy.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -27,6 +30,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerT
 /// peer must not hold a task and a socket forever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+pub mod host_policy;
 mod serve;
 
 static PROCESS: OnceLock<Option<Arc<Tls>>> = OnceLock::new();

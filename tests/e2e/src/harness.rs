@@ -275,9 +275,13 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        let write = method != reqwest::Method::GET;
         let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request.json(&body);
+        match body {
+            Some(body) => request = request.json(&body),
+            // As the CLI and the UI do: the API refuses writes that are not JSON.
+            None if write => request = request.header("content-type", "application/json"),
+            None => {}
         }
         let response = request.send().await.expect("REST call");
         let status = response.status().as_u16();

@@ -553,6 +553,7 @@ async fn web_ui_login_sets_a_strict_cookie_and_refuses_cross_site_writes() {
         .post(format!("{base}/api/v1/logout"))
         .header("cookie", &session_cookie)
         .header("x-csrf-token", &csrf)
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();

@@ -1,1 +1,356 @@
 //! Attacks on the HTTP surface: DNS rebinding, cross-site requests, secrets on edit, files at rest, outbound fetches.
+//!
+//! Each test makes the attack against a real `mcpr up` (open on loopback, the default
+//! setup), asserts the exact refusal, and shows that a legitimate client gets through.
+
+use std::process::Command;
+
+use mcpr_e2e::harness::{RawMcp, Router, bin};
+use serde_json::{Value, json};
+
+/// A client that sends exactly the headers it is given (the test plays the browser).
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// `(status, JSON body)` of a request.
+async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("request to the router");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Runs `mcpr --url ROUTER ARGS…`; its output, once it succeeded.
+fn mcpr(router: &Router, args: &[&str]) -> String {
+    let output = Command::new(bin("mcpr"))
+        .arg("--url")
+        .arg(router.url())
+        .args(args)
+        .env_remove("MCPR_URL")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "mcpr {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The request gets the API's 403 with `code` and `message`.
+async fn assert_refused(request: reqwest::RequestBuilder, code: &str, message: &str) {
+    assert_eq!(send(request).await, (403, api_error(code, message)));
+}
+
+/// The API's refusal body.
+fn api_error(code: &str, message: &str) -> Value {
+    json!({"error": {"status": 403, "code": code, "message": message}})
+}
+
+/// The MCP routes' refusal body (JSON-RPC, like every refusal of the transport).
+fn rpc_error(message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": message}})
+}
+
+/// `/mcp` still answers a legitimate client.
+async fn mcp_answers(router: &Router) {
+    mcp_answers_with(RawMcp::new(&router.mcp_url("/mcp"))).await
+}
+
+/// With OAuth on, MCP needs a credential: an API key the admin made.
+async fn mcp_answers_with_a_key(router: &Router) {
+    let (key, _) = router.api().create_key("legitimate client", None).await;
+    mcp_answers_with(RawMcp::with_key(&router.mcp_url("/mcp"), &key)).await
+}
+
+async fn mcp_answers_with(mut mcp: RawMcp) {
+    let init = mcp.initialize().await;
+    assert!(init["result"]["serverInfo"].is_object(), "{init}");
+    let tools = mcp.request("tools/list", json!({})).await;
+    assert!(tools["result"]["tools"].is_array(), "{tools}");
+}
+
+fn names(servers: &Value) -> Vec<String> {
+    servers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The curl of issue 11: a page on a rebound name (`evil.com` → 127.0.0.1) registers a
+/// server whose command the router would run. Refused on its Host; the Origin alone is
+/// refused too; the same request from the router's own name goes through.
+#[tokio::test]
+async fn dns_rebinding_cannot_register_a_server() {
+    let router = Router::start().await;
+    let base = router.url();
+    let port = router.port;
+    let marker = std::env::temp_dir().join(format!("mcpr-pwned-{}-{port}", std::process::id()));
+    let payload = json!({"name": "pwn", "runtime": {"kind": "process", "command": "/bin/sh",
+        "args": ["-c", format!("id>{}", marker.display())]}});
+    let evil_host = format!("evil.com:{port}");
+    let evil_origin = format!("http://evil.com:{port}");
+    assert_refused(
+        client()
+            .post(format!("{base}/api/v1/servers"))
+            .header("host", &evil_host)
+            .header("origin", &evil_origin)
+            .header("content-type", "application/json")
+            .body(payload.to_string()),
+        "host_not_allowed",
+        &format!("host \"evil.com:{port}\" is not allowed (set MCPR_ALLOWED_HOSTS)"),
+    )
+    .await;
+    // The router's own Host with the rebound page's Origin: refused on the Origin.
+    assert_refused(
+        client()
+            .post(format!("{base}/api/v1/servers"))
+            .header("origin", &evil_origin)
+            .json(&payload),
+        "origin_not_allowed",
+        &format!("origin \"http://evil.com:{port}\" is not allowed (set MCPR_ALLOWED_ORIGINS)"),
+    )
+    .await;
+    let api = router.api();
+    let (_, servers) = api.get("/api/v1/servers").await;
+    assert_eq!(servers, json!([]), "nothing was registered");
+    assert!(!marker.exists(), "{} was written", marker.display());
+
+    // A legitimate client (the CLI's way: no Origin, the router's own name) registers one.
+    let (status, created) = send(
+        client()
+            .post(format!("{base}/api/v1/servers"))
+            .header("host", format!("localhost:{port}"))
+            .json(&json!({"name": "legit", "runtime": {"kind": "process", "command": bin("mcpr-fixture-server"), "args": ["--name", "legit"]}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    api.wait_state("legit", "running").await;
+    mcp_answers(&router).await;
+    assert!(!marker.exists());
+}
+
+/// Cross-site `text/plain` POSTs (a form or a CORS-simple fetch needs no preflight) to the
+/// body-less actions: refused with 403 whatever the page (here a loopback one, which the
+/// Origin policy lets through), and without any content type at all too.
+#[tokio::test]
+async fn simple_cross_site_posts_cannot_disable_enable_or_restart() {
+    let router = Router::start().await;
+    let base = router.url();
+    let api = router.api();
+    api.add_fixture("victim", &[]).await;
+    let running = api.wait_state("victim", "running").await;
+    let restarts = running["status"]["restart_count"].clone();
+    for verb in ["disable", "enable", "restart"] {
+        let path = format!("/api/v1/servers/victim/{verb}");
+        assert_refused(
+            client()
+                .post(format!("{base}{path}"))
+                .header("origin", "http://localhost:3000")
+                .header("content-type", "text/plain;charset=UTF-8")
+                .body("x"),
+            "content_type",
+            &format!(
+                "POST {path} needs content-type application/json, got \"text/plain;charset=UTF-8\" (cross-site request refused)"
+            ),
+        )
+        .await;
+        let (status, body) = send(client().post(format!("{base}{path}"))).await;
+        assert_eq!(status, 403, "{verb}: {body}");
+        assert_eq!(
+            body["error"]["message"],
+            format!(
+                "POST {path} needs content-type application/json, got none (cross-site request refused)"
+            )
+        );
+    }
+    let server = api.server("victim").await;
+    assert_eq!(server["enabled"], true);
+    assert_eq!(server["status"]["state"], "running");
+    assert_eq!(server["status"]["restart_count"], restarts);
+    // The CLI's way (the JSON content type, no body) works.
+    let (status, body) = send(
+        client()
+            .post(format!("{base}/api/v1/servers/victim/disable"))
+            .header("content-type", "application/json"),
+    )
+    .await;
+    assert_eq!((status, &body["enabled"]), (200, &json!(false)), "{body}");
+    mcpr(&router, &["server", "enable", "victim"]);
+    api.wait_state("victim", "running").await;
+    mcp_answers(&router).await;
+}
+
+/// The first API key locks every keyless client out, so creating one is an attack of its
+/// own: from another site (Origin), as a simple request (form-encoded, text/plain), refused;
+/// the keyless client keeps working, and the admin's own request creates the key.
+#[tokio::test]
+async fn cross_site_requests_cannot_create_an_api_key() {
+    let router = Router::start().await;
+    let base = router.url();
+    let port = router.port;
+    let keys = format!("{base}/api/v1/keys");
+    assert_refused(
+        client()
+            .post(&keys)
+            .header("origin", "https://evil.example")
+            .json(&json!({"name": "lockout"})),
+        "origin_not_allowed",
+        "origin \"https://evil.example\" is not allowed (set MCPR_ALLOWED_ORIGINS)",
+    )
+    .await;
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+    ] {
+        let (status, body) = send(
+            client()
+                .post(&keys)
+                .header("origin", format!("http://127.0.0.1:{port}"))
+                .header("content-type", content_type)
+                .body(r#"{"name": "lockout"}"#),
+        )
+        .await;
+        assert_eq!(status, 403, "{content_type}: {body}");
+        assert_eq!(body["error"]["code"], "content_type", "{body}");
+    }
+    let (_, listed) = router.api().get("/api/v1/keys").await;
+    assert_eq!(listed, json!([]));
+    mcp_answers(&router).await;
+    let (key, _) = router.api().create_key("admin's own", None).await;
+    assert!(key.starts_with("mcpr_"), "{key}");
+}
+
+/// A rebound name cannot read anything either: the UI, the API, OAuth, the metadata
+/// documents and MCP all answer 403 to a Host the listener is not known by.
+#[tokio::test]
+async fn a_rebound_host_reads_nothing_on_any_route() {
+    let router = Router::start_with(&[], &[("MCP_OAUTH_ENABLED", "true")]).await;
+    let base = router.url();
+    let port = router.port;
+    let evil = format!("evil.com:{port}");
+    let refused = format!("host \"{evil}\" is not allowed (set MCPR_ALLOWED_HOSTS)");
+    for path in [
+        "/",
+        "/ui/app.js",
+        "/api/v1/servers",
+        "/api/v1/session",
+        "/api/v1/no-such-route",
+        "/oauth/jwks",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let (status, body) =
+            send(client().get(format!("{base}{path}")).header("host", &evil)).await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert_eq!(body, api_error("host_not_allowed", &refused), "{path}");
+        let (status, _) = send(client().get(format!("{base}{path}"))).await;
+        assert_ne!(status, 403, "{path} with the router's own Host");
+    }
+    let (status, body) = send(
+        client()
+            .post(format!("{base}/oauth/register"))
+            .header("host", &evil)
+            .json(&json!({"redirect_uris": ["http://127.0.0.1:9/cb"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (403, api_error("host_not_allowed", &refused))
+    );
+    for (method, path) in [
+        (reqwest::Method::GET, "/mcp"),
+        (reqwest::Method::GET, "/mcp/all"),
+        (reqwest::Method::DELETE, "/mcp"),
+        (
+            reqwest::Method::GET,
+            "/.well-known/oauth-protected-resource/mcp",
+        ),
+    ] {
+        let (status, body) = send(
+            client()
+                .request(method.clone(), format!("{base}{path}"))
+                .header("host", &evil)
+                .header("accept", "text/event-stream")
+                .header("mcp-session-id", "x"),
+        )
+        .await;
+        assert_eq!(
+            (status, body),
+            (403, rpc_error(&refused)),
+            "{method} {path}"
+        );
+    }
+    let (status, page) = send(client().get(format!("{base}/"))).await;
+    assert_eq!(status, 200);
+    assert!(page.as_str().unwrap().contains("MCP Router"), "{page}");
+    let (status, servers) = send(
+        client()
+            .get(format!("{base}/api/v1/servers"))
+            .header("host", format!("localhost:{port}")),
+    )
+    .await;
+    assert_eq!((status, servers), (200, json!([])));
+    mcp_answers_with_a_key(&router).await;
+}
+
+/// Without ADMIN_PASSCODE there is no login, yet a browser's writes need the CSRF token
+/// that only a page of the router's own origin can read (`GET /api/v1/session`). Scripts
+/// and the CLI, which send no cookie and no Origin, are not asked for it.
+#[tokio::test]
+async fn browser_writes_need_the_csrf_token_on_an_open_instance() {
+    let router = Router::start().await;
+    let base = router.url();
+    let own_origin = format!("http://127.0.0.1:{}", router.port);
+    let body = json!({"name": "from-ui", "runtime": {"kind": "process", "command": "/bin/false"}, "enabled": false});
+    let refused = api_error(
+        "csrf",
+        "missing or wrong X-CSRF-Token header (cross-site request refused)",
+    );
+    let post = || client().post(format!("{base}/api/v1/servers")).json(&body);
+    assert_eq!(
+        send(post().header("origin", &own_origin)).await,
+        (403, refused.clone())
+    );
+    assert_eq!(
+        send(post().header("cookie", "mcpr_session=mcpra_stale")).await,
+        (403, refused.clone())
+    );
+    assert_eq!(
+        send(post().header("sec-fetch-site", "same-site")).await,
+        (403, refused.clone())
+    );
+    assert_eq!(
+        send(
+            post()
+                .header("origin", &own_origin)
+                .header("x-csrf-token", "guess")
+        )
+        .await,
+        (403, refused)
+    );
+    let (status, session) = router.api().get("/api/v1/session").await;
+    assert_eq!(status, 200);
+    assert_eq!(session["auth"], false);
+    let csrf = session["csrf"].as_str().expect("a CSRF token").to_owned();
+    let (status, created) = send(
+        post()
+            .header("origin", &own_origin)
+            .header("x-csrf-token", &csrf),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let (_, servers) = router.api().get("/api/v1/servers").await;
+    assert_eq!(names(&servers), ["from-ui"]);
+    router.api().add_fixture("script", &[]).await;
+    mcp_answers(&router).await;
+}
