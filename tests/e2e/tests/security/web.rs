@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use mcpr_e2e::harness::{RawMcp, Router, bin};
+use mcpr_e2e::harness::{RawMcp, Router, bin, tool_text};
 use serde_json::{Value, json};
 
 /// A client that sends exactly the headers it is given (the test plays the browser).
@@ -353,4 +353,101 @@ async fn browser_writes_need_the_csrf_token_on_an_open_instance() {
     assert_eq!(names(&servers), ["from-ui"]);
     router.api().add_fixture("script", &[]).await;
     mcp_answers(&router).await;
+}
+
+/// `GET` shows secrets as `********`; sending that back (`PATCH` with the same runtime)
+/// means "unchanged", through the API and through `mcpr server update`. A placeholder with
+/// nothing stored behind it is refused. The web UI has no edit form (it adds, enables,
+/// disables, restarts and deletes), so it cannot write a placeholder back.
+#[tokio::test]
+async fn a_server_read_and_written_back_keeps_its_secrets() {
+    let router = Router::start().await;
+    let api = router.api();
+    api.add_fixture("sec", &[]).await; // env FIXTURE_SECRET=s3cret-value
+    api.wait_state("sec", "running").await;
+    let shown = api.server("sec").await;
+    assert_eq!(shown["runtime"]["env"]["FIXTURE_SECRET"], "********");
+
+    let mut runtime = shown["runtime"].clone();
+    runtime["env"]["ADDED"] = json!("added-value");
+    let (status, patched) = api
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/servers/sec",
+            Some(json!({"description": "edited", "runtime": runtime})),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["runtime"]["env"]["FIXTURE_SECRET"], "********");
+    let mut generation = 0;
+    assert_eq!(
+        fresh_env(&router, &mut generation, &["FIXTURE_SECRET", "ADDED"]).await,
+        ["s3cret-value", "added-value"]
+    );
+
+    // The CLI reads the server and writes its runtime back with one variable changed.
+    let said = mcpr(
+        &router,
+        &["server", "update", "sec", "--env", "ADDED=from-cli"],
+    );
+    assert!(said.starts_with("updated server \"sec\""), "{said}");
+    assert_eq!(
+        fresh_env(&router, &mut generation, &["FIXTURE_SECRET", "ADDED"]).await,
+        ["s3cret-value", "from-cli"]
+    );
+
+    // A placeholder for a variable that has no stored value: refused, nothing changes.
+    let mut runtime = shown["runtime"].clone();
+    runtime["env"]["NEVER_SET"] = json!("********");
+    let (status, body) = api
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/servers/sec",
+            Some(json!({"runtime": runtime})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "runtime.env.NEVER_SET");
+    assert_eq!(
+        body["error"]["message"],
+        "runtime.env.NEVER_SET: is the redacted placeholder \"********\" and no value is stored under this name: send the real value"
+    );
+    // Nor does a new server take a placeholder copied from another one.
+    let (status, body) = api
+        .post(
+            "/api/v1/servers",
+            json!({"name": "copy", "runtime": shown["runtime"]}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "runtime.env.FIXTURE_SECRET");
+    assert_eq!(
+        fresh_env(&router, &mut generation, &["FIXTURE_SECRET"]).await,
+        ["s3cret-value"]
+    );
+}
+
+/// The values of `names` in the environment of a process of `sec` started after this call
+/// from what is stored: it is restarted first (`generation` counts the restarts).
+async fn fresh_env(router: &Router, generation: &mut u64, names: &[&str]) -> Vec<String> {
+    let api = router.api();
+    let (status, body) = api
+        .call(reqwest::Method::POST, "/api/v1/servers/sec/restart", None)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    *generation += 1;
+    let wanted = *generation;
+    api.wait_until("sec", &format!("running restart {wanted}"), |s| {
+        s["status"]["state"] == "running" && s["status"]["restart_generation"] == wanted
+    })
+    .await;
+    let mut mcp = RawMcp::new(&router.mcp_url("/mcp/p/sec"));
+    mcp.initialize().await;
+    let mut values = Vec::new();
+    for name in names {
+        values.push(tool_text(
+            &mcp.call("get_env", json!({"name": name})).await.unwrap(),
+        ));
+    }
+    values
 }
