@@ -5,6 +5,7 @@
 
 pub mod admin_auth;
 pub mod api;
+pub mod data_dir;
 pub mod fleet;
 pub mod grpc;
 pub mod keys;
@@ -169,6 +170,11 @@ impl ControlPlane {
         grpc_listener: TcpListener,
         grpc_tls: Option<&mcpr_tls::Tls>,
     ) -> anyhow::Result<ControlPlane> {
+        // Files an earlier version or an operator left readable to others are tightened
+        // before anything opens them.
+        if config.data_dir.is_dir() {
+            data_dir::tighten(&config.data_dir);
+        }
         let store = match &config.database_url {
             Some(url) if !url.is_empty() => Store::connect(url)
                 .await
@@ -310,8 +316,7 @@ fn session_key(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
         );
         return Ok(key);
     }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
+    data_dir::create(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let key = secrets::random_bytes::<32>().to_vec();
     secrets::write_private(&path, &key).with_context(|| format!("writing {}", path.display()))?;
     Ok(key)

@@ -3,6 +3,8 @@
 //! Each test makes the attack against a real `mcpr up` (open on loopback, the default
 //! setup), asserts the exact refusal, and shows that a legitimate client gets through.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Command;
 
 use mcpr_e2e::harness::{RawMcp, Router, bin, tool_text};
@@ -450,4 +452,70 @@ async fn fresh_env(router: &Router, generation: &mut u64, names: &[&str]) -> Vec
         ));
     }
     values
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// The directory is 0700, the database, its WAL files and the keys 0600.
+fn assert_private(dir: &Path) {
+    assert_eq!(mode(dir), 0o700, "{}", dir.display());
+    for file in [
+        "mcpr.db",
+        "mcpr.db-wal",
+        "mcpr.db-shm",
+        "master.key",
+        "session.key",
+    ] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+}
+
+/// The database, its WAL files and the keys are the owner's alone: a new data directory is
+/// made 0700 with 0600 files, and one an earlier version left 0755/0644 is tightened at
+/// start (and the log says so).
+#[tokio::test]
+async fn the_data_directory_is_private() {
+    let root = tempfile::tempdir().unwrap();
+    let fresh = root.path().join("new/data");
+    let router = Router::start_in(fresh.clone(), None, &[], &[]).await;
+    router.api().add_fixture("one", &[]).await;
+    assert_private(&fresh);
+    drop(router);
+
+    let old = root.path().join("old");
+    std::fs::create_dir(&old).unwrap();
+    for (file, contents) in [
+        ("mcpr.db", ""),
+        ("session.key", "an old session key of 32 bytes or more"),
+    ] {
+        std::fs::write(old.join(file), contents).unwrap();
+        std::fs::set_permissions(old.join(file), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let router = Router::start_in(old.clone(), None, &[], &[]).await;
+    router.api().add_fixture("two", &[]).await;
+    assert_private(&old);
+    let log = router.proc.log();
+    for (path, was) in [
+        (old.clone(), "0755"),
+        (old.join("mcpr.db"), "0644"),
+        (old.join("session.key"), "0644"),
+    ] {
+        let path = path.display().to_string();
+        assert!(
+            log.lines().any(
+                |l| l.contains("tightened the permissions of the data directory")
+                    && l.contains(&format!("{path} "))
+                    && l.contains(was)
+            ),
+            "no tightening of {path} logged:\n{log}"
+        );
+    }
+    mcp_answers(&router).await;
 }
