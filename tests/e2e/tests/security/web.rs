@@ -6,9 +6,12 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use mcpr_e2e::harness::{RawMcp, Router, bin, tool_text};
+use mcpr_e2e::harness::{RawMcp, Router, bin, serve_files, tool_text};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A client that sends exactly the headers it is given (the test plays the browser).
 fn client() -> reqwest::Client {
@@ -518,4 +521,141 @@ async fn the_data_directory_is_private() {
         );
     }
     mcp_answers(&router).await;
+}
+
+/// A tiny HTTP server on `127.0.0.2` that answers every request with a redirect to
+/// `location`; counts the requests.
+async fn redirector(location: String) -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            counted.fetch_add(1, Ordering::SeqCst);
+            let location = location.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = format!(
+                    "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (port, hits)
+}
+
+/// The consent page's answer for a client whose `client_id` is a metadata document URL.
+async fn authorize_page(base: &str, client_id: &str) -> (u16, String) {
+    let response = client()
+        .get(format!("{base}/oauth/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", "http://127.0.0.1:9/callback"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// Anyone may name a URL as `client_id`, which the router then fetches: not from loopback
+/// (by address, by a name that resolves there, or by a redirect there), unless the
+/// development switch allows it, and then the document is fetched and used.
+#[tokio::test]
+async fn oauth_client_metadata_is_not_fetched_from_private_addresses() {
+    let docs = tempfile::tempdir().unwrap();
+    let port = mcpr_e2e::harness::free_port();
+    let client_id = format!("http://127.0.0.1:{port}/client.json");
+    std::fs::write(
+        docs.path().join("client.json"),
+        json!({"client_id": client_id, "client_name": "Loopback Doc Client", "redirect_uris": ["http://127.0.0.1:9/callback"]}).to_string(),
+    )
+    .unwrap();
+    let documents = serve_files(docs.path(), port).await;
+    let fetched = || documents.log().matches("GET /client.json").count();
+    let (redirect_port, redirected) = redirector(client_id.clone()).await;
+    let via_redirect = format!("http://127.0.0.2:{redirect_port}/client.json");
+
+    let oauth = [
+        ("MCP_OAUTH_ENABLED", "true"),
+        ("OAUTH_ALLOW_HTTP_CLIENT_METADATA", "true"),
+        // The redirector's address is allowed; where it points is not.
+        ("MCPR_OAUTH_ALLOW_PRIVATE_FETCH", "127.0.0.2"),
+    ];
+    let router = Router::start_with(&[], &oauth).await;
+    let base = router.url();
+    let loopback_refused = "127.0.0.1 is a loopback address, which the router does not fetch client metadata from (MCPR_OAUTH_ALLOW_PRIVATE_FETCH=1 allows it for development)";
+    let (status, page) = authorize_page(&base, &client_id).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(
+        page.contains(&format!(
+            "client metadata document &quot;{client_id}&quot;: {loopback_refused}"
+        )) || page.contains(&format!(
+            "client metadata document \"{client_id}\": {loopback_refused}"
+        )),
+        "{page}"
+    );
+    let (status, page) =
+        authorize_page(&base, &format!("https://localhost:{port}/client.json")).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(
+        page.contains("localhost resolves to no address the router may fetch from")
+            && page.contains(loopback_refused),
+        "{page}"
+    );
+    let (status, page) = authorize_page(&base, &via_redirect).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(
+        page.contains(&format!(
+            "redirect to {client_id} refused: {loopback_refused}"
+        )),
+        "{page}"
+    );
+    assert_eq!(
+        redirected.load(Ordering::SeqCst),
+        1,
+        "the redirector was asked once"
+    );
+    assert_eq!(
+        fetched(),
+        0,
+        "the loopback document server was never reached"
+    );
+    mcp_answers_with_a_key(&router).await;
+
+    // With the development switch the same document is fetched and names the client.
+    let switch = [
+        ("MCP_OAUTH_ENABLED", "true"),
+        ("OAUTH_ALLOW_HTTP_CLIENT_METADATA", "true"),
+        ("MCPR_OAUTH_ALLOW_PRIVATE_FETCH", "1"),
+    ];
+    let development = Router::start_with(&[], &switch).await;
+    let (status, page) = authorize_page(&development.url(), &client_id).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Loopback Doc Client"), "{page}");
+    assert_eq!(fetched(), 1);
+    assert!(
+        development
+            .proc
+            .log()
+            .contains("MCPR_OAUTH_ALLOW_PRIVATE_FETCH is set")
+    );
 }
