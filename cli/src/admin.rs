@@ -96,6 +96,7 @@ impl Admin {
         body: Option<&Value>,
         name: Option<&str>,
     ) -> anyhow::Result<Option<Value>> {
+        let write = method != Method::GET;
         let mut request = self
             .client
             .request(method, self.api(segments))
@@ -103,8 +104,11 @@ impl Admin {
         if let Some(token) = crate::login::admin_token() {
             request = request.bearer_auth(token);
         }
-        if let Some(body) = body {
-            request = request.json(body);
+        match body {
+            Some(body) => request = request.json(body),
+            // The API refuses writes that are not JSON, with or without a body.
+            None if write => request = request.header(CONTENT_TYPE, "application/json"),
+            None => {}
         }
         let response = self.send(request).await?;
         let status = response.status();
@@ -381,6 +385,24 @@ pub enum ServerCommand {
         #[arg(long)]
         disabled: bool,
     },
+    /// Change a registered server's description, session mode, environment or headers; the
+    /// rest of its runtime, secrets included, stays as it is
+    #[command(alias = "edit")]
+    Update {
+        name: String,
+        /// Human description
+        #[arg(long)]
+        description: Option<String>,
+        /// Set an environment variable of the process or container (repeatable)
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Set an HTTP header sent to the remote server (repeatable)
+        #[arg(long = "header", value_name = "NAME=VALUE")]
+        header: Vec<String>,
+        /// One upstream session for all clients, or one per client session
+        #[arg(long, value_parser = ["shared", "per_client"])]
+        session_mode: Option<String>,
+    },
     /// List servers with their state
     #[command(alias = "ls")]
     List,
@@ -514,6 +536,48 @@ pub async fn run_server(admin: &Admin, cmd: ServerCommand, json: bool) -> anyhow
                 );
             }
         }
+        ServerCommand::Update {
+            name,
+            description,
+            env,
+            header,
+            session_mode,
+        } => {
+            let mut patch = Map::new();
+            if let Some(d) = description {
+                patch.insert("description".into(), Value::String(d));
+            }
+            if let Some(mode) = session_mode {
+                patch.insert("session_mode".into(), Value::String(mode));
+            }
+            if !env.is_empty() || !header.is_empty() {
+                let server = admin.get(&["servers", &name], Some(&name)).await?;
+                patch.insert(
+                    "runtime".into(),
+                    edited_runtime(&server["runtime"], &env, &header)?,
+                );
+            }
+            if patch.is_empty() {
+                bail!("nothing to change: give --description, --session-mode, --env or --header");
+            }
+            let server = admin
+                .call_api(
+                    Method::PATCH,
+                    &["servers", &name],
+                    Some(&Value::Object(patch)),
+                    Some(&name),
+                )
+                .await?
+                .unwrap_or(Value::Null);
+            if json {
+                return print_json(&server);
+            }
+            println!(
+                "updated server \"{}\": {}",
+                clean(&name),
+                clean(&runtime_summary(&server))
+            );
+        }
         ServerCommand::List => {
             let servers = admin.get(&["servers"], None).await?;
             if json {
@@ -577,6 +641,35 @@ pub async fn run_server(admin: &Admin, cmd: ServerCommand, json: bool) -> anyhow
         }
     }
     Ok(())
+}
+
+/// The runtime as `GET` showed it, with `env` or `header` pairs set. Its other secrets are
+/// still the redacted placeholder, which the API reads as "unchanged".
+fn edited_runtime(runtime: &Value, env: &[String], header: &[String]) -> anyhow::Result<Value> {
+    let mut runtime = runtime.clone();
+    let remote = runtime["kind"] == "remote";
+    let (field, pairs): (_, anyhow::Result<Vec<(String, String)>>) =
+        match (remote, env.is_empty(), header.is_empty()) {
+            (false, _, true) => ("env", env.iter().map(|i| parse_env(i)).collect()),
+            (true, true, _) => ("headers", header.iter().map(|i| parse_header(i)).collect()),
+            (false, _, false) => {
+                bail!("--header is for remote servers; a process or container takes --env")
+            }
+            (true, false, _) => {
+                bail!("--env is for processes and containers; a remote server takes --header")
+            }
+        };
+    let pairs = pairs?;
+    let Some(object) = runtime.as_object_mut() else {
+        bail!("the router showed no runtime for this server");
+    };
+    let map = object
+        .entry(field)
+        .or_insert_with(|| Value::Object(Map::new()));
+    for (key, value) in pairs {
+        map[key] = Value::String(value);
+    }
+    Ok(runtime)
 }
 
 async fn action(

@@ -99,6 +99,7 @@ pub async fn run(args: BenchSandboxArgs) -> anyhow::Result<()> {
             times.push(started.elapsed());
             client
                 .delete(format!("{base}/api/v1/servers/{name}"))
+                .header("content-type", "application/json")
                 .send()
                 .await?;
             tokio::time::sleep(Duration::from_secs(1)).await;

@@ -66,6 +66,12 @@ pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
         tls: None,
         cluster_token: Some(cluster_token.clone()),
     };
+    // One port, one policy: the API, the UI, OAuth and MCP answer the same Hosts and Origins.
+    let host_policy = Arc::new(mcpr_tls::host_policy::HostPolicy::for_listener(
+        &options.host,
+        &options.allowed_hosts,
+        &options.allowed_origins,
+    ));
     let relay_listener = TcpListener::bind(loopback).await?;
     let relay_url = format!("http://{}", relay_listener.local_addr()?);
     let agent = mcpr_node_agent::start(agent_config, relay_listener).await?;
@@ -75,9 +81,8 @@ pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
             gateway_id: "local".into(),
             control_plane_url,
             mcp_path: options.mcp_path.clone(),
-            allowed_origins: options.allowed_origins.clone(),
-            allowed_hosts: mcpr_edge_gateway::allowed_hosts(&options.host, &options.allowed_hosts),
             cluster_token: Some(cluster_token),
+            host_policy: host_policy.clone(),
             ..Default::default()
         },
         Some((relay_url, local)),
@@ -87,7 +92,9 @@ pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
             "the gateway got no configuration from the in-process control plane within 10 s"
         );
     }
-    let http = control_plane.http_router().merge(gateway.router());
+    let http = control_plane
+        .http_router(&host_policy)
+        .merge(gateway.router());
     Ok(Router {
         gateway,
         agent,

@@ -1,5 +1,10 @@
 //! Admin authentication for `/api/v1` and the web UI.
 //!
+//! Every request that changes state (POST, PUT, PATCH, DELETE) must say
+//! `Content-Type: application/json`, with or without a body: no cross-site form or other
+//! CORS-simple request can, so a browser must first ask (a preflight) and is refused. The
+//! listener's Host and Origin policy (`mcpr_tls::host_policy`) has already run.
+//!
 //! With `ADMIN_PASSCODE` set, every API route but `health`, `login` and `session` needs
 //! either an admin token (`Authorization: Bearer mcpra_…`, from `POST /api/v1/login`, what
 //! `mcpr login` stores) or the web UI's session cookie. Cookie-authenticated requests that
@@ -9,7 +14,10 @@
 //! tokens are never sent ambiently, so they need no CSRF token.
 //!
 //! Without `ADMIN_PASSCODE` the API stays open, which `mcpr up` and the control plane only
-//! allow on a loopback address (see `lib.rs`).
+//! allow on a loopback address (see `lib.rs`). A browser's writes still need a CSRF token
+//! there: one made at start and handed out by `GET /api/v1/session`. A write is a browser's
+//! when it carries a cookie, an `Origin` or a `Sec-Fetch-Site` header; scripts and the CLI
+//! send none of them.
 //!
 //! The passcode is argon2-hashed in memory at start and verified off the async threads.
 //! Login attempts are rate limited per client address. Sessions are stored hashed (SHA-256,
@@ -56,6 +64,8 @@ pub struct AdminAuth {
     login_attempts: AddressLimiter,
     /// Mark cookies `Secure` even when no `X-Forwarded-Proto: https` says so.
     cookie_secure: bool,
+    /// Without a passcode: the CSRF token of browsers' writes, made at start.
+    open_csrf: String,
 }
 
 impl AdminAuth {
@@ -95,6 +105,7 @@ impl AdminAuth {
             sessions: RwLock::new(sessions),
             login_attempts: AddressLimiter::new(1.0 / 6.0, 10),
             cookie_secure,
+            open_csrf: URL_SAFE_NO_PAD.encode(random_bytes::<32>()),
         })
     }
 
@@ -218,21 +229,27 @@ fn refusal(status: StatusCode, code: &'static str, message: &str) -> Response {
     response
 }
 
-/// The middleware in front of every `/api/v1` route.
+/// The middleware in front of every `/api/v1` route: writes are JSON, then the admin
+/// credential, then the CSRF token of writes a browser makes.
 pub async fn require_admin(
     State(auth): State<Arc<AdminAuth>>,
     request: Request,
     next: Next,
 ) -> Response {
-    if !auth.enabled() {
-        return next.run(request).await;
+    let write = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if write && let Err(refused) = json_write(&request) {
+        return refused;
     }
+    let headers = request.headers();
     let path = request.uri().path();
-    if matches!(path, "/api/v1/health" | "/api/v1/login" | "/api/v1/session") {
-        return next.run(request).await;
-    }
-    match presented(request.headers()) {
-        Presented::Bearer(token) => {
+    let exempt = matches!(path, "/api/v1/health" | "/api/v1/login" | "/api/v1/session");
+    // The CSRF token this request must carry, if any.
+    let expected_csrf = match (auth.enabled(), presented(headers)) {
+        (_, _) if exempt => None,
+        (true, Presented::Bearer(token)) => {
             if auth.session(token).is_none() {
                 return refusal(
                     StatusCode::UNAUTHORIZED,
@@ -240,44 +257,78 @@ pub async fn require_admin(
                     "the admin token is unknown or expired: run `mcpr login` again",
                 );
             }
+            None
         }
-        Presented::Cookie(token) => {
-            let Some(session) = auth.session(token) else {
+        (true, Presented::Cookie(token)) => match auth.session(token) {
+            Some(session) => Some(session.csrf),
+            None => {
                 return refusal(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
                     "the session expired: log in again",
                 );
-            };
-            let safe = matches!(
-                *request.method(),
-                Method::GET | Method::HEAD | Method::OPTIONS
-            );
-            if !safe {
-                let sent = request
-                    .headers()
-                    .get(CSRF_HEADER)
-                    .map(|v| v.as_bytes())
-                    .unwrap_or_default();
-                let ok: bool = sent.ct_eq(session.csrf.as_bytes()).into();
-                if !ok || session.csrf.is_empty() {
-                    return refusal(
-                        StatusCode::FORBIDDEN,
-                        "csrf",
-                        "missing or wrong X-CSRF-Token header (cross-site request refused)",
-                    );
-                }
             }
-        }
-        Presented::Nothing => {
+        },
+        (true, Presented::Nothing) => {
             return refusal(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "admin authentication required: run `mcpr login`, or log in to the web UI",
             );
         }
+        (false, Presented::Bearer(_)) => None,
+        (false, Presented::Cookie(_)) => Some(auth.open_csrf.clone()),
+        (false, Presented::Nothing) => {
+            let from_browser =
+                headers.contains_key(header::ORIGIN) || headers.contains_key("sec-fetch-site");
+            from_browser.then(|| auth.open_csrf.clone())
+        }
+    };
+    if write && let Some(expected) = expected_csrf {
+        let sent = headers
+            .get(CSRF_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        let ok: bool = sent.ct_eq(expected.as_bytes()).into();
+        if !ok || expected.is_empty() {
+            return refusal(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "missing or wrong X-CSRF-Token header (cross-site request refused)",
+            );
+        }
     }
     next.run(request).await
+}
+
+/// Refuses a write that does not say `Content-Type: application/json` (parameters such as
+/// `charset` allowed): a cross-site form or `text/plain` fetch must not change anything.
+fn json_write(request: &Request) -> Result<(), Response> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let is_json = content_type.as_deref().is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if is_json {
+        return Ok(());
+    }
+    let got = match &content_type {
+        Some(ct) => format!("{ct:?}"),
+        None => "none".to_owned(),
+    };
+    Err(refusal(
+        StatusCode::FORBIDDEN,
+        "content_type",
+        &format!(
+            "{} {} needs content-type application/json, got {got} (cross-site request refused)",
+            request.method(),
+            request.uri().path()
+        ),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -381,7 +432,8 @@ async fn logout(State(auth): State<Arc<AdminAuth>>, headers: HeaderMap) -> Respo
 /// What the UI needs to know: whether login is needed, and the CSRF token of its session.
 async fn session(State(auth): State<Arc<AdminAuth>>, headers: HeaderMap) -> Response {
     if !auth.enabled() {
-        return Json(json!({"auth": false, "authenticated": true})).into_response();
+        return Json(json!({"auth": false, "authenticated": true, "csrf": auth.open_csrf}))
+            .into_response();
     }
     let session = match presented(&headers) {
         Presented::Bearer(t) | Presented::Cookie(t) => auth.session(t),

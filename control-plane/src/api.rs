@@ -187,6 +187,17 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
     }
 }
 
+/// A request the listener's Host and Origin policy refuses (`mcpr_tls::host_policy`).
+pub fn host_refusal(refusal: &mcpr_tls::host_policy::Refusal) -> Response {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        refusal.code(),
+        None,
+        refusal.to_string(),
+    )
+    .into_response()
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,

@@ -5,6 +5,7 @@
 
 pub mod admin_auth;
 pub mod api;
+pub mod data_dir;
 pub mod fleet;
 pub mod grpc;
 pub mod keys;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use mcpr_proto as pb;
+use mcpr_tls::host_policy::HostPolicy;
 use tokio::net::TcpListener;
 
 use crate::admin_auth::AdminAuth;
@@ -150,18 +152,7 @@ impl Security {
     }
 }
 
-/// `127.0.0.1`, `::1`, `localhost`, with or without a port.
-pub fn is_loopback_host(host: &str) -> bool {
-    if let Ok(addr) = host.parse::<SocketAddr>() {
-        return addr.ip().is_loopback();
-    }
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
-        return ip.is_loopback();
-    }
-    let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    name.eq_ignore_ascii_case("localhost")
-}
+pub use mcpr_tls::host_policy::is_loopback_host;
 
 /// A started control plane: its registry and the address of its gRPC services.
 pub struct ControlPlane {
@@ -182,6 +173,11 @@ impl ControlPlane {
         grpc_listener: TcpListener,
         grpc_tls: Option<&mcpr_tls::Tls>,
     ) -> anyhow::Result<ControlPlane> {
+        // Files an earlier version or an operator left readable to others are tightened
+        // before anything opens them.
+        if config.data_dir.is_dir() {
+            data_dir::tighten(&config.data_dir);
+        }
         let store = match &config.database_url {
             Some(url) if !url.is_empty() => Store::connect(url)
                 .await
@@ -284,8 +280,9 @@ impl ControlPlane {
         })
     }
 
-    /// The HTTP side: REST API (behind the admin check) and web UI.
-    pub fn http_router(&self) -> axum::Router {
+    /// The HTTP side: REST API (behind the admin check), web UI and OAuth, all behind the
+    /// listener's Host and Origin policy.
+    pub fn http_router(&self, host_policy: &Arc<HostPolicy>) -> axum::Router {
         let admin_check =
             axum::middleware::from_fn_with_state(self.admin.clone(), admin_auth::require_admin);
         api::router(self.registry.clone())
@@ -299,6 +296,7 @@ impl ControlPlane {
                     .map(|o| o.router(self.auth_limiter.clone()))
                     .unwrap_or_default(),
             )
+            .layer(host_policy.layer(api::host_refusal))
     }
 }
 
@@ -322,8 +320,7 @@ fn session_key(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
         );
         return Ok(key);
     }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
+    data_dir::create(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let key = secrets::random_bytes::<32>().to_vec();
     secrets::write_private(&path, &key).with_context(|| format!("writing {}", path.display()))?;
     Ok(key)
@@ -370,18 +367,6 @@ mod tests {
 
     #[test]
     fn non_loopback_needs_a_passcode() {
-        for host in [
-            "127.0.0.1",
-            "127.0.0.1:8080",
-            "localhost",
-            "::1",
-            "[::1]:80",
-        ] {
-            assert!(is_loopback_host(host), "{host}");
-        }
-        for host in ["0.0.0.0", "0.0.0.0:8080", "10.0.0.5", "example.com"] {
-            assert!(!is_loopback_host(host), "{host}");
-        }
         let mut open = Security::default();
         assert!(open.check_listen("127.0.0.1", "x").is_ok());
         assert!(open.check_listen("0.0.0.0", "x").is_err());

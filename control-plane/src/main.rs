@@ -34,6 +34,12 @@ struct Args {
     insecure_grpc: bool,
     #[command(flatten)]
     cluster: mcpr_tls::cluster::ClusterArgs,
+    /// Browser origins allowed besides loopback and the request's own host (comma-separated).
+    #[arg(long, env = "MCPR_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+    /// Host names clients may use besides loopback ones (comma-separated; `*` for any).
+    #[arg(long, env = "MCPR_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
     #[command(flatten)]
     tls: mcpr_tls::TlsArgs,
 }
@@ -71,5 +77,10 @@ async fn main() -> anyhow::Result<()> {
     };
     let cp = mcpr_control_plane::ControlPlane::start(&config, grpc, tls.as_deref()).await?;
     tracing::info!(addr = %http.local_addr()?, tls = tls.as_ref().is_some_and(|t| t.serves()), "control plane HTTP (API, UI) listening");
-    mcpr_tls::serve_http(http, cp.http_router(), tls).await
+    let host_policy = std::sync::Arc::new(mcpr_tls::host_policy::HostPolicy::for_listener(
+        &args.http_listen,
+        &args.allowed_hosts,
+        &args.allowed_origins,
+    ));
+    mcpr_tls::serve_http(http, cp.http_router(&host_policy), tls).await
 }

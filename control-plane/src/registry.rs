@@ -194,7 +194,9 @@ impl Registry {
             model::validate_description(&description)?;
             record.description = description;
         }
-        if let Some(runtime) = patch.runtime {
+        if let Some(mut runtime) = patch.runtime {
+            // What `GET` showed (secrets redacted), sent back, keeps the stored secrets.
+            runtime.keep_redacted(Some(&record.runtime))?;
             runtime.validate()?;
             record.runtime = runtime;
         }
@@ -328,9 +330,11 @@ impl Registry {
     }
 }
 
-fn validated_record(new: NewServer) -> Result<ServerRecord, RegistryError> {
+fn validated_record(mut new: NewServer) -> Result<ServerRecord, RegistryError> {
     model::validate_name(&new.name)?;
     model::validate_description(&new.description)?;
+    // A redacted secret copied from another server is not a secret.
+    new.runtime.keep_redacted(None)?;
     new.runtime.validate()?;
     let now = now_rfc3339();
     Ok(ServerRecord {

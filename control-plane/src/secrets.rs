@@ -68,8 +68,7 @@ impl MasterKey {
         Ok(MasterKey::from_bytes(&bytes))
     }
 
-    /// `master.key` in `data_dir`, created (0600, in a 0700 directory when we create it) on
-    /// first use.
+    /// `master.key` in `data_dir`, created (0600, in a 0700 directory) on first use.
     pub fn load_or_create(data_dir: &Path) -> Result<MasterKey, SecretError> {
         let path = data_dir.join("master.key");
         let file_error = |error: std::io::Error| SecretError::KeyFile {
@@ -81,7 +80,7 @@ impl MasterKey {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(file_error(e)),
         }
-        std::fs::create_dir_all(data_dir).map_err(file_error)?;
+        crate::data_dir::create(data_dir).map_err(file_error)?;
         let key = random_bytes::<32>();
         write_private(&path, STANDARD.encode(key).as_bytes()).map_err(file_error)?;
         tracing::info!(path = %path.display(), "generated a new master key for secrets at rest");

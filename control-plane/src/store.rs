@@ -95,14 +95,17 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the SQLite database `mcpr.db` in `data_dir`.
+    /// Opens (creating if needed) the SQLite database `mcpr.db` in `data_dir`, which is
+    /// made 0700 and the database 0600 (`data_dir.rs`).
     pub async fn open_sqlite(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::Database(sqlx::Error::Configuration(
-                format!("cannot create data dir {}: {e}", data_dir.display()).into(),
-            ))
-        })?;
         let path = data_dir.join("mcpr.db");
+        crate::data_dir::create(data_dir)
+            .and_then(|()| crate::data_dir::create_private_file(&path))
+            .map_err(|e| {
+                StoreError::Database(sqlx::Error::Configuration(
+                    format!("cannot create {}: {e}", path.display()).into(),
+                ))
+            })?;
         Self::connect(&format!("sqlite://{}?mode=rwc", path.display())).await
     }
 

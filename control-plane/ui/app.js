@@ -40,11 +40,13 @@ function fieldError(field, message) {
 
 async function api(method, path, body) {
   const opts = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
-  if (csrf && method !== "GET") opts.headers["X-CSRF-Token"] = csrf;
-  if (body !== undefined) {
+  // Every write says it is JSON, with or without a body: the API refuses any other (a
+  // cross-site form could send those).
+  if (method !== "GET") {
     opts.headers["Content-Type"] = "application/json";
-    opts.body = JSON.stringify(body);
+    if (csrf) opts.headers["X-CSRF-Token"] = csrf;
   }
+  if (body !== undefined) opts.body = JSON.stringify(body);
   let res;
   try {
     res = await fetch("/api/v1" + path, opts);

@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 use mcpr_proto as pb;
 use serde::{Deserialize, Serialize};
 
+/// What the API shows in place of a secret (an environment or header value); sent back, it
+/// means "unchanged" ([`RuntimeSpec::keep_redacted`]).
+pub const REDACTED: &str = "********";
+
 /// Longest accepted provider name; names appear in tool names (`provider__tool`) and URLs.
 pub const MAX_NAME_LEN: usize = 64;
 
@@ -344,9 +348,48 @@ impl RuntimeSpec {
         }
     }
 
-    /// A copy safe to show: environment values and header values are replaced.
+    /// The map of the spec's secrets and its field: `env` (process, docker) or `headers`
+    /// (remote).
+    fn secrets_mut(&mut self) -> (&'static str, &mut BTreeMap<String, String>) {
+        match self {
+            RuntimeSpec::Process { env, .. } | RuntimeSpec::Docker { env, .. } => ("env", env),
+            RuntimeSpec::Remote { headers, .. } => ("headers", headers),
+        }
+    }
+
+    /// A secret sent back as [`REDACTED`] (read from the API, then written back) means
+    /// "unchanged": it takes the value `stored` has under the same name in the same field.
+    /// A placeholder with nothing stored behind it is refused, never kept as the secret.
+    pub fn keep_redacted(&mut self, stored: Option<&RuntimeSpec>) -> Result<(), FieldError> {
+        let mut stored = stored.cloned();
+        let stored = stored.as_mut().map(RuntimeSpec::secrets_mut);
+        let (field, secrets) = self.secrets_mut();
+        for (name, value) in secrets.iter_mut() {
+            if value != REDACTED {
+                continue;
+            }
+            let previous = stored
+                .as_ref()
+                .filter(|(stored_field, _)| *stored_field == field)
+                .and_then(|(_, map)| map.get(name));
+            match previous {
+                Some(previous) => value.clone_from(previous),
+                None => {
+                    return Err(FieldError::new(
+                        format!("runtime.{field}.{name}"),
+                        format!(
+                            "is the redacted placeholder {REDACTED:?} and no value is stored under this name: send the real value"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A copy safe to show: environment values and header values are replaced by
+    /// [`REDACTED`].
     pub fn redacted(&self) -> RuntimeSpec {
-        const HIDDEN: &str = "********";
         match self.clone() {
             RuntimeSpec::Process {
                 command,
@@ -356,14 +399,14 @@ impl RuntimeSpec {
             } => RuntimeSpec::Process {
                 command,
                 args,
-                env: env.into_keys().map(|k| (k, HIDDEN.to_owned())).collect(),
+                env: env.into_keys().map(|k| (k, REDACTED.to_owned())).collect(),
                 cwd,
             },
             RuntimeSpec::Remote { url, headers } => RuntimeSpec::Remote {
                 url,
                 headers: headers
                     .into_keys()
-                    .map(|k| (k, HIDDEN.to_owned()))
+                    .map(|k| (k, REDACTED.to_owned()))
                     .collect(),
             },
             RuntimeSpec::Docker {
@@ -383,7 +426,7 @@ impl RuntimeSpec {
                 uvx,
                 command,
                 args,
-                env: env.into_keys().map(|k| (k, HIDDEN.to_owned())).collect(),
+                env: env.into_keys().map(|k| (k, REDACTED.to_owned())).collect(),
                 network,
                 memory_mb,
                 millicpus,
@@ -687,6 +730,44 @@ mod tests {
         assert_eq!(back, spec);
         let shown = serde_json::to_string(&spec.redacted()).unwrap();
         assert!(!shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn redacted_secrets_sent_back_mean_unchanged() {
+        let stored = RuntimeSpec::Process {
+            command: "c".into(),
+            args: vec![],
+            env: [("A", "secret-a"), ("B", "secret-b")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into(),
+            cwd: None,
+        };
+        let mut edited = stored.redacted();
+        if let RuntimeSpec::Process { env, .. } = &mut edited {
+            env.insert("B".into(), "new-b".into());
+            env.insert("C".into(), "c".into());
+        }
+        edited.keep_redacted(Some(&stored)).unwrap();
+        let RuntimeSpec::Process { env, .. } = &edited else {
+            unreachable!()
+        };
+        assert_eq!(env["A"], "secret-a");
+        assert_eq!(env["B"], "new-b");
+        assert_eq!(env["C"], "c");
+        // A placeholder with nothing behind it: refused, naming the field.
+        let mut fresh = stored.redacted();
+        let error = fresh.keep_redacted(None).unwrap_err();
+        assert_eq!(error.field, "runtime.env.A");
+        assert!(error.message.contains("send the real value"), "{error}");
+        // Headers are not environment: a remote spec does not take a process's env.
+        let mut remote = RuntimeSpec::Remote {
+            url: "https://x".into(),
+            headers: [("A".to_owned(), REDACTED.to_owned())].into(),
+        };
+        assert_eq!(
+            remote.keep_redacted(Some(&stored)).unwrap_err().field,
+            "runtime.headers.A"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The streamable HTTP front door (MCP transports 2025-03-26 … 2026-07-28). Each request is
-//! one linear pass: origin and header checks, body limit, session, then the view's handler.
+//! one linear pass: Host and Origin policy (a layer on the whole router, `Gateway::router`),
+//! header checks, body limit, session, then the view's handler.
 //! A request of the modern era (2026-07-28) has no session and goes to `modern.rs` once its
 //! body is parsed.
 //!
@@ -223,9 +224,6 @@ async fn handle_post(
     headers: &HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(refusal) = check_origin(gateway, headers) {
-        return refusal;
-    }
     let accept = header_str(headers, header::ACCEPT.as_str())
         .unwrap_or("*/*")
         .to_ascii_lowercase();
@@ -419,65 +417,14 @@ async fn read_body(body: Body) -> Result<Bytes, BodyError> {
     Ok(Bytes::from(collected))
 }
 
-/// Refuses cross-origin browser requests (DNS rebinding): an `Origin`, when present, must be
-/// a loopback origin, the request's own host, or in the allow-list.
-fn check_origin(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Response> {
-    check_host(gateway, headers)?;
-    let Some(origin) = header_str(headers, header::ORIGIN.as_str()) else {
-        return Ok(());
-    };
-    if gateway
-        .config
-        .allowed_origins
-        .iter()
-        .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
-    {
-        return Ok(());
-    }
-    let origin_host = origin.split("://").nth(1).unwrap_or_default();
-    let origin_hostname = hostname(origin_host);
-    let loopback = matches!(origin_hostname, "localhost" | "127.0.0.1" | "[::1]");
-    let same_host = header_str(headers, header::HOST.as_str())
-        .is_some_and(|h| h.eq_ignore_ascii_case(origin_host));
-    if loopback || same_host {
-        Ok(())
-    } else {
-        Err(rpc_refusal(
-            StatusCode::FORBIDDEN,
-            code::INVALID_REQUEST,
-            &format!("origin {origin:?} is not allowed (set MCPR_ALLOWED_ORIGINS)"),
-        ))
-    }
-}
-
-/// DNS-rebinding protection: the Host a request names must be one this gateway answers to
-/// (`allowed_hosts`; loopback names by default on a loopback listener).
-fn check_host(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(allowed) = &gateway.config.allowed_hosts else {
-        return Ok(());
-    };
-    let host = header_str(headers, header::HOST.as_str()).unwrap_or_default();
-    let name = hostname(host);
-    let ok = matches!(name, "localhost" | "127.0.0.1" | "[::1]")
-        || allowed
-            .iter()
-            .any(|a| a == "*" || a.eq_ignore_ascii_case(name) || a.eq_ignore_ascii_case(host));
-    if ok {
-        Ok(())
-    } else {
-        Err(rpc_refusal(
-            StatusCode::FORBIDDEN,
-            code::INVALID_REQUEST,
-            &format!("host {host:?} is not allowed (set MCPR_ALLOWED_HOSTS)"),
-        ))
-    }
-}
-
-fn hostname(host_port: &str) -> &str {
-    if host_port.starts_with('[') {
-        return host_port.split_inclusive(']').next().unwrap_or(host_port);
-    }
-    host_port.split(':').next().unwrap_or(host_port)
+/// The answer to a request the listener's Host and Origin policy refuses
+/// (`mcpr_tls::host_policy`): 403 with a JSON-RPC error, like every refusal of the transport.
+pub fn host_refusal(refusal: &mcpr_tls::host_policy::Refusal) -> Response {
+    rpc_refusal(
+        StatusCode::FORBIDDEN,
+        code::INVALID_REQUEST,
+        &refusal.to_string(),
+    )
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -687,9 +634,6 @@ fn sse_event(message: &[u8]) -> Bytes {
 /// The session's own SSE stream (GET): notifications and server-to-client requests that
 /// belong to no open request. One stream per session at a time.
 async fn open_session_stream(gateway: &Gateway, view: &View, headers: &HeaderMap) -> Response {
-    if let Err(refusal) = check_origin(gateway, headers) {
-        return refusal;
-    }
     let accept = header_str(headers, header::ACCEPT.as_str()).unwrap_or_default();
     if !accept.contains("text/event-stream") && !accept.contains("*/*") {
         return rpc_refusal(
@@ -822,16 +766,4 @@ fn rpc_error_response(status: StatusCode, id: Value, error: &RpcError) -> Respon
 /// A transport-level refusal: the HTTP status and a JSON-RPC error body that says why.
 pub fn rpc_refusal(status: StatusCode, code: i64, message: &str) -> Response {
     rpc_error_response(status, Value::Null, &RpcError::new(code, message))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hostnames() {
-        assert_eq!(hostname("localhost:8000"), "localhost");
-        assert_eq!(hostname("[::1]:8000"), "[::1]");
-        assert_eq!(hostname("example.com"), "example.com");
-    }
 }

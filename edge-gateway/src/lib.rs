@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use mcpr_tls::host_policy::HostPolicy;
 
 use crate::snapshot::Snapshot;
 
@@ -35,12 +36,9 @@ pub struct Config {
     pub mcp_path: String,
     /// Longest wait for an upstream answer before the client gets a timeout error.
     pub request_timeout: Duration,
-    /// Browser origins allowed besides loopback and the request's own host
-    /// (`MCPR_ALLOWED_ORIGINS`, comma-separated; `*` allows any).
-    pub allowed_origins: Vec<String>,
-    /// Host names requests may name besides loopback ones (`MCPR_ALLOWED_HOSTS`); `None`
-    /// accepts any Host (a listener on a public address without an allow-list).
-    pub allowed_hosts: Option<Vec<String>>,
+    /// The Hosts and browser Origins the listener accepts (`MCPR_ALLOWED_HOSTS`,
+    /// `MCPR_ALLOWED_ORIGINS`), on every route.
+    pub host_policy: Arc<HostPolicy>,
     /// Client sessions idle this long are forgotten (`MCPR_SESSION_IDLE_SECS`).
     pub session_idle: Duration,
     /// Require an API key even when the control plane does not (yet): set when listening
@@ -51,29 +49,6 @@ pub struct Config {
     pub cluster_token: Option<mcpr_tls::cluster::ClusterToken>,
 }
 
-/// Which Hosts a listener on `listen_host` accepts: the configured list, else loopback names
-/// when it listens on loopback, else any (with a warning: DNS-rebinding protection is then
-/// up to the allow-list).
-pub fn allowed_hosts(listen_host: &str, configured: &[String]) -> Option<Vec<String>> {
-    if !configured.is_empty() {
-        return Some(configured.to_vec());
-    }
-    let name = listen_host
-        .rsplit_once(':')
-        .map_or(listen_host, |(h, _)| h)
-        .trim_matches(['[', ']']);
-    let loopback = name == "localhost"
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if loopback {
-        Some(Vec::new())
-    } else {
-        tracing::warn!(listen = %listen_host, "not on loopback and MCPR_ALLOWED_HOSTS is unset: any Host header is accepted");
-        None
-    }
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -81,8 +56,7 @@ impl Default for Config {
             control_plane_url: "http://127.0.0.1:50051".into(),
             mcp_path: "/mcp".into(),
             request_timeout: Duration::from_secs(130),
-            allowed_origins: Vec::new(),
-            allowed_hosts: Some(Vec::new()),
+            host_policy: Default::default(),
             session_idle: Duration::from_secs(24 * 3600),
             require_auth: false,
             cluster_token: None,
@@ -195,8 +169,11 @@ impl Gateway {
     }
 
     pub fn router(self: &Arc<Self>) -> axum::Router {
-        // The OAuth resource metadata sits beside the MCP routes, outside their auth layer.
-        http::router(self.clone()).merge(oauth::router(self.clone()))
+        // The OAuth resource metadata sits beside the MCP routes, outside their auth layer;
+        // the Host and Origin policy is before everything.
+        http::router(self.clone())
+            .merge(oauth::router(self.clone()))
+            .layer(self.config.host_policy.layer(http::host_refusal))
     }
 
     /// The version of the snapshot being served (0 before the first one arrives).

@@ -66,8 +66,11 @@ async fn main() -> anyhow::Result<()> {
         control_plane_url: args.control_plane,
         mcp_path: args.mcp_path,
         request_timeout: Duration::from_secs(args.request_timeout_secs),
-        allowed_origins: args.allowed_origins,
-        allowed_hosts: mcpr_edge_gateway::allowed_hosts(&args.listen, &args.allowed_hosts),
+        host_policy: std::sync::Arc::new(mcpr_tls::host_policy::HostPolicy::for_listener(
+            &args.listen,
+            &args.allowed_hosts,
+            &args.allowed_origins,
+        )),
         session_idle: Duration::from_secs(args.session_idle_secs.max(1)),
         require_auth: !listener.local_addr()?.ip().is_loopback(),
         cluster_token: args.cluster.token()?,

@@ -16,6 +16,8 @@
 //!
 //! Without mutual TLS, the components prove who they are with the cluster token
 //! ([`cluster`]), which every gRPC server made by [`grpc_server`] checks.
+//! What every HTTP listener shares lives here too: the listener itself (`serve.rs`) and its
+//! Host and Origin policy (`host_policy.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -31,6 +33,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerT
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub mod cluster;
+pub mod host_policy;
 mod serve;
 
 static PROCESS: OnceLock<Option<Arc<Tls>>> = OnceLock::new();

@@ -5,10 +5,7 @@
 use serde_json::Value;
 
 use super::OAuth;
-
-/// Largest document accepted from another server (JWKS, OpenID configuration, client
-/// metadata document).
-const MAX_DOCUMENT: usize = 64 * 1024;
+use super::fetch::fetch_json;
 
 impl OAuth {
     /// Fetches the external JWKS; true when it changed.
@@ -20,7 +17,7 @@ impl OAuth {
             Some(url) => url.clone(),
             None => {
                 let discovery = format!("{}/.well-known/openid-configuration", idp.issuer);
-                let config = self.fetch_json(&discovery).await?;
+                let config = fetch_json(&self.http, &discovery).await?;
                 config
                     .get("jwks_uri")
                     .and_then(Value::as_str)
@@ -28,7 +25,7 @@ impl OAuth {
                     .to_owned()
             }
         };
-        let jwks = self.fetch_json(&jwks_url).await?;
+        let jwks = fetch_json(&self.http, &jwks_url).await?;
         anyhow::ensure!(
             jwks.get("keys").is_some_and(Value::is_array),
             "{jwks_url} is not a JWKS (no \"keys\" array)"
@@ -38,35 +35,5 @@ impl OAuth {
         let changed = *current != text;
         *current = text;
         Ok(changed)
-    }
-
-    /// GETs a JSON document with the client's timeouts and a size limit, following no
-    /// redirects.
-    pub(super) async fn fetch_json(&self, url: &str) -> anyhow::Result<Value> {
-        let mut response = self
-            .http
-            .get(url)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("fetching {url}: {e}"))?;
-        anyhow::ensure!(
-            response.status().is_success(),
-            "fetching {url}: HTTP {}",
-            response.status()
-        );
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| anyhow::anyhow!("reading {url}: {e}"))?
-        {
-            body.extend_from_slice(&chunk);
-            anyhow::ensure!(
-                body.len() <= MAX_DOCUMENT,
-                "{url} is larger than {MAX_DOCUMENT} bytes"
-            );
-        }
-        serde_json::from_slice(&body).map_err(|e| anyhow::anyhow!("{url} is not JSON: {e}"))
     }
 }

@@ -15,6 +15,7 @@
 
 mod authorize;
 mod external;
+mod fetch;
 mod keys;
 mod pages;
 mod register;
@@ -34,6 +35,7 @@ use axum::response::{IntoResponse, Response};
 use mcpr_proto as pb;
 use serde_json::json;
 
+pub use fetch::AddressPolicy;
 pub use settings::{ExternalIdp, OAuthSettings};
 
 use crate::admin_auth::AdminAuth;
@@ -63,7 +65,11 @@ pub struct OAuth {
     keyring: Arc<KeyRing>,
     pending: Mutex<HashMap<String, authorize::Pending>>,
     external_jwks: RwLock<String>,
+    /// The external IdP's documents (configured by the operator).
     http: reqwest::Client,
+    /// Client ID metadata documents (named by anyone): public addresses only.
+    documents: reqwest::Client,
+    document_urls: fetch::DocumentUrls,
 }
 
 impl OAuth {
@@ -92,7 +98,7 @@ impl OAuth {
         } else {
             None
         };
-        // Client metadata documents and an external IdP's JWKS: verified against the
+        // An external IdP's documents and client metadata documents: verified against the
         // system's roots and the components' authority (MCPR_TLS_CA), like every client of
         // the router.
         let http = mcpr_tls::http_client()?
@@ -100,6 +106,13 @@ impl OAuth {
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        let document_urls = fetch::DocumentUrls::new(
+            settings.private_fetch.clone(),
+            settings.allow_http_client_metadata,
+        );
+        if settings.private_fetch != fetch::AddressPolicy::PublicOnly {
+            tracing::warn!(policy = ?settings.private_fetch, "{} is set: client metadata documents may come from private and loopback addresses (development only)", fetch::ALLOW_PRIVATE_FETCH);
+        }
         let oauth = Arc::new(OAuth {
             settings: settings.clone(),
             issuer,
@@ -111,6 +124,8 @@ impl OAuth {
             pending: Mutex::default(),
             external_jwks: RwLock::new(String::new()),
             http,
+            documents: document_urls.client()?,
+            document_urls,
         });
         if let Some(idp) = &oauth.settings.external {
             // The first fetch before serving, so that tokens work from the start; a failure

@@ -184,17 +184,14 @@ impl OAuth {
     }
 
     /// Fetches and checks a client ID metadata document: it must name itself as `client_id`.
+    /// Anyone may name the URL, so it is fetched from public addresses only (`fetch.rs`).
     async fn metadata_document(&self, url: &str) -> Result<ClientRecord, String> {
-        if let Some(rest) = url.strip_prefix("http://") {
-            let host = rest.split(['/', '?']).next().unwrap_or("");
-            if !crate::is_loopback_host(host) {
-                return Err(format!(
-                    "client metadata document {url:?}: plain http is only allowed to a loopback address"
-                ));
-            }
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| format!("client metadata document {url:?} is not a URL: {e}"))?;
+        if let Some(why) = self.document_urls.refusal(&parsed) {
+            return Err(format!("client metadata document {url:?}: {why}"));
         }
-        let doc = self
-            .fetch_json(url)
+        let doc = super::fetch::fetch_json(&self.documents, url)
             .await
             .map_err(|e| format!("client metadata document: {e}"))?;
         if doc.get("client_id").and_then(Value::as_str) != Some(url) {

@@ -36,6 +36,9 @@ pub struct OAuthSettings {
     /// `OAUTH_ALLOW_HTTP_CLIENT_METADATA=true`: accept `http://127.0.0.1…` client ID
     /// metadata documents (tests and development only; https otherwise).
     pub allow_http_client_metadata: bool,
+    /// `MCPR_OAUTH_ALLOW_PRIVATE_FETCH`: client ID metadata documents may come from these
+    /// non-public addresses (development only; public addresses only by default).
+    pub private_fetch: super::AddressPolicy,
     pub external: Option<ExternalIdp>,
     /// Where the router is reached, set by whoever binds the HTTP listener.
     pub public_url: String,
@@ -53,6 +56,7 @@ impl Default for OAuthSettings {
             refresh_expiry: Duration::from_secs(30 * 86_400),
             key_rotation: Duration::from_secs(30 * 86_400),
             allow_http_client_metadata: false,
+            private_fetch: Default::default(),
             external: None,
             public_url: "http://127.0.0.1:8080".into(),
             public_url_is_a_guess: false,
@@ -116,6 +120,9 @@ impl OAuthSettings {
         let mut s = OAuthSettings {
             enabled: flag(non_empty("MCP_OAUTH_ENABLED")),
             allow_http_client_metadata: flag(non_empty("OAUTH_ALLOW_HTTP_CLIENT_METADATA")),
+            private_fetch: super::AddressPolicy::parse(
+                non_empty(super::fetch::ALLOW_PRIVATE_FETCH).as_deref(),
+            )?,
             ..Default::default()
         };
         if let Some(v) = non_empty("OAUTH_ISSUER") {

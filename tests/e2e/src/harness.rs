@@ -166,6 +166,36 @@ where
     }
 }
 
+/// A static file server (Python's `http.server`) for `dir` on `127.0.0.1:port`, answering;
+/// its log names every request it served.
+pub async fn serve_files(dir: &Path, port: u16) -> Proc {
+    let mut command = Command::new("python3");
+    command
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "-d",
+        ])
+        .arg(dir);
+    let server = Proc::spawn("file-server", command);
+    let url = format!("http://127.0.0.1:{port}/");
+    wait_for("the file server", Duration::from_secs(15), || {
+        let url = url.clone();
+        async move {
+            reqwest::get(&url)
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+                .map(|_| ())
+        }
+    })
+    .await;
+    server
+}
+
 /// `mcpr up` on a free port with its own data directory.
 pub struct Router {
     pub proc: Proc,
@@ -285,9 +315,13 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        let write = method != reqwest::Method::GET;
         let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request.json(&body);
+        match body {
+            Some(body) => request = request.json(&body),
+            // As the CLI and the UI do: the API refuses writes that are not JSON.
+            None if write => request = request.header("content-type", "application/json"),
+            None => {}
         }
         let response = request.send().await.expect("REST call");
         let status = response.status().as_u16();

@@ -553,22 +553,28 @@ async fn web_ui_login_sets_a_strict_cookie_and_refuses_cross_site_writes() {
         .post(format!("{base}/api/v1/logout"))
         .header("cookie", &session_cookie)
         .header("x-csrf-token", &csrf)
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();
     assert_eq!(out.status(), 204);
     assert_eq!(get("/api/v1/servers").await.unwrap().status(), 401);
 
-    // Login attempts are rate limited per client address.
+    // Login attempts are rate limited per client address: 15 wrong ones at once, so that
+    // how long each passcode check takes (argon2, slow on a loaded machine) cannot refill
+    // the bucket meanwhile; the right passcode right after the first 429 is refused too.
     let api = router.api();
+    let mut attempts: futures::stream::FuturesUnordered<_> = (0..15)
+        .map(|_| {
+            client
+                .post(format!("{base}/api/v1/login"))
+                .json(&json!({"passcode": "guess"}))
+                .send()
+        })
+        .collect();
     let mut limited = None;
-    for _ in 0..15 {
-        let response = client
-            .post(format!("{base}/api/v1/login"))
-            .json(&json!({"passcode": "guess"}))
-            .send()
-            .await
-            .unwrap();
+    while let Some(response) = futures::StreamExt::next(&mut attempts).await {
+        let response = response.unwrap();
         if response.status() == 429 {
             limited = Some(response);
             break;

@@ -11,8 +11,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use mcpr_e2e::harness::{
-    Proc, RawMcp, Router, python, run_python, tool_text, wait_for, wait_initialize_status,
-    workspace_root,
+    Proc, RawMcp, Router, python, run_python, serve_files, tool_text, wait_for,
+    wait_initialize_status, workspace_root,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -1164,8 +1164,9 @@ async fn external_identity_provider_tokens_map_a_claim_to_scopes() {
 
 /// Client ID metadata documents: a `client_id` that is a URL names a JSON document listing
 /// the client's redirect URIs, fetched by the authorization server (plain http to loopback
-/// only with `OAUTH_ALLOW_HTTP_CLIENT_METADATA=true`, as here). A document that does not name
-/// itself, or a redirect URI it does not list, is refused.
+/// only with `OAUTH_ALLOW_HTTP_CLIENT_METADATA=true`, and from a loopback address only with
+/// `MCPR_OAUTH_ALLOW_PRIVATE_FETCH=1`, as here). A document that does not name itself, or a
+/// redirect URI it does not list, is refused.
 #[tokio::test(flavor = "multi_thread")]
 async fn client_id_metadata_documents_are_fetched_and_checked() {
     let docs = tempfile::tempdir().unwrap();
@@ -1183,34 +1184,13 @@ async fn client_id_metadata_documents_are_fetched_and_checked() {
             .to_string(),
     )
     .unwrap();
-    let mut command = std::process::Command::new("python3");
-    command
-        .args([
-            "-m",
-            "http.server",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "-d",
-        ])
-        .arg(docs.path());
-    let _server = Proc::spawn("metadata-documents", command);
-    wait_for("the document server", Duration::from_secs(15), || {
-        let url = client_id.clone();
-        async move {
-            reqwest::get(&url)
-                .await
-                .ok()
-                .filter(|r| r.status() == 200)
-                .map(|_| ())
-        }
-    })
-    .await;
+    let _server = serve_files(docs.path(), port).await;
     let router = Router::start_with(
         &[],
         &[
             ("MCP_OAUTH_ENABLED", "true"),
             ("OAUTH_ALLOW_HTTP_CLIENT_METADATA", "true"),
+            ("MCPR_OAUTH_ALLOW_PRIVATE_FETCH", "1"),
         ],
     )
     .await;
