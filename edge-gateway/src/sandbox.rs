@@ -26,12 +26,18 @@ pub fn tool() -> Value {
     json!({
         "name": TOOL,
         "title": "Run Python in a sandbox",
-        "description": "Run a Python 3 program in a fresh, isolated container with no network access and return its stdout, stderr and exit code. Limits: wall time (timeout, default 30 s), 256 MB of memory, 64 processes, 64 KB of output per stream. Only /tmp is writable; nothing persists between calls.",
+        "description": "Run a Python 3 program in a fresh, isolated container with no network access and return its stdout, stderr and exit code. PyPI packages listed in libraries are installed first (wheels only; the first call with a given set builds an image, later calls reuse it). Limits: wall time (timeout, default 30 s), 256 MB of memory, 64 processes, 64 KB of output per stream. Only /tmp is writable; nothing persists between calls.",
         "inputSchema": {
             "type": "object",
             "properties": {
                 "code": {"type": "string", "description": "The Python program to run"},
-                "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 120, "description": "Wall time limit in seconds (default 30)"}
+                "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 120, "description": "Wall time limit in seconds (default 30)"},
+                "libraries": {
+                    "type": "array",
+                    "maxItems": 20,
+                    "items": {"type": "string", "pattern": "^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(==[A-Za-z0-9][A-Za-z0-9.!+_-]*)?$"},
+                    "description": "PyPI packages the program imports, as NAME or NAME==VERSION (e.g. [\"numpy\", \"six==1.17.0\"])"
+                }
             },
             "required": ["code"]
         },

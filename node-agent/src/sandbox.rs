@@ -10,6 +10,10 @@
 //! Limits, per call: wall time (`timeout`, default 30 s), memory (256 MiB, no swap),
 //! processes (64), output (64 KiB per stream, truncation marked), no network, read-only root
 //! with a small tmpfs on /tmp, no capabilities, user 65534.
+//!
+//! `libraries` (PyPI packages, `name` or `name==version`) are installed into an image of
+//! their own, built once per set (`runtime::images::sandbox_libraries`; the build is the
+//! only step with network); such a call runs cold in a container of that image.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,11 +28,14 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::runtime::docker::{self, Attached, ContainerPlan, DockerRuntime, Launch};
+use crate::runtime::images::{self, Base, LibrariesError, Report};
 
 /// The provider name under which gateways reach the sandbox.
 pub const PROVIDER: &str = "_sandbox";
 /// The tool's name.
 pub const TOOL: &str = "python_sandbox";
+/// At most this many `libraries` per call.
+pub const MAX_LIBRARIES: usize = 20;
 
 #[derive(Debug, Clone)]
 pub struct SandboxLimits {
@@ -141,7 +148,8 @@ impl Sandbox {
         }
     }
 
-    /// Runs `arguments.code` (with `arguments.timeout` seconds, optional).
+    /// Runs `arguments.code` (with `arguments.timeout` seconds and `arguments.libraries`,
+    /// optional).
     pub async fn call(
         self: &Arc<Self>,
         arguments: &Map<String, Value>,
@@ -168,17 +176,44 @@ impl Sandbox {
                 }
             },
         };
+        let libraries =
+            parse_libraries(arguments.get("libraries")).map_err(CallError::BadArguments)?;
+        // Built (once per set) before taking a turn: a build does not hold up other calls.
+        let libraries_image = if libraries.is_empty() {
+            None
+        } else {
+            let image = images::sandbox_libraries(&self.docker, &libraries)
+                .await
+                .map_err(|e| match e {
+                    LibrariesError::Unavailable(text) => {
+                        CallError::Unavailable(format!("python_sandbox is unavailable: {text}"))
+                    }
+                    LibrariesError::Install(text) => CallError::BadArguments(format!(
+                        "python_sandbox: cannot install libraries {}: {text}",
+                        libraries.join(" ")
+                    )),
+                })?;
+            Some(image)
+        };
         let _turn = self
             .running
             .acquire()
             .await
             .expect("semaphore never closed");
-        self.start_filling();
-        let warm = self.pool.lock().unwrap().pop_front();
-        self.refill.notify_one();
-        let container = match warm {
-            Some(container) => container,
-            None => self.create().await.map_err(CallError::Unavailable)?,
+        let container = match libraries_image {
+            Some(image) => self
+                .create(Some(image))
+                .await
+                .map_err(CallError::Unavailable)?,
+            None => {
+                self.start_filling();
+                let warm = self.pool.lock().unwrap().pop_front();
+                self.refill.notify_one();
+                match warm {
+                    Some(container) => container,
+                    None => self.create(None).await.map_err(CallError::Unavailable)?,
+                }
+            }
         };
         let docker = self.docker.client().await.map_err(CallError::Unavailable)?;
         let id = container.id.clone();
@@ -272,20 +307,23 @@ impl Sandbox {
         }
     }
 
-    /// A new container, python started and waiting for its program.
-    async fn create(&self) -> Result<Attached, String> {
-        let python = &self.docker.settings.python_image;
-        let docker = self.docker.client().await?;
-        if docker.inspect_image(python).await.is_err() {
-            return Err(format!(
-                "python_sandbox is unavailable: image {python} (MCPR_PYTHON_IMAGE) is not on this host; build it with scripts/docker-images python"
-            ));
-        }
+    /// A new container of `image` (default: the python base image, pulled on first use),
+    /// python started and waiting for its program.
+    async fn create(&self, image: Option<String>) -> Result<Attached, String> {
+        let image = match image {
+            Some(image) => image,
+            None => {
+                images::ensure_base(&self.docker, Base::Python, Report::Agent)
+                    .await
+                    .map_err(|e| format!("python_sandbox is unavailable: {e}"))?
+                    .name
+            }
+        };
         self.docker
             .run_attached(ContainerPlan {
                 name: format!("mcpr-sandbox-{}", uuid::Uuid::new_v4().simple()),
                 launch: Launch {
-                    image: python.clone(),
+                    image,
                     entrypoint: Some(vec![
                         "python3".into(),
                         "-I".into(),
@@ -335,7 +373,7 @@ impl Sandbox {
                 if this.closed.load(Ordering::SeqCst) {
                     return;
                 }
-                let made = this.create().await;
+                let made = this.create(None).await;
                 drop(making);
                 match made {
                     Ok(container) => {
@@ -351,6 +389,95 @@ impl Sandbox {
             }
         });
     }
+}
+
+/// `libraries`: absent, null or a list of at most [`MAX_LIBRARIES`] PyPI requirements,
+/// each a PEP 508 name with an optional `==VERSION`. Returned canonical (names lowercased,
+/// runs of `-_.` as one `-`, as PyPI compares them), sorted and without repeats, so that
+/// one set has one image whatever order or spelling it came in.
+pub fn parse_libraries(value: Option<&Value>) -> Result<Vec<String>, String> {
+    let items = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(
+                "python_sandbox: \"libraries\" must be a list of PyPI package names".into(),
+            );
+        }
+    };
+    if items.len() > MAX_LIBRARIES {
+        return Err(format!(
+            "python_sandbox: \"libraries\" lists {} packages; at most {MAX_LIBRARIES}",
+            items.len()
+        ));
+    }
+    let mut requirements: Vec<(String, Option<String>)> = Vec::with_capacity(items.len());
+    for item in items {
+        let Some(text) = item.as_str() else {
+            return Err(format!(
+                "python_sandbox: \"libraries\" entry {item} is not a string"
+            ));
+        };
+        let (name, version) = parse_requirement(text).ok_or_else(|| {
+            format!(
+                "python_sandbox: \"libraries\" entry {text:?} is not a PyPI package: expected NAME or NAME==VERSION (letters, digits, '.', '_', '-')"
+            )
+        })?;
+        match requirements.iter().find(|(known, _)| *known == name) {
+            Some((_, known)) if *known != version => {
+                return Err(format!(
+                    "python_sandbox: \"libraries\" lists {name} twice, with different versions"
+                ));
+            }
+            Some(_) => {}
+            None => requirements.push((name, version)),
+        }
+    }
+    let mut canonical: Vec<String> = requirements
+        .into_iter()
+        .map(|(name, version)| match version {
+            Some(version) => format!("{name}=={version}"),
+            None => name,
+        })
+        .collect();
+    canonical.sort();
+    Ok(canonical)
+}
+
+/// A PEP 508 name (canonicalized) and an optional exact PEP 440 version.
+fn parse_requirement(text: &str) -> Option<(String, Option<String>)> {
+    let (name, version) = match text.split_once("==") {
+        Some((name, version)) => (name, Some(version)),
+        None => (text, None),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    let version_ok = version.is_none_or(|v| {
+        !v.is_empty()
+            && v.len() <= 64
+            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '!' | '+' | '_' | '-'))
+    });
+    if !(name_ok && version_ok) {
+        return None;
+    }
+    let mut canonical = String::with_capacity(name.len());
+    for c in name.chars() {
+        if matches!(c, '.' | '_' | '-') {
+            if !canonical.ends_with('-') {
+                canonical.push('-');
+            }
+        } else {
+            canonical.push(c.to_ascii_lowercase());
+        }
+    }
+    Some((canonical, version.map(str::to_owned)))
 }
 
 #[derive(Debug)]
@@ -387,4 +514,55 @@ fn tool_result(outcome: &RunOutcome) -> Value {
         "structuredContent": outcome,
         "isError": false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libraries_are_validated_and_canonical() {
+        assert_eq!(parse_libraries(None), Ok(vec![]));
+        assert_eq!(parse_libraries(Some(&json!(null))), Ok(vec![]));
+        assert_eq!(
+            parse_libraries(Some(&json!(["Six", "python_dateutil==2.9.0.post0", "six"]))),
+            Ok(vec!["python-dateutil==2.9.0.post0".into(), "six".into()])
+        );
+        assert_eq!(
+            parse_libraries(Some(&json!(["zope.interface", "A__b"]))),
+            Ok(vec!["a-b".into(), "zope-interface".into()])
+        );
+        let bad = parse_libraries(Some(&json!(["six", "not a package!"]))).unwrap_err();
+        assert!(bad.contains("\"not a package!\""), "{bad}");
+        for entry in [
+            "six>=1",
+            "six==",
+            "-six",
+            "six-",
+            "six; os_name",
+            "six==1 ",
+            "six[x]",
+            "",
+            "a@b",
+        ] {
+            assert!(parse_libraries(Some(&json!([entry]))).is_err(), "{entry:?}");
+        }
+        assert!(parse_libraries(Some(&json!("six"))).is_err());
+        assert!(
+            parse_libraries(Some(&json!([1])))
+                .unwrap_err()
+                .contains("1")
+        );
+        let many: Vec<String> = (0..=MAX_LIBRARIES).map(|i| format!("p{i}")).collect();
+        assert!(
+            parse_libraries(Some(&json!(many)))
+                .unwrap_err()
+                .contains("at most 20")
+        );
+        assert!(
+            parse_libraries(Some(&json!(["six==1.16.0", "Six==1.17.0"])))
+                .unwrap_err()
+                .contains("twice")
+        );
+    }
 }

@@ -69,8 +69,8 @@ impl Default for DockerSettings {
     fn default() -> Self {
         DockerSettings {
             host: None,
-            python_image: "mcpr/python:bookworm".into(),
-            node_image: "mcpr/node:bookworm".into(),
+            python_image: super::images::DEFAULT_PYTHON_IMAGE.into(),
+            node_image: super::images::DEFAULT_NODE_IMAGE.into(),
             sandbox_pool: 2,
             owner: String::new(),
         }
@@ -84,6 +84,11 @@ pub struct DockerRuntime {
     client: OnceCell<Docker>,
     /// One image build at a time: two servers with the same spec build it once.
     pub(crate) builds: tokio::sync::Mutex<()>,
+    /// One pull at a time: servers and the sandbox starting together pull a base once.
+    pub(crate) pulls: tokio::sync::Mutex<()>,
+    /// Default base images that could not be pulled -> the local image used instead, so
+    /// that later starts do not ask the registry again.
+    pub(crate) base_fallbacks: std::sync::Mutex<HashMap<String, String>>,
 }
 
 /// A container's stdio, attached.
@@ -127,6 +132,8 @@ impl DockerRuntime {
             agent_id,
             client: OnceCell::new(),
             builds: tokio::sync::Mutex::new(()),
+            pulls: tokio::sync::Mutex::new(()),
+            base_fallbacks: Default::default(),
         }
     }
 
@@ -271,7 +278,7 @@ impl DockerRuntime {
                     status_code: 404,
                     message,
                 } => format!(
-                    "image {} is not on this host ({message}); see docs/DOCKER.md (scripts/docker-images builds the router's images without a registry)",
+                    "image {} is not on this host ({message}); see docs/DOCKER.md (scripts/docker-images builds the router's base images without a registry)",
                     plan.launch.image
                 ),
                 e => format!("cannot create container {}: {e}", plan.name),

@@ -11,15 +11,14 @@ pub use docker::{DockerRuntime, DockerSettings};
 /// `mcpr-node-agent` and `mcpr up`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DockerArgs {
-    /// Base image of `uvx` and `command` servers and of the python sandbox.
-    #[arg(
-        long,
-        env = "MCPR_PYTHON_IMAGE",
-        default_value = "mcpr/python:bookworm"
-    )]
+    /// Base image of `uvx` and `command` servers and of the python sandbox, pulled on first
+    /// use (without a registry: `scripts/docker-images python` builds mcpr/python:bookworm,
+    /// used when the default cannot be pulled).
+    #[arg(long, env = "MCPR_PYTHON_IMAGE", default_value = images::DEFAULT_PYTHON_IMAGE)]
     pub python_image: String,
-    /// Base image of `npx` servers.
-    #[arg(long, env = "MCPR_NODE_IMAGE", default_value = "mcpr/node:bookworm")]
+    /// Base image of `npx` servers, pulled on first use (without a registry:
+    /// `scripts/docker-images node` builds mcpr/node:bookworm).
+    #[arg(long, env = "MCPR_NODE_IMAGE", default_value = images::DEFAULT_NODE_IMAGE)]
     pub node_image: String,
     /// Warm containers kept for python_sandbox (0: a cold container per call).
     #[arg(long, env = "MCPR_SANDBOX_POOL", default_value_t = 2)]
