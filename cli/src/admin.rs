@@ -384,6 +384,12 @@ pub enum ServerCommand {
         /// Register it without starting it
         #[arg(long)]
         disabled: bool,
+        /// Wait until it runs (printing its progress: image pulls and builds) or fails
+        #[arg(long, conflicts_with = "disabled")]
+        wait: bool,
+        /// With --wait: give up after this many seconds
+        #[arg(long, value_name = "SECS", default_value_t = 600, requires = "wait")]
+        wait_timeout: u64,
     },
     /// Change a registered server's description, session mode, environment or headers; the
     /// rest of its runtime, secrets included, stays as it is
@@ -406,7 +412,8 @@ pub enum ServerCommand {
     /// List servers with their state
     #[command(alias = "ls")]
     List,
-    /// Show one server in detail
+    /// Show one server in detail (its state, progress and last error)
+    #[command(alias = "status")]
     Show { name: String },
     /// Delete a server (its process is stopped)
     #[command(alias = "remove", alias = "delete")]
@@ -444,6 +451,8 @@ pub async fn run_server(admin: &Admin, cmd: ServerCommand, json: bool) -> anyhow
             description,
             session_mode,
             disabled,
+            wait,
+            wait_timeout,
         } => {
             let env_map = || -> anyhow::Result<Option<Value>> {
                 if env.is_empty() {
@@ -512,6 +521,19 @@ pub async fn run_server(admin: &Admin, cmd: ServerCommand, json: bool) -> anyhow
                 body["session_mode"] = Value::String(mode);
             }
             let server = admin.post(&["servers"], Some(&body), None).await?;
+            if wait {
+                let running =
+                    wait_running(admin, &name, Duration::from_secs(wait_timeout), json).await?;
+                if json {
+                    return print_json(&running);
+                }
+                println!(
+                    "server \"{}\" is running: {} tools",
+                    clean(&name),
+                    str_at(&running, &["status", "tool_count"])
+                );
+                return Ok(());
+            }
             if json {
                 return print_json(&server);
             }
@@ -699,6 +721,48 @@ fn print_json(value: &Value) -> anyhow::Result<()> {
 }
 
 /// The string at a path of object keys, or "" (numbers and booleans are shown too).
+/// Polls a server until it runs (its state `running`) or fails (`backoff`, `stopped`),
+/// printing each new progress line (stderr with `--json`, so stdout stays one document).
+async fn wait_running(
+    admin: &Admin,
+    name: &str,
+    timeout: Duration,
+    json: bool,
+) -> anyhow::Result<Value> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut shown = String::new();
+    loop {
+        let server = admin.get(&["servers", name], Some(name)).await?;
+        let progress = str_at(&server, &["status", "progress"]);
+        if !progress.is_empty() && progress != shown {
+            if json {
+                eprintln!("{}", clean(&progress));
+            } else {
+                println!("{}", clean(&progress));
+            }
+            shown = progress;
+        }
+        let state = str_at(&server, &["status", "state"]);
+        match state.as_str() {
+            "running" => return Ok(server),
+            "backoff" | "stopped" => bail!(
+                "server \"{}\" failed to start: {}",
+                clean(name),
+                clean(&str_at(&server, &["status", "last_error"]))
+            ),
+            _ => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "server \"{}\" is not running after {} s (state {state}); watch it with: mcpr server list",
+                clean(name),
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 fn str_at(value: &Value, path: &[&str]) -> String {
     let mut v = value;
     for key in path {

@@ -50,6 +50,21 @@ pub struct Proc {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// Tests run on the base images `scripts/docker-images` builds (no registry here), unless
+/// the runner's environment or the test itself names others: the defaults are registry
+/// images, pulled on first use.
+fn local_base_images(command: &mut Command) {
+    let set: Vec<_> = command.get_envs().map(|(k, _)| k.to_owned()).collect();
+    for (variable, local) in [
+        ("MCPR_PYTHON_IMAGE", "mcpr/python:bookworm"),
+        ("MCPR_NODE_IMAGE", "mcpr/node:bookworm"),
+    ] {
+        if std::env::var_os(variable).is_none() && !set.iter().any(|k| k == variable) {
+            command.env(variable, local);
+        }
+    }
+}
+
 impl Proc {
     pub fn spawn(name: &str, mut command: Command) -> Proc {
         let dir = tempfile::tempdir().unwrap();
@@ -63,6 +78,7 @@ impl Proc {
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
         );
+        local_base_images(&mut command);
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
