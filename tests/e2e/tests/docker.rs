@@ -504,6 +504,113 @@ async fn a_missing_image_is_named_in_the_status() {
     assert_eq!(invalid["error"]["field"], "runtime", "{invalid}");
 }
 
+/// A base image that is neither here nor pullable: status, the sandbox and
+/// `mcpr server add --wait` name it and both ways out.
+#[tokio::test]
+async fn an_unpullable_base_image_names_both_ways_out() {
+    if !docker_ready() {
+        return;
+    }
+    let owner = docker_owner("nobase");
+    let _cleanup = DockerCleanup(owner.clone());
+    let missing = "mcpr-e2e/no-such-python:none";
+    let router = Router::start_with(
+        &[],
+        &[
+            ("MCPR_DOCKER_OWNER", owner.as_str()),
+            ("MCPR_SANDBOX_POOL", "0"),
+            ("MCPR_PYTHON_IMAGE", missing),
+        ],
+    )
+    .await;
+    let ways_out = |error: &str| {
+        for part in [
+            missing,
+            "cannot be pulled",
+            "scripts/docker-images python",
+            "MCPR_PYTHON_IMAGE",
+        ] {
+            assert!(error.contains(part), "{part:?} in {error}");
+        }
+    };
+    let api = router.api();
+    api.add(json!({"name": "nobase", "runtime": {"kind": "docker", "command": "python3"}}))
+        .await;
+    ways_out(
+        &api.wait_last_error("nobase", "failing on its base image")
+            .await,
+    );
+
+    let mut mcp = RawMcp::new(&router.mcp_url("/mcp"));
+    mcp.initialize().await;
+    let result = mcp
+        .call("python_sandbox", json!({"code": "print(1)"}))
+        .await
+        .unwrap();
+    assert_eq!(result["isError"], true, "{result}");
+    ways_out(result["content"][0]["text"].as_str().unwrap());
+
+    let output = std::process::Command::new(mcpr_e2e::harness::bin("mcpr"))
+        .arg("--url")
+        .arg(router.url())
+        .args([
+            "server",
+            "add",
+            "waited",
+            "--docker",
+            "--command",
+            "python3",
+            "--wait",
+        ])
+        .env_remove("MCPR_URL")
+        .output()
+        .expect("run mcpr");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "--wait fails with the server: {stderr}"
+    );
+    assert!(
+        stderr.contains("server \"waited\" failed to start"),
+        "{stderr}"
+    );
+    ways_out(&stderr);
+}
+
+/// With the default base image (a registry image) the sandbox works on any host: pulled
+/// where a registry answers, else the local image from `scripts/docker-images`, said so.
+#[tokio::test]
+async fn the_default_base_image_works_with_or_without_a_registry() {
+    if !docker_ready() {
+        return;
+    }
+    let owner = docker_owner("defaultbase");
+    let _cleanup = DockerCleanup(owner.clone());
+    let router = Router::start_with(
+        &[],
+        &[
+            ("MCPR_DOCKER_OWNER", owner.as_str()),
+            ("MCPR_SANDBOX_POOL", "0"),
+            ("MCPR_PYTHON_IMAGE", "python:3.13-slim"),
+        ],
+    )
+    .await;
+    let mut mcp = RawMcp::new(&router.mcp_url("/mcp"));
+    mcp.initialize().await;
+    let ran = sandbox(
+        &mut mcp,
+        "import sys; print(sys.version_info[0])",
+        Some(60.0),
+    )
+    .await;
+    assert_eq!(ran["stdout"], "3\n", "{ran}");
+    let log = router.proc.log();
+    let fell_back = log.contains("image python:3.13-slim cannot be pulled")
+        && log.contains("using mcpr/python:bookworm, built by scripts/docker-images");
+    let pulled = log.contains("image python:3.13-slim pulled");
+    assert!(fell_back || pulled, "the log says which image runs: {log}");
+}
+
 /// `mcpr server add` registers docker specs, and the server runs and answers.
 #[tokio::test]
 async fn cli_adds_a_containerized_server() {
@@ -546,12 +653,18 @@ async fn cli_adds_a_containerized_server() {
         "0.5",
         "--pids",
         "32",
+        "--wait",
     ]);
+    // --wait returns once it runs.
+    let server = router.api().server("clibox").await;
+    assert_eq!(server["status"]["state"], "running", "{server}");
     assert!(
-        added.contains("image:mcpr/fixture-server:test --name clibox"),
+        added.contains(&format!(
+            "server \"clibox\" is running: {} tools",
+            server["status"]["tool_count"]
+        )),
         "{added}"
     );
-    let server = router.api().wait_state("clibox", "running").await;
     assert_eq!(
         server["runtime"],
         json!({"kind": "docker", "image": FIXTURE_IMAGE, "args": ["--name", "clibox"],
