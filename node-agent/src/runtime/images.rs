@@ -255,9 +255,9 @@ fn libraries_dockerfile(base: &str, requirements: &[String]) -> String {
          {{TRUST}}\
          RUN python3 -m pip install --no-cache-dir --disable-pip-version-check --no-input --only-binary=:all: \
          --target \"$(python3 -c 'import sysconfig; print(sysconfig.get_path(\"purelib\"))')\" {words}\n\
-         LABEL {LABEL_MANAGED}=true {LABEL_LIBRARIES}={labels}\n",
+         LABEL {LABEL_MANAGED}=true {LABEL_LIBRARIES}=\"{labels}\"\n",
         words = words.join(" "),
-        labels = format!("\"{}\"", requirements.join(" ")),
+        labels = requirements.join(" "),
     )
 }
 
