@@ -553,7 +553,7 @@ pub async fn run_server(admin: &Admin, cmd: ServerCommand, json: bool) -> anyhow
             let runtime = &server["runtime"];
             if runtime["npx"].is_string() || runtime["uvx"].is_string() {
                 println!(
-                    "its image is built on the first start (once); follow the build with: mcpr server logs {} -f",
+                    "its image is built on the first start (once); follow the build with: mcpr server logs {} -f (or add it with --wait)",
                     output::shell_quote(&name)
                 );
             }

@@ -36,8 +36,10 @@ pub const LOCAL_NODE_IMAGE: &str = "mcpr/node:bookworm";
 
 /// A pull that sends nothing for this long is given up.
 const PULL_IDLE: Duration = Duration::from_secs(120);
-/// Status updates of a pull, at most this often (each one travels to the control plane).
+/// Status updates of a pull, at most this often (each one travels to the control plane);
+/// the agent's own log (the sandbox's pulls) gets fewer.
 const PULL_REPORT_EVERY: Duration = Duration::from_millis(500);
+const PULL_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// Which base image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -640,6 +642,10 @@ async fn pull(docker: &Docker, image: &str, report: Report<'_>) -> Result<String
     );
     let mut layers = PullProgress::default();
     let mut reported = Instant::now();
+    let every = match report {
+        Report::Server(_) => PULL_REPORT_EVERY,
+        Report::Agent => PULL_LOG_EVERY,
+    };
     loop {
         let item = match tokio::time::timeout(PULL_IDLE, pulling.next()).await {
             Err(_) => return Err(format!("no progress within {} s", PULL_IDLE.as_secs())),
@@ -659,7 +665,7 @@ async fn pull(docker: &Docker, image: &str, report: Report<'_>) -> Result<String
             return Err(error);
         }
         layers.update(&info);
-        if reported.elapsed() >= PULL_REPORT_EVERY
+        if reported.elapsed() >= every
             && let Some(summary) = layers.summary()
         {
             reported = Instant::now();

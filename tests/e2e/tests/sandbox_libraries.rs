@@ -5,6 +5,7 @@
 //!
 //! Each test uses a set of its own and removes that set's image first, so the build really
 //! runs here, and tests running side by side never share (or delete) each other's images.
+//! Also here, being a PyPI build too: `mcpr server add --wait` showing a `uvx` image build.
 
 use std::process::Command;
 
@@ -208,4 +209,76 @@ async fn concurrent_calls_with_one_set_build_it_once() {
     }
     assert_eq!(library_images("idna").len(), 1);
     assert_eq!(builds_logged(&router, "idna"), 1, "{}", router.proc.log());
+}
+
+/// `--wait` prints the image build's steps as they happen and ends with the server's fate.
+/// The package spec is unique to this run (an always-true `!=` clause), so the build really
+/// runs; `six` has no entry point named `six`, so the server fails once built.
+#[tokio::test]
+async fn server_add_wait_prints_the_build_progress_and_the_outcome() {
+    if !docker_ready() {
+        return;
+    }
+    let owner = docker_owner("waitbuild");
+    let _cleanup = DockerCleanup(owner.clone());
+    let router = router(&owner).await;
+    let unique = format!("{}{}", std::process::id(), mcpr_e2e::harness::free_port());
+    let package = format!("six!=0.0.{unique}");
+    // The tag's readable part: the spec with every other character as '-'.
+    let built = format!("mcpr/uvx-six--0-0-{unique}");
+    let built_tag = format!("{built}:");
+    let _remove = RemoveImages(built.clone());
+    let output = Command::new(mcpr_e2e::harness::bin("mcpr"))
+        .arg("--url")
+        .arg(router.url())
+        .args(["server", "add", "sixserver", "--uvx", &package, "--wait"])
+        .env_remove("MCPR_URL")
+        .output()
+        .expect("run mcpr");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(
+        stdout.contains(&format!("building image {built_tag}")) && stdout.contains(": Step "),
+        "progress printed while waiting: {stdout}"
+    );
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stderr.contains("server \"sixserver\" failed to start"),
+        "{stderr}"
+    );
+    let (status, body) = router
+        .api()
+        .call(reqwest::Method::DELETE, "/api/v1/servers/sixserver", None)
+        .await;
+    assert!(status == 204 || status == 200, "{status} {body}");
+    assert!(
+        image_tags(&built).iter().any(|t| t.starts_with(&built_tag)),
+        "the built image is tagged {built_tag}…"
+    );
+}
+
+/// Tags of the images whose repository is `repository`.
+fn image_tags(repository: &str) -> Vec<String> {
+    let images = Command::new("docker")
+        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .args(["--filter", &format!("reference={repository}")])
+        .output()
+        .expect("docker images");
+    String::from_utf8_lossy(&images.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Removes the images of a repository this test made, also when it fails.
+struct RemoveImages(String);
+
+impl Drop for RemoveImages {
+    fn drop(&mut self) {
+        for tag in image_tags(&self.0) {
+            let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+        }
+    }
 }
