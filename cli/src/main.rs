@@ -203,6 +203,7 @@ async fn run(cli: Cli, url_given: bool) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => {
             mcpr_core::telemetry::init_logging();
+            mcpr_core::settings::Limits::install_from_env()?;
             let options = args.options();
             if args.transport == Transport::Stdio {
                 return serve_stdio(&options, tls).await;
@@ -225,6 +226,7 @@ async fn run(cli: Cli, url_given: bool) -> anyhow::Result<()> {
         }
         Command::Stdio { api_key, up } => {
             mcpr_core::telemetry::init_logging();
+            mcpr_core::settings::Limits::install_from_env()?;
             if url_given {
                 let api_key = api_key
                     .map(|k| k.trim().to_owned())

@@ -48,6 +48,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     mcpr_core::telemetry::init_logging();
     let args = Args::parse();
+    mcpr_core::settings::Limits::install_from_env()?;
     let tls = args.tls.install()?;
     let cluster_token = args.cluster.token()?;
     let grpc = TcpListener::bind(&args.grpc_listen).await.map_err(|e| {

@@ -6,6 +6,7 @@ pub mod jsonrpc;
 pub mod mcp_headers;
 pub mod model;
 pub mod relay;
+pub mod settings;
 pub mod sse;
 pub mod telemetry;
 

@@ -459,7 +459,9 @@ pub async fn authenticate(
         gateway.auth.record_use(id, now_ms);
     }
     drop(snapshot);
-    let mut response = CALLER.scope(caller.access, next.run(request)).await;
+    // Sessions belong to the credential that creates them (`sessions.rs`).
+    let handled = crate::sessions::as_credential(caller.bucket, next.run(request));
+    let mut response = CALLER.scope(caller.access, handled).await;
     if let Some(ScopeRefusal(scope)) = response.extensions_mut().remove::<ScopeRefusal>()
         && let Some(rs) = &gateway.snapshot.load().credentials.oauth
     {

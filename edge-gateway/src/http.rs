@@ -172,30 +172,43 @@ fn session_of<'h>(
 }
 
 /// True when `id` is a live session of `view` here, or a sealed one made by any replica,
-/// which is then resumed here.
+/// which is then resumed here; either way the caller's credential must be the one that
+/// created it. An idle session found here expires on the spot.
 fn known_session(gateway: &Gateway, id: &str, view: &View) -> bool {
-    if let Some(session) = gateway.sessions.get(id) {
-        if &session.view != view {
+    let sessions = &gateway.sessions;
+    if let Some(session) = sessions.get(id) {
+        if &session.view != view || !session.owned_by_caller() {
             return false;
         }
-        session.touch();
-        return true;
-    }
-    let key = gateway.snapshot.load().session_key.clone();
-    if key.is_empty() || gateway.ended_sessions.contains_key(id) {
+        if session.touch_unless_idle(sessions.idle) {
+            return true;
+        }
+        // The map's guard goes before the session is removed.
+        drop(session);
+        sessions.end(id, view);
         return false;
     }
-    match crate::sessions::seal::unseal(&key, id) {
-        Some((sealed_view, version)) if &sealed_view == view => {
-            tracing::debug!(session = %id, "resuming a session created by another gateway");
-            gateway
-                .sessions
-                .entry(id.to_owned())
-                .or_insert_with(|| ClientSession::new(sealed_view, version));
-            true
-        }
-        _ => false,
+    let key = gateway.snapshot.load().session_key.clone();
+    if key.is_empty() || sessions.is_ended(id) {
+        return false;
     }
+    let Some((sealed_view, version, owner)) = crate::sessions::seal::unseal(&key, id) else {
+        return false;
+    };
+    if &sealed_view != view {
+        return false;
+    }
+    crate::sessions::with_credential(|credential| {
+        if crate::sessions::seal::owner_tag(&key, credential) != owner {
+            return false;
+        }
+        tracing::debug!(session = %id, "resuming a session created by another gateway");
+        sessions.admit(
+            id.to_owned(),
+            ClientSession::new(sealed_view, version, credential),
+        );
+        true
+    })
 }
 
 async fn end_session(gateway: &Gateway, view: &View, headers: &HeaderMap) -> Response {
@@ -203,14 +216,11 @@ async fn end_session(gateway: &Gateway, view: &View, headers: &HeaderMap) -> Res
         Ok(id) => id,
         Err(refusal) => return refusal,
     };
-    gateway
-        .ended_sessions
-        .insert(id.to_owned(), std::time::Instant::now());
     // The `per_client` upstream sessions of this client can end now.
     gateway.end_upstream_sessions(view, id).await;
-    match gateway.sessions.remove_if(id, |_, s| &s.view == view) {
-        Some(_) => StatusCode::NO_CONTENT.into_response(),
-        None => rpc_refusal(
+    match gateway.sessions.end(id, view) {
+        true => StatusCode::NO_CONTENT.into_response(),
+        false => rpc_refusal(
             StatusCode::NOT_FOUND,
             code::INVALID_REQUEST,
             "unknown or expired session",
@@ -258,6 +268,9 @@ async fn handle_post(
                 &format!("request body is over {MAX_BODY_BYTES} bytes"),
             );
         }
+        Err(BodyError::TimedOut(e)) => {
+            return rpc_refusal(StatusCode::REQUEST_TIMEOUT, code::INVALID_REQUEST, &e);
+        }
         Err(BodyError::Broken(e)) => {
             return rpc_refusal(
                 StatusCode::BAD_REQUEST,
@@ -270,6 +283,18 @@ async fn handle_post(
         Ok(parsed) => parsed,
         Err(error) => return rpc_error_response(StatusCode::BAD_REQUEST, Value::Null, &error),
     };
+    // What no request may cost, in either era: a long batch, params no method takes.
+    let limits = &gateway.config.limits;
+    if let Err(error) = crate::limits::check_batch(&messages, limits) {
+        return rpc_error_response(StatusCode::BAD_REQUEST, Value::Null, &error);
+    }
+    if let Err(error) = crate::limits::check_params(&messages, batch) {
+        let id = match batch {
+            true => Value::Null,
+            false => messages[0].id.clone().unwrap_or(Value::Null),
+        };
+        return rpc_error_response(StatusCode::BAD_REQUEST, id, &error);
+    }
     // The modern era (2026-07-28) has no session: its requests take their own path.
     if crate::modern::applies(headers, &messages) {
         // Boxed here, and the batch path below: each inline would make every request's
@@ -320,19 +345,16 @@ async fn handle_post(
             .unwrap_or_default();
         let version = crate::views::negotiate_version(&requested);
         let key = gateway.snapshot.load().session_key.clone();
-        let id = if key.is_empty() {
-            uuid::Uuid::new_v4().simple().to_string()
-        } else {
-            crate::sessions::seal::seal(&key, &view, version)
-        };
-        new_session = Some((
-            id.clone(),
-            ClientSession::new(
-                view.clone(),
-                crate::views::negotiate_version(&requested).to_owned(),
-            ),
-        ));
-        id
+        new_session = Some(crate::sessions::with_credential(|credential| {
+            let id = if key.is_empty() {
+                uuid::Uuid::new_v4().simple().to_string()
+            } else {
+                crate::sessions::seal::seal(&key, &view, version, credential)
+            };
+            let session = ClientSession::new(view.clone(), version.to_owned(), credential);
+            (id, session)
+        }));
+        new_session.as_ref().expect("just made").0.clone()
     } else {
         match session_of(gateway, &view, headers) {
             Ok(id) => id.to_owned(),
@@ -347,15 +369,27 @@ async fn handle_post(
         return streamed_answer(gateway, view, session_id, message, wants_json).await;
     }
     let mut answers = Vec::with_capacity(messages.len());
+    // A batch's answers are held until the last, so they are counted as they come: the
+    // batch stops at the cap instead of growing without bound.
+    let mut answered_bytes = 0;
     for message in messages {
         if let Some(answer) = Box::pin(gateway.handle(&view, &session_id, message)).await {
+            answered_bytes += crate::limits::answer_size(&answer);
+            if answered_bytes > limits.max_response_bytes {
+                let id = match batch {
+                    true => Value::Null,
+                    false => answer.id.clone().unwrap_or(Value::Null),
+                };
+                let error = crate::limits::too_large(answered_bytes, limits);
+                return rpc_error_response(StatusCode::OK, id, &error);
+            }
             answers.push(answer);
         }
     }
     if let Some((id, session)) = new_session {
         // Only a successful initialize creates the session.
         if answers.first().is_some_and(|a| a.result.is_some()) {
-            gateway.sessions.insert(id.clone(), session);
+            gateway.sessions.admit(id.clone(), session);
         } else {
             return json_response(StatusCode::OK, &answers[0].to_bytes(), None);
         }
@@ -364,9 +398,14 @@ async fn handle_post(
         return StatusCode::ACCEPTED.into_response();
     }
     let body = if batch {
-        let parts: Vec<Vec<u8>> = answers.iter().map(Message::to_bytes).collect();
-        let mut out = b"[".to_vec();
-        out.extend(parts.join(&b","[..]));
+        let mut out = Vec::with_capacity(answered_bytes + 2);
+        out.push(b'[');
+        for (index, answer) in answers.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, answer).expect("a JSON-RPC message always serializes");
+        }
         out.push(b']');
         out
     } else {
@@ -386,6 +425,8 @@ async fn handle_post(
 
 enum BodyError {
     TooLarge,
+    /// Not received within `MCPR_BODY_TIMEOUT_SECS` (the listener's deadline).
+    TimedOut(String),
     Broken(String),
 }
 
@@ -398,7 +439,16 @@ async fn read_body(body: Body) -> Result<Bytes, BodyError> {
     let mut collected = Vec::new();
     let mut seen = 0usize;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| BodyError::Broken(e.to_string()))?;
+        let chunk = chunk.map_err(|e| {
+            use std::error::Error;
+            match mcpr_tls::is_body_timeout(&e) || e.source().is_some_and(mcpr_tls::is_body_timeout)
+            {
+                true => {
+                    BodyError::TimedOut(e.source().map_or_else(|| e.to_string(), |s| s.to_string()))
+                }
+                false => BodyError::Broken(e.to_string()),
+            }
+        })?;
         seen += chunk.len();
         if seen > MAX_BODY_BYTES {
             let drain = async {
@@ -449,6 +499,7 @@ async fn streamed_answer(
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
     let guard = gateway.delivery.open_stream(&session, &id, tx.clone());
     let task_gateway = gateway.clone();
+    let task_limits = gateway.config.limits;
     // Driven right here while nothing streams (no task spawned on the common path).
     let mut answer = Box::pin(async move { task_gateway.handle(&view, &session, message).await });
     let first_event = tokio::select! {
@@ -461,6 +512,11 @@ async fn streamed_answer(
             let mut before = Vec::new();
             while let Ok(message) = rx.try_recv() {
                 before.push(message);
+            }
+            let limits = &task_limits;
+            if crate::limits::answer_size(&answer) > limits.max_response_bytes {
+                let error = crate::limits::too_large(crate::limits::answer_size(&answer), limits);
+                return rpc_error_response(StatusCode::OK, answer.id.clone().unwrap_or(Value::Null), &error);
             }
             let body = answer.to_bytes();
             if before.is_empty() {
@@ -486,7 +542,16 @@ async fn streamed_answer(
         let answer = answer.await;
         drop(guard);
         if let Some(answer) = answer {
-            let _ = tx.send(answer.to_bytes()).await;
+            let size = crate::limits::answer_size(&answer);
+            let bytes = match size > task_limits.max_response_bytes {
+                true => Message::error(
+                    answer.id.clone().unwrap_or(Value::Null),
+                    &crate::limits::too_large(size, &task_limits),
+                )
+                .to_bytes(),
+                false => answer.to_bytes(),
+            };
+            let _ = tx.send(bytes).await;
         }
     }));
     // Each event gets an id, and the request goes on when the connection drops: the client

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod http;
 pub mod jwt;
+pub mod limits;
 pub mod modern;
 pub mod modern_bridge;
 pub mod modern_listen;
@@ -39,8 +40,9 @@ pub struct Config {
     /// The Hosts and browser Origins the listener accepts (`MCPR_ALLOWED_HOSTS`,
     /// `MCPR_ALLOWED_ORIGINS`), on every route.
     pub host_policy: Arc<HostPolicy>,
-    /// Client sessions idle this long are forgotten (`MCPR_SESSION_IDLE_SECS`).
-    pub session_idle: Duration,
+    /// Batch, response and session limits (`mcpr_core::settings`; `session_idle` also
+    /// from `--session-idle-secs`).
+    pub limits: mcpr_core::settings::Limits,
     /// Require an API key even when the control plane does not (yet): set when listening
     /// on a non-loopback address, so that a fresh cluster is never open to the network.
     pub require_auth: bool,
@@ -57,7 +59,7 @@ impl Default for Config {
             mcp_path: "/mcp".into(),
             request_timeout: Duration::from_secs(130),
             host_policy: Default::default(),
-            session_idle: Duration::from_secs(24 * 3600),
+            limits: *mcpr_core::settings::Limits::current(),
             require_auth: false,
             cluster_token: None,
         }
@@ -78,8 +80,6 @@ pub struct Gateway {
     pub(crate) listeners: modern_listen::Listeners,
     /// The in-process agent's events, for as long as the gateway lives.
     local_events: std::sync::OnceLock<mcpr_core::relay::Subscription>,
-    /// Sessions ended here (DELETE): a sealed id is not resumed after it (kept for a day).
-    pub(crate) ended_sessions: dashmap::DashMap<String, std::time::Instant>,
     snapshot_ready: Arc<tokio::sync::Notify>,
 }
 
@@ -107,9 +107,8 @@ impl Gateway {
             delivery: Default::default(),
             bridges: Default::default(),
             listeners: Default::default(),
-            ended_sessions: Default::default(),
             auth: Default::default(),
-            sessions: Default::default(),
+            sessions: Arc::new(sessions::Sessions::new(&config.limits)),
             snapshot: snapshot.clone(),
             snapshot_ready: ready.clone(),
             config: config.clone(),
@@ -142,20 +141,18 @@ impl Gateway {
             let subscription = agent.subscribe(Arc::new(move |event| handler(&relay_url, event)));
             let _ = gateway.local_events.set(subscription);
         }
-        // Idle client sessions expire.
+        // Idle client sessions expire (a request on one finds it expired by itself too).
         let weak = Arc::downgrade(&gateway);
+        let sweep =
+            (config.limits.session_idle / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            let mut tick = tokio::time::interval(sweep);
             loop {
                 tick.tick().await;
                 let Some(gateway) = weak.upgrade() else {
                     return;
                 };
-                let expired =
-                    sessions::expire_sessions(&gateway.sessions, gateway.config.session_idle);
-                gateway
-                    .ended_sessions
-                    .retain(|_, at| at.elapsed() < Duration::from_secs(24 * 3600));
+                let expired = gateway.sessions.expire();
                 if expired > 0 {
                     tracing::debug!(expired, "idle client sessions expired");
                 }

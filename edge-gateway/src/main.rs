@@ -41,9 +41,10 @@ struct Args {
     /// Host names clients may use besides loopback ones (comma-separated; `*` for any).
     #[arg(long, env = "MCPR_ALLOWED_HOSTS", value_delimiter = ',')]
     allowed_hosts: Vec<String>,
-    /// Forget client sessions idle for this many seconds.
-    #[arg(long, env = "MCPR_SESSION_IDLE_SECS", default_value_t = 86_400)]
-    session_idle_secs: u64,
+    /// Forget client sessions idle for this many seconds (overrides
+    /// `MCPR_SESSION_IDLE_SECS`, default 3600).
+    #[arg(long)]
+    session_idle_secs: Option<u64>,
     #[command(flatten)]
     cluster: mcpr_tls::cluster::ClusterArgs,
     #[command(flatten)]
@@ -54,6 +55,10 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     mcpr_core::telemetry::init_logging();
     let args = Args::parse();
+    let mut limits = *mcpr_core::settings::Limits::install_from_env()?;
+    if let Some(secs) = args.session_idle_secs {
+        limits.session_idle = Duration::from_secs(secs.max(1));
+    }
     let tls = args.tls.install()?;
     if !args.mcp_path.starts_with('/') {
         anyhow::bail!("MCP_PATH must start with '/', got {:?}", args.mcp_path);
@@ -71,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
             &args.allowed_hosts,
             &args.allowed_origins,
         )),
-        session_idle: Duration::from_secs(args.session_idle_secs.max(1)),
+        limits,
         require_auth: !listener.local_addr()?.ip().is_loopback(),
         cluster_token: args.cluster.token()?,
     };

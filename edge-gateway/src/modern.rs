@@ -549,6 +549,13 @@ pub fn status_of(error: &RpcError, malformed_meta: bool) -> StatusCode {
 
 /// A final answer, after any notifications that came first (then as SSE).
 pub fn answer_response(answer: &Message, before: Vec<Vec<u8>>) -> Response {
+    let limits = mcpr_core::settings::Limits::current();
+    let size = crate::limits::answer_size(answer);
+    if size > limits.max_response_bytes {
+        let id = answer.id.clone().unwrap_or(Value::Null);
+        let error = crate::limits::too_large(size, limits);
+        return answer_response(&Message::error(id, &error), before);
+    }
     let body = answer.to_bytes();
     if before.is_empty() {
         let error = answer

@@ -2,9 +2,18 @@
 //! (notifications, server-to-client requests) to the client they concern: on the SSE
 //! response of the client request they relate to when that request is still open, else on
 //! the session's GET stream.
+//!
+//! Sessions are bounded (issue 11): each belongs to the credential that created it (another
+//! credential naming its id gets 404, here and on any replica: the sealed id carries a tag
+//! of the credential), at most `MCPR_MAX_SESSIONS_PER_CREDENTIAL` per credential and
+//! `MCPR_MAX_SESSIONS` in all, the least recently used one evicted at a cap, and one unused
+//! for `MCPR_SESSION_IDLE_SECS` is forgotten. An ended, evicted or expired id is remembered
+//! (as a hash, in a bounded set) so that this gateway does not resume it from its seal.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -17,14 +26,23 @@ use crate::views::View;
 /// Messages kept for a session whose client has no GET stream open; older ones are dropped.
 const OUTBOX_CAPACITY: usize = 1024;
 
+/// The clock of `last_used`: milliseconds since the first session of the process.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn now_ms() -> u64 {
+    EPOCH.elapsed().as_millis() as u64
+}
+
 /// A client session created by `initialize`.
 #[derive(Debug)]
 pub struct ClientSession {
     pub view: View,
     pub protocol_version: String,
     pub created: Instant,
-    /// Seconds since `created` of the last request, for idle expiry.
-    last_seen: AtomicU64,
+    /// The credential that created it (`""`: none, on an open instance or stdio).
+    owner: Box<str>,
+    /// `now_ms` of the last request, for idle expiry and eviction of the least recently used.
+    last_used: AtomicU64,
     outbox: mpsc::Sender<Vec<u8>>,
     /// Taken by the GET stream while it is open (one at a time).
     pub inbox: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>>,
@@ -40,13 +58,14 @@ pub struct ClientSession {
 }
 
 impl ClientSession {
-    pub fn new(view: View, protocol_version: String) -> ClientSession {
+    pub fn new(view: View, protocol_version: String, owner: &str) -> ClientSession {
         let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
         ClientSession {
             view,
             protocol_version,
             created: Instant::now(),
-            last_seen: AtomicU64::new(0),
+            owner: owner.into(),
+            last_used: AtomicU64::new(now_ms()),
             outbox,
             inbox: Arc::new(tokio::sync::Mutex::new(inbox)),
             sent: Default::default(),
@@ -56,16 +75,34 @@ impl ClientSession {
         }
     }
 
-    pub fn touch(&self) {
-        self.last_seen
-            .store(self.created.elapsed().as_secs(), Ordering::Relaxed);
+    /// A session that is never idle nor the least recently used (while another is): the
+    /// one of a stdio connection, which lives as long as the connection.
+    pub fn for_connection(self) -> ClientSession {
+        self.last_used.store(u64::MAX, Ordering::Relaxed);
+        self
     }
 
-    fn idle_for(&self) -> Duration {
-        let last = self.last_seen.load(Ordering::Relaxed);
-        self.created
-            .elapsed()
-            .saturating_sub(Duration::from_secs(last))
+    /// Whether the calling request's credential created this session.
+    pub fn owned_by_caller(&self) -> bool {
+        with_credential(|credential| *self.owner == *credential)
+    }
+
+    /// Marks the session used now, unless it has been idle for `idle` already (false: it
+    /// has expired).
+    pub fn touch_unless_idle(&self, idle: Duration) -> bool {
+        let now = now_ms();
+        let last = self.last_used.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= idle.as_millis() as u64 {
+            return false;
+        }
+        if last != u64::MAX {
+            self.last_used.store(now, Ordering::Relaxed);
+        }
+        true
+    }
+
+    fn idle_for(&self, now: u64) -> Duration {
+        Duration::from_millis(now.saturating_sub(self.last_used.load(Ordering::Relaxed)))
     }
 
     /// Gives a message leaving on a stream (`None`: the GET stream; else the POST answer
@@ -146,14 +183,188 @@ pub struct AnswerStream {
     pub reader: tokio::sync::Mutex<Option<mpsc::Sender<Event>>>,
 }
 
-pub type Sessions = DashMap<String, ClientSession>;
+tokio::task_local! {
+    /// The credential of the request being handled (`auth.rs`: an API key's id, an OAuth
+    /// client and subject); none on an open instance.
+    static CREDENTIAL: String;
+}
 
-/// Forgets sessions idle for longer than `idle`; their clients get 404 and initialize anew,
-/// as the transport specifies.
-pub fn expire_sessions(sessions: &Sessions, idle: Duration) -> usize {
-    let before = sessions.len();
-    sessions.retain(|_, s| s.idle_for() < idle);
-    before - sessions.len()
+/// `future` run as a request of `credential`.
+pub fn as_credential<F: std::future::Future>(
+    credential: String,
+    future: F,
+) -> impl std::future::Future<Output = F::Output> {
+    CREDENTIAL.scope(credential, future)
+}
+
+/// `f` of the calling request's credential (`""`: none).
+pub fn with_credential<R>(f: impl FnOnce(&str) -> R) -> R {
+    let mut f = Some(f);
+    CREDENTIAL
+        .try_with(|credential| (f.take().expect("called once"))(credential))
+        .unwrap_or_else(|_| (f.take().expect("called once"))(""))
+}
+
+/// The client sessions a gateway holds, within their caps (see the module comment).
+pub struct Sessions {
+    live: DashMap<String, ClientSession>,
+    /// Sessions per owner. Held while a session is added or removed (never per request),
+    /// so that the counts and `live` agree; `live`'s own locks are taken inside it only.
+    owners: Mutex<HashMap<Box<str>, usize>>,
+    ended: Mutex<Tombstones>,
+    pub max_sessions: usize,
+    pub max_per_credential: usize,
+    pub idle: Duration,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions::new(mcpr_core::settings::Limits::current())
+    }
+}
+
+impl Sessions {
+    pub fn new(limits: &mcpr_core::settings::Limits) -> Sessions {
+        Sessions {
+            live: DashMap::new(),
+            owners: Default::default(),
+            ended: Mutex::new(Tombstones::new((2 * limits.max_sessions).max(1024))),
+            max_sessions: limits.max_sessions,
+            max_per_credential: limits.max_sessions_per_credential,
+            idle: limits.session_idle,
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<dashmap::mapref::one::Ref<'_, String, ClientSession>> {
+        self.live.get(id)
+    }
+
+    pub fn iter(&self) -> dashmap::iter::Iter<'_, String, ClientSession> {
+        self.live.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    /// Adds a session (unless one with this id is there already), first evicting the least
+    /// recently used session of its owner, or of all, when a cap is reached. Scans the
+    /// sessions only at a cap.
+    pub fn admit(&self, id: String, session: ClientSession) {
+        let mut owners = self.owners.lock().unwrap();
+        if self.live.contains_key(&id) {
+            return;
+        }
+        if owners.get(&session.owner).copied().unwrap_or(0) >= self.max_per_credential
+            && let Some(victim) = self.least_recently_used(Some(&session.owner))
+        {
+            tracing::debug!(session = %victim, "session evicted: MCPR_MAX_SESSIONS_PER_CREDENTIAL reached");
+            self.forget(&mut owners, &victim, |_| true);
+        }
+        if self.live.len() >= self.max_sessions
+            && let Some(victim) = self.least_recently_used(None)
+        {
+            tracing::debug!(session = %victim, "session evicted: MCPR_MAX_SESSIONS reached");
+            self.forget(&mut owners, &victim, |_| true);
+        }
+        *owners.entry(session.owner.clone()).or_insert(0) += 1;
+        self.live.insert(id, session);
+    }
+
+    /// Ends the session `id` of `view` (DELETE, or its idle expiry); false when there is none.
+    pub fn end(&self, id: &str, view: &View) -> bool {
+        let mut owners = self.owners.lock().unwrap();
+        self.forget(&mut owners, id, |s| &s.view == view)
+    }
+
+    /// Whether `id` was ended, evicted or expired here: not to be resumed from its seal.
+    pub fn is_ended(&self, id: &str) -> bool {
+        self.ended.lock().unwrap().contains(id)
+    }
+
+    /// Forgets sessions idle for `idle` or longer; their clients get 404 and initialize
+    /// anew, as the transport specifies.
+    pub fn expire(&self) -> usize {
+        let now = now_ms();
+        let idle: Vec<String> = self
+            .live
+            .iter()
+            .filter(|s| s.idle_for(now) >= self.idle)
+            .map(|s| s.key().clone())
+            .collect();
+        let mut owners = self.owners.lock().unwrap();
+        idle.iter()
+            .filter(|id| self.forget(&mut owners, id, |s| s.idle_for(now) >= self.idle))
+            .count()
+    }
+
+    fn forget(
+        &self,
+        owners: &mut HashMap<Box<str>, usize>,
+        id: &str,
+        condition: impl FnOnce(&ClientSession) -> bool,
+    ) -> bool {
+        let Some((_, session)) = self.live.remove_if(id, |_, s| condition(s)) else {
+            return false;
+        };
+        if let Some(count) = owners.get_mut(&session.owner) {
+            *count -= 1;
+            if *count == 0 {
+                owners.remove(&session.owner);
+            }
+        }
+        self.ended.lock().unwrap().insert(id);
+        true
+    }
+
+    fn least_recently_used(&self, owner: Option<&str>) -> Option<String> {
+        self.live
+            .iter()
+            .filter(|s| owner.is_none_or(|owner| *s.owner == *owner))
+            .min_by_key(|s| s.last_used.load(Ordering::Relaxed))
+            .map(|s| s.key().clone())
+    }
+}
+
+/// Ids not to resume, as 64-bit hashes (random keys: no one can aim a collision), the oldest
+/// forgotten beyond `capacity`: the memory an attacker can make it take is bounded.
+struct Tombstones {
+    order: VecDeque<u64>,
+    set: HashSet<u64>,
+    capacity: usize,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Tombstones {
+    fn new(capacity: usize) -> Tombstones {
+        Tombstones {
+            order: VecDeque::new(),
+            set: HashSet::new(),
+            capacity,
+            hasher: Default::default(),
+        }
+    }
+
+    fn insert(&mut self, id: &str) {
+        let hash = self.hasher.hash_one(id);
+        if !self.set.insert(hash) {
+            return;
+        }
+        self.order.push_back(hash);
+        if self.order.len() > self.capacity
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.set.remove(&oldest);
+        }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.set.contains(&self.hasher.hash_one(id))
+    }
 }
 
 /// Where a streaming request's messages go, and how many have gone.
@@ -320,8 +531,8 @@ impl Gateway {
     }
 }
 
-/// Sealed session ids: `s1.<payload>.<tag>`, where the payload names the view and protocol
-/// version and the tag is an HMAC-SHA-256 under the key every gateway gets in its snapshot.
+/// Sealed session ids: `s1.<payload>.<tag>`, where the payload names the view, protocol
+/// version and a tag of the credential that created the session, and the tag is an HMAC-SHA-256 under the key every gateway gets in its snapshot.
 /// Any replica can verify an id and resume the session, so no sticky load balancing is
 /// needed; an id cannot be forged or moved to another view without the key.
 pub mod seal {
@@ -369,14 +580,31 @@ pub mod seal {
         }
     }
 
-    pub fn seal(key: &[u8], view: &View, protocol_version: &str) -> String {
+    /// A session id of `view` and `protocol_version`, bound to `owner` (a credential).
+    pub fn seal(key: &[u8], view: &View, protocol_version: &str, owner: &str) -> String {
         let nonce: [u8; 16] = rand::random();
-        let payload = format!("{}\n{}\n{}", view_text(view), protocol_version, hex(&nonce));
+        let payload = format!(
+            "{}\n{}\n{}\n{}",
+            view_text(view),
+            protocol_version,
+            hex(&nonce),
+            owner_tag(key, owner)
+        );
         seal_bytes(key, PREFIX, payload.as_bytes())
     }
 
-    /// The view and protocol version of a sealed id, when its tag is right.
-    pub fn unseal(key: &[u8], id: &str) -> Option<(View, String)> {
+    /// What names a credential in a sealed id: a keyed hash, so the id reveals nothing of
+    /// the credential and any replica (which has the key) can check it.
+    pub fn owner_tag(key: &[u8], owner: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(b"session owner\n");
+        mac.update(owner.as_bytes());
+        hex(&mac.finalize().into_bytes()[..12])
+    }
+
+    /// The view, protocol version and owner tag of a sealed id, when its tag is right.
+    /// An id sealed before sessions had owners has none, and is not resumed.
+    pub fn unseal(key: &[u8], id: &str) -> Option<(View, String, String)> {
         let payload = String::from_utf8(unseal_bytes(key, PREFIX, id)?).ok()?;
         let mut fields = payload.split('\n');
         let view = match fields.next()? {
@@ -385,7 +613,9 @@ pub mod seal {
             other => View::Transparent(other.strip_prefix("p/")?.to_owned()),
         };
         let version = fields.next()?.to_owned();
-        Some((view, version))
+        let _nonce = fields.next()?;
+        let owner = fields.next()?.to_owned();
+        Some((view, version, owner))
     }
 
     fn hex(bytes: &[u8]) -> String {
@@ -399,18 +629,29 @@ pub mod seal {
         #[test]
         fn sealed_ids_round_trip_and_resist_forgery() {
             let key = b"0123456789abcdef0123456789abcdef";
-            let id = seal(key, &View::Transparent("time".into()), "2025-06-18");
+            let id = seal(
+                key,
+                &View::Transparent("time".into()),
+                "2025-06-18",
+                "key-1",
+            );
             assert!(
                 id.bytes().all(|b| (0x21..=0x7e).contains(&b)),
                 "visible ASCII only: {id}"
             );
             assert_eq!(
                 unseal(key, &id),
-                Some((View::Transparent("time".into()), "2025-06-18".into()))
+                Some((
+                    View::Transparent("time".into()),
+                    "2025-06-18".into(),
+                    owner_tag(key, "key-1")
+                ))
             );
+            assert_ne!(owner_tag(key, "key-1"), owner_tag(key, "key-2"));
+            assert_ne!(owner_tag(key, "key-1"), owner_tag(b"another key", "key-1"));
             assert_ne!(
-                seal(key, &View::Flat, "x"),
-                seal(key, &View::Flat, "x"),
+                seal(key, &View::Flat, "x", ""),
+                seal(key, &View::Flat, "x", ""),
                 "unique"
             );
             assert_eq!(unseal(b"another key", &id), None);

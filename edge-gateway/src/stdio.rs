@@ -28,9 +28,10 @@ where
     let session = format!("stdio-{}", uuid::Uuid::new_v4().simple());
     // One session for the whole connection, so that upstream notifications and requests
     // (progress, sampling, elicitation) find their way to stdout.
-    let client_session = crate::sessions::ClientSession::new(View::Hierarchical, String::new());
+    let client_session =
+        crate::sessions::ClientSession::new(View::Hierarchical, String::new(), "").for_connection();
     let inbox = client_session.inbox.clone();
-    gateway.sessions.insert(session.clone(), client_session);
+    gateway.sessions.admit(session.clone(), client_session);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
     let forward_tx = tx.clone();
     let forwarder = tokio::spawn(async move {
@@ -91,7 +92,7 @@ where
             }
         });
     }
-    gateway.sessions.remove(&session);
+    gateway.sessions.end(&session, &View::Hierarchical);
     forwarder.abort();
     drop(tx);
     writer.await.map_err(std::io::Error::other)?

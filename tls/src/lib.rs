@@ -296,4 +296,4 @@ pub fn upstream_tls_config() -> anyhow::Result<rustls::ClientConfig> {
 }
 
 pub use rustls;
-pub use serve::{http_workers, serve_http, worker_index};
+pub use serve::{BodyTimeout, http_workers, is_body_timeout, serve_http, worker_index};
