@@ -531,6 +531,97 @@ impl Gateway {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sessions(max: usize, per_credential: usize) -> Sessions {
+        Sessions::new(&mcpr_core::settings::Limits {
+            max_sessions: max,
+            max_sessions_per_credential: per_credential,
+            ..Default::default()
+        })
+    }
+
+    fn add(sessions: &Sessions, id: &str, owner: &str) {
+        sessions.admit(id.into(), ClientSession::new(View::Flat, "v".into(), owner));
+        // Distinct last uses, as the clock counts milliseconds.
+        std::thread::sleep(Duration::from_millis(3));
+    }
+
+    fn ids(sessions: &Sessions) -> Vec<String> {
+        let mut ids: Vec<String> = sessions.iter().map(|s| s.key().clone()).collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn the_least_recently_used_session_goes_at_a_cap() {
+        let sessions = sessions(3, 2);
+        add(&sessions, "a1", "a");
+        add(&sessions, "a2", "a");
+        assert!(
+            sessions
+                .get("a1")
+                .unwrap()
+                .touch_unless_idle(Duration::from_secs(60))
+        );
+        std::thread::sleep(Duration::from_millis(3));
+        add(&sessions, "a3", "a");
+        assert_eq!(ids(&sessions), ["a1", "a3"], "a's own least recently used");
+        assert!(sessions.is_ended("a2"), "not to be resumed");
+        add(&sessions, "b1", "b");
+        add(&sessions, "b2", "b");
+        assert_eq!(
+            ids(&sessions),
+            ["a3", "b1", "b2"],
+            "the least recently used of all"
+        );
+        // The counts follow removals: b may have two again after one ends.
+        assert!(sessions.end("b1", &View::Flat));
+        assert!(!sessions.end("b1", &View::Flat));
+        add(&sessions, "b3", "b");
+        assert_eq!(ids(&sessions), ["a3", "b2", "b3"]);
+        // An id that is there already is not replaced.
+        add(&sessions, "b3", "c");
+        assert!(sessions.get("b3").unwrap().owner.as_ref() == "b");
+    }
+
+    #[test]
+    fn idle_sessions_expire_and_connection_sessions_do_not() {
+        let sessions = Sessions::new(&mcpr_core::settings::Limits {
+            session_idle: Duration::from_millis(1),
+            ..Default::default()
+        });
+        add(&sessions, "idle", "");
+        sessions.admit(
+            "stdio".into(),
+            ClientSession::new(View::Hierarchical, "v".into(), "").for_connection(),
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(
+            !sessions
+                .get("idle")
+                .unwrap()
+                .touch_unless_idle(sessions.idle)
+        );
+        assert_eq!(sessions.expire(), 1);
+        assert_eq!(ids(&sessions), ["stdio"]);
+        assert!(sessions.is_ended("idle"));
+    }
+
+    #[test]
+    fn tombstones_are_bounded() {
+        let mut tombstones = Tombstones::new(2);
+        for id in ["x", "y", "z"] {
+            tombstones.insert(id);
+        }
+        assert!(!tombstones.contains("x"));
+        assert!(tombstones.contains("y") && tombstones.contains("z"));
+        assert_eq!(tombstones.set.len(), 2);
+    }
+}
+
 /// Sealed session ids: `s1.<payload>.<tag>`, where the payload names the view, protocol
 /// version and a tag of the credential that created the session, and the tag is an HMAC-SHA-256 under the key every gateway gets in its snapshot.
 /// Any replica can verify an id and resume the session, so no sticky load balancing is

@@ -608,3 +608,70 @@ impl Body for TimedBody {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_are_capped_per_address_and_in_total() {
+        let limits: &'static Limits = Box::leak(Box::new(Limits {
+            max_connections_per_ip: 2,
+            max_connections: 3,
+            ..Limits::default()
+        }));
+        let counts = Arc::new(ConnectionCounts::new(limits));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let a1 = counts.admit(a).unwrap();
+        let _a2 = counts.admit(a).unwrap();
+        assert!(matches!(counts.admit(a), Err(Cap::Address)));
+        let _b1 = counts.admit(b).unwrap();
+        assert!(matches!(counts.admit(b), Err(Cap::Total)));
+        drop(a1);
+        let _b2 = counts.admit(b).unwrap();
+        assert_eq!(counts.total.load(Ordering::Relaxed), 3);
+        assert!(matches!(counts.admit(a), Err(Cap::Total)));
+        assert_eq!(
+            counts.per_address.lock().unwrap().len(),
+            2,
+            "no entry left for refusals"
+        );
+    }
+
+    #[test]
+    fn a_connection_is_stalled_only_with_nothing_running() {
+        let limits = Limits {
+            header_timeout: Duration::from_millis(20),
+            idle_timeout: Duration::from_millis(40),
+            ..Limits::default()
+        };
+        let state = Arc::new(ConnectionState::new());
+        assert!(state.stalled(&limits).is_none());
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(
+            matches!(state.stalled(&limits), Some(Stall::Headers)),
+            "no first request"
+        );
+        let running = state.request_started();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(state.stalled(&limits).is_none(), "a request runs");
+        drop(running);
+        assert!(state.stalled(&limits).is_none());
+        std::thread::sleep(Duration::from_millis(45));
+        assert!(matches!(state.stalled(&limits), Some(Stall::Idle)));
+        // Bytes of a next request after one ended: its head is awaited, not idleness.
+        let next = state.request_started();
+        drop(next);
+        state.received(None);
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(matches!(state.stalled(&limits), Some(Stall::Headers)));
+        let h2 = ConnectionState::new();
+        h2.received(Some(b"PRI * HTTP/2.0\r\n"));
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(
+            h2.stalled(&limits).is_none(),
+            "HTTP/2 frames are no request head"
+        );
+    }
+}

@@ -454,3 +454,31 @@ async fn params_that_are_not_an_object_are_refused_at_once() {
         .expect("echo");
     assert_eq!(echoed["content"][0]["text"], "hi");
 }
+
+/// A limit that makes no sense stops the start with an error naming the variable, instead
+/// of being found out under attack.
+#[tokio::test]
+async fn an_invalid_limit_stops_the_start() {
+    let data = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(mcpr_e2e::harness::bin("mcpr"))
+        .args([
+            "up",
+            "--port",
+            &mcpr_e2e::harness::free_port().to_string(),
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .env("MCPR_MAX_BATCH", "0")
+        .env_remove("DATABASE_URL")
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(20), output)
+        .await
+        .expect("mcpr up exits")
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("error: invalid MCPR_MAX_BATCH=\"0\": must be at least 1"),
+        "{stderr}"
+    );
+}
