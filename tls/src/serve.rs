@@ -568,12 +568,17 @@ pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// A request body with a deadline, set when it is first not there yet: a body that is (the
-/// common case, a small body in the packets of its headers) costs no timer.
-struct TimedBody {
-    inner: Incoming,
-    timeout: Duration,
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+pin_project_lite::pin_project! {
+    /// A request body with a deadline, set when it is first not there yet: a body that is
+    /// (the common case, a small body in the packets of its headers) costs no timer. The
+    /// timer lives inline, in the box `axum::body::Body` makes anyway.
+    struct TimedBody {
+        #[pin]
+        inner: Incoming,
+        timeout: Duration,
+        #[pin]
+        timer: Option<tokio::time::Sleep>,
+    }
 }
 
 impl Body for TimedBody {
@@ -581,22 +586,19 @@ impl Body for TimedBody {
     type Error = Box<dyn std::error::Error + Send + Sync>;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
-            Poll::Pending => {
-                let timeout = this.timeout;
-                let timer = this
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout(timeout))))),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
+        let mut this = self.project();
+        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        if this.timer.is_none() {
+            this.timer.set(Some(tokio::time::sleep(*this.timeout)));
+        }
+        match this.timer.as_pin_mut().map(|timer| timer.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Some(Err(Box::new(BodyTimeout(*this.timeout))))),
+            _ => Poll::Pending,
         }
     }
 
