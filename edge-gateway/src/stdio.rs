@@ -75,6 +75,14 @@ where
                 continue;
             }
         };
+        // As on HTTP: params no method takes are refused here, not left to an upstream
+        // that may never answer them.
+        if let Err(error) = crate::limits::check_params(std::slice::from_ref(&message), false) {
+            if let Some(id) = message.id {
+                let _ = tx.send(Message::error(id, &error).to_bytes()).await;
+            }
+            continue;
+        }
         // Requests run concurrently; answers go out as they complete.
         let gateway = gateway.clone();
         let tx = tx.clone();
