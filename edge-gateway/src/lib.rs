@@ -7,6 +7,7 @@ pub mod auth;
 pub mod http;
 pub mod jwt;
 pub mod limits;
+pub mod list_changes;
 pub mod modern;
 pub mod modern_bridge;
 pub mod modern_listen;
@@ -80,7 +81,8 @@ pub struct Gateway {
     pub(crate) listeners: modern_listen::Listeners,
     /// The in-process agent's events, for as long as the gateway lives.
     local_events: std::sync::OnceLock<mcpr_core::relay::Subscription>,
-    snapshot_ready: Arc<tokio::sync::Notify>,
+    /// Counts snapshot swaps (`watch.rs`): what waits for a new snapshot subscribes.
+    pub(crate) snapshot_swapped: tokio::sync::watch::Sender<u64>,
 }
 
 impl Gateway {
@@ -96,7 +98,7 @@ impl Gateway {
         local: Option<(String, Arc<dyn mcpr_core::relay::LocalAgent>)>,
     ) -> Arc<Gateway> {
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
-        let ready = Arc::new(tokio::sync::Notify::new());
+        let (swapped, _) = tokio::sync::watch::channel(0u64);
         let gateway = Arc::new(Gateway {
             relays: relay::RelayPool::new(
                 config.request_timeout,
@@ -110,7 +112,7 @@ impl Gateway {
             auth: Default::default(),
             sessions: Arc::new(sessions::Sessions::new(&config.limits)),
             snapshot: snapshot.clone(),
-            snapshot_ready: ready.clone(),
+            snapshot_swapped: swapped.clone(),
             config: config.clone(),
         });
         tokio::spawn(auth::report_usage(
@@ -123,7 +125,12 @@ impl Gateway {
             config.gateway_id,
             config.cluster_token,
             snapshot,
-            ready,
+            swapped,
+        ));
+        // Clients of every view hear when the lists it shows change.
+        tokio::spawn(list_changes::announce(
+            Arc::downgrade(&gateway),
+            gateway.snapshot_swapped.subscribe(),
         ));
         // Upstream servers' own messages, from every agent, to the sessions they concern,
         // delivered synchronously so that they always precede the answer they belong to.
@@ -180,10 +187,8 @@ impl Gateway {
 
     /// Waits up to `timeout` for the first snapshot; true when one has arrived.
     pub async fn wait_for_snapshot(&self, timeout: Duration) -> bool {
-        let notified = self.snapshot_ready.notified();
-        if self.snapshot_version() > 0 {
-            return true;
-        }
-        tokio::time::timeout(timeout, notified).await.is_ok() || self.snapshot_version() > 0
+        let mut swapped = self.snapshot_swapped.subscribe();
+        let arrived = swapped.wait_for(|_| self.snapshot_version() > 0);
+        tokio::time::timeout(timeout, arrived).await.is_ok_and(|r| r.is_ok())
     }
 }

@@ -152,7 +152,10 @@ pub async fn handle(
         return answer_response(&answer, Vec::new());
     }
     if !matches!(view, View::Transparent(_))
-        && !matches!(method.as_str(), "tools/list" | "tools/call")
+        && !matches!(
+            method.as_str(),
+            "tools/list" | "tools/call" | "subscriptions/listen"
+        )
     {
         let error = RpcError::method_not_found(&method);
         return refusal(StatusCode::NOT_FOUND, client_id, error);
@@ -287,15 +290,13 @@ async fn discover(gateway: &Gateway, view: &View) -> Result<Value, RpcError> {
             crate::auth::authorize_provider(name)?;
             let info = gateway.provider_server_info(name).await?;
             (
-                info.get("capabilities")
-                    .cloned()
-                    .unwrap_or_else(|| json!({})),
+                crate::views::transparent_capabilities(&info),
                 info.get("serverInfo").cloned().unwrap_or_else(router_info),
                 info.get("instructions").cloned(),
             )
         }
         View::Hierarchical | View::Flat => (
-            json!({"tools": {"listChanged": false}}),
+            json!({"tools": {"listChanged": true}}),
             router_info(),
             Some(Value::String(crate::views::INSTRUCTIONS.to_owned())),
         ),
@@ -332,6 +333,10 @@ async fn listen(
 ) -> Response {
     let client_id = message.id.clone().unwrap_or(Value::Null);
     let filter = crate::modern_listen::Filter::from_params(params);
+    if !matches!(view, View::Transparent(_)) {
+        // No upstream to ask: the view's list changes are the gateway's own.
+        return served_listen(gateway, view, client_id, filter).await;
+    }
     let request = message.to_bytes();
     let mut relayed = relay(gateway, view.clone(), message);
     let first = tokio::select! {
@@ -342,8 +347,8 @@ async fn listen(
                 .and_then(|a| a.error.as_ref())
                 .and_then(|e| serde_json::from_str::<RpcError>(e.get()).ok())
                 .is_some_and(|e| e.code == code::METHOD_NOT_FOUND);
-            if unknown_upstream && let View::Transparent(provider) = &view {
-                return served_listen(gateway, provider, client_id, filter).await;
+            if unknown_upstream {
+                return served_listen(gateway, view, client_id, filter).await;
             }
             return match early {
                 Some(mut early) => {
@@ -471,15 +476,15 @@ pub fn relay(gateway: &Arc<Gateway>, view: View, mut message: Message) -> Relaye
     }
 }
 
-/// The gateway's own listen stream for `provider`, open until the client hangs up.
+/// The gateway's own listen stream for `view`, open until the client hangs up.
 async fn served_listen(
     gateway: &Arc<Gateway>,
-    provider: &str,
+    view: View,
     subscription_id: Value,
     filter: crate::modern_listen::Filter,
 ) -> Response {
     let (registration, events) =
-        crate::modern_listen::open(gateway, provider, subscription_id, filter).await;
+        crate::modern_listen::open(gateway, view, subscription_id, filter).await;
     let events =
         futures::stream::unfold(
             events,

@@ -5,6 +5,11 @@
 //! client listed only, which the gateway subscribes to upstream (`resources/subscribe` on
 //! the shared upstream session, unsubscribed when the last listener of a URI is gone).
 //! Every notification carries the client's subscription id, after the acknowledgement.
+//!
+//! The views of every provider (`/mcp`, `/mcp/all`) have no upstream to relay a listen to:
+//! their listen streams are always the gateway's, and carry the tool list changes of the
+//! view (`list_changes.rs`); they offer no resources or prompts, so a filter asking for
+//! those is acknowledged without them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,7 +85,7 @@ impl Filter {
 }
 
 struct Listener {
-    provider: String,
+    view: View,
     filter: Filter,
     subscription_id: Value,
     stream: mpsc::Sender<Vec<u8>>,
@@ -104,10 +109,26 @@ impl Listeners {
         let params = message.params_value().ok().map(Value::Object);
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         for listener in open.values() {
-            if listener.provider == provider && listener.filter.wants(method, params.as_ref()) {
+            let of_provider = matches!(&listener.view, View::Transparent(p) if p == provider);
+            if of_provider && listener.filter.wants(method, params.as_ref()) {
                 let tagged = tag(method, params.clone(), &listener.subscription_id);
                 if listener.stream.try_send(tagged).is_err() {
                     tracing::debug!(provider, "listen stream full or gone; notification dropped");
+                }
+            }
+        }
+    }
+
+    /// Hands the list changes of a new snapshot to the listeners of the views they concern.
+    pub fn announce(&self, changes: &crate::list_changes::Changes) {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        for listener in open.values() {
+            for method in crate::list_changes::notifications(changes.of(&listener.view)) {
+                if listener.filter.wants(method, None) {
+                    let tagged = tag(method, None, &listener.subscription_id);
+                    if listener.stream.try_send(tagged).is_err() {
+                        tracing::debug!("listen stream full or gone; list change dropped");
+                    }
                 }
             }
         }
@@ -118,9 +139,10 @@ impl Listeners {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let mut subscribed = self.subscribed.lock().unwrap_or_else(|e| e.into_inner());
         let mut first = Vec::new();
+        let provider = listener.provider().to_owned();
         for uri in &listener.filter.resource_uris {
             let count = subscribed
-                .entry((listener.provider.clone(), uri.clone()))
+                .entry((provider.clone(), uri.clone()))
                 .or_default();
             *count += 1;
             if *count == 1 {
@@ -147,8 +169,9 @@ impl Listeners {
         };
         let mut subscribed = self.subscribed.lock().unwrap_or_else(|e| e.into_inner());
         let mut last = Vec::new();
+        let provider = listener.provider().to_owned();
         for uri in listener.filter.resource_uris {
-            let key = (listener.provider.clone(), uri.clone());
+            let key = (provider.clone(), uri.clone());
             if let Some(count) = subscribed.get_mut(&key) {
                 *count -= 1;
                 if *count == 0 {
@@ -157,7 +180,18 @@ impl Listeners {
                 }
             }
         }
-        (listener.provider, last)
+        (provider, last)
+    }
+}
+
+impl Listener {
+    /// The provider of a transparent view's listener ("" for the views of every provider,
+    /// whose filters hold no resource subscriptions).
+    fn provider(&self) -> &str {
+        match &self.view {
+            View::Transparent(provider) => provider,
+            View::Hierarchical | View::Flat => "",
+        }
     }
 }
 
@@ -174,15 +208,22 @@ fn tag(method: &str, params: Option<Value>, subscription_id: &Value) -> Vec<u8> 
     Message::notification(method, Some(Value::Object(params))).to_bytes()
 }
 
-/// Serves a listen stream for `provider` from the gateway: the acknowledgement first, then
+/// Serves a listen stream for `view` from the gateway: the acknowledgement first, then
 /// what the filter lets through, until the client hangs up (the returned receiver's
 /// sender is dropped with the `Registration`).
 pub async fn open(
     gateway: &Arc<Gateway>,
-    provider: &str,
+    view: View,
     subscription_id: Value,
-    filter: Filter,
+    mut filter: Filter,
 ) -> (Registration, mpsc::Receiver<Vec<u8>>) {
+    if !matches!(view, View::Transparent(_)) {
+        // Tools are all these views offer.
+        filter = Filter {
+            tools_list_changed: filter.tools_list_changed,
+            ..Filter::default()
+        };
+    }
     let (stream, events) = mpsc::channel(64);
     let ack = json!({
         "_meta": {(META_SUBSCRIPTION_ID): subscription_id},
@@ -193,13 +234,17 @@ pub async fn open(
             Message::notification("notifications/subscriptions/acknowledged", Some(ack)).to_bytes(),
         )
         .await;
+    let provider = match &view {
+        View::Transparent(provider) => provider.clone(),
+        View::Hierarchical | View::Flat => String::new(),
+    };
     let (id, first) = gateway.listeners.add(Listener {
-        provider: provider.to_owned(),
+        view,
         filter,
         subscription_id,
         stream,
     });
-    subscribe(gateway, provider, "resources/subscribe", first).await;
+    subscribe(gateway, &provider, "resources/subscribe", first).await;
     let registration = Registration {
         gateway: gateway.clone(),
         id,

@@ -40,12 +40,25 @@ pub struct Provider {
     pub server_info: Option<Map<String, Value>>,
 }
 
+impl Provider {
+    /// Enabled but not serving yet: not placed on an agent, or placed and not started.
+    /// Lists wait a while for such a provider rather than show it empty (`views.rs`).
+    pub fn is_starting(&self) -> bool {
+        self.enabled
+            && (self.agent_id.is_empty()
+                || matches!(self.state, ServerState::Pending | ServerState::Starting))
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub version: u64,
     pub providers: HashMap<String, Arc<Provider>>,
     /// Enabled providers sorted by name, as listed to clients.
     pub listed: Vec<Arc<Provider>>,
+    /// Whether one of `listed` is still starting: read by every list request, so that the
+    /// usual case (all settled) costs one load.
+    pub any_starting: bool,
     /// agent id -> relay URL
     pub agents: HashMap<String, String>,
     /// The flat view's `tools/list` result, built once per snapshot.
@@ -90,6 +103,7 @@ impl Snapshot {
         Snapshot {
             version: snapshot.version,
             providers,
+            any_starting: listed.iter().any(|p| p.is_starting()),
             listed,
             agents: snapshot
                 .agents

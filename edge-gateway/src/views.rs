@@ -105,12 +105,15 @@ impl Gateway {
             ("ping", _) => Ok(raw(json!({}))),
             (_, View::Transparent(name)) => {
                 return crate::auth::guard_transparent(name, message, |m| {
-                    self.relay(name, session, m)
+                    self.transparent(name, session, m)
                 })
                 .await;
             }
             ("tools/list", View::Hierarchical) => Ok(raw(json!({ "tools": meta_tools() }))),
-            ("tools/list", View::Flat) => Ok(crate::auth::flat_tools(&self.snapshot.load())),
+            ("tools/list", View::Flat) => {
+                let (snapshot, starting) = self.settled(Awaited::Visible).await;
+                Ok(with_starting(crate::auth::flat_tools(&snapshot), &starting))
+            }
             ("tools/call", View::Hierarchical) => {
                 return self.call_hierarchical(session, message).await;
             }
@@ -134,24 +137,19 @@ impl Gateway {
         let result = match view {
             View::Hierarchical | View::Flat => json!({
                 "protocolVersion": version,
-                "capabilities": {"tools": {"listChanged": false}},
+                "capabilities": {"tools": {"listChanged": true}},
                 "serverInfo": version_info,
                 "instructions": INSTRUCTIONS,
             }),
             View::Transparent(name) => {
-                let snapshot = self.settled_snapshot(name).await;
+                let (snapshot, _) = self.settled(Awaited::One(name)).await;
                 let (provider, _) = route(&snapshot, name)?;
                 let Some(info) = &provider.server_info else {
                     return Err(not_running(provider));
                 };
                 let mut result = Map::new();
                 result.insert("protocolVersion".into(), json!(version));
-                result.insert(
-                    "capabilities".into(),
-                    info.get("capabilities")
-                        .cloned()
-                        .unwrap_or_else(|| json!({})),
-                );
+                result.insert("capabilities".into(), transparent_capabilities(info));
                 result.insert(
                     "serverInfo".into(),
                     info.get("serverInfo").cloned().unwrap_or(version_info),
@@ -171,7 +169,7 @@ impl Gateway {
         &self,
         name: &str,
     ) -> Result<Map<String, Value>, RpcError> {
-        let snapshot = self.settled_snapshot(name).await;
+        let (snapshot, _) = self.settled(Awaited::One(name)).await;
         let (provider, _) = route(&snapshot, name)?;
         provider
             .server_info
@@ -179,10 +177,29 @@ impl Gateway {
             .ok_or_else(|| not_running(provider))
     }
 
+    /// A request on the transparent view of `provider`: relayed as it is, except that a list
+    /// of a provider still starting after the wait is answered empty here, naming it, rather
+    /// than with an error (its clients hear of the list when it is ready).
+    async fn transparent(&self, provider: &str, session: &str, message: Message) -> Message {
+        let key = match message.method.as_deref() {
+            Some("tools/list") => "tools",
+            Some("resources/list") => "resources",
+            Some("resources/templates/list") => "resourceTemplates",
+            Some("prompts/list") => "prompts",
+            _ => return self.relay(provider, session, message).await,
+        };
+        let (_, starting) = self.settled(Awaited::One(provider)).await;
+        if starting.is_empty() {
+            return self.relay(provider, session, message).await;
+        }
+        let id = message.id.unwrap_or(Value::Null);
+        Message::result(id, with_starting(raw(json!({ key: [] })), &starting))
+    }
+
     /// Relays a request to `provider` as it is.
     async fn relay(&self, provider_name: &str, session: &str, message: Message) -> Message {
         let id = message.id.clone().unwrap_or(Value::Null);
-        let snapshot = self.settled_snapshot(provider_name).await;
+        let (snapshot, _) = self.settled(Awaited::One(provider_name)).await;
         let (provider, relay_url) = match route(&snapshot, provider_name) {
             Ok(route) => route,
             Err(error) => return Message::error(id, &error),
@@ -275,17 +292,34 @@ impl Gateway {
                 }
                 return self.python_sandbox(id, session, arguments).await;
             }
-            "list_providers" => Ok(list_providers(&snapshot)),
-            "list_tools" => {
-                string_arg(&arguments, "provider").and_then(|p| list_tools(&snapshot, &p))
+            // Lists wait for providers still starting (`settled`) and name those that are
+            // still starting after the wait.
+            "list_providers" => {
+                let (snapshot, starting) = self.settled(Awaited::Visible).await;
+                Ok(with_starting_field(list_providers(&snapshot), &starting))
             }
-            "search_tools" => string_arg(&arguments, "query").map(|q| {
-                let limit = arguments
-                    .get("limit")
-                    .and_then(Value::as_u64)
-                    .map_or(DEFAULT_SEARCH_LIMIT, |l| l.clamp(1, 100) as usize);
-                search_tools(&snapshot, &q, limit)
-            }),
+            "list_tools" => match string_arg(&arguments, "provider") {
+                Ok(provider) => {
+                    let (snapshot, starting) = self.settled(Awaited::One(&provider)).await;
+                    list_tools(&snapshot, &provider)
+                        .map(|listed| with_starting_field(listed, &starting))
+                }
+                Err(text) => Err(text),
+            },
+            "search_tools" => match string_arg(&arguments, "query") {
+                Ok(query) => {
+                    let limit = arguments
+                        .get("limit")
+                        .and_then(Value::as_u64)
+                        .map_or(DEFAULT_SEARCH_LIMIT, |l| l.clamp(1, 100) as usize);
+                    let (snapshot, starting) = self.settled(Awaited::Visible).await;
+                    Ok(with_starting_field(
+                        search_tools(&snapshot, &query, limit),
+                        &starting,
+                    ))
+                }
+                Err(text) => Err(text),
+            },
             "call_tool" => {
                 let provider = match string_arg(&arguments, "provider") {
                     Ok(p) => p,
@@ -330,7 +364,13 @@ impl Gateway {
             }
         };
         match outcome {
-            Ok(value) => Message::result(id, tool_result(value)),
+            Ok(value) => {
+                let starting: Vec<String> = value
+                    .get(STARTING_FIELD)
+                    .and_then(|s| serde_json::from_value(s.clone()).ok())
+                    .unwrap_or_default();
+                Message::result(id, with_starting(tool_result(value), &starting))
+            }
             Err(text) => Message::result(id, tool_error(&text)),
         }
     }
@@ -367,28 +407,115 @@ impl Gateway {
         }
     }
 
-    /// The current snapshot, after waiting (up to [`STARTUP_GRACE`]) while `provider` is
-    /// known but not yet placed on an agent or still starting: early callers get an answer
-    /// rather than a spurious error.
-    async fn settled_snapshot(&self, provider: &str) -> Arc<Snapshot> {
-        let deadline = std::time::Instant::now() + STARTUP_GRACE;
+    /// The current snapshot, after waiting (up to [`STARTUP_GRACE`] in all) while what the
+    /// request concerns is still starting ([`Provider::is_starting`]), or no snapshot has
+    /// arrived yet: early callers get the lists and answers of a started router rather than
+    /// empty lists and spurious errors. Returns the names of the providers still starting
+    /// when the wait ends. Woken by each new snapshot, never by a timer; when nothing is
+    /// starting it costs one load.
+    async fn settled(&self, awaited: Awaited<'_>) -> (Arc<Snapshot>, Vec<String>) {
+        let snapshot = self.snapshot.load_full();
+        if !awaited.may_wait_on(&snapshot) {
+            return (snapshot, Vec::new());
+        }
+        let deadline = tokio::time::Instant::now() + STARTUP_GRACE;
+        // Subscribed before the snapshot is read again, so no swap goes unseen.
+        let mut swapped = self.snapshot_swapped.subscribe();
         loop {
             let snapshot = self.snapshot.load_full();
-            let unsettled = snapshot.providers.get(provider).is_some_and(|p| {
-                p.enabled
-                    && (p.agent_id.is_empty()
-                        || matches!(p.state, ServerState::Pending | ServerState::Starting))
-            });
-            if !unsettled || std::time::Instant::now() >= deadline {
-                return snapshot;
+            let starting = awaited.starting(&snapshot);
+            let settled = snapshot.version > 0 && starting.is_empty();
+            if settled {
+                return (snapshot, starting);
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            match tokio::time::timeout_at(deadline, swapped.changed()).await {
+                Ok(Ok(())) => continue,
+                // Waited long enough (or the gateway is going away).
+                _ => return (snapshot, starting),
+            }
         }
     }
 }
 
-/// How long a call waits for a provider that is still being placed or starting.
+/// What a request waits for while it is starting.
+#[derive(Clone, Copy)]
+enum Awaited<'a> {
+    /// One provider (a call, or a view of that provider alone).
+    One(&'a str),
+    /// Every provider the caller may see (the lists of the views of every provider).
+    Visible,
+}
+
+impl Awaited<'_> {
+    /// A quick test without allocating: false when nothing awaited can be starting.
+    fn may_wait_on(self, snapshot: &Snapshot) -> bool {
+        if snapshot.version == 0 {
+            return true;
+        }
+        match self {
+            Awaited::One(name) => snapshot
+                .providers
+                .get(name)
+                .is_some_and(|p| p.is_starting()),
+            Awaited::Visible => snapshot.any_starting,
+        }
+    }
+
+    fn starting(self, snapshot: &Snapshot) -> Vec<String> {
+        match self {
+            Awaited::One(name) => snapshot
+                .providers
+                .get(name)
+                .filter(|p| p.is_starting())
+                .map(|p| vec![p.name.clone()])
+                .unwrap_or_default(),
+            Awaited::Visible if !snapshot.any_starting => Vec::new(),
+            Awaited::Visible => crate::auth::visible_providers(snapshot)
+                .into_iter()
+                .filter(|p| p.is_starting())
+                .map(|p| p.name.clone())
+                .collect(),
+        }
+    }
+}
+
+/// How long a call or a list waits for a provider that is still being placed or starting.
 const STARTUP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Where a list result names the providers still starting: `_meta` of the result.
+pub const META_STARTING_PROVIDERS: &str = "mcpr/startingProviders";
+
+/// `result` with `_meta["mcpr/startingProviders"]` when some providers are still starting.
+fn with_starting(result: Box<RawValue>, starting: &[String]) -> Box<RawValue> {
+    if starting.is_empty() {
+        return result;
+    }
+    let Ok(mut object) = serde_json::from_str::<Map<String, Value>>(result.get()) else {
+        return result;
+    };
+    let meta = object.entry("_meta").or_insert_with(|| json!({}));
+    if let Value::Object(meta) = meta {
+        meta.insert(META_STARTING_PROVIDERS.into(), json!(starting));
+    }
+    raw(Value::Object(object))
+}
+
+/// Where a meta-tool's structured output names the providers still starting.
+const STARTING_FIELD: &str = "starting_providers";
+
+/// A meta-tool's structured output with `starting_providers` (and a word for the model)
+/// when some providers are still starting.
+fn with_starting_field(mut value: Value, starting: &[String]) -> Value {
+    if !starting.is_empty() {
+        value[STARTING_FIELD] = json!(starting);
+        value["note"] = json!(format!(
+            "still starting after {} s: {}; their tools appear when they are ready",
+            STARTUP_GRACE.as_secs(),
+            starting.join(", ")
+        ));
+    }
+    value
+}
 
 /// The provider named `name` and the relay URL of the agent that runs it.
 fn route<'a>(snapshot: &'a Snapshot, name: &str) -> Result<(&'a Arc<Provider>, String), RpcError> {
@@ -463,6 +590,22 @@ fn not_running(provider: &Provider) -> RpcError {
         message.push_str(&format!(": {}", provider.last_error));
     }
     RpcError::new(code::UPSTREAM_UNAVAILABLE, message)
+}
+
+/// The upstream's capabilities as a transparent view offers them: the gateway announces
+/// changes of the lists the upstream offers (`list_changes.rs`) whether or not the upstream
+/// does.
+pub(crate) fn transparent_capabilities(info: &Map<String, Value>) -> Value {
+    let mut capabilities = info
+        .get("capabilities")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    for list in ["tools", "resources", "prompts"] {
+        if let Some(Value::Object(offered)) = capabilities.get_mut(list) {
+            offered.insert("listChanged".into(), Value::Bool(true));
+        }
+    }
+    capabilities
 }
 
 pub fn negotiate_version(requested: &str) -> &'static str {

@@ -1,5 +1,7 @@
 //! Follows the control plane's configuration stream and swaps in each new snapshot. While
 //! the control plane is away the gateway keeps serving from the last snapshot it had.
+//! Every swap is announced on a `watch` channel (a count of swaps): lists waiting for a
+//! provider to start and the list-change announcer (`list_changes.rs`) wake on it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +18,7 @@ pub async fn follow(
     gateway_id: String,
     token: Option<ClusterToken>,
     snapshot: Arc<ArcSwap<Snapshot>>,
-    ready: Arc<tokio::sync::Notify>,
+    swapped: tokio::sync::watch::Sender<u64>,
 ) {
     let mut retry = Duration::from_millis(100);
     loop {
@@ -25,7 +27,7 @@ pub async fn follow(
             &gateway_id,
             token.as_ref(),
             &snapshot,
-            &ready,
+            &swapped,
         )
         .await
         {
@@ -46,7 +48,7 @@ async fn stream_once(
     gateway_id: &str,
     token: Option<&ClusterToken>,
     snapshot: &ArcSwap<Snapshot>,
-    ready: &tokio::sync::Notify,
+    swapped: &tokio::sync::watch::Sender<u64>,
 ) -> anyhow::Result<()> {
     let channel = mcpr_tls::grpc_endpoint(control_plane)?
         .connect_timeout(Duration::from_secs(3))
@@ -71,7 +73,7 @@ async fn stream_once(
             "config snapshot"
         );
         snapshot.store(Arc::new(next));
-        ready.notify_waiters();
+        swapped.send_modify(|swaps| *swaps += 1);
     }
     Ok(())
 }
