@@ -189,6 +189,8 @@ impl Gateway {
     pub async fn wait_for_snapshot(&self, timeout: Duration) -> bool {
         let mut swapped = self.snapshot_swapped.subscribe();
         let arrived = swapped.wait_for(|_| self.snapshot_version() > 0);
-        tokio::time::timeout(timeout, arrived).await.is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(timeout, arrived)
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 }

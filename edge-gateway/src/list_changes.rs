@@ -72,10 +72,12 @@ impl Changes {
 
 pub fn diff(before: &Snapshot, after: &Snapshot) -> Changes {
     let mut transparent = Vec::new();
-    let names = before
-        .providers
-        .keys()
-        .chain(after.providers.keys().filter(|n| !before.providers.contains_key(*n)));
+    let names = before.providers.keys().chain(
+        after
+            .providers
+            .keys()
+            .filter(|n| !before.providers.contains_key(*n)),
+    );
     for name in names {
         let lists = transparent_change(
             before.providers.get(name).map(Arc::as_ref),
@@ -87,13 +89,11 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> Changes {
     }
     transparent.sort_by(|a, b| a.0.cmp(&b.0));
     let flat = before.flat_tools.get() != after.flat_tools.get();
-    let hierarchical = flat
-        || before.listed.len() != after.listed.len()
-        || before
-            .listed
-            .iter()
-            .zip(&after.listed)
-            .any(|(b, a)| b.name != a.name || b.state != a.state || b.description != a.description);
+    let hierarchical =
+        flat || before.listed.len() != after.listed.len()
+            || before.listed.iter().zip(&after.listed).any(|(b, a)| {
+                b.name != a.name || b.state != a.state || b.description != a.description
+            });
     Changes {
         hierarchical,
         flat,
@@ -116,7 +116,10 @@ fn transparent_change(before: Option<&Provider>, after: Option<&Provider>) -> Li
     let tools_differ = match (before, after) {
         (Some(b), Some(a)) => {
             b.tools.len() != a.tools.len()
-                || b.tools.iter().zip(&a.tools).any(|(b, a)| b.raw.get() != a.raw.get())
+                || b.tools
+                    .iter()
+                    .zip(&a.tools)
+                    .any(|(b, a)| b.raw.get() != a.raw.get())
         }
         _ => started_or_stopped,
     };
@@ -191,8 +194,7 @@ mod tests {
             status: Some(pb::ServerStatus {
                 state: state as i32,
                 tools_json: serde_json::to_string(&tools).unwrap(),
-                server_info_json: json!({"capabilities": {"tools": {}, "prompts": {}}})
-                    .to_string(),
+                server_info_json: json!({"capabilities": {"tools": {}, "prompts": {}}}).to_string(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -220,7 +222,10 @@ mod tests {
         let started = diff(&starting, &running);
         assert!(started.hierarchical && started.flat);
         let lists = started.of(&View::Transparent("a".into()));
-        assert!(lists.tools && lists.prompts && !lists.resources, "{lists:?}");
+        assert!(
+            lists.tools && lists.prompts && !lists.resources,
+            "{lists:?}"
+        );
         assert_eq!(started.of(&View::Transparent("b".into())), Lists::default());
         // The upstream's tools changed while it ran.
         let more = snapshot(vec![provider("a", Running, &["x", "y"])]);

@@ -237,7 +237,11 @@ async fn a_list_right_after_adding_a_slow_server_waits_for_its_tools() {
     let mut transparent = RawMcp::new(&router.mcp_url("/mcp/p/snail"));
     // initialize waits too (it needs the upstream's capabilities).
     transparent.initialize().await;
-    assert!(tool_names(&mut transparent).await.contains(&"echo".to_owned()));
+    assert!(
+        tool_names(&mut transparent)
+            .await
+            .contains(&"echo".to_owned())
+    );
 }
 
 /// A server that never finishes starting holds a list up for the grace period only; the
@@ -360,7 +364,10 @@ async fn the_python_sdk_client_hears_list_changes() {
             .contains(&json!("gamma__echo")),
         "{legacy}"
     );
-    eprintln!("legacy SDK client notified after {} s", legacy["notified_after_s"]);
+    eprintln!(
+        "legacy SDK client notified after {} s",
+        legacy["notified_after_s"]
+    );
 
     let modern = run_python(
         "list_changed_client.py",
@@ -382,5 +389,8 @@ async fn the_python_sdk_client_hears_list_changes() {
             .contains(&json!("echo")),
         "{modern}"
     );
-    eprintln!("modern SDK client notified after {} s", modern["notified_after_s"]);
+    eprintln!(
+        "modern SDK client notified after {} s",
+        modern["notified_after_s"]
+    );
 }
