@@ -394,3 +394,72 @@ async fn the_python_sdk_client_hears_list_changes() {
         modern["notified_after_s"]
     );
 }
+
+/// What a desktop client meets on every launch: `mcpr stdio` starts its servers as the
+/// client connects. `list_tools(provider)` sent at once waits for the server and lists its
+/// tools, and the client hears `notifications/tools/list_changed` on stdout when it starts.
+#[tokio::test(flavor = "multi_thread")]
+async fn mcpr_stdio_lists_a_server_still_starting_and_announces_it() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    // The data dir is shared with an HTTP router used to register the server.
+    let router = Router::start().await;
+    router.api().add(slow_fixture("desk", "2")).await;
+    let port = mcpr_e2e::harness::free_port().to_string();
+    let data_dir = router.data_dir.to_str().unwrap().to_owned();
+    let mut child = tokio::process::Command::new(bin("mcpr"))
+        .args(["stdio", "--port", &port, "--data-dir", &data_dir])
+        .env("RUST_LOG", "warn")
+        .env_remove("MCPR_URL")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start mcpr stdio");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = Instant::now();
+    for line in [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "desk", "version": "1"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": "list_tools", "arguments": {"provider": "desk"}}}),
+    ] {
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    let mut listed = None;
+    let mut announced = false;
+    while listed.is_none() || !announced {
+        let line = tokio::time::timeout(Duration::from_secs(20), stdout.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("nothing more on stdout within 20 s (listed: {listed:?}, announced: {announced})"))
+            .unwrap()
+            .expect("stdout open");
+        let message: Value = serde_json::from_str(&line).expect("JSON-RPC on stdout");
+        if message["id"] == 1 {
+            let capabilities = &message["result"]["capabilities"];
+            assert_eq!(
+                capabilities["tools"]["listChanged"],
+                json!(true),
+                "{message}"
+            );
+        } else if message["id"] == 2 {
+            listed = Some((message, started.elapsed()));
+        } else if message["method"] == TOOLS_CHANGED {
+            announced = true;
+        }
+    }
+    let (listed, waited) = listed.unwrap();
+    eprintln!("list_tools over mcpr stdio answered after {waited:?}");
+    let result = &listed["result"];
+    assert_ne!(result["isError"], json!(true), "{listed}");
+    assert_eq!(result["structuredContent"]["state"], "running", "{listed}");
+    assert!(
+        names(&result["structuredContent"]["tools"]).contains(&"echo".to_owned()),
+        "{listed}"
+    );
+}
