@@ -392,7 +392,10 @@ fn validate_key_name(name: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// `*`, `provider` or `provider/tool`; provider names follow the server name rules.
+/// `*`, `_sandbox`, `provider` or `provider/tool`; provider names follow the server name
+/// rules. The gateway matches scopes exactly (`edge-gateway/src/auth.rs`, `Access`), so a
+/// scope that could never match (a pattern such as `every/*`, a reserved name) is refused
+/// here with the reason instead of making a key that silently grants nothing.
 pub fn validate_scopes(scopes: &[String]) -> Result<(), FieldError> {
     if scopes.is_empty() {
         return Err(FieldError::new(
@@ -407,26 +410,45 @@ pub fn validate_scopes(scopes: &[String]) -> Result<(), FieldError> {
         ));
     }
     for scope in scopes {
-        if scope == ALL_SCOPES || scope == SANDBOX_SCOPE {
-            continue;
-        }
-        let (provider, tool) = match scope.split_once('/') {
-            Some((p, t)) => (p, Some(t)),
-            None => (scope.as_str(), None),
+        validate_scope(scope).map_err(|why| FieldError::new("scopes", why))?;
+    }
+    Ok(())
+}
+
+fn validate_scope(scope: &str) -> Result<(), String> {
+    if scope == ALL_SCOPES || scope == SANDBOX_SCOPE {
+        return Ok(());
+    }
+    let (provider, tool) = match scope.split_once('/') {
+        Some((p, t)) => (p, Some(t)),
+        None => (scope, None),
+    };
+    if scope.contains('*') {
+        let instead = match (tool, model::validate_name(provider)) {
+            (Some("*"), Ok(())) => {
+                format!("\"{provider}\" grants every tool of provider \"{provider}\"")
+            }
+            _ => "\"*\" alone grants everything".to_owned(),
         };
-        model::validate_name(provider).map_err(|e| {
-            FieldError::new("scopes", format!("scope {scope:?}: provider {}", e.message))
-        })?;
-        if let Some(tool) = tool
-            && (tool.is_empty()
-                || tool.len() > 128
-                || tool.chars().any(|c| c.is_control() || c.is_whitespace()))
-        {
-            return Err(FieldError::new(
-                "scopes",
-                format!("scope {scope:?}: the tool must be 1 to 128 characters without spaces"),
-            ));
-        }
+        return Err(format!(
+            "scope {scope:?} grants nothing: scopes are matched exactly, not as patterns; {instead}"
+        ));
+    }
+    if provider == SANDBOX_SCOPE {
+        return Err(format!(
+            "scope {scope:?} grants nothing: \"{SANDBOX_SCOPE}\" alone grants the python_sandbox meta-tool"
+        ));
+    }
+    model::validate_name(provider)
+        .map_err(|e| format!("scope {scope:?}: provider {}", e.message))?;
+    if let Some(tool) = tool
+        && (tool.is_empty()
+            || tool.len() > 128
+            || tool.chars().any(|c| c.is_control() || c.is_whitespace()))
+    {
+        return Err(format!(
+            "scope {scope:?}: the tool must be 1 to 128 characters without spaces"
+        ));
     }
     Ok(())
 }
@@ -489,6 +511,32 @@ mod tests {
         assert!(ok(&["x'); DROP TABLE api_keys; --"]).is_err());
         assert!(ok(&["time/"]).is_err());
         assert!(ok(&["time/has space"]).is_err());
+        assert!(ok(&["_sandbox", "alpha/x/y"]).is_ok());
+    }
+
+    #[test]
+    fn scopes_that_match_nothing_are_refused_with_the_reason() {
+        let why = |s: &str| validate_scope(s).unwrap_err();
+        assert_eq!(
+            why("every/*"),
+            "scope \"every/*\" grants nothing: scopes are matched exactly, not as patterns; \"every\" grants every tool of provider \"every\""
+        );
+        for pattern in ["*/echo", "gh/create_*", "ti*me", "**"] {
+            assert_eq!(
+                why(pattern),
+                format!(
+                    "scope {pattern:?} grants nothing: scopes are matched exactly, not as patterns; \"*\" alone grants everything"
+                )
+            );
+        }
+        assert_eq!(
+            why("_sandbox/python_sandbox"),
+            "scope \"_sandbox/python_sandbox\" grants nothing: \"_sandbox\" alone grants the python_sandbox meta-tool"
+        );
+        assert_eq!(
+            why("_other"),
+            "scope \"_other\": provider must start with a letter or digit"
+        );
     }
 
     #[test]

@@ -3,26 +3,51 @@
 //! the request path never calls anyone.
 //!
 //! Only ES256 and RS256 are accepted, and the key must be of the algorithm's type: `alg:
-//! none` and HMAC tokens (for example one "signed" with a public key as the HMAC secret) are
-//! refused before any key is touched. The claims checked: `iss` (one of the trusted issuers,
+//! none` and HMAC tokens (for example one "signed" with a public key as the HMAC secret),
+//! tokens over [`MAX_TOKEN_BYTES`] and malformed ones are refused here before any key is
+//! touched. Signatures are then checked by the `jsonwebtoken` crate (its pure-Rust
+//! backend), while the claims are checked here, against the caller's clock. The claims checked: `iss` (one of the trusted issuers,
 //! whose keys then verify the signature), `aud` (names the resource), `exp` (required), `nbf`.
 //! The scopes come from a configurable claim, optionally mapped (`groups: admins` -> `*`),
 //! and become the same [`Access`] an API key with those scopes has.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use mcpr_proto as pb;
-use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use crate::auth::Access;
 
 /// Tolerated clock difference between the issuer and the gateway, in seconds.
 const LEEWAY_SECS: i64 = 10;
+/// The longest token accepted. Real access tokens are well under 2 KiB; the cap bounds the
+/// decoding and hashing a caller can make the gateway do.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// RSA moduli accepted, in bytes: 2048 to 8192 bits (shorter keys are weak; longer ones
+/// only slow verification down).
+const RSA_MODULUS_BYTES: std::ops::RangeInclusive<usize> = 256..=1024;
+
+/// What `jsonwebtoken` checks: the algorithm and the signature only. The claims are checked
+/// in [`Verifier::verify`] with the caller's clock (the crate reads the system's), our leeway
+/// and our audience rule (a URL below the resource matches).
+fn signature_only(alg: Algorithm) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation
+}
+
+static ES256: LazyLock<Validation> = LazyLock::new(|| signature_only(Algorithm::ES256));
+static RS256: LazyLock<Validation> = LazyLock::new(|| signature_only(Algorithm::RS256));
 
 /// A verified token: what it may use and until when (unix seconds).
 #[derive(Debug, Clone)]
@@ -34,18 +59,11 @@ pub struct TokenGrant {
     pub expires_at: i64,
 }
 
-enum PublicKey {
-    /// Uncompressed P-256 point (0x04 ‖ x ‖ y).
-    Ec(Vec<u8>),
-    Rsa {
-        n: Vec<u8>,
-        e: Vec<u8>,
-    },
-}
-
 struct Key {
     kid: Option<String>,
-    key: PublicKey,
+    /// The only algorithm the key verifies (ES256 for a P-256 key, RS256 for an RSA key).
+    alg: Algorithm,
+    key: DecodingKey,
 }
 
 /// One trusted issuer with its keys.
@@ -106,24 +124,35 @@ fn parse_jwks(json: &str) -> Result<Vec<Key>, String> {
         .filter_map(|v| serde_json::from_value::<Jwk>(v).ok())
         .filter(|k| k.use_.as_deref().is_none_or(|u| u == "sig"))
         .filter_map(|k| {
-            let key = match k.kty.as_str() {
+            let (alg, key) = match k.kty.as_str() {
                 "EC" if k.crv.as_deref() == Some("P-256") => {
                     let (x, y) = (b64(k.x.as_deref()?)?, b64(k.y.as_deref()?)?);
                     if x.len() != 32 || y.len() != 32 {
                         return None;
                     }
-                    let mut point = vec![4u8];
-                    point.extend(x);
-                    point.extend(y);
-                    PublicKey::Ec(point)
+                    // Uncompressed SEC1 point: 0x04 ‖ x ‖ y.
+                    let point = [&[4u8][..], &x, &y].concat();
+                    (Algorithm::ES256, DecodingKey::from_ec_der(&point))
                 }
-                "RSA" => PublicKey::Rsa {
-                    n: b64(k.n.as_deref()?)?,
-                    e: b64(k.e.as_deref()?)?,
-                },
+                "RSA" => {
+                    let n = b64(k.n.as_deref()?)?;
+                    let e = b64(k.e.as_deref()?)?;
+                    let significant = n.iter().skip_while(|b| **b == 0).count();
+                    if !RSA_MODULUS_BYTES.contains(&significant) || e.is_empty() {
+                        return None;
+                    }
+                    (
+                        Algorithm::RS256,
+                        DecodingKey::from_rsa_raw_components(&n, &e),
+                    )
+                }
                 _ => return None,
             };
-            Some(Key { kid: k.kid, key })
+            Some(Key {
+                kid: k.kid,
+                alg,
+                key,
+            })
         })
         .collect();
     Ok(keys)
@@ -168,6 +197,12 @@ impl Verifier {
 
     /// Verifies `token` at `now` (unix seconds): the grant, or why it is refused.
     pub fn verify(&self, token: &str, now: i64) -> Result<TokenGrant, String> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(format!(
+                "token is too large ({} bytes, at most {MAX_TOKEN_BYTES})",
+                token.len()
+            ));
+        }
         let mut parts = token.split('.');
         let (Some(header), Some(payload), Some(sig), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -177,27 +212,29 @@ impl Verifier {
         let header: Header = b64(header)
             .and_then(|h| serde_json::from_slice(&h).ok())
             .ok_or("malformed token header")?;
-        if !matches!(header.alg.as_str(), "ES256" | "RS256") {
-            return Err(format!(
-                "token algorithm {:?} is not accepted (ES256 or RS256 only)",
-                header.alg
-            ));
-        }
+        let alg = match header.alg.as_str() {
+            "ES256" => Algorithm::ES256,
+            "RS256" => Algorithm::RS256,
+            other => {
+                return Err(format!(
+                    "token algorithm {other:?} is not accepted (ES256 or RS256 only)"
+                ));
+            }
+        };
         let claims: Value = b64(payload)
             .and_then(|p| serde_json::from_slice(&p).ok())
             .filter(Value::is_object)
             .ok_or("malformed token claims")?;
-        let signature = b64(sig).ok_or("malformed token signature")?;
+        if URL_SAFE_NO_PAD.decode(sig).is_err() {
+            return Err("malformed token signature".into());
+        }
         let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
         let issuer = self
             .issuers
             .iter()
             .find(|i| i.issuer == iss)
             .ok_or_else(|| format!("token issuer {iss:?} is not trusted"))?;
-        let signed = &token[..token.len() - sig.len() - 1];
-        if !issuer.verify_signature(&header, signed.as_bytes(), &signature) {
-            return Err("token signature is invalid".into());
-        }
+        issuer.verify_signature(token, alg, header.kid.as_deref())?;
         let audiences: Vec<&str> = match claims.get("aud") {
             Some(Value::String(a)) => vec![a.as_str()],
             Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
@@ -256,28 +293,38 @@ fn audience_matches(ours: &str, aud: &str) -> bool {
 }
 
 impl Issuer {
-    fn verify_signature(&self, header: &Header, signed: &[u8], sig: &[u8]) -> bool {
+    /// Some key of the issuer for `alg` (the one named `kid`, when the token names one)
+    /// signed `token`.
+    fn verify_signature(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        kid: Option<&str>,
+    ) -> Result<(), String> {
+        let validation = match alg {
+            Algorithm::ES256 => &*ES256,
+            _ => &*RS256,
+        };
         let candidates = self
             .keys
             .iter()
-            .filter(|k| header.kid.is_none() || k.kid == header.kid);
+            .filter(|k| k.alg == alg && (kid.is_none() || k.kid.as_deref() == kid));
         for key in candidates {
-            let ok = match (&key.key, header.alg.as_str()) {
-                (PublicKey::Ec(point), "ES256") => {
-                    UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
-                        .verify(signed, sig)
-                        .is_ok()
-                }
-                (PublicKey::Rsa { n, e }, "RS256") => RsaPublicKeyComponents { n, e }
-                    .verify(&signature::RSA_PKCS1_2048_8192_SHA256, signed, sig)
-                    .is_ok(),
-                _ => false,
-            };
-            if ok {
-                return true;
+            // The claims are checked by the caller: only the signature matters here.
+            match jsonwebtoken::decode::<IgnoredAny>(token, &key.key, validation) {
+                Ok(_) => return Ok(()),
+                Err(e) => match e.kind() {
+                    ErrorKind::InvalidSignature
+                    | ErrorKind::InvalidEcdsaKey
+                    | ErrorKind::InvalidRsaKey(_)
+                    | ErrorKind::InvalidKeyFormat => continue,
+                    // A header the crate refuses (unknown `crit`, `b64: false`) or encoding
+                    // it reads more strictly than the checks above.
+                    _ => return Err(format!("malformed token ({e})")),
+                },
             }
         }
-        false
+        Err("token signature is invalid".into())
     }
 
     /// The scopes the token's claim grants, through the map when there is one.
@@ -327,6 +374,11 @@ mod tests {
             assert!(err.contains("is not accepted"), "{err}");
         }
         assert!(verifier.verify("abc", 0).unwrap_err().contains("not a JWT"));
+        let huge = format!("{}.{claims}.", "e".repeat(MAX_TOKEN_BYTES));
+        assert_eq!(
+            verifier.verify(&huge, 0).unwrap_err(),
+            format!("token is too large ({} bytes, at most 16384)", huge.len())
+        );
     }
 
     /// A real ES256 key: a good token passes with its scopes mapped; every claim check and a
@@ -402,6 +454,22 @@ mod tests {
         bytes[0] ^= 1;
         let tampered = format!("{head}.{}", URL_SAFE_NO_PAD.encode(bytes));
         assert_eq!(refused(tampered, 900), "token signature is invalid");
+        // The P-256 key cannot verify an RS256 token, whatever its signature.
+        let (_, rest) = token.split_once('.').unwrap();
+        let as_rs256 = format!(
+            "{}.{rest}",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"k1"}"#)
+        );
+        assert_eq!(refused(as_rs256, 900), "token signature is invalid");
+        // A critical header extension nobody understands.
+        let crit_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","kid":"k1","crit":["exp"]}"#),
+            URL_SAFE_NO_PAD.encode(good.to_string())
+        );
+        let crit_sig = pair.sign(&rng, crit_input.as_bytes()).unwrap();
+        let crit = format!("{crit_input}.{}", URL_SAFE_NO_PAD.encode(crit_sig.as_ref()));
+        assert!(refused(crit, 900).starts_with("malformed token ("));
         // A group outside the map grants nothing.
         let grant = verifier
             .verify(&with("groups", serde_json::json!(["visitors"])), 900)

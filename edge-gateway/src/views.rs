@@ -109,7 +109,11 @@ impl Gateway {
                 })
                 .await;
             }
-            ("tools/list", View::Hierarchical) => Ok(raw(json!({ "tools": meta_tools() }))),
+            ("tools/list", View::Hierarchical) => {
+                // Listed only to callers that may run it (`_sandbox`, or `*`).
+                let sandbox = crate::auth::caller().allows_provider(crate::sandbox::PROVIDER);
+                Ok(raw(json!({ "tools": meta_tools(sandbox) })))
+            }
             ("tools/list", View::Flat) => {
                 let (snapshot, starting) = self.settled(Awaited::Visible).await;
                 Ok(with_starting(crate::auth::flat_tools(&snapshot), &starting))
@@ -697,8 +701,8 @@ fn tool_error(text: &str) -> Box<RawValue> {
     raw(json!({"content": [{"type": "text", "text": text}], "isError": true}))
 }
 
-fn meta_tools() -> Value {
-    json!([
+fn meta_tools(with_sandbox: bool) -> Value {
+    let mut tools = json!([
         {
             "name": "list_providers",
             "title": "List providers",
@@ -744,9 +748,12 @@ fn meta_tools() -> Value {
                 },
                 "required": ["provider", "tool"]
             }
-        },
-        crate::sandbox::tool()
-    ])
+        }
+    ]);
+    if with_sandbox && let Value::Array(list) = &mut tools {
+        list.push(crate::sandbox::tool());
+    }
+    tools
 }
 
 #[cfg(test)]
@@ -761,7 +768,7 @@ mod tests {
 
     #[test]
     fn meta_tools_have_object_schemas() {
-        for tool in meta_tools().as_array().unwrap() {
+        for tool in meta_tools(true).as_array().unwrap() {
             assert_eq!(tool["inputSchema"]["type"], "object", "{}", tool["name"]);
         }
     }

@@ -3,6 +3,8 @@
 //! cluster sharing the database signs with the same key. The newest key signs; it is
 //! replaced once older than the rotation period, and the previous one stays published in
 //! the JWKS for another period so tokens it signed still verify until they expire.
+//!
+//! `ring` makes the keys (PKCS#8); `jsonwebtoken` signs the tokens with them.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -10,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
@@ -19,8 +22,9 @@ use crate::keys::now_ms;
 use crate::store::Store;
 
 struct Current {
-    kid: String,
-    pair: EcdsaKeyPair,
+    /// The JWS header of every token it signs (`kid` names the key in the JWKS).
+    header: Header,
+    key: EncodingKey,
 }
 
 struct KeySet {
@@ -77,7 +81,12 @@ impl SigningKeys {
         let pkcs8 = STANDARD
             .decode(master.open(&newest.private_key)?)
             .context("signing key is not base64")?;
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, rng)
+        let mut header = Header::new(Algorithm::ES256);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(newest.kid.clone());
+        let key = EncodingKey::from_ec_der(&pkcs8);
+        // Found out here, once, rather than on every token request.
+        jsonwebtoken::encode(&header, &json!({}), &key)
             .map_err(|e| anyhow::anyhow!("signing key {} is unusable: {e}", newest.kid))?;
         let keys: Vec<Value> = records
             .iter()
@@ -85,10 +94,7 @@ impl SigningKeys {
             .filter_map(|k| serde_json::from_str(&k.public_jwk).ok())
             .collect();
         Ok(KeySet {
-            current: Current {
-                kid: newest.kid.clone(),
-                pair,
-            },
+            current: Current { header, key },
             jwks: json!({ "keys": keys }).to_string(),
         })
     }
@@ -109,21 +115,8 @@ impl SigningKeys {
     /// A compact JWS (ES256) of `claims`.
     pub fn sign(&self, claims: &Value) -> anyhow::Result<String> {
         let set = self.set.read().unwrap().clone();
-        let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": set.current.kid});
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let signature = set
-            .current
-            .pair
-            .sign(&self.rng, signing_input.as_bytes())
-            .map_err(|_| anyhow::anyhow!("signing a token failed"))?;
-        Ok(format!(
-            "{signing_input}.{}",
-            URL_SAFE_NO_PAD.encode(signature.as_ref())
-        ))
+        jsonwebtoken::encode(&set.current.header, claims, &set.current.key)
+            .map_err(|e| anyhow::anyhow!("signing a token failed: {e}"))
     }
 }
 

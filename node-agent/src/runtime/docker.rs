@@ -26,7 +26,6 @@ use mcpr_core::model::{DockerLimits, NetworkPolicy, RuntimeSpec};
 use tokio::io::AsyncWrite;
 use tokio::sync::{OnceCell, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::codec::{FramedRead, LinesCodec};
 use tokio_util::io::StreamReader;
 
 use crate::logs::LogSink;
@@ -372,15 +371,7 @@ impl DockerRuntime {
             request_timeout,
         );
 
-        let stderr_logs = logs.clone();
-        tokio::spawn(async move {
-            let mut lines = FramedRead::new(stderr, LinesCodec::new_with_max_length(64 * 1024));
-            while let Some(line) = lines.next().await {
-                if let Ok(line) = line {
-                    stderr_logs.line("stderr", line);
-                }
-            }
-        });
+        tokio::spawn(upstream::lines::read_log(stderr, logs.clone()));
 
         // The container's exit closes the session; the session's end removes the container.
         let runtime = self.clone();

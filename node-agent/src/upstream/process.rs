@@ -6,10 +6,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::process::Command;
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, LinesCodec};
 
 use super::{Connection, UpstreamEvent};
 use crate::logs::LogSink;
@@ -91,16 +89,7 @@ pub fn spawn(
     conn.set_launch(format!("{} {}", spec.command, spec.args.join(" ")));
 
     // stderr: the server's log.
-    let stderr_logs = logs.clone();
-    tokio::spawn(async move {
-        let mut lines = FramedRead::new(stderr, LinesCodec::new_with_max_length(64 * 1024));
-        while let Some(line) = lines.next().await {
-            match line {
-                Ok(line) => stderr_logs.line("stderr", line),
-                Err(_) => continue,
-            }
-        }
-    });
+    tokio::spawn(super::lines::read_log(stderr, logs.clone()));
 
     // The child's exit closes the session; dropping the connection kills the child.
     let exit_conn = Arc::downgrade(&conn);

@@ -22,6 +22,11 @@
 //! in HTTP mode it first prints exactly one line
 //! `listening on http://IP:PORT/mcp` to stdout, so tests can bind port 0.
 //!
+//! With `--bad-bytes` (stdio mode) the server also writes a byte that is not UTF-8 (`0xff`)
+//! and a line that is not JSON (`fixture garbage`) on stdout and on stderr, once before it
+//! starts serving and again before each tool call's answer: an upstream that breaks the
+//! protocol, which the router must survive.
+//!
 //! Unknown tools and missing or mistyped arguments are JSON-RPC errors with
 //! code -32602 (invalid params), like rmcp's own tool router.
 
@@ -81,6 +86,25 @@ struct Cli {
     /// clients share one upstream session or each have their own.
     #[arg(long)]
     stateful: bool,
+
+    /// Write `0xff` and a non-JSON line on stdout and stderr before serving and before each
+    /// tool call's answer (a server that breaks the protocol).
+    #[arg(long)]
+    bad_bytes: bool,
+}
+
+/// What `--bad-bytes` writes on both streams: invalid UTF-8, then text that is not JSON.
+const BAD_LINES: &[u8] = b"\xff\nfixture garbage\n";
+
+fn write_bad_lines() {
+    // Written whole between two answers of the sequential stdio session, so they never
+    // split a message line.
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(BAD_LINES);
+    let _ = stdout.flush();
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(BAD_LINES);
+    let _ = stderr.flush();
 }
 
 /// The MCP service. Cheap to clone; HTTP mode builds one per session.
@@ -89,6 +113,7 @@ struct Fixture {
     name: Arc<str>,
     tools: Arc<[Tool]>,
     page_size: usize,
+    bad_bytes: bool,
 }
 
 fn object(value: Value) -> Arc<JsonObject> {
@@ -490,6 +515,9 @@ impl ServerHandler for Fixture {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let args = request.arguments.unwrap_or_default();
+        if self.bad_bytes {
+            write_bad_lines();
+        }
         self.call(&request.name, &args, &context).await
     }
 
@@ -528,7 +556,11 @@ async fn main() -> anyhow::Result<()> {
             tools.into()
         },
         page_size: cli.page_size,
+        bad_bytes: cli.bad_bytes,
     };
+    if cli.bad_bytes {
+        write_bad_lines();
+    }
 
     match cli.http {
         None => {
