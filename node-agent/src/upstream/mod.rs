@@ -3,8 +3,9 @@
 //! fresh upstream id (so many clients can share one session) and their own id back on the
 //! response; everything else in the message passes through untouched. An upstream of the
 //! modern era alone (2026-07-28) is found by `server/discover` and spoken to statelessly
-//! (`modern.rs`).
+//! (`modern.rs`); one opened with `initialize` gets legacy requests only (`era.rs`).
 
+pub mod era;
 pub mod lines;
 pub mod modern;
 pub mod process;
@@ -115,17 +116,23 @@ impl Connection {
         reason.unwrap_or_else(|_| "connection dropped".into())
     }
 
-    /// Sends a request of the agent's own and waits for its response.
+    /// Sends a request of the agent's own and waits for its response. Before the upstream
+    /// is known to be modern, the agent's requests go as they are: `initialize` and what
+    /// follows it are legacy by construction, and `server/discover` is meant as it is.
     pub async fn request(&self, msg: Message) -> Result<Message, RpcError> {
-        self.request_from(msg, routing::Origin::none()).await
+        match self.modern.get() {
+            Some(_) => self.request_from(msg, routing::Origin::none()).await,
+            None => self.send_request(msg, routing::Origin::none()).await,
+        }
     }
 
     /// Sends a client's request and waits for its response; the response carries `msg`'s
     /// own id. What the upstream sends meanwhile about it is routed back to `origin`. To an
-    /// upstream of the modern era alone the request goes stateless (`modern.rs`).
+    /// upstream of the modern era alone the request goes stateless (`modern.rs`); to one
+    /// opened with `initialize` as a legacy request (`era.rs`).
     pub async fn request_from(
         &self,
-        msg: Message,
+        mut msg: Message,
         origin: routing::Origin,
     ) -> Result<Message, RpcError> {
         match self.modern.get() {
@@ -133,6 +140,10 @@ impl Connection {
                 modern::relay(self, upstream, msg, origin, self.request_timeout).await
             }
             None => {
+                if let Some(answer) = era::refuse_modern_only(&msg) {
+                    return Ok(answer);
+                }
+                era::to_legacy(&mut msg);
                 if let Some(answer) = self.kept_subscription(&msg, &origin) {
                     return Ok(answer);
                 }
@@ -227,8 +238,12 @@ impl Connection {
         Ok(response)
     }
 
-    /// Sends a notification (fire and forget).
-    pub async fn notify(&self, msg: Message) -> Result<(), RpcError> {
+    /// Sends a notification (fire and forget); on a legacy connection without the modern
+    /// envelope (`era.rs`).
+    pub async fn notify(&self, mut msg: Message) -> Result<(), RpcError> {
+        if self.modern.get().is_none() {
+            era::to_legacy(&mut msg);
+        }
         match &self.outbound {
             Outbound::Lines(tx) => tx.send(msg.to_bytes()).await.map_err(|_| self.gone_error()),
             Outbound::Http(http) => http

@@ -2,10 +2,13 @@
 //! transports). Each request is a POST whose answer is either one JSON message or an SSE
 //! stream carrying the response (and perhaps notifications and requests before it).
 //!
-//! A client request of the modern era (2026-07-28: its `_meta` names its protocol version)
-//! goes out as one: with that version in `MCP-Protocol-Version` and the standard headers
-//! (SEP-2243) its body implies, so a server that speaks both eras answers it as a modern
-//! request; its HTTP 400 and 404 answers carry JSON-RPC errors, not a lost session.
+//! A session opened with `initialize` is of the legacy era: its requests carry the version
+//! `initialize` agreed on and no modern headers (`era.rs`; a server of both eras refuses
+//! `MCP-Protocol-Version: 2026-07-28` on it, the TypeScript SDK's with HTTP 400). To an
+//! upstream of the modern era alone (`modern.rs`), a request of that era (2026-07-28: its
+//! `_meta` names its protocol version) goes out as one: with that version in
+//! `MCP-Protocol-Version` and the standard headers (SEP-2243) its body implies; its HTTP
+//! 400 and 404 answers carry JSON-RPC errors, not a lost session.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -101,7 +104,11 @@ impl Clients {
         let mut builder = Client::builder(TokioExecutor::new());
         builder
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90));
+            // Below Node's 5 s keep-alive (`server.keepAliveTimeout`), which servers on the
+            // TypeScript SDK keep: a connection idle longer is closed at the server's end,
+            // and reusing it just then fails a request with "connection closed before
+            // message completed". Dropping it first costs one new connection.
+            .pool_idle_timeout(Duration::from_secs(4));
         match &self.proxy {
             None => UpstreamClient::Direct(builder.build(https.wrap_connector(tcp))),
             Some(proxy) => {
@@ -130,9 +137,9 @@ pub struct HttpTransport {
     /// The `x-mcp-header` annotations of the tools that have any, by tool name, for the
     /// `Mcp-Param-*` headers of modern tool calls.
     tool_annotations: RwLock<std::collections::HashMap<String, Vec<(String, String)>>>,
-    /// Set once the server refused a modern request for its version: it speaks the legacy
-    /// era only, and modern requests go to it as legacy ones (their `_meta` ignored).
-    legacy_only: std::sync::atomic::AtomicBool,
+    /// Set once `initialize` opened the session: from then on no request goes out with
+    /// modern headers, whatever its `_meta` says (`era.rs`).
+    handshake_era: std::sync::atomic::AtomicBool,
 }
 
 /// What a POST brought back.
@@ -141,8 +148,6 @@ enum Sent {
     Response(http::Response<Incoming>),
     /// A JSON-RPC error a modern request was answered with (HTTP 400 or 404).
     Answer(Message),
-    /// A server of the legacy era refused a modern request for its protocol version.
-    RefusedModern,
 }
 
 #[derive(Debug)]
@@ -197,7 +202,7 @@ pub fn connect(
         session_id: RwLock::new(None),
         protocol_version: RwLock::new(None),
         tool_annotations: RwLock::default(),
-        legacy_only: Default::default(),
+        handshake_era: Default::default(),
     };
     Ok(Connection::new(
         Outbound::Http(Box::new(transport)),
@@ -207,8 +212,11 @@ pub fn connect(
 }
 
 impl HttpTransport {
+    /// The version `initialize` agreed on: the session is of the handshake era.
     pub fn set_protocol_version(&self, version: String) {
         *self.protocol_version.write().unwrap() = Some(version);
+        self.handshake_era
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Drops the session and version a refused `initialize` may have left: a modern-era
@@ -216,6 +224,8 @@ impl HttpTransport {
     pub fn forget_session(&self) {
         *self.session_id.write().unwrap() = None;
         *self.protocol_version.write().unwrap() = None;
+        self.handshake_era
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Remembers the tools' `x-mcp-header` annotations (after each `tools/list` of the
@@ -338,24 +348,18 @@ impl HttpTransport {
         )
     }
 
-    /// POSTs `msg`; a modern request to a server that turns out to speak the legacy era
-    /// only is sent again as a legacy one (and so are all later ones).
+    /// POSTs `msg`: with modern headers only when it is a modern request and the session
+    /// was not opened with `initialize`.
     async fn send(&self, msg: &Message) -> Result<Sent, HttpError> {
-        let legacy_only = self.legacy_only.load(std::sync::atomic::Ordering::Relaxed);
-        let modern = if legacy_only {
+        let modern = if self
+            .handshake_era
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
             None
         } else {
             Self::modern_version(msg)
         };
-        match self.send_as(msg, modern.as_deref()).await? {
-            Sent::RefusedModern => {
-                tracing::info!(url = %self.url, "the upstream refused protocol 2026-07-28; it gets legacy requests from now on");
-                self.legacy_only
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-                self.send_as(msg, None).await
-            }
-            sent => Ok(sent),
-        }
+        self.send_as(msg, modern.as_deref()).await
     }
 
     async fn send_as(&self, msg: &Message, modern: Option<&str>) -> Result<Sent, HttpError> {
@@ -377,23 +381,10 @@ impl HttpTransport {
             }
         }
         let status = response.status();
-        // 2026-07-28 gives JSON-RPC errors an HTTP status (400, 404): the body is the
-        // answer — unless a server of the legacy era (it gave us a session) refuses the
-        // version itself: a body that is no JSON-RPC error, or an invalid-request one.
+        // 2026-07-28 gives JSON-RPC errors an HTTP status (400, 404): the body is the answer.
         if modern.is_some() && status.is_client_error() {
             let body = read_body(response).await.unwrap_or_default();
             let answer = Message::parse(&body).ok().filter(|m| m.error.is_some());
-            let refused_version = answer.as_ref().is_none_or(|m| {
-                m.error
-                    .as_ref()
-                    .and_then(|e| {
-                        serde_json::from_str::<mcpr_core::jsonrpc::RpcError>(e.get()).ok()
-                    })
-                    .is_some_and(|e| e.code == mcpr_core::jsonrpc::code::INVALID_REQUEST)
-            });
-            if refused_version && self.session_id.read().unwrap().is_some() {
-                return Ok(Sent::RefusedModern);
-            }
             return match answer {
                 Some(answer) => Ok(Sent::Answer(answer)),
                 None => Err(HttpError::failed(format!(
@@ -473,12 +464,6 @@ impl HttpTransport {
         let response = match self.send(msg).await? {
             Sent::Response(response) => response,
             Sent::Answer(answer) => return Ok(answer),
-            Sent::RefusedModern => {
-                return Err(HttpError::failed(format!(
-                    "{} refused the request's protocol version",
-                    self.url
-                )));
-            }
         };
         let is_sse = response
             .headers()
