@@ -19,7 +19,11 @@ PATH is how it reaches the router (CONFIG, a JSON file the test writes, says whe
 Over HTTP the client presents the test router's API key. For each upstream of CONFIG the
 script lists its tools, makes its calls (checking each result's text and structured content),
 follows a call's progress where the upstream reports some, and on the transparent path reads
-its resources and gets its prompts. It prints one JSON object, {"library": "NAME VERSION",
+its resources and gets its prompts. An upstream's "elicit" calls ask the client something
+mid-call (the Python SDK clients only): when CONFIG has an "elicitation" answer the client
+declares the capability and gives it, and the result must hold "expect"; without one the
+client declares none, and the call must come back (not hang) with an error naming
+elicitation. It prints one JSON object, {"library": "NAME VERSION",
 "cells": {UPSTREAM: "ok" | why not}}, and exits 0 whatever the cells say (the test decides);
 1 only when it could not run at all.
 """
@@ -172,6 +176,16 @@ async def connect(config: dict[str, Any], client: str, path: str, url_path: str)
 
     mode = client.removeprefix("python-sdk-")
     info = Implementation(name=CLIENT_NAME, version="1.0.0")
+    options: dict[str, Any] = {}
+    if config.get("elicitation") is not None:
+        from mcp.types import ElicitResult
+
+        answer = config["elicitation"]
+
+        async def on_elicit(context: Any, params: Any) -> Any:
+            return ElicitResult(action="accept", content=answer)
+
+        options["elicitation_callback"] = on_elicit
     if path in ("stdio", "bridge"):
         command, args, env = stdio_command(config, path)
         async with Client(
@@ -179,6 +193,7 @@ async def connect(config: dict[str, Any], client: str, path: str, url_path: str)
             mode=mode,
             client_info=info,
             read_timeout_seconds=REQUEST_TIMEOUT_S,
+            **options,
         ) as c:
             yield SdkSession(c)
         return
@@ -188,6 +203,7 @@ async def connect(config: dict[str, Any], client: str, path: str, url_path: str)
             mode=mode,
             client_info=info,
             read_timeout_seconds=REQUEST_TIMEOUT_S,
+            **options,
         ) as c:
             yield SdkSession(c)
 
@@ -226,7 +242,9 @@ async def listed_tools(session: Session, path: str, upstream: str, view_tools: l
     return [t["name"] for t in body.get("tools", [])]
 
 
-async def run_cell(session: Session, path: str, spec: dict[str, Any], view_tools: list[str]) -> None:
+async def run_cell(
+    session: Session, path: str, spec: dict[str, Any], view_tools: list[str], config_elicitation: Any = None
+) -> None:
     upstream = spec["name"]
     tools = await listed_tools(session, path, upstream, view_tools)
     missing = [t for t in spec["tools"] if t not in tools]
@@ -251,6 +269,20 @@ async def run_cell(session: Session, path: str, spec: dict[str, Any], view_tools
             require(what, result["structured"] == call["structured"], f"structuredContent {short(result['structured'])}")
         if with_progress:
             require(what, len(progress) > 0, "no progress notification reached the client")
+
+    for call in spec.get("elicit", []):
+        name, arguments = tool_call(path, upstream, call["tool"], call["arguments"])
+        what = f"{call['tool']} {json.dumps(call['arguments'])}"
+        try:
+            result = await session.call(name, arguments, None)
+            failed, observed = result["isError"], result["text"]
+        except Exception as e:  # noqa: BLE001 - a refusal may come as a JSON-RPC error
+            failed, observed = True, describe(e)
+        if config_elicitation is not None:
+            require(what, not failed, f"isError: {short(observed)}")
+            require(what, call["expect"] in observed, f"{call['expect']!r} not in {short(observed)}")
+        else:
+            require(what, failed and "elicitation" in observed.lower(), f"no refusal naming elicitation: {short(observed)}")
 
     if path != "transparent":
         return
@@ -287,7 +319,7 @@ async def cells_on_one_connection(config, client, path, url_path, upstreams) -> 
                 for spec in upstreams:
                     try:
                         with anyio.fail_after(CELL_TIMEOUT_S):
-                            await run_cell(session, path, spec, view_tools)
+                            await run_cell(session, path, spec, view_tools, config.get("elicitation"))
                         cells[spec["name"]] = "ok"
                     except Exception as e:  # noqa: BLE001 - the cell records why it failed
                         cells[spec["name"]] = "timed out" if isinstance(e, TimeoutError) else describe(e)

@@ -6,6 +6,7 @@ The upstream "python-sdk" of the interop matrix (tests/e2e/tests/interop.rs), bu
 the SDK's documentation shows, with what a client meets in servers of this SDK:
   add(a, b)        structured output: {"sum": a + b} with its outputSchema, and the sum as text
   count(steps)     reports progress once per step, then answers "counted N"
+  confirm(question) asks the client (elicitation) and answers with what it said
   interop://about  a text resource
   greet(name)      a prompt
 """
@@ -34,6 +35,18 @@ async def count(steps: int, ctx: Context) -> str:
     for step in range(1, steps + 1):
         await ctx.report_progress(step, steps, f"step {step} of {steps}")
     return f"counted {steps}"
+
+
+class Answer(BaseModel):
+    answer: str = Field(description="the answer to the question")
+
+
+@server.tool(description="Ask the client `question` (elicitation) and answer with its reply")
+async def confirm(question: str, ctx: Context) -> str:
+    reply = await ctx.elicit(question, Answer)
+    if reply.action != "accept" or reply.data is None:
+        return f"not answered: {reply.action}"
+    return f"the client answered {reply.data.answer}"
 
 
 @server.resource("interop://about", name="about", mime_type="text/plain", description="What this server is")

@@ -398,3 +398,96 @@ async fn python_sdk_over_stdio_to_mcpr_stdio() {
     );
     assert_hierarchical("mcpr stdio", stdio, PROVIDER);
 }
+
+/// The API key the era test's router requires (the interop client presents it).
+const ERA_API_KEY: &str = "mcpr_python_sdk_eras_0123456789abcdef";
+
+/// Issue 10 item 1: a server written with the Python SDK 2.x speaks both eras and refuses the
+/// 2026-07-28 envelope on a connection opened with `initialize`, which is how the agent opens
+/// it. Python SDK clients in every mode (`auto` picks 2026-07-28 against the router) list and
+/// call its tools through `/mcp` (the `call_tool` meta-tool; the tool's own name is the
+/// interop matrix's),
+/// `/mcp/all` and `/mcp/p/NAME`; its progress reaches them; on `/mcp/p/NAME` they read its
+/// resource and get its prompt. Its elicitation mid-call reaches a client that declared the
+/// capability (a modern one as an `InputRequiredResult`, through the era bridge) and comes
+/// back answered; a client that declared none gets the call back with an error naming
+/// elicitation instead of a hang. Cells run tests/python/interop_client.py against
+/// tests/python/interop_server.py, as the interop matrix does.
+#[tokio::test]
+async fn python_sdk_clients_reach_a_python_sdk_server_on_every_view_in_every_mode() {
+    let Some(python) = python() else { return };
+    const PROVIDER: &str = "python-sdk";
+    let router = Router::start_with(&[], &[("MCP_API_KEY", ERA_API_KEY)]).await;
+    let api = router.api();
+    let root = mcpr_e2e::harness::workspace_root();
+    api.add(json!({
+        "name": PROVIDER,
+        "runtime": {"kind": "process", "command": python, "args": [root.join("tests/python/interop_server.py")]},
+    }))
+    .await;
+    api.wait_state(PROVIDER, "running").await;
+
+    let spec = json!({
+        "name": PROVIDER,
+        "tools": ["add", "count", "confirm"],
+        "calls": [{"tool": "add", "arguments": {"a": 2, "b": 40}, "expect": "42", "structured": {"sum": 42}}],
+        "progress": {"tool": "count", "arguments": {"steps": 3}, "expect": "counted 3"},
+        "elicit": [{"tool": "confirm", "arguments": {"question": "Proceed?"}, "expect": "the client answered yes"}],
+        "resources": [{"uri": "interop://about", "expect": "Python SDK MCPServer"}],
+        "prompts": [{"name": "greet", "arguments": {"name": "Ada"}, "expect": "Say hello to Ada, from the Python SDK server"}],
+    });
+    let work = tempfile::tempdir().unwrap();
+    let config = |elicitation: Value| {
+        json!({
+            "base_url": router.url(),
+            "api_key": ERA_API_KEY,
+            "mcpr": bin("mcpr"),
+            "data_dir": router.data_dir,
+            "upstreams": [spec],
+            "elicitation": elicitation,
+        })
+    };
+    let answering = work.path().join("answering.json");
+    std::fs::write(&answering, config(json!({"answer": "yes"})).to_string()).unwrap();
+    let silent = work.path().join("silent.json");
+    std::fs::write(&silent, config(Value::Null).to_string()).unwrap();
+
+    let mut cells = Vec::new();
+    for mode in ["legacy", "auto", "2026-07-28"] {
+        for path in ["call_tool", "all", "transparent"] {
+            cells.push((mode, path, &answering));
+        }
+        // Without the capability, on a hierarchical and the transparent view.
+        cells.push((mode, "call_tool", &silent));
+        cells.push((mode, "transparent", &silent));
+    }
+    // A few client processes at once: each starts the SDK.
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(3));
+    let runs: Vec<_> = cells
+        .into_iter()
+        .map(|(mode, path, config)| {
+            let slots = slots.clone();
+            let config = config.to_str().unwrap().to_owned();
+            tokio::spawn(async move {
+                let _slot = slots.acquire_owned().await.unwrap();
+                let client = format!("python-sdk-{mode}");
+                let report = observe("interop_client.py", &[&config, &client, path]).await;
+                let declared = if config.ends_with("answering.json") {
+                    "elicitation declared"
+                } else {
+                    "no elicitation"
+                };
+                (format!("{client} on {path}, {declared}"), report)
+            })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for run in runs {
+        let (what, report) = run.await.expect("a client run panicked");
+        let cell = &report["cells"][PROVIDER];
+        if cell != "ok" {
+            failures.push(format!("{what}: {cell}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
