@@ -461,8 +461,10 @@ async fn python_sdk_clients_reach_a_python_sdk_server_on_every_view_in_every_mod
         cells.push((mode, "call_tool", &silent));
         cells.push((mode, "transparent", &silent));
     }
-    // A few client processes at once: each starts the SDK.
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(3));
+    // One client at a time: the provider's one `shared` stdio session cannot tell whose call
+    // a server-to-client request belongs to when calls overlap (it goes to the newest), so a
+    // client without the capability could be handed another client's elicitation.
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
     let runs: Vec<_> = cells
         .into_iter()
         .map(|(mode, path, config)| {
