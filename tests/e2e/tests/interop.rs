@@ -76,13 +76,7 @@ const PAGE_PHRASE: &str = "ochre lantern 42 served on loopback";
 /// Client processes at once: every one starts an SDK, the stdio ones a router too.
 const PARALLEL_CLIENTS: usize = 3;
 
-// Ignored until issue 10 items 1 and 3 land (branch interop-fix): modern clients
-// (Python SDK auto/2026-07-28, FastMCP) against Python SDK 2.x servers still fail with "this
-// connection serves the handshake protocol era", and in-process `mcpr stdio` lists no tools
-// right after start. Run it with `cargo nextest run -p mcpr-e2e --test interop --run-ignored all`;
-// it rewrites docs/INTEROP.md with every cell's outcome.
 #[tokio::test]
-#[ignore = "issue 10 items 1 and 3 still fail: see the comment above"]
 async fn third_party_clients_reach_third_party_servers_on_every_path() {
     let Some(python) = python() else { return };
     let Some(node_modules) = ts_sdk() else { return };
