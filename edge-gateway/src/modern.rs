@@ -3,10 +3,10 @@
 //! method and name in standard headers (SEP-2243), no `initialize` and no session.
 //!
 //! The gateway answers what it owns (`server/discover`, from the upstream's `initialize`
-//! result on the transparent view) and relays the rest over the provider's existing upstream
-//! session with the request's `_meta` untouched: a server that knows the modern era answers
-//! it as such (InputRequiredResult, per-request capabilities and log level), one that does
-//! not ignores those keys. What such a legacy server asks the client in the middle of a call
+//! result on the transparent view) and relays the rest with the request's `_meta`. The agent
+//! keeps it for an upstream reached in the modern era, and strips the modern keys on a
+//! connection opened with `initialize` (`node-agent/src/upstream/era.rs`), which serves only
+//! legacy requests. What such a legacy server asks the client in the middle of a call
 //! (elicitation, sampling, roots) comes back as an InputRequiredResult (`modern_bridge.rs`).
 //!
 //! One pass per request: batch and kind, `_meta` and header checks, removed methods,
