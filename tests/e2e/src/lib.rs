@@ -1,2 +1,3 @@
+pub mod browser;
 pub mod harness;
 pub mod rmcp_client;
