@@ -68,6 +68,8 @@ pub struct Fleet {
     version: watch::Sender<u64>,
     /// Seals client session ids on every gateway (see `edge-gateway/src/sessions.rs`).
     session_key: std::sync::OnceLock<Vec<u8>>,
+    /// Every log line reported, as (server id, line), for the admin's live feed (`events.rs`).
+    log_lines: tokio::sync::broadcast::Sender<(String, LogEntry)>,
 }
 
 impl Default for Fleet {
@@ -76,6 +78,7 @@ impl Default for Fleet {
             inner: Mutex::default(),
             version: watch::channel(1).0,
             session_key: Default::default(),
+            log_lines: tokio::sync::broadcast::channel(1024).0,
         }
     }
 }
@@ -96,6 +99,11 @@ impl Fleet {
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
+    }
+
+    /// Log lines as agents report them (a lagging receiver loses the oldest).
+    pub fn subscribe_logs(&self) -> tokio::sync::broadcast::Receiver<(String, LogEntry)> {
+        self.log_lines.subscribe()
     }
 
     pub fn version(&self) -> u64 {
@@ -240,15 +248,18 @@ impl Fleet {
             inner.status.insert(s.server_id, view);
         }
         for line in report.logs {
+            let entry = LogEntry {
+                at_ms: line.at_ms,
+                stream: line.stream,
+                line: line.line,
+            };
+            // No receiver (nobody watching the feed) is not an error.
+            let _ = self.log_lines.send((line.server_id.clone(), entry.clone()));
             let ring = inner.logs.entry(line.server_id).or_default();
             if ring.len() == LOG_LINES_KEPT {
                 ring.pop_front();
             }
-            ring.push_back(LogEntry {
-                at_ms: line.at_ms,
-                stream: line.stream,
-                line: line.line,
-            });
+            ring.push_back(entry);
         }
         drop(inner);
         if changed {

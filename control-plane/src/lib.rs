@@ -6,6 +6,7 @@
 pub mod admin_auth;
 pub mod api;
 pub mod data_dir;
+pub mod events;
 pub mod fleet;
 pub mod grpc;
 pub mod keys;
@@ -158,6 +159,8 @@ pub use mcpr_tls::host_policy::is_loopback_host;
 pub struct ControlPlane {
     pub registry: Arc<Registry>,
     pub keys: Arc<KeyRing>,
+    /// The admin's live feed (`GET /api/v1/events`).
+    pub events: Arc<events::Events>,
     pub admin: Arc<AdminAuth>,
     pub oauth: Option<Arc<oauth::OAuth>>,
     /// `MCPR_RATE_LIMIT_AUTH` buckets of the OAuth endpoints.
@@ -268,6 +271,7 @@ impl ControlPlane {
         let peers = mcpr_tls::cluster::peer_authentication(grpc_tls, config.cluster_token.as_ref());
         tracing::info!(%grpc_addr, peers, "control plane gRPC listening");
         Ok(ControlPlane {
+            events: events::Events::start(registry.clone(), keys.clone()),
             registry,
             keys,
             admin,
@@ -287,6 +291,7 @@ impl ControlPlane {
             axum::middleware::from_fn_with_state(self.admin.clone(), admin_auth::require_admin);
         api::router(self.registry.clone())
             .merge(api::keys_router(self.keys.clone()))
+            .merge(events::router(self.events.clone()))
             .merge(admin_auth::router(self.admin.clone()))
             .route_layer(admin_check)
             .merge(ui::router())

@@ -4,8 +4,8 @@
 
 const $ = (id) => document.getElementById(id);
 const STATES = ["pending", "starting", "running", "backoff", "stopped"];
-const REFRESH_MS = 2000;
-let lastListJson = "";
+// How soon to ask again when the router does not answer the session check.
+const RETRY_MS = 2000;
 let servers = [];
 let detailsName = null;
 let noticeTimer = null;
@@ -128,10 +128,28 @@ function parsePairs(text, sep, field, expected) {
   return out;
 }
 
+// The command line, URL or container a runtime runs, as one line.
 function runtimeSummary(rt) {
   if (!rt) return "";
   if (rt.kind === "remote") return rt.url || "";
-  return [rt.command || ""].concat(rt.args || []).map(shellQuote).join(" ");
+  const args = (rt.args || []).map(shellQuote);
+  if (rt.kind === "docker") {
+    const what = rt.image ? ["image", rt.image] : rt.npx ? ["npx", rt.npx] : rt.uvx ? ["uvx", rt.uvx]
+      : ["command", rt.command || ""];
+    return [what[0], shellQuote(what[1])].concat(args).join(" ");
+  }
+  return [shellQuote(rt.command || "")].concat(args).join(" ");
+}
+
+// Defaults of a docker server's limits (core/src/model.rs DockerLimits).
+const DOCKER_DEFAULTS = { memory_mb: 512, millicpus: 1000, pids: 256 };
+
+// "network none · 512 MiB · 1 CPU · 256 pids" for a docker runtime, else "".
+function dockerLimits(rt) {
+  if (!rt || rt.kind !== "docker") return "";
+  const n = (k) => rt[k] ?? DOCKER_DEFAULTS[k];
+  return "network " + (rt.network || "none") + " · " + n("memory_mb") + " MiB · " +
+    (n("millicpus") / 1000) + " CPU · " + n("pids") + " pids";
 }
 
 function shorten(s, max) {
@@ -139,78 +157,190 @@ function shorten(s, max) {
   return s.length > max ? s.slice(0, max - 1) + "…" : s;
 }
 
-function stateBadge(state, enabled) {
-  const known = STATES.includes(state) ? state : "unknown";
-  const label = enabled === false && state !== "stopped" ? state + " (disabled)" : state || "unknown";
-  return el("span", { class: "badge state-" + known }, label);
+function stateLabel(state, enabled) {
+  return enabled === false && state !== "stopped" ? (state || "unknown") + " (disabled)" : state || "unknown";
 }
 
+function stateBadge(state, enabled) {
+  const known = STATES.includes(state) ? state : "unknown";
+  return el("span", { class: "badge state-" + known }, stateLabel(state, enabled));
+}
+
+// A server's last error is news only while it is not running: once back to running, the
+// old error belongs to its history (the details page shows it as "previous error").
+function currentError(s) {
+  const st = s.status || {};
+  return st.state === "running" ? "" : st.last_error || "";
+}
+
+// The notice is fixed to the viewport, so it shows wherever the page is scrolled.
 function showNotice(message, isError) {
   $("notice-text").textContent = message;
-  $("notice").className = "notice" + (isError ? " error" : " ok");
+  $("notice").className = "notice toast" + (isError ? " error" : " ok");
+  $("notice").setAttribute("role", isError ? "alert" : "status");
   $("notice").hidden = false;
   clearTimeout(noticeTimer);
-  if (!isError) noticeTimer = setTimeout(() => { $("notice").hidden = true; }, 4000);
+  if (!isError) noticeTimer = setTimeout(() => { $("notice").hidden = true; }, 6000);
+}
+
+// Sets a node's text only when it differs, so that an update leaves untouched what did not
+// change (and the node keeps focus, selection and hover).
+function setText(node, text) {
+  text = String(text ?? "");
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function setAttr(node, name, value) {
+  if (node.getAttribute(name) !== value) node.setAttribute(name, value);
 }
 
 // --- server list ---------------------------------------------------------------------
 
+// One row per server, kept across updates and changed in place (server name -> row parts).
+const rows = new Map();
+
+function makeRow(name) {
+  const r = {};
+  r.name = el("button", { type: "button", class: "link name", onclick: () => openDetails(name) }, name);
+  r.badge = el("span", { class: "badge" });
+  r.tools = el("td", { class: "num", "data-label": "Tools" });
+  r.restarts = el("td", { class: "num", "data-label": "Restarts" });
+  r.kind = el("span", { class: "kind" });
+  r.runtime = el("code", {});
+  r.limits = el("small", { class: "limits muted" });
+  r.error = el("td", { class: "error-text", "data-label": "Error" });
+  r.toggle = el("button", { type: "button", class: "small", "data-action": "toggle" });
+  r.toggle.addEventListener("click", () => { const s = servers.find((x) => x.name === name); if (s) act(name, s.enabled ? "disable" : "enable"); });
+  r.restart = el("button", { type: "button", class: "small", "data-action": "restart", "aria-label": "Restart server " + name, onclick: () => act(name, "restart") }, "Restart");
+  r.remove = el("button", { type: "button", class: "small danger", "data-action": "delete", "aria-label": "Delete server " + name, onclick: () => removeServer(name) }, "Delete");
+  r.runtimeCell = el("td", { class: "runtime", "data-label": "Runtime" }, r.kind, " ", r.runtime, r.limits);
+  r.tr = el("tr", { "data-server": name },
+    el("td", { class: "name-cell" }, r.name),
+    el("td", { "data-label": "State" }, r.badge),
+    r.tools, r.restarts, r.runtimeCell, r.error,
+    el("td", { class: "actions" }, r.toggle, r.restart, r.remove));
+  return r;
+}
+
+function updateRow(r, s) {
+  const st = s.status || {};
+  const known = STATES.includes(st.state) ? st.state : "unknown";
+  setAttr(r.badge, "class", "badge state-" + known);
+  setText(r.badge, stateLabel(st.state, s.enabled));
+  setAttr(r.name, "title", s.description || "");
+  setText(r.tools, st.tool_count ?? "");
+  setText(r.restarts, st.restart_count ?? "");
+  const runtime = runtimeSummary(s.runtime);
+  setText(r.kind, (s.runtime && s.runtime.kind) || "");
+  setText(r.runtime, shorten(runtime, 60));
+  setAttr(r.runtimeCell, "title", runtime);
+  setText(r.limits, dockerLimits(s.runtime));
+  const error = currentError(s);
+  setText(r.error, shorten(error, 80));
+  setAttr(r.error, "title", error);
+  const verb = s.enabled ? "Disable" : "Enable";
+  setText(r.toggle, verb);
+  setAttr(r.toggle, "aria-label", verb + " server " + s.name);
+  r.toggle.disabled = offline;
+  r.restart.disabled = offline || !s.enabled;
+  r.remove.disabled = offline;
+}
+
 function renderServers() {
   const body = $("servers").querySelector("tbody");
-  const rows = servers.map((s) => {
-    const st = s.status || {};
-    const name = el("button", { type: "button", class: "link name", title: s.description || "", onclick: () => openDetails(s.name) }, s.name);
-    const actions = el("td", { class: "actions" },
-      el("button", { type: "button", class: "small", onclick: () => act(s.name, s.enabled ? "disable" : "enable") }, s.enabled ? "Disable" : "Enable"),
-      el("button", { type: "button", class: "small", onclick: () => act(s.name, "restart") }, "Restart"),
-      el("button", { type: "button", class: "small danger", onclick: () => removeServer(s.name) }, "Delete"));
-    if (!s.enabled) actions.children[1].disabled = true;
-    const runtime = runtimeSummary(s.runtime);
-    return el("tr", {},
-      el("td", {}, name),
-      el("td", {}, stateBadge(st.state, s.enabled)),
-      el("td", { class: "num" }, String(st.tool_count ?? "")),
-      el("td", { class: "num" }, String(st.restart_count ?? "")),
-      el("td", { class: "runtime", title: runtime }, el("span", { class: "kind" }, (s.runtime && s.runtime.kind) || ""), " ", el("code", {}, shorten(runtime, 60))),
-      el("td", { class: "error-text", title: st.last_error || "" }, shorten(st.last_error, 80)),
-      actions);
+  const seen = new Set();
+  servers.forEach((s, i) => {
+    let r = rows.get(s.name);
+    if (!r) { r = makeRow(s.name); rows.set(s.name, r); }
+    updateRow(r, s);
+    // Moved only when out of place: moving a row would drop the focus inside it.
+    if (body.children[i] !== r.tr) body.insertBefore(r.tr, body.children[i] || null);
+    seen.add(s.name);
   });
-  body.replaceChildren(...rows);
+  for (const [name, r] of rows) if (!seen.has(name)) { r.tr.remove(); rows.delete(name); }
   $("empty").hidden = servers.length > 0;
 }
 
-async function refresh() {
-  if (!loggedIn) return;
-  refreshKeys();
-  try {
-    const list = await api("GET", "/servers");
-    $("conn-error").hidden = true;
-    const json = JSON.stringify(list);
-    if (json !== lastListJson) {
-      lastListJson = json;
-      servers = Array.isArray(list) ? list : [];
-      renderServers();
-    }
-    $("refreshed").textContent = "updated " + new Date().toLocaleTimeString();
-  } catch (e) {
-    $("conn-error").textContent = e.message;
-    $("conn-error").hidden = false;
+// The router cannot be reached: every action is disabled until it answers again.
+let offline = false;
+function setOffline(message) {
+  const was = offline;
+  offline = message !== null;
+  document.body.classList.toggle("offline", offline);
+  if (offline) {
+    $("conn-error").textContent = message + " — showing the last known state; actions are disabled until it answers";
+    $("refreshed").textContent = "offline";
   }
-  if (detailsName !== null) await refreshDetails();
+  $("conn-error").hidden = !offline;
+  if (was !== offline) {
+    for (const b of document.querySelectorAll("main button:not(#notice-close), main input[type=submit]")) {
+      if (b.closest("#login")) continue;
+      if (offline) { b.dataset.wasDisabled = b.disabled ? "1" : ""; b.disabled = true; }
+      else { b.disabled = b.dataset.wasDisabled === "1"; delete b.dataset.wasDisabled; }
+    }
+    renderServers();
+  }
 }
 
-// One refresh at a time; a request for one while it runs makes it run once more.
-let refreshTimer = null, refreshing = false, again = false;
-async function refreshLoop() {
-  clearTimeout(refreshTimer);
-  if (refreshing) { again = true; return; }
-  refreshing = true;
-  try {
-    do { again = false; await refresh(); } while (again);
-  } finally {
-    refreshing = false;
-  }
-  refreshTimer = setTimeout(refreshLoop, REFRESH_MS);
+// --- live feed -----------------------------------------------------------------------
+
+// The page follows GET /api/v1/events (server-sent events): a snapshot first, then each
+// change as it happens, applied in place. EventSource reconnects by itself and sends
+// Last-Event-ID, so the feed resumes where it stopped (or starts over from a snapshot).
+let feed = null;
+
+function follow() {
+  if (feed) feed.close();
+  feed = new EventSource("/api/v1/events");
+  const on = (kind, handler) => feed.addEventListener(kind, (ev) => {
+    let data;
+    try { data = JSON.parse(ev.data); } catch (_) { return; }
+    handler(data);
+  });
+  feed.onopen = () => setOffline(null);
+  feed.onerror = () => {
+    if (!feed || feed.readyState === EventSource.CLOSED) {
+      // Refused (the session ended, a 401) rather than cut: ask whether to log in again.
+      feed = null;
+      checkSession();
+    } else {
+      setOffline("cannot reach the router");
+    }
+  };
+  on("snapshot", (d) => {
+    setOffline(null);
+    servers = Array.isArray(d.servers) ? d.servers : [];
+    renderServers();
+    renderKeys(d.keys || []);
+    if (detailsName !== null) {
+      if (servers.some((x) => x.name === detailsName)) renderInfo(); else detailsGone(detailsName);
+    }
+    stamp();
+  });
+  on("server", (view) => {
+    const at = servers.findIndex((x) => x.id === view.id);
+    if (at < 0) servers.push(view); else servers[at] = view;
+    renderServers();
+    if (detailsName === view.name) renderInfo();
+    stamp();
+  });
+  on("server_removed", (d) => {
+    servers = servers.filter((x) => x.name !== d.name);
+    renderServers();
+    if (detailsName === d.name) detailsGone(d.name);
+    stamp();
+  });
+  on("tools", (d) => { if (detailsName === d.server) renderTools(d.tools); });
+  on("keys", (list) => renderKeys(list));
+  on("log", (d) => { if (detailsName === d.server) appendLog(d); });
+}
+
+function stamp() {
+  $("refreshed").textContent = "live · updated " + new Date().toLocaleTimeString();
+}
+
+function stopFollowing() {
+  if (feed) { feed.close(); feed = null; }
 }
 
 async function act(name, verb) {
@@ -221,19 +351,17 @@ async function act(name, verb) {
   } catch (e) {
     showNotice(verb + ' "' + name + '": ' + e.message, true);
   }
-  refreshLoop();
 }
 
 async function removeServer(name) {
   if (!confirm('Delete server "' + name + '"? Its process is stopped and clients lose its tools.')) return;
   try {
     await api("DELETE", "/servers/" + enc(name));
-    showNotice('removed server "' + name + '"', false);
     if (detailsName === name) closeDetails();
+    showNotice('removed server "' + name + '"', false);
   } catch (e) {
     showNotice('delete "' + name + '": ' + e.message, true);
   }
-  refreshLoop();
 }
 
 // --- details -------------------------------------------------------------------------
@@ -245,7 +373,12 @@ function openDetails(name) {
   $("d-tools").replaceChildren();
   $("d-logs").textContent = "";
   $("details").hidden = false;
-  refreshDetails().then(() => $("details").scrollIntoView({ behavior: "smooth", block: "start" }));
+  renderInfo();
+  loadDetails().then(() => {
+    if (detailsName !== name) return;
+    $("details").scrollIntoView({ block: "start" });
+    $("d-close").focus({ preventScroll: true });
+  });
 }
 
 function closeDetails() {
@@ -253,51 +386,78 @@ function closeDetails() {
   $("details").hidden = true;
 }
 
-async function refreshDetails() {
+// The open server was deleted elsewhere (another admin, the CLI): close, and say so.
+function detailsGone(name) {
+  closeDetails();
+  showNotice('server "' + name + '" no longer exists (deleted elsewhere)', true);
+}
+
+// Tools and recent logs, fetched once when the details open; the feed brings the rest.
+async function loadDetails() {
   const name = detailsName;
   const path = "/servers/" + enc(name);
   const [tools, logs] = await Promise.allSettled([api("GET", path + "/tools"), api("GET", path + "/logs?tail=100")]);
   if (name !== detailsName) return;
-  const s = servers.find((x) => x.name === name);
-  const info = [];
-  if (s) {
-    const rt = s.runtime || {};
-    const st = s.status || {};
-    const keys = (o) => Object.keys(o || {}).join(", ");
-    info.push(["Description", s.description], ["State", stateBadge(st.state, s.enabled)],
-      ["Kind", rt.kind], [rt.kind === "remote" ? "URL" : "Command", runtimeSummary(rt)]);
-    if (rt.kind === "remote") info.push(["Headers", keys(rt.headers)]);
-    else info.push(["Environment", keys(rt.env)], ["Working dir", rt.cwd]);
-    info.push(["Session mode", s.session_mode], ["Agent", st.agent_id], ["Restarts", String(st.restart_count ?? "")],
-      ["Last error", st.last_error], ["MCP URL", location.origin + "/mcp/p/" + enc(name)], ["Id", s.id]);
+  if ([tools, logs].some((r) => r.status === "rejected" && r.reason.status === 404)) {
+    detailsGone(name);
+    return;
   }
-  $("d-info").replaceChildren(...info.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v || "—")]));
-
-  if (tools.status === "fulfilled") {
-    const list = Array.isArray(tools.value) ? tools.value : [];
-    const json = JSON.stringify(list);
-    if ($("d-tools").dataset.json !== json) {
-      $("d-tools").dataset.json = json;
-      $("d-tools").replaceChildren(...list.map((t) => el("li", {},
-        el("code", {}, String(t.name || "")), el("span", { class: "muted" }, String(t.description || "")))));
-    }
-    $("d-tools-note").textContent = list.length ? "" : "No tools reported (yet).";
-  } else {
-    $("d-tools").replaceChildren();
-    $("d-tools").dataset.json = "";
-    $("d-tools-note").textContent = tools.reason.message;
-  }
-  $("d-tools-note").hidden = !$("d-tools-note").textContent;
-
+  if (tools.status === "fulfilled") renderTools(tools.value);
+  else { renderTools([]); setText($("d-tools-note"), tools.reason.message); }
   const pre = $("d-logs");
-  const text = logs.status === "fulfilled"
-    ? (logs.value || []).map((l) => new Date(l.at_ms).toLocaleTimeString([], { hour12: false }) + " " + (l.stream || "") + "  " + l.line).join("\n") || "(no log lines yet)"
-    : logs.reason.message;
-  if (pre.textContent !== text) {
-    const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
-    pre.textContent = text;
-    if (atBottom) pre.scrollTop = pre.scrollHeight;
+  if (logs.status === "fulfilled") {
+    pre.textContent = (logs.value || []).map(logLine).join("\n");
+    pre.dataset.empty = pre.textContent ? "" : "1";
+    if (!pre.textContent) pre.textContent = "(no log lines yet)";
+  } else {
+    pre.textContent = logs.reason.message;
   }
+  pre.scrollTop = pre.scrollHeight;
+}
+
+function renderInfo() {
+  const s = servers.find((x) => x.name === detailsName);
+  if (!s) return;
+  const rt = s.runtime || {};
+  const st = s.status || {};
+  const keys = (o) => Object.keys(o || {}).join(", ");
+  const info = [["Description", s.description], ["State", stateBadge(st.state, s.enabled)], ["Kind", rt.kind]];
+  if (rt.kind === "remote") info.push(["URL", rt.url], ["Headers", keys(rt.headers)]);
+  else if (rt.kind === "docker") {
+    info.push(rt.image ? ["Image", rt.image] : rt.npx ? ["npx package", rt.npx] : rt.uvx ? ["uvx package", rt.uvx] : ["Command", rt.command],
+      ["Arguments", (rt.args || []).map(shellQuote).join(" ")], ["Environment", keys(rt.env)],
+      ["Network", rt.network || "none"], ["Limits", dockerLimits(rt).replace(/^network \w+ · /, "")]);
+  } else info.push(["Command", runtimeSummary(rt)], ["Environment", keys(rt.env)], ["Working dir", rt.cwd]);
+  if (st.progress) info.push(["Progress", st.progress]);
+  info.push(["Session mode", s.session_mode], ["Agent", st.agent_id], ["Restarts", String(st.restart_count ?? "")],
+    [st.state === "running" ? "Previous error" : "Last error", st.last_error],
+    ["MCP URL", location.origin + "/mcp/p/" + enc(s.name)], ["Id", s.id]);
+  $("d-info").replaceChildren(...info.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v || "—")]));
+}
+
+function renderTools(list) {
+  list = Array.isArray(list) ? list : [];
+  const json = JSON.stringify(list);
+  if ($("d-tools").dataset.json !== json) {
+    $("d-tools").dataset.json = json;
+    $("d-tools").replaceChildren(...list.map((t) => el("li", {},
+      el("code", {}, String(t.name || "")), el("span", { class: "muted" }, String(t.description || "")))));
+  }
+  setText($("d-tools-note"), list.length ? "" : "No tools reported (yet).");
+  $("d-tools-note").hidden = !$("d-tools-note").textContent;
+}
+
+function logLine(l) {
+  return new Date(l.at_ms).toLocaleTimeString([], { hour12: false }) + " " + (l.stream || "") + "  " + l.line;
+}
+
+// Appends one live line, keeping the view at the bottom when it was there.
+function appendLog(l) {
+  const pre = $("d-logs");
+  const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
+  if (pre.dataset.empty === "1") { pre.textContent = ""; pre.dataset.empty = ""; }
+  pre.append((pre.textContent ? "\n" : "") + logLine(l));
+  if (atBottom) pre.scrollTop = pre.scrollHeight;
 }
 
 // --- add form ------------------------------------------------------------------------
@@ -369,7 +529,6 @@ async function submitAdd(ev) {
     $("add-form").reset();
     updateKind();
     showNotice('added server "' + body.name + '"' + (body.enabled ? "; it starts in the background" : " (disabled)"), false);
-    refreshLoop();
   } catch (e) {
     showFieldError(e.field, e.message);
   } finally {
@@ -402,6 +561,8 @@ function selectText(node) {
 function showLogin() {
   loggedIn = false;
   csrf = null;
+  $("logout").hidden = true;
+  stopFollowing();
   document.body.classList.add("locked");
   $("login").hidden = false;
   $("l-passcode").focus();
@@ -415,12 +576,15 @@ async function checkSession() {
     $("logout").hidden = !(s && s.auth);
     document.body.classList.remove("locked");
     $("login").hidden = true;
-    refreshLoop();
+    follow();
   } catch (e) {
-    if (e.status !== 401) {
+    // 401: a passcode is set and this browser has no session (yet): ask for it.
+    if (e.status === 401) {
+      showLogin();
+    } else {
       $("conn-error").textContent = e.message;
       $("conn-error").hidden = false;
-      setTimeout(checkSession, REFRESH_MS);
+      setTimeout(checkSession, RETRY_MS);
     }
   }
 }
@@ -446,9 +610,8 @@ async function logout() {
 }
 
 let lastKeysJson = "";
-async function refreshKeys() {
-  let keys;
-  try { keys = await api("GET", "/keys"); } catch (_) { return; }
+function renderKeys(keys) {
+  keys = Array.isArray(keys) ? keys : [];
   const json = JSON.stringify(keys);
   if (json === lastKeysJson) return;
   lastKeysJson = json;
@@ -457,7 +620,8 @@ async function refreshKeys() {
   $("keys-empty").hidden = keys.length > 0;
   for (const k of keys) {
     const revoke = k.state === "revoked" ? null :
-      el("button", { type: "button", class: "small danger", onclick: () => revokeKey(k) }, "Revoke");
+      el("button", { type: "button", class: "small danger", "aria-label": "Revoke API key " + k.name, onclick: () => revokeKey(k) }, "Revoke");
+    if (revoke) revoke.disabled = offline;
     tbody.append(el("tr", {},
       el("td", {}, k.name),
       el("td", {}, el("code", {}, k.prefix + "…")),
@@ -477,8 +641,6 @@ async function revokeKey(k) {
   } catch (e) {
     showNotice('revoke "' + k.name + '": ' + e.message, true);
   }
-  lastKeysJson = "";
-  refreshKeys();
 }
 
 async function submitKey(ev) {
@@ -495,8 +657,6 @@ async function submitKey(ev) {
     $("new-key-value").textContent = created.key;
     $("new-key").hidden = false;
     $("key-form").reset();
-    lastKeysJson = "";
-    refreshKeys();
   } catch (e) {
     const target = { name: "e-k-name", scopes: "e-k-scopes", expires_in_secs: "e-k-expires" }[e.field] || "e-k-form";
     $(target).textContent = e.message;
@@ -517,6 +677,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("d-close").addEventListener("click", closeDetails);
   $("add-form").addEventListener("submit", submitAdd);
   for (const r of document.querySelectorAll('input[name="kind"]')) r.addEventListener("change", updateKind);
+  // A field's error goes as soon as the field is edited.
+  for (const [, slot, input] of ERROR_SLOTS) {
+    $(input).addEventListener("input", () => { $(slot).textContent = ""; $(input).removeAttribute("aria-invalid"); $("e-form").textContent = ""; });
+  }
   updateKind();
   checkSession();
 });
