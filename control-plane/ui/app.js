@@ -247,6 +247,8 @@ function updateRow(r, s) {
 }
 
 function renderServers() {
+  renderDashboard();
+  renderViews();
   const body = $("servers").querySelector("tbody");
   const seen = new Set();
   servers.forEach((s, i) => {
@@ -312,6 +314,7 @@ function follow() {
     servers = Array.isArray(d.servers) ? d.servers : [];
     renderServers();
     renderKeys(d.keys || []);
+    if (currentPage === "tools") loadAllTools();
     if (detailsName !== null) {
       if (servers.some((x) => x.name === detailsName)) renderInfo(); else detailsGone(detailsName);
     }
@@ -330,7 +333,11 @@ function follow() {
     if (detailsName === d.name) detailsGone(d.name);
     stamp();
   });
-  on("tools", (d) => { if (detailsName === d.server) renderTools(d.tools); });
+  on("tools", (d) => {
+    toolsByServer.set(d.server, d.tools);
+    if (detailsName === d.server) renderTools(d.tools);
+    renderExplorer();
+  });
   on("keys", (list) => renderKeys(list));
   on("log", (d) => { if (detailsName === d.server) appendLog(d); });
 }
@@ -366,24 +373,29 @@ async function removeServer(name) {
 
 // --- details -------------------------------------------------------------------------
 
+// The name button and links go through the address (#/servers/NAME), so every view can be
+// bookmarked and the back button works; route() then calls showDetails.
 function openDetails(name) {
+  location.hash = "#/servers/" + enc(name);
+}
+
+function showDetails(name) {
+  if (detailsName === name && !$("details").hidden) return;
   detailsName = name;
+  $("edit-form").hidden = true;
   $("d-title").textContent = name;
   $("d-info").replaceChildren();
   $("d-tools").replaceChildren();
   $("d-logs").textContent = "";
   $("details").hidden = false;
   renderInfo();
-  loadDetails().then(() => {
-    if (detailsName !== name) return;
-    $("details").scrollIntoView({ block: "start" });
-    $("d-close").focus({ preventScroll: true });
-  });
+  loadDetails();
 }
 
 function closeDetails() {
   detailsName = null;
   $("details").hidden = true;
+  if (location.hash.startsWith("#/servers/")) location.hash = "#/servers";
 }
 
 // The open server was deleted elsewhere (another admin, the CLI): close, and say so.
@@ -467,6 +479,9 @@ const ERROR_SLOTS = [
   ["session_mode", "e-session", "f-session"], ["runtime.command", "e-command", "f-command"],
   ["runtime.args", "e-command", "f-command"], ["runtime.env", "e-env", "f-env"], ["runtime.cwd", "e-cwd", "f-cwd"],
   ["runtime.url", "e-url", "f-url"], ["runtime.headers", "e-headers", "f-headers"],
+  ["runtime.image", "e-d-what", "f-d-what"], ["runtime.npx", "e-d-what", "f-d-what"], ["runtime.uvx", "e-d-what", "f-d-what"],
+  ["runtime.d-args", "e-d-args", "f-d-args"], ["runtime.d-env", "e-d-env", "f-d-env"],
+  ["runtime.memory_mb", "e-d-memory", "f-d-memory"], ["runtime.millicpus", "e-d-cpus", "f-d-cpus"], ["runtime.pids", "e-d-pids", "f-d-pids"],
 ];
 
 function clearErrors() {
@@ -475,6 +490,9 @@ function clearErrors() {
 }
 
 function showFieldError(field, message) {
+  if (currentKind() === "docker" && field) {
+    field = field.replace(/^runtime\.(command)$/, "runtime.image").replace(/^runtime\.args/, "runtime.d-args").replace(/^runtime\.env/, "runtime.d-env");
+  }
   const slot = field && ERROR_SLOTS.find(([f]) => field === f || field.startsWith(f + "."));
   if (slot) {
     $(slot[1]).textContent = message;
@@ -491,8 +509,21 @@ function currentKind() {
 
 function updateKind() {
   const kind = currentKind();
-  for (const e of document.querySelectorAll(".only-process")) e.hidden = kind !== "process";
-  for (const e of document.querySelectorAll(".only-remote")) e.hidden = kind !== "remote";
+  for (const k of ["process", "remote", "docker"]) {
+    for (const e of document.querySelectorAll(".only-" + k)) e.hidden = kind !== k;
+  }
+  const source = $("f-d-source").value;
+  $("f-d-what-label").textContent = { image: "Image", npx: "npm package", uvx: "PyPI package", command: "Command" }[source];
+  $("f-d-what").placeholder = { image: "mcp/time:latest", npx: "@modelcontextprotocol/server-everything", uvx: "mcp-server-time", command: "python -m my_server" }[source];
+}
+
+// A number field of the docker form, or undefined when empty.
+function numberField(id, field, scale) {
+  const raw = $(id).value.trim();
+  if (!raw) return undefined;
+  const n = Number(raw) * (scale || 1);
+  if (!Number.isFinite(n) || n <= 0) throw fieldError(field, "enter a positive number");
+  return Math.round(n);
 }
 
 function buildBody() {
@@ -510,6 +541,16 @@ function buildBody() {
       env: parsePairs($("f-env").value, /=/, "runtime.env", "KEY=VALUE") };
     const cwd = $("f-cwd").value.trim();
     if (cwd) body.runtime.cwd = cwd;
+  } else if (currentKind() === "docker") {
+    const source = $("f-d-source").value;
+    const what = $("f-d-what").value.trim();
+    if (!what) throw fieldError("runtime." + source, "enter the " + $("f-d-what-label").textContent.toLowerCase());
+    body.runtime = { kind: "docker", args: splitCommand($("f-d-args").value),
+      env: parsePairs($("f-d-env").value, /=/, "runtime.env", "KEY=VALUE"), network: $("f-d-network").value };
+    body.runtime[source] = what;
+    const limits = { memory_mb: numberField("f-d-memory", "runtime.memory_mb"),
+      millicpus: numberField("f-d-cpus", "runtime.millicpus", 1000), pids: numberField("f-d-pids", "runtime.pids") };
+    for (const [k, v] of Object.entries(limits)) if (v !== undefined) body.runtime[k] = v;
   } else {
     const url = $("f-url").value.trim();
     if (!url) throw fieldError("runtime.url", "enter the server's URL");
@@ -612,6 +653,8 @@ async function logout() {
 let lastKeysJson = "";
 function renderKeys(keys) {
   keys = Array.isArray(keys) ? keys : [];
+  allKeys = keys;
+  renderKeyChoices();
   const json = JSON.stringify(keys);
   if (json === lastKeysJson) return;
   lastKeysJson = json;
@@ -654,6 +697,9 @@ async function submitKey(ev) {
   $("k-submit").disabled = true;
   try {
     const created = await api("POST", "/keys", body);
+    secrets.set(created.id, created.key);
+    chooseKey = created.id;
+    renderKeyChoices();
     $("new-key-value").textContent = created.key;
     $("new-key").hidden = false;
     $("key-form").reset();
@@ -663,6 +709,246 @@ async function submitKey(ev) {
   } finally {
     $("k-submit").disabled = false;
   }
+}
+
+// --- pages ---------------------------------------------------------------------------
+
+// #/ dashboard, #/servers, #/servers/NAME, #/add, #/tools, #/keys, #/connect.
+let currentPage = "dashboard";
+function route() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  let page = parts[0] || "dashboard";
+  if (page === "servers" && parts[1]) page = "server";
+  if (!["dashboard", "servers", "server", "add", "tools", "keys", "connect"].includes(page)) page = "dashboard";
+  const changed = page !== currentPage;
+  currentPage = page;
+  for (const sec of document.querySelectorAll("[data-page]")) {
+    // A server's details show under the list of servers.
+    sec.hidden = !(sec.dataset.page === page || (page === "server" && sec.dataset.page === "servers"));
+  }
+  for (const a of document.querySelectorAll("[data-nav]")) {
+    const active = a.dataset.nav === page || (page === "server" && a.dataset.nav === "servers") || (page === "add" && a.dataset.nav === "servers");
+    if (active) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  }
+  if (page === "server") showDetails(parts.slice(1).join("/"));
+  else { detailsName = null; $("details").hidden = true; }
+  if (page === "tools") loadAllTools();
+  if (page === "connect") renderSnippets();
+  // Focus moves into what opened (its heading), for keyboard and screen reader users.
+  if (changed) {
+    const target = page === "server" ? $("details") : document.querySelector('[data-page="' + page + '"]');
+    const heading = target && target.querySelector("h2");
+    if (heading) heading.focus({ preventScroll: false });
+  }
+}
+
+// --- dashboard -----------------------------------------------------------------------
+
+function renderDashboard() {
+  const st = (s) => (s.status || {}).state;
+  const problems = servers.filter((s) => s.enabled && (st(s) === "backoff" || currentError(s)));
+  const tools = servers.reduce((n, s) => n + ((s.status || {}).tool_count || 0), 0);
+  const counts = [
+    ["Servers", servers.length, "#/servers"],
+    ["Running", servers.filter((s) => st(s) === "running").length, "#/servers"],
+    ["Problems", problems.length, "#/servers"],
+    ["Disabled", servers.filter((s) => !s.enabled).length, "#/servers"],
+    ["Tools", tools, "#/tools"],
+    ["Active API keys", allKeys.filter((k) => k.state === "active").length, "#/keys"],
+  ];
+  $("counts").replaceChildren(...counts.map(([label, n, href]) =>
+    el("a", { class: "count" + (label === "Problems" && n ? " bad" : ""), href, "data-count": label }, el("strong", {}, String(n)), el("span", {}, label))));
+  $("problems").replaceChildren(...problems.map((s) => el("li", {},
+    el("a", { href: "#/servers/" + enc(s.name) }, s.name), " ", stateBadge(st(s), s.enabled), " ",
+    el("span", { class: "error-text" }, currentError(s) || "restarting"))));
+  $("no-problems").hidden = problems.length > 0;
+}
+
+// --- tools explorer ------------------------------------------------------------------
+
+// Tool lists by server name, fetched when the Tools page opens, kept by `tools` events.
+const toolsByServer = new Map();
+
+async function loadAllTools() {
+  const running = servers.filter((s) => (s.status || {}).tool_count > 0);
+  await Promise.all(running.filter((s) => !toolsByServer.has(s.name)).map(async (s) => {
+    try { toolsByServer.set(s.name, await api("GET", "/servers/" + enc(s.name) + "/tools")); } catch (_) { /* shown as missing */ }
+  }));
+  renderExplorer();
+}
+
+function renderExplorer() {
+  if (currentPage !== "tools") return;
+  const filter = $("t-filter").value.trim().toLowerCase();
+  const cards = [];
+  let total = 0;
+  for (const s of servers) {
+    for (const t of toolsByServer.get(s.name) || []) {
+      total++;
+      const text = (s.name + "__" + t.name + " " + (t.description || "")).toLowerCase();
+      if (filter && !text.includes(filter)) continue;
+      const ann = t.annotations ? Object.entries(t.annotations).map(([k, v]) => k + ": " + JSON.stringify(v)).join(", ") : "";
+      cards.push(el("details", { class: "tool", "data-tool": s.name + "__" + t.name },
+        el("summary", {}, el("code", {}, s.name + "__" + t.name), " ", el("span", { class: "muted" }, shorten(t.description, 120))),
+        el("p", {}, t.description || ""),
+        ann ? el("p", { class: "muted" }, "Annotations: " + ann) : null,
+        el("h4", {}, "Input schema"), el("pre", { class: "schema" }, JSON.stringify(t.inputSchema || {}, null, 2)),
+        t.outputSchema ? el("h4", {}, "Output schema") : null,
+        t.outputSchema ? el("pre", { class: "schema" }, JSON.stringify(t.outputSchema, null, 2)) : null));
+    }
+  }
+  $("t-list").replaceChildren(...cards);
+  $("t-note").textContent = total ? cards.length + " of " + total + " tools (as /mcp/all names them)" : "No tools reported yet.";
+}
+
+// --- edit and import -----------------------------------------------------------------
+
+function openEdit() {
+  const s = servers.find((x) => x.name === detailsName);
+  if (!s) return;
+  $("x-description").value = s.description || "";
+  $("x-runtime").value = JSON.stringify(s.runtime, null, 2);
+  $("x-session").value = s.session_mode || "shared";
+  $("e-x-runtime").textContent = ""; $("e-x-form").textContent = "";
+  $("edit-form").hidden = false;
+  $("x-description").focus();
+}
+
+async function submitEdit(ev) {
+  ev.preventDefault();
+  $("e-x-runtime").textContent = ""; $("e-x-form").textContent = "";
+  const name = detailsName;
+  let runtime;
+  try { runtime = JSON.parse($("x-runtime").value); } catch (e) { $("e-x-runtime").textContent = "not JSON: " + e.message; $("x-runtime").focus(); return; }
+  $("x-submit").disabled = true;
+  try {
+    await api("PATCH", "/servers/" + enc(name), { description: $("x-description").value.trim(), runtime, session_mode: $("x-session").value });
+    $("edit-form").hidden = true;
+    showNotice('saved server "' + name + '"; it restarts with the new settings', false);
+  } catch (e) {
+    $(e.field && e.field.startsWith("runtime") ? "e-x-runtime" : "e-x-form").textContent = e.message;
+  } finally {
+    $("x-submit").disabled = offline;
+  }
+}
+
+async function submitImport(ev) {
+  ev.preventDefault();
+  $("e-import").textContent = "";
+  let doc;
+  try { doc = JSON.parse($("i-json").value); } catch (e) { $("e-import").textContent = "not JSON: " + e.message; return; }
+  try {
+    const r = await api("POST", "/import", doc);
+    const skipped = (r.skipped || []).map((x) => x.name + " (" + x.reason + ")");
+    showNotice("imported " + (r.created.length ? r.created.join(", ") : "nothing") + (skipped.length ? "; skipped " + skipped.join(", ") : ""), false);
+    $("i-json").value = "";
+  } catch (e) {
+    $("e-import").textContent = e.message;
+  }
+}
+
+// --- connect -------------------------------------------------------------------------
+
+let allKeys = [];
+// Secrets of the keys created in this tab: shown once by the API, kept here for the snippets.
+const secrets = new Map();
+// The key just created: the connect page fills it in once the key list has it.
+let chooseKey = null;
+
+function renderViews() {
+  const select = $("c-view");
+  const want = [["/mcp", "hierarchical (/mcp): meta-tools to find and call any tool"], ["/mcp/all", "flat (/mcp/all): every tool as server__tool"]]
+    .concat(servers.map((s) => ["/mcp/p/" + enc(s.name), "one server (/mcp/p/" + s.name + ")"]));
+  const json = JSON.stringify(want);
+  if (select.dataset.json === json) return;
+  select.dataset.json = json;
+  const keep = select.value;
+  select.replaceChildren(...want.map(([v, label]) => el("option", { value: v }, label)));
+  if (want.some(([v]) => v === keep)) select.value = keep;
+  renderSnippets();
+}
+
+function renderKeyChoices() {
+  const select = $("c-key");
+  const keep = select.value;
+  const options = [el("option", { value: "" }, "no key (a router without keys)")];
+  for (const k of allKeys.filter((k) => k.state === "active")) {
+    options.push(el("option", { value: k.id }, k.name + " (" + k.prefix + "…)" + (secrets.has(k.id) ? "" : ": paste its secret")));
+  }
+  select.replaceChildren(...options);
+  const has = (id) => [...select.options].some((o) => o.value === id);
+  if (chooseKey && has(chooseKey)) { select.value = chooseKey; chooseKey = null; }
+  else if (has(keep)) select.value = keep;
+  renderSnippets();
+}
+
+// The snippets of every client for the chosen view and key.
+function snippets(url, key) {
+  const auth = key ? { Authorization: "Bearer " + key } : null;
+  const j = (o) => JSON.stringify(o, null, 2);
+  const bridgeArgs = ["--url", url, "stdio"];
+  const desktop = { mcpServers: { "mcp-router": Object.assign({ command: "mcpr", args: bridgeArgs }, key ? { env: { MCPR_API_KEY: key } } : {}) } };
+  const header = key ? " --header " + shellQuote("Authorization: Bearer " + key) : "";
+  const py = [
+    "import asyncio",
+    "from mcp import ClientSession",
+    "from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client",
+    "",
+    "async def main():",
+    "    async with create_mcp_http_client(" + (auth ? "headers=" + JSON.stringify(auth) : "") + ") as http:",
+    "        async with streamable_http_client(" + JSON.stringify(url) + ", http_client=http) as (read, write):",
+    "            async with ClientSession(read, write) as session:",
+    "                await session.initialize()",
+    "                tools = await session.list_tools()",
+    "                print([t.name for t in tools.tools])",
+    "",
+    "asyncio.run(main())",
+  ].join("\n");
+  const ts = [
+    'import { Client } from "@modelcontextprotocol/sdk/client/index.js";',
+    'import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";',
+    "",
+    "const transport = new StreamableHTTPClientTransport(new URL(" + JSON.stringify(url) + ")" +
+      (auth ? ", {\n  requestInit: { headers: " + JSON.stringify(auth) + " },\n}" : "") + ");",
+    'const client = new Client({ name: "my-app", version: "1.0.0" });',
+    "await client.connect(transport);",
+    "console.log((await client.listTools()).tools.map((t) => t.name));",
+  ].join("\n");
+  return [
+    ["claude-desktop", "Claude Desktop, through mcpr to this router (claude_desktop_config.json)", j(desktop)],
+    ["claude-desktop-local", "Claude Desktop, with a router of its own in the process (mcpr stdio)", j({ mcpServers: { "mcp-router": { command: "mcpr", args: ["stdio", "--data-dir", "/ABSOLUTE/PATH/TO/mcpr-data"] } } })],
+    ["claude-code", "Claude Code", "claude mcp add --transport http mcp-router " + shellQuote(url) + header],
+    ["cursor", "Cursor (~/.cursor/mcp.json)", j({ mcpServers: { "mcp-router": Object.assign({ url }, auth ? { headers: auth } : {}) } })],
+    ["vscode", "VS Code (.vscode/mcp.json)", j({ servers: { "mcp-router": Object.assign({ type: "http", url }, auth ? { headers: auth } : {}) } })],
+    ["python", "Python SDK 2.x (pip install 'mcp>=2')", py],
+    ["typescript", "TypeScript SDK (npm install @modelcontextprotocol/sdk)", ts],
+  ];
+}
+
+function renderSnippets() {
+  if (currentPage !== "connect") return;
+  const url = location.origin + ($("c-view").value || "/mcp");
+  const id = $("c-key").value;
+  const k = allKeys.find((x) => x.id === id);
+  const key = id ? secrets.get(id) || "PASTE_THE_SECRET_OF_" + (k ? k.prefix : "THE_KEY") : null;
+  $("c-key-note").textContent = id && !secrets.has(id)
+    ? "A key's secret is shown only when it is created: paste it in place of the placeholder, or create a new key on the API keys page."
+    : !id && allKeys.some((x) => x.state === "active") ? "This router has API keys: clients need one." : "";
+  const list = snippets(url, key);
+  $("snippets").replaceChildren(...list.map(([slug, title, text]) => {
+    const pre = el("pre", { class: "snippet", id: "snippet-" + slug }, text);
+    const copy = el("button", { type: "button", class: "small", "aria-label": "Copy the " + title + " snippet" }, "Copy");
+    copy.addEventListener("click", () => copyText(text, copy, pre));
+    return el("div", { class: "snippet-box" }, el("div", { class: "section-head" }, el("h3", {}, title), copy), pre);
+  }));
+  $("c-download").href = "data:application/json;charset=utf-8," + encodeURIComponent(list[0][2] + "\n");
+}
+
+// Copies to the clipboard where the browser allows it, else selects the text for Ctrl+C.
+function copyText(text, button, node) {
+  const done = () => { const was = button.textContent; button.textContent = "Copied"; setTimeout(() => { button.textContent = was; }, 1500); };
+  if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(text).then(done, () => selectText(node));
+  else selectText(node);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -681,6 +967,19 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const [, slot, input] of ERROR_SLOTS) {
     $(input).addEventListener("input", () => { $(slot).textContent = ""; $(input).removeAttribute("aria-invalid"); $("e-form").textContent = ""; });
   }
+  $("f-d-source").addEventListener("change", updateKind);
+  $("d-edit-open").addEventListener("click", openEdit);
+  $("x-cancel").addEventListener("click", () => { $("edit-form").hidden = true; });
+  $("edit-form").addEventListener("submit", submitEdit);
+  $("import-form").addEventListener("submit", submitImport);
+  $("t-filter").addEventListener("input", renderExplorer);
+  $("c-view").addEventListener("change", renderSnippets);
+  $("c-key").addEventListener("change", renderSnippets);
+  $("copy-key").addEventListener("click", () => copyText($("new-key-value").textContent, $("copy-key"), $("new-key-value")));
+  window.addEventListener("hashchange", route);
   updateKind();
+  renderViews();
+  renderKeyChoices();
+  route();
   checkSession();
 });

@@ -91,7 +91,7 @@ async fn passcode_login_form_on_first_load_and_logout_hides_the_button() {
 async fn open(width: u32, height: u32) -> Option<(Router, Browser)> {
     let router = Router::start().await;
     let browser = Browser::start(width, height).await?;
-    browser.goto(&router.url()).await;
+    browser.goto(&format!("{}/#/servers", router.url())).await;
     browser
         .wait(
             "the live feed's first snapshot",
@@ -258,6 +258,7 @@ async fn add_form_notice_field_errors_and_runtimes_shown_truthfully() {
         .await;
     browser.screenshot("details-docker").await;
     browser.click("#d-close").await;
+    browser.goto(&format!("{}/#/add", router.url())).await;
 
     // A bad name: the field says so, and the error goes as soon as the name is edited.
     browser.type_into("#f-name", "bad name!").await;
@@ -620,4 +621,176 @@ async fn the_event_feed_needs_the_admin_and_resumes_from_last_event_id() {
     assert_eq!(kind, "snapshot");
     assert_eq!(snapshot["servers"][0]["name"], "fed");
     assert_eq!(snapshot["keys"][0]["name"], "laptop");
+}
+
+/// Sets a form control's value as typing would (an `input` event) without key by key typing.
+async fn fill(browser: &Browser, css: &str, value: &str) {
+    browser
+        .js(
+            "const e = document.querySelector(arguments[0]); e.value = arguments[1]; e.dispatchEvent(new Event('input', {bubbles: true})); e.dispatchEvent(new Event('change', {bubbles: true}));",
+            json!([css, value]),
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn pages_deep_links_edit_import_keys_and_a_connect_snippet_a_real_client_runs() {
+    let router = Router::start().await;
+    let Some(browser) = Browser::start(1280, 900).await else {
+        return;
+    };
+    let api = router.api();
+    api.add_fixture("alpha", &[]).await;
+    api.add(json!({"name": "broken", "runtime": {"kind": "process", "command": "/nonexistent/mcp-server"}}))
+        .await;
+    api.wait_state("alpha", "running").await;
+    api.wait_last_error("broken", "a start failure").await;
+
+    // A deep link opens the server's details on a fresh load, the focus in them.
+    browser
+        .goto(&format!("{}/#/servers/alpha", router.url()))
+        .await;
+    browser
+        .wait(
+            "alpha's details from the deep link",
+            "return !document.getElementById('details').hidden && document.getElementById('d-title').textContent === 'alpha' && document.getElementById('d-tools').children.length > 0",
+            WAIT,
+        )
+        .await;
+
+    // The dashboard: counts, and the problem first.
+    browser.goto(&format!("{}/#/", router.url())).await;
+    let dashboard = browser
+        .wait(
+            "the dashboard's counts and problems",
+            "const c = (n) => document.querySelector('[data-count=\"' + n + '\"] strong').textContent; const p = document.getElementById('problems').innerText; return c('Servers') === '2' && c('Problems') === '1' && p.includes('broken') && p",
+            WAIT,
+        )
+        .await;
+    assert!(dashboard.as_str().unwrap().contains("command not found"));
+    browser.screenshot("page-dashboard").await;
+
+    // Edit alpha's description; its secret, shown redacted, is kept as it was.
+    browser
+        .goto(&format!("{}/#/servers/alpha", router.url()))
+        .await;
+    browser.click("#d-edit-open").await;
+    let runtime = browser
+        .js(
+            "return document.getElementById('x-runtime').value",
+            json!([]),
+        )
+        .await;
+    assert!(runtime.as_str().unwrap().contains("********"), "{runtime}");
+    fill(&browser, "#x-description", "edited in the browser").await;
+    browser.screenshot("page-server-edit").await;
+    browser.click("#x-submit").await;
+    api.wait_until("alpha", "the new description", |s| {
+        s["description"] == "edited in the browser"
+    })
+    .await;
+    api.wait_state("alpha", "running").await;
+    let mut client = mcpr_e2e::harness::RawMcp::new(&router.mcp_url("/mcp/p/alpha"));
+    client.initialize().await;
+    let secret = client
+        .call("get_env", json!({"name": "FIXTURE_SECRET"}))
+        .await
+        .unwrap();
+    assert_eq!(secret["content"][0]["text"], "s3cret-value");
+
+    // Import a Claude Desktop document pasted in the add page.
+    browser.goto(&format!("{}/#/add", router.url())).await;
+    let fixture = mcpr_e2e::harness::bin("mcpr-fixture-server");
+    let doc =
+        json!({"mcpServers": {"imported": {"command": fixture, "args": ["--name", "imported"]}}});
+    fill(&browser, "#i-json", &doc.to_string()).await;
+    browser.click("#i-submit").await;
+    browser
+        .wait(
+            "the import notice",
+            "return document.getElementById('notice').innerText.includes('imported imported')",
+            WAIT,
+        )
+        .await;
+    browser.screenshot("page-add").await;
+    api.wait_state("imported", "running").await;
+
+    // The tool explorer lists every server's tools with their schemas.
+    browser.goto(&format!("{}/#/tools", router.url())).await;
+    browser
+        .wait(
+            "the tool explorer",
+            "return document.querySelector('[data-tool=\"alpha__echo\"]') && document.querySelector('[data-tool=\"imported__echo\"]')",
+            WAIT,
+        )
+        .await;
+    browser.click("[data-tool=\"alpha__echo\"] summary").await;
+    browser.screenshot("page-tools").await;
+
+    // A key made on the keys page, copied into the connect page's snippets.
+    browser.goto(&format!("{}/#/keys", router.url())).await;
+    browser.type_into("#k-name", "laptop").await;
+    browser.click("#k-submit").await;
+    let secret = browser
+        .wait(
+            "the new key's one-time secret",
+            "return document.getElementById('new-key-value').textContent",
+            WAIT,
+        )
+        .await;
+    let secret = secret.as_str().unwrap().to_owned();
+    browser.screenshot("page-keys").await;
+    browser.goto(&format!("{}/#/connect", router.url())).await;
+    fill(&browser, "#c-view", "/mcp/all").await;
+    let python = browser
+        .wait(
+            "the Python snippet with the key",
+            &format!("const t = document.getElementById('snippet-python').textContent; return t.includes({secret:?}) && t.includes('/mcp/all') && t"),
+            WAIT,
+        )
+        .await;
+    let code = browser
+        .js(
+            "return document.getElementById('snippet-claude-code').textContent",
+            json!([]),
+        )
+        .await;
+    assert!(
+        code.as_str()
+            .unwrap()
+            .starts_with("claude mcp add --transport http mcp-router "),
+        "{code}"
+    );
+    let download = browser
+        .js(
+            "return decodeURIComponent(document.getElementById('c-download').href.split(',')[1])",
+            json!([]),
+        )
+        .await;
+    let desktop: serde_json::Value = serde_json::from_str(download.as_str().unwrap()).unwrap();
+    assert_eq!(desktop["mcpServers"]["mcp-router"]["command"], "mcpr");
+    assert_eq!(
+        desktop["mcpServers"]["mcp-router"]["env"]["MCPR_API_KEY"],
+        secret.as_str()
+    );
+    browser.screenshot("page-connect").await;
+    // The snippet, run as it is by the official Python SDK, lists the router's tools.
+    if let Some(interpreter) = mcpr_e2e::harness::python() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("snippet.py");
+        std::fs::write(&script, python.as_str().unwrap()).unwrap();
+        let output = tokio::process::Command::new(interpreter)
+            .arg(&script)
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success()
+                && stdout.contains("alpha__echo")
+                && stdout.contains("imported__echo"),
+            "the Python snippet failed: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
