@@ -106,7 +106,7 @@ pub fn shorten(s: &str, max: usize) -> String {
     cut
 }
 
-/// Joins a command line so that it splits back the same way ([`crate::admin::split_command`]).
+/// Joins a command line so that it splits back the same way ([`crate::flags::split_command`]).
 pub fn shell_join<S: AsRef<str>>(words: &[S]) -> String {
     words
         .iter()
@@ -137,6 +137,28 @@ pub fn clock_utc(ms: i64) -> String {
         day_ms % 1000,
     );
     format!("{h:02}:{m:02}:{s:02}.{milli:03}")
+}
+
+/// Prints a JSON document for scripts (`--json`), pretty.
+pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// The string at a path of object keys, or "" (numbers and booleans are shown too).
+pub fn str_at(value: &serde_json::Value, path: &[&str]) -> String {
+    let mut v = value;
+    for key in path {
+        match v.get(key) {
+            Some(next) => v = next,
+            None => return String::new(),
+        }
+    }
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]

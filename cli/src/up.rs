@@ -11,7 +11,86 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::ValueEnum;
 use tokio::net::TcpListener;
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Transport {
+    Http,
+    Stdio,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UpArgs {
+    /// How MCP clients connect: HTTP (MCP, API and UI on one port) or stdio (MCP on
+    /// stdin/stdout, API and UI on the port in the background).
+    #[arg(long, env = "MCP_TRANSPORT", value_enum, default_value = "http")]
+    pub transport: Transport,
+    /// Address to listen on. Loopback by default: authentication is not built in yet.
+    #[arg(long, env = "MCPR_HOST", default_value = "127.0.0.1")]
+    host: String,
+    /// Port for MCP, the REST API and the web UI.
+    #[arg(long, env = "MCPR_PORT", default_value_t = 8000)]
+    port: u16,
+    /// Where the SQLite database lives.
+    #[arg(long, env = "MCPR_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Use Postgres instead of SQLite: postgres://user:password@host/db
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Path of the hierarchical MCP view.
+    #[arg(long, env = "MCP_PATH", default_value = "/mcp")]
+    mcp_path: String,
+    /// First restart delay after a server crashes, in milliseconds (doubles each time).
+    #[arg(long, env = "MCPR_RESTART_BACKOFF_MS", default_value_t = 500)]
+    restart_backoff_ms: u64,
+    /// Longest wait for an upstream server's answer, in seconds.
+    #[arg(long, env = "MCPR_REQUEST_TIMEOUT_SECS", default_value_t = 120)]
+    request_timeout_secs: u64,
+    /// Browser origins allowed besides loopback and the request's own host (comma-separated).
+    #[arg(long, env = "MCPR_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+    /// Host names clients may use besides loopback ones (comma-separated; `*` for any).
+    #[arg(long, env = "MCPR_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
+    #[command(flatten)]
+    docker: mcpr_node_agent::runtime::DockerArgs,
+}
+
+impl UpArgs {
+    pub fn options(&self) -> UpOptions {
+        UpOptions {
+            host: self.host.clone(),
+            port: self.port,
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone().filter(|u| !u.is_empty()),
+            mcp_path: self.mcp_path.clone(),
+            agent: mcpr_node_agent::Settings {
+                backoff_base: Duration::from_millis(self.restart_backoff_ms.max(1)),
+                request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+                docker: mcpr_node_agent::runtime::DockerSettings {
+                    // The same router (same data) reaps what its previous run left behind.
+                    owner: self.docker.docker_owner.clone().unwrap_or_else(|| {
+                        mcpr_node_agent::docker_owner(
+                            "local",
+                            &self.database_url.clone().unwrap_or_else(|| {
+                                std::path::absolute(&self.data_dir)
+                                    .unwrap_or_else(|_| self.data_dir.clone())
+                                    .display()
+                                    .to_string()
+                            }),
+                        )
+                    }),
+                    ..self.docker.settings()
+                },
+                sandbox: self.docker.sandbox_limits(),
+                ..Default::default()
+            },
+            allowed_origins: self.allowed_origins.clone(),
+            allowed_hosts: self.allowed_hosts.clone(),
+        }
+    }
+}
 
 pub struct UpOptions {
     pub host: String,
@@ -116,4 +195,65 @@ pub fn banner(scheme: &str, addr: SocketAddr, mcp_path: &str) {
     eprintln!("  MCP (one provider): {scheme}://{addr}/mcp/p/NAME");
     eprintln!("  web UI:             {scheme}://{addr}/");
     eprintln!("  REST API:           {scheme}://{addr}/api/v1");
+}
+
+/// `mcpr up`: the router in this process, serving MCP, the API and the UI on one port until
+/// Ctrl-C or SIGTERM (or MCP on stdin/stdout with `--transport stdio`).
+pub async fn run(args: &UpArgs, tls: Option<Arc<mcpr_tls::Tls>>) -> anyhow::Result<()> {
+    mcpr_core::telemetry::init_logging();
+    mcpr_core::settings::Limits::install_from_env()?;
+    let options = args.options();
+    if args.transport == Transport::Stdio {
+        return serve_stdio(&options, tls).await;
+    }
+    let listener = bind(&options).await?;
+    let router = start(&options).await?;
+    let scheme = match tls.as_ref().is_some_and(|t| t.serves()) {
+        true => "https",
+        false => "http",
+    };
+    banner(scheme, listener.local_addr()?, &options.mcp_path);
+    let agent = router.agent.clone();
+    tokio::select! {
+        served = mcpr_tls::serve_http(listener, router.http, tls) => served?,
+        _ = shutdown_signal() => {}
+    }
+    agent.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(())
+}
+
+/// The router in-process with MCP on stdin/stdout; API and UI on the port when it is free.
+pub async fn serve_stdio(
+    options: &UpOptions,
+    tls: Option<Arc<mcpr_tls::Tls>>,
+) -> anyhow::Result<()> {
+    let router = start(options).await?;
+    match bind(options).await {
+        Ok(listener) => {
+            tracing::info!(addr = %listener.local_addr()?, "web UI and API listening");
+            tokio::spawn(mcpr_tls::serve_http(listener, router.http, tls));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "web UI and API not served; MCP on stdio works regardless")
+        }
+    }
+    let served = mcpr_edge_gateway::stdio::serve(
+        router.gateway.clone(),
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+    )
+    .await;
+    router.agent.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    served.map_err(Into::into)
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }

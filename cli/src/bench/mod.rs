@@ -1,6 +1,9 @@
 //! `mcpr bench`: tool calls per second and latency percentiles through the router and
 //! directly against the same upstream, at several concurrency levels. A measurement tool,
 //! not a test: its figures go into docs/BENCHMARKS.md.
+//! `mcpr bench-sandbox` is `sandbox.rs`.
+
+pub mod sandbox;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,7 +73,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let mut headers = reqwest::header::HeaderMap::new();
     for item in &args.headers {
-        let (name, value) = crate::admin::parse_header(item)?;
+        let (name, value) = crate::flags::parse_header(item)?;
         headers.insert(
             reqwest::header::HeaderName::from_bytes(name.as_bytes())
                 .with_context(|| format!("--header {name:?}: not a header name"))?,

@@ -12,6 +12,10 @@
 //! that requires one (`--api-key`, `MCPR_API_KEY`, else `MCP_API_KEY`, as `mcpr call` reads
 //! them) goes on every HTTP request. After `initialize`, the session's GET stream brings
 //! what the router sends on its own (list changes, resource updates).
+//!
+//! Over 600 lines on purpose: the bridge is one state machine (`Router`: the session, its
+//! re-initialization, the GET stream and the refusals turned into answers) whose steps share
+//! that state; split over files, one protocol exchange would be read in several places.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

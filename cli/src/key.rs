@@ -4,7 +4,7 @@ use anyhow::bail;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use crate::admin::Admin;
+use crate::client::Admin;
 use crate::output::{Table, clean};
 
 #[derive(Subcommand, Debug)]
@@ -43,7 +43,7 @@ fn duration_secs(text: &str) -> Option<u64> {
     n.checked_mul(factor)
 }
 
-pub async fn run_key(admin: &Admin, command: KeyCommand, json: bool) -> anyhow::Result<()> {
+pub async fn run(admin: &Admin, command: KeyCommand, json: bool) -> anyhow::Result<()> {
     match command {
         KeyCommand::Create {
             name,
