@@ -314,7 +314,9 @@ function follow() {
     servers = Array.isArray(d.servers) ? d.servers : [];
     renderServers();
     renderKeys(d.keys || []);
+    snapshotSeen = true;
     if (currentPage === "tools") loadAllTools();
+    if (currentPage === "logs") logBook.open();
     if (detailsName !== null) {
       if (servers.some((x) => x.name === detailsName)) renderInfo(); else detailsGone(detailsName);
     }
@@ -339,7 +341,10 @@ function follow() {
     renderExplorer();
   });
   on("keys", (list) => renderKeys(list));
-  on("log", (d) => { if (detailsName === d.server) appendLog(d); });
+  on("log", (d) => {
+    if (detailsName === d.server) appendLog(d);
+    logBook.add(d);
+  });
 }
 
 function stamp() {
@@ -719,7 +724,7 @@ function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   let page = parts[0] || "dashboard";
   if (page === "servers" && parts[1]) page = "server";
-  if (!["dashboard", "servers", "server", "add", "tools", "keys", "connect"].includes(page)) page = "dashboard";
+  if (!["dashboard", "servers", "server", "add", "tools", "logs", "keys", "connect"].includes(page)) page = "dashboard";
   const changed = page !== currentPage;
   currentPage = page;
   for (const sec of document.querySelectorAll("[data-page]")) {
@@ -734,6 +739,7 @@ function route() {
   else { detailsName = null; $("details").hidden = true; }
   if (page === "tools") loadAllTools();
   if (page === "connect") renderSnippets();
+  if (page === "logs") logBook.open();
   // Focus moves into what opened (its heading), for keyboard and screen reader users.
   if (changed) {
     const target = page === "server" ? $("details") : document.querySelector('[data-page="' + page + '"]');
@@ -800,6 +806,86 @@ function renderExplorer() {
   $("t-list").replaceChildren(...cards);
   $("t-note").textContent = total ? cards.length + " of " + total + " tools (as /mcp/all names them)" : "No tools reported yet.";
 }
+
+// --- logs page -----------------------------------------------------------------------
+
+// Every server's recent lines (loaded when the page first opens), then the feed's `log`
+// events; the view shows them filtered by server, stream and text, and stands still while
+// paused (lines still arrive and show on resume).
+const LOG_LINES_SHOWN = 5000;
+// Whether the feed's first snapshot came (the servers whose logs to load are known).
+let snapshotSeen = false;
+const logBook = {
+  lines: [],
+  loaded: false,
+  paused: false,
+  missed: 0,
+  add(l) {
+    if (!this.loaded) return;
+    this.lines.push(l);
+    if (this.lines.length > LOG_LINES_SHOWN) this.lines.splice(0, this.lines.length - LOG_LINES_SHOWN);
+    if (currentPage !== "logs") return;
+    if (this.paused) { this.missed++; this.status(); return; }
+    if (this.matches(l)) {
+      const pre = $("g-lines");
+      const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
+      pre.append((pre.textContent ? "\n" : "") + this.format(l));
+      if (atBottom) pre.scrollTop = pre.scrollHeight;
+      this.shown++;
+      this.status();
+    }
+  },
+  async open() {
+    const select = $("g-server");
+    const keep = select.value;
+    select.replaceChildren(el("option", { value: "" }, "all servers"), ...servers.map((s) => el("option", { value: s.name }, s.name)));
+    select.value = servers.some((s) => s.name === keep) ? keep : "";
+    if (!this.loaded && snapshotSeen) {
+      this.loaded = true;
+      const all = await Promise.all(servers.map((s) => api("GET", "/servers/" + enc(s.name) + "/logs?tail=500")
+        .then((ls) => ls.map((l) => Object.assign({ server: s.name }, l)), () => [])));
+      // Lines the feed brought while these loaded are in both: keep one of each.
+      const seen = new Set(this.lines.map((l) => l.server + l.at_ms + l.line));
+      this.lines = all.flat().filter((l) => !seen.has(l.server + l.at_ms + l.line)).concat(this.lines)
+        .sort((a, b) => a.at_ms - b.at_ms).slice(-LOG_LINES_SHOWN);
+    }
+    this.render();
+  },
+  matches(l) {
+    const server = $("g-server").value, stream = $("g-stream").value, text = $("g-text").value.toLowerCase();
+    return (!server || l.server === server) && (!stream || l.stream === stream) && (!text || l.line.toLowerCase().includes(text));
+  },
+  format(l) {
+    return new Date(l.at_ms).toLocaleTimeString([], { hour12: false }) + " " + l.server + " " + (l.stream || "") + "  " + l.line;
+  },
+  visible() {
+    return this.lines.filter((l) => this.matches(l));
+  },
+  render() {
+    const shown = this.visible();
+    this.shown = shown.length;
+    this.missed = 0;
+    const pre = $("g-lines");
+    pre.textContent = shown.map((l) => this.format(l)).join("\n");
+    pre.scrollTop = pre.scrollHeight;
+    this.status();
+  },
+  status() {
+    $("g-status").textContent = this.paused
+      ? "paused" + (this.missed ? ": " + this.missed + " new lines" : "")
+      : "following · " + this.shown + " of " + this.lines.length + " lines";
+  },
+  pause() {
+    this.paused = !this.paused;
+    $("g-pause").textContent = this.paused ? "Resume" : "Pause";
+    $("g-pause").setAttribute("aria-pressed", String(this.paused));
+    if (!this.paused) this.render(); else this.status();
+  },
+  download() {
+    const text = this.visible().map((l) => new Date(l.at_ms).toISOString() + " " + l.server + " " + l.stream + " " + l.line).join("\n") + "\n";
+    $("g-download").href = "data:text/plain;charset=utf-8," + encodeURIComponent(text);
+  },
+};
 
 // --- edit and import -----------------------------------------------------------------
 
@@ -976,6 +1062,11 @@ document.addEventListener("DOMContentLoaded", () => {
   $("c-view").addEventListener("change", renderSnippets);
   $("c-key").addEventListener("change", renderSnippets);
   $("copy-key").addEventListener("click", () => copyText($("new-key-value").textContent, $("copy-key"), $("new-key-value")));
+  for (const id of ["g-server", "g-stream"]) $(id).addEventListener("change", () => logBook.render());
+  $("g-text").addEventListener("input", () => logBook.render());
+  $("g-pause").addEventListener("click", () => logBook.pause());
+  // The file is made from what the filters show at the moment it is asked for.
+  $("g-download").addEventListener("click", () => logBook.download());
   window.addEventListener("hashchange", route);
   updateKind();
   renderViews();

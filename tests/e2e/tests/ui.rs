@@ -794,3 +794,101 @@ async fn pages_deep_links_edit_import_keys_and_a_connect_snippet_a_real_client_r
         );
     }
 }
+
+#[tokio::test]
+async fn the_logs_page_follows_filters_pauses_and_downloads() {
+    let router = Router::start().await;
+    let Some(browser) = Browser::start(1280, 900).await else {
+        return;
+    };
+    let api = router.api();
+    api.add_fixture("talker", &[]).await;
+    api.add_fixture("quiet", &[]).await;
+    api.wait_state("talker", "running").await;
+    api.wait_state("quiet", "running").await;
+    browser.goto(&format!("{}/#/logs", router.url())).await;
+    // Lines from before the page opened: each server's start.
+    browser
+        .wait(
+            "both servers' start lines",
+            "const t = document.getElementById('g-lines').textContent; return t.includes('fixture server talker ready') && t.includes('fixture server quiet ready')",
+            WAIT,
+        )
+        .await;
+    let mut client = mcpr_e2e::harness::RawMcp::new(&router.mcp_url("/mcp/p/talker"));
+    client.initialize().await;
+    client
+        .call("log_stderr", json!({"line": "live line one"}))
+        .await
+        .unwrap();
+    browser
+        .wait(
+            "a line logged now, shown live",
+            "return document.getElementById('g-lines').textContent.includes('live line one')",
+            WAIT,
+        )
+        .await;
+    // Filters: by server, then by text.
+    fill(&browser, "#g-server", "quiet").await;
+    let text = browser
+        .js(
+            "return document.getElementById('g-lines').textContent",
+            json!([]),
+        )
+        .await;
+    assert!(
+        !text.as_str().unwrap().contains("talker"),
+        "the server filter let talker through: {text}"
+    );
+    fill(&browser, "#g-server", "").await;
+    fill(&browser, "#g-text", "LIVE LINE").await;
+    let text = browser
+        .js(
+            "return document.getElementById('g-lines').textContent",
+            json!([]),
+        )
+        .await;
+    assert_eq!(text.as_str().unwrap().lines().count(), 1, "{text}");
+    // Paused, a new line waits; resumed, it shows.
+    browser.click("#g-pause").await;
+    client
+        .call("log_stderr", json!({"line": "live line two"}))
+        .await
+        .unwrap();
+    browser
+        .wait(
+            "the paused status counting the new line",
+            "return document.getElementById('g-status').textContent === 'paused: 1 new lines'",
+            WAIT,
+        )
+        .await;
+    let text = browser
+        .js(
+            "return document.getElementById('g-lines').textContent",
+            json!([]),
+        )
+        .await;
+    assert!(!text.as_str().unwrap().contains("live line two"));
+    browser.screenshot("page-logs-paused").await;
+    browser.click("#g-pause").await;
+    browser
+        .wait(
+            "the line after resuming",
+            "return document.getElementById('g-lines').textContent.includes('live line two')",
+            WAIT,
+        )
+        .await;
+    // The download holds what the filters show.
+    browser
+        .js("document.getElementById('g-download').dispatchEvent(new MouseEvent('click', {cancelable: true})) ", json!([]))
+        .await;
+    let file = browser
+        .js(
+            "return decodeURIComponent(document.getElementById('g-download').href.split(',')[1])",
+            json!([]),
+        )
+        .await;
+    let file = file.as_str().unwrap();
+    assert_eq!(file.lines().count(), 2, "{file}");
+    assert!(file.contains("talker stderr live line two"), "{file}");
+}
