@@ -10,7 +10,8 @@ use mcpr_proto as pb;
 use mcpr_tls::cluster::{ClusterToken, GrpcChannel};
 use pb::agent_service_client::AgentServiceClient;
 
-use crate::supervisor::{Agent, Assignment};
+use crate::assignment::Assignment;
+use crate::supervisor::Agent;
 
 /// `token`: the cluster token every call carries (`mcpr_tls::cluster`).
 pub async fn run(

@@ -3,11 +3,11 @@
 //! that gateways use to reach them. `start` is the one start-up path for the binary,
 //! `mcpr up` and the tests.
 
+pub mod assignment;
 pub mod control;
 pub mod logs;
 pub mod relay;
 pub mod runtime;
-pub mod sandbox;
 pub mod supervisor;
 pub mod upstream;
 

@@ -12,6 +12,7 @@ use mcpr_proto as pb;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::assignment::Assignment;
 use crate::logs::LogSink;
 use crate::upstream::{self, Connection, UpstreamEvent};
 
@@ -21,31 +22,6 @@ pub const SESSION_ENDED: &str = "mcpr/sessionEnded";
 
 /// How long a call waits for a provider that is still being assigned or starting.
 pub const STARTUP_GRACE: Duration = Duration::from_secs(10);
-
-/// A server as assigned by the control plane, validated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Assignment {
-    pub id: String,
-    pub name: String,
-    pub spec: RuntimeSpec,
-    pub session_mode: SessionMode,
-    pub restart_generation: u64,
-}
-
-impl TryFrom<pb::Assignment> for Assignment {
-    type Error = String;
-    fn try_from(a: pb::Assignment) -> Result<Self, String> {
-        let spec = a.spec.ok_or("assignment without a runtime spec")?;
-        let spec = RuntimeSpec::try_from(spec).map_err(|e| format!("server {}: {e}", a.name))?;
-        Ok(Assignment {
-            id: a.id,
-            name: a.name,
-            spec,
-            session_mode: SessionMode::from_proto(a.session_mode),
-            restart_generation: a.restart_generation,
-        })
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -61,7 +37,7 @@ pub struct Settings {
     pub per_client_idle: Duration,
     /// The `docker` runtime and the python sandbox.
     pub docker: crate::runtime::DockerSettings,
-    pub sandbox: crate::sandbox::SandboxLimits,
+    pub sandbox: crate::runtime::sandbox::SandboxLimits,
 }
 
 impl Default for Settings {
@@ -202,8 +178,8 @@ pub struct Agent {
     pub(crate) events: mcpr_core::relay::EventHub,
     /// The Docker Engine link (`docker` servers, the sandbox), connected on first use.
     pub docker: Arc<crate::runtime::DockerRuntime>,
-    /// `python_sandbox`, reached as the reserved provider [`crate::sandbox::PROVIDER`].
-    pub sandbox: Arc<crate::sandbox::Sandbox>,
+    /// `python_sandbox`, reached as the reserved provider [`crate::runtime::sandbox::PROVIDER`].
+    pub sandbox: Arc<crate::runtime::sandbox::Sandbox>,
 }
 
 impl Agent {
@@ -212,7 +188,8 @@ impl Agent {
             id.clone(),
             settings.docker.clone(),
         ));
-        let sandbox = crate::sandbox::Sandbox::new(docker.clone(), settings.sandbox.clone());
+        let sandbox =
+            crate::runtime::sandbox::Sandbox::new(docker.clone(), settings.sandbox.clone());
         Arc::new(Agent {
             docker,
             sandbox,
@@ -307,7 +284,7 @@ impl Agent {
         client_session: &str,
         msg: Message,
     ) -> Message {
-        if provider == crate::sandbox::PROVIDER {
+        if provider == crate::runtime::sandbox::PROVIDER {
             return self.sandbox.handle(msg).await;
         }
         let id = msg.id.clone().unwrap_or(serde_json::Value::Null);

@@ -28,8 +28,8 @@ use tokio::sync::{OnceCell, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::io::StreamReader;
 
+use crate::assignment::Assignment;
 use crate::logs::LogSink;
-use crate::supervisor::Assignment;
 use crate::upstream::{self, Connection, UpstreamEvent};
 
 /// Marks a container as the router's.

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use super::docker::{DockerRuntime, LABEL_MANAGED, Launch};
 use crate::logs::LogSink;
+use crate::upstream::process::PROXY_VARS;
 
 /// Bumped when the generated Dockerfiles change, so that old builds are not reused.
 const RECIPE_VERSION: &str = "1";
@@ -209,22 +210,16 @@ fn host_ca_bundle() -> Option<Vec<u8>> {
 /// The host's proxy settings, for the build's package index (Docker predefines these as
 /// build arguments, so the Dockerfile needs no `ARG`).
 fn proxy_build_args() -> HashMap<String, String> {
-    [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "NO_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "no_proxy",
-    ]
-    .into_iter()
-    .filter_map(|name| {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .map(|v| (name.to_owned(), v))
-    })
-    .collect()
+    PROXY_VARS
+        .iter()
+        .copied()
+        .filter_map(|name| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(|v| (name.to_owned(), v))
+        })
+        .collect()
 }
 
 fn uvx_dockerfile(base: &str, package: &str) -> String {

@@ -1,9 +1,12 @@
 //! Runtimes that isolate what they run: `docker` (one locked-down container per server, via
 //! the Docker Engine API) and the images it needs. The `process` and `remote` runtimes are
-//! plain upstream sessions (`crate::upstream`).
+//! plain upstream sessions (`crate::upstream`). The `sandbox` (python_sandbox's warm pool)
+//! sits beside the docker runtime whose containers it uses. Below the supervisor: nothing
+//! here imports it.
 
 pub mod docker;
 pub mod images;
+pub mod sandbox;
 
 pub use docker::{DockerRuntime, DockerSettings};
 
@@ -44,8 +47,8 @@ impl DockerArgs {
         }
     }
 
-    pub fn sandbox_limits(&self) -> crate::sandbox::SandboxLimits {
-        crate::sandbox::SandboxLimits {
+    pub fn sandbox_limits(&self) -> sandbox::SandboxLimits {
+        sandbox::SandboxLimits {
             concurrent: self.sandbox_concurrency.max(1),
             ..Default::default()
         }

@@ -33,21 +33,24 @@ const INHERITED_VARS: &[&str] = &[
     "TZ",
     "TMPDIR",
     "TERM",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+];
+/// The proxy settings a server inherits (and image builds get as build arguments).
+pub const PROXY_VARS: &[&str] = &[
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "NO_PROXY",
     "http_proxy",
     "https_proxy",
     "no_proxy",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "NODE_EXTRA_CA_CERTS",
 ];
 const INHERITED_PREFIXES: &[&str] = &["LC_", "XDG_", "NPM_CONFIG_", "npm_config_", "UV_", "PIP_"];
 
 fn inherited_env() -> impl Iterator<Item = (String, String)> {
     std::env::vars().filter(|(key, _)| {
-        INHERITED_VARS.contains(&key.as_str())
+        (INHERITED_VARS.contains(&key.as_str()) || PROXY_VARS.contains(&key.as_str()))
             || INHERITED_PREFIXES.iter().any(|p| key.starts_with(p))
     })
 }

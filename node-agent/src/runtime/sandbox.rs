@@ -27,8 +27,8 @@ use serde_json::{Map, Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::runtime::docker::{self, Attached, ContainerPlan, DockerRuntime, Launch};
-use crate::runtime::images::{self, Base, LibrariesError, Report};
+use super::docker::{self, Attached, ContainerPlan, DockerRuntime, Launch};
+use super::images::{self, Base, LibrariesError, Report};
 
 /// The provider name under which gateways reach the sandbox.
 pub const PROVIDER: &str = "_sandbox";
