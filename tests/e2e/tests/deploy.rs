@@ -4,15 +4,9 @@
 //!   `/data` mounted root-owned, the secrets as environment, the health check), then replaced
 //!   by a new container on the same volume, as a deploy or a restart does: servers, API keys,
 //!   admin sessions and client sessions survive.
-//! - `deploy/docker-compose.yml`: the whole cluster (Postgres, two control planes, two
-//!   gateways, an agent with the Docker socket) up with `docker-compose`, a server registered
-//!   through the API and called through each gateway, then down.
-//! - `deploy/k8s/`: every overlay rendered by `kubectl kustomize` and checked against the
-//!   Kubernetes API models (`deploy/k8s/validate.py`).
 //!
 //! Images are built locally, never pulled: the router image from the binaries this test runs
-//! with (`deploy/Dockerfile`, `BINARIES=prebuilt`, on `mcpr/python:bookworm`), Postgres by
-//! `scripts/docker-images postgres`.
+//! with (`deploy/Dockerfile`, `BINARIES=prebuilt`, on `mcpr/python:bookworm`).
 
 use std::path::Path;
 use std::process::Command;
