@@ -1,0 +1,120 @@
+//! `Dockerfile`: an image built from the repository. The proposal is a `docker` server of
+//! the image the build makes (`build` says how: `docker build -t IMAGE CONTEXT`); `ENV`
+//! lines name variables with their defaults. A Dockerfile that `EXPOSE`s a port with no
+//! stdio hint is said to serve HTTP, which a container started here does not reach.
+
+use mcpr_core::model::{NetworkPolicy, RuntimeSpec};
+
+use crate::{
+    Context, Evidence, ImageBuild, LookedAt, Proposal, Variable, dir_of, is_env_name, join_path,
+};
+
+pub(crate) fn analyze(cx: &Context, looked_at: &mut Vec<LookedAt>) -> Vec<Proposal> {
+    let mut found = Vec::new();
+    for (file, text) in cx.files.named(&["Dockerfile"]) {
+        let dir = dir_of(file);
+        let name = dir
+            .rsplit('/')
+            .next()
+            .filter(|d| !d.is_empty())
+            .or_else(|| repo_name(&cx.origin.url))
+            .unwrap_or("server");
+        let proposed = crate::proposal_name(name);
+        let tag = cx
+            .origin
+            .commit
+            .as_deref()
+            .map(|c| c.chars().take(12).collect::<String>())
+            .unwrap_or_else(|| "latest".into());
+        let image = format!("mcpr-build/{proposed}:{tag}");
+        let context = match (&cx.origin.local_dir, &cx.origin.git_url) {
+            (Some(local), _) => join_path(local, dir),
+            (None, Some(git)) => {
+                let pin = cx.origin.commit.clone().or(cx.origin.reference.clone());
+                let sub = join_path(&cx.origin.path, dir);
+                match (pin, sub.is_empty()) {
+                    (Some(pin), true) => format!("{git}#{pin}"),
+                    (Some(pin), false) => format!("{git}#{pin}:{sub}"),
+                    (None, true) => git.clone(),
+                    (None, false) => format!("{git}#:{sub}"),
+                }
+            }
+            (None, None) => continue,
+        };
+        let mut env = std::collections::BTreeMap::new();
+        let mut variables = Vec::new();
+        let mut exposes = false;
+        for line in text.lines() {
+            let line = line.trim();
+            let upper = line.to_ascii_uppercase();
+            if upper.starts_with("EXPOSE ") {
+                exposes = true;
+            }
+            if let Some(rest) = upper.strip_prefix("ENV ").map(|_| line[4..].trim()) {
+                let (key, value) = rest
+                    .split_once('=')
+                    .or_else(|| rest.split_once(' '))
+                    .unwrap_or((rest, ""));
+                let key = key.trim();
+                let value = value.trim().trim_matches('"');
+                if is_env_name(key)
+                    && !key.starts_with("PYTHON")
+                    && key != "PATH"
+                    && key != "NODE_ENV"
+                {
+                    let mut v = Variable::env(key, file);
+                    if !v.secret && !value.is_empty() {
+                        v.default = Some(value.to_owned());
+                        env.insert(key.to_owned(), value.to_owned());
+                    }
+                    variables.push(v);
+                }
+            }
+        }
+        let runtime = RuntimeSpec::Docker {
+            image: Some(image.clone()),
+            npx: None,
+            uvx: None,
+            command: None,
+            args: Vec::new(),
+            env,
+            network: NetworkPolicy::Egress,
+            memory_mb: None,
+            millicpus: None,
+            pids: None,
+        };
+        let mut p = Proposal::new(Evidence::Dockerfile, file, name, runtime);
+        p.reasons.push(format!("an image built from {file}"));
+        p.warnings.push(format!(
+            "build the image first: docker build -t {image} {context}"
+        ));
+        if exposes {
+            p.warnings
+                .push("the Dockerfile EXPOSEs a port: the server may speak HTTP, not stdio".into());
+            p.confidence -= 0.1;
+        }
+        p.runnable = false;
+        p.build = Some(ImageBuild {
+            context,
+            dockerfile: "Dockerfile".into(),
+            image,
+        });
+        for v in variables {
+            p.add_variable(v);
+        }
+        looked_at.push(LookedAt {
+            file: file.to_owned(),
+            finding: p.reasons.join("; "),
+        });
+        found.push(p);
+    }
+    found
+}
+
+/// `https://github.com/o/weather-mcp(.git)` → `weather-mcp`.
+pub(crate) fn repo_name(url: &str) -> Option<&str> {
+    let trimmed = url.trim_end_matches('/');
+    let last = trimmed.rsplit(['/', ':']).next()?;
+    let last = last.strip_suffix(".git").unwrap_or(last);
+    (!last.is_empty()).then_some(last)
+}
