@@ -291,7 +291,7 @@ async fn run_git(
                 let out = done.map_err(|e| FetchError::Git { url: url.into(), message: e.to_string() })?;
                 if !out.status.success() {
                     let stderr = String::from_utf8_lossy(&out.stderr);
-                    let message = stderr.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("failed").trim().to_owned();
+                    let message = stderr.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("failed").trim().to_owned();
                     return Err(FetchError::Git { url: url.into(), message });
                 }
                 return Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned());

@@ -4,6 +4,7 @@
 //! `mcpr up` and of the tests.
 
 pub mod admin_auth;
+pub mod analysis;
 pub mod api;
 pub mod data_dir;
 pub mod events;
@@ -157,6 +158,8 @@ pub use mcpr_tls::host_policy::is_loopback_host;
 
 /// A started control plane: its registry and the address of its gRPC services.
 pub struct ControlPlane {
+    /// Repository analysis and the MCP Registry client (`analysis.rs`).
+    pub analyzer: Arc<analysis::Analyzer>,
     pub registry: Arc<Registry>,
     pub keys: Arc<KeyRing>,
     /// The admin's live feed (`GET /api/v1/events`).
@@ -270,8 +273,12 @@ impl ControlPlane {
         });
         let peers = mcpr_tls::cluster::peer_authentication(grpc_tls, config.cluster_token.as_ref());
         tracing::info!(%grpc_addr, peers, "control plane gRPC listening");
+        let analyzer = Arc::new(analysis::Analyzer::from_env(registry.clone(), |name| {
+            std::env::var(name).ok()
+        }));
         Ok(ControlPlane {
             events: events::Events::start(registry.clone(), keys.clone()),
+            analyzer,
             registry,
             keys,
             admin,
@@ -292,6 +299,7 @@ impl ControlPlane {
         api::router(self.registry.clone())
             .merge(api::keys_router(self.keys.clone()))
             .merge(events::router(self.events.clone()))
+            .merge(analysis::router(self.analyzer.clone()))
             .merge(admin_auth::router(self.admin.clone()))
             .route_layer(admin_check)
             .merge(ui::router())

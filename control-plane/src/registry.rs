@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use mcpr_core::model::{self, FieldError, RuntimeSpec, SessionMode};
+use mcpr_core::model::{self, FieldError, RuntimeSpec, ServerSource, SessionMode};
 use serde::{Deserialize, Serialize};
 
 use crate::fleet::{Fleet, ServerStatusView};
@@ -46,6 +46,9 @@ pub struct NewServer {
     pub enabled: bool,
     #[serde(default)]
     pub session_mode: SessionMode,
+    /// Where it came from (an analyzed repository, a registry entry).
+    #[serde(default)]
+    pub source: Option<ServerSource>,
 }
 
 fn yes() -> bool {
@@ -60,6 +63,7 @@ pub struct ServerPatch {
     pub runtime: Option<RuntimeSpec>,
     pub enabled: Option<bool>,
     pub session_mode: Option<SessionMode>,
+    pub source: Option<ServerSource>,
 }
 
 /// A server as the API shows it: secrets redacted, live status attached.
@@ -73,6 +77,8 @@ pub struct ServerView {
     pub session_mode: SessionMode,
     pub created_at: String,
     pub updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<ServerSource>,
     pub status: ServerStatusView,
 }
 
@@ -161,6 +167,7 @@ impl Registry {
             session_mode: record.session_mode,
             created_at: record.created_at.clone(),
             updated_at: record.updated_at.clone(),
+            source: record.source.clone(),
             status,
         }
     }
@@ -205,6 +212,10 @@ impl Registry {
         }
         if let Some(mode) = patch.session_mode {
             record.session_mode = mode;
+        }
+        if let Some(source) = patch.source {
+            source.validate()?;
+            record.source = Some(source);
         }
         record.updated_at = now_rfc3339();
         self.store.update_server(&record).await?;
@@ -287,6 +298,7 @@ impl Registry {
                 runtime,
                 enabled: !entry.disabled,
                 session_mode: SessionMode::default(),
+                source: None,
             };
             let record = validated_record(new).map_err(|e| match e {
                 RegistryError::Invalid(f) => RegistryError::Invalid(FieldError::new(
@@ -336,6 +348,9 @@ fn validated_record(mut new: NewServer) -> Result<ServerRecord, RegistryError> {
     // A redacted secret copied from another server is not a secret.
     new.runtime.keep_redacted(None)?;
     new.runtime.validate()?;
+    if let Some(source) = &new.source {
+        source.validate()?;
+    }
     let now = now_rfc3339();
     Ok(ServerRecord {
         id: uuid::Uuid::new_v4().to_string(),
@@ -347,10 +362,11 @@ fn validated_record(mut new: NewServer) -> Result<ServerRecord, RegistryError> {
         restart_generation: 0,
         created_at: now.clone(),
         updated_at: now,
+        source: new.source,
     })
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap()

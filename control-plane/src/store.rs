@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use mcpr_core::model::{RuntimeSpec, SessionMode};
+use mcpr_core::model::{RuntimeSpec, ServerSource, SessionMode};
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -49,6 +49,8 @@ pub struct ServerRecord {
     pub restart_generation: u64,
     pub created_at: String,
     pub updated_at: String,
+    /// Where it came from (`None`: typed in by hand); stored as JSON text, `''` for none.
+    pub source: Option<ServerSource>,
 }
 
 /// Which database a URL names.
@@ -258,8 +260,8 @@ impl Store {
     pub async fn insert_server(&self, record: &ServerRecord) -> Result<(), StoreError> {
         let runtime = self.runtime_column(&record.runtime);
         let result = sqlx::query(
-            "INSERT INTO servers (id, name, description, runtime, enabled, session_mode, restart_generation, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO servers (id, name, description, runtime, enabled, session_mode, restart_generation, created_at, updated_at, source) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&record.id)
         .bind(&record.name)
@@ -270,6 +272,7 @@ impl Store {
         .bind(record.restart_generation as i64)
         .bind(&record.created_at)
         .bind(&record.updated_at)
+        .bind(source_column(record.source.as_ref()))
         .execute(&self.pool)
         .await;
         match result {
@@ -286,7 +289,7 @@ impl Store {
         let runtime = self.runtime_column(&record.runtime);
         let done = sqlx::query(
             "UPDATE servers SET description = $1, runtime = $2, enabled = $3, session_mode = $4, \
-             restart_generation = $5, updated_at = $6 WHERE id = $7",
+             restart_generation = $5, updated_at = $6, source = $7 WHERE id = $8",
         )
         .bind(&record.description)
         .bind(runtime)
@@ -294,6 +297,7 @@ impl Store {
         .bind(record.session_mode.as_str())
         .bind(record.restart_generation as i64)
         .bind(&record.updated_at)
+        .bind(source_column(record.source.as_ref()))
         .bind(&record.id)
         .execute(&self.pool)
         .await?;
@@ -436,7 +440,13 @@ impl Store {
     }
 }
 
-const COLUMNS: &str = "id, name, description, runtime, enabled, session_mode, restart_generation, created_at, updated_at";
+const COLUMNS: &str = "id, name, description, runtime, enabled, session_mode, restart_generation, created_at, updated_at, source";
+
+fn source_column(source: Option<&ServerSource>) -> String {
+    source
+        .map(|s| serde_json::to_string(s).expect("a source serializes"))
+        .unwrap_or_default()
+}
 
 fn record_from_row(
     row: &AnyRow,
@@ -456,6 +466,18 @@ fn record_from_row(
         restart_generation: row.try_get::<i64, _>("restart_generation")? as u64,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        source: {
+            let text: String = row.try_get("source")?;
+            if text.is_empty() {
+                None
+            } else {
+                Some(
+                    serde_json::from_str(&text).map_err(|e| {
+                        StoreError::Corrupt(format!("source of server {name:?}: {e}"))
+                    })?,
+                )
+            }
+        },
         name,
     })
 }
@@ -494,6 +516,7 @@ pub(crate) mod tests {
             restart_generation: 0,
             created_at: "2026-01-01T00:00:00Z".into(),
             updated_at: "2026-01-01T00:00:00Z".into(),
+            source: None,
         }
     }
 
@@ -521,6 +544,16 @@ pub(crate) mod tests {
         changed.enabled = false;
         changed.session_mode = SessionMode::PerClient;
         changed.restart_generation = 3;
+        changed.source = Some(ServerSource {
+            kind: mcpr_core::model::SourceKind::Repository,
+            url: "https://github.com/modelcontextprotocol/servers".into(),
+            reference: Some("main".into()),
+            commit: Some("0123abcd".into()),
+            path: Some("src/time".into()),
+            entry: Some("pyproject.toml".into()),
+            version: None,
+            analyzed_at: Some("2026-01-01T00:00:00Z".into()),
+        });
         store.update_server(&changed).await.unwrap();
         assert_eq!(store.get_server("time").await.unwrap(), changed);
         store.delete_server("time").await.unwrap();

@@ -436,6 +436,68 @@ impl RuntimeSpec {
     }
 }
 
+/// Where a saved server came from, so that it can be analyzed again to update it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSource {
+    pub kind: SourceKind,
+    /// The repository URL or local path analyzed, or the registry's base URL or directory.
+    pub url: String,
+    /// The branch, tag or commit asked for.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// The commit analyzed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The directory inside the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The file the proposal was read from (repository), or the registry server name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
+    /// The registry version saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// RFC 3339 time of the analysis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analyzed_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    Repository,
+    Registry,
+}
+
+impl ServerSource {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let fields = [
+            ("source.url", Some(&self.url)),
+            ("source.ref", self.reference.as_ref()),
+            ("source.commit", self.commit.as_ref()),
+            ("source.path", self.path.as_ref()),
+            ("source.entry", self.entry.as_ref()),
+            ("source.version", self.version.as_ref()),
+            ("source.analyzed_at", self.analyzed_at.as_ref()),
+        ];
+        for (field, value) in fields {
+            if let Some(value) = value
+                && (value.len() > 2048 || value.chars().any(char::is_control))
+            {
+                return Err(FieldError::new(
+                    field,
+                    "must be at most 2048 characters, without control characters",
+                ));
+            }
+        }
+        if self.url.trim().is_empty() {
+            return Err(FieldError::new("source.url", "must not be empty"));
+        }
+        Ok(())
+    }
+}
+
 /// Provider names: 1–64 of `[A-Za-z0-9_-]`, starting with a letter or digit, without `__`
 /// (the flat view's separator) so that `provider__tool` always splits one way.
 pub fn validate_name(name: &str) -> Result<(), FieldError> {
