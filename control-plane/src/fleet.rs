@@ -59,8 +59,41 @@ struct Inner {
     agents: HashMap<String, AgentInfo>,
     /// server id -> agent id
     placement: HashMap<String, String>,
+    /// The leader epoch under which the placement was written (0: this process places).
+    epoch: u64,
     status: HashMap<String, ServerStatusView>,
     logs: HashMap<String, VecDeque<LogEntry>>,
+    /// Gateway id -> the snapshot version last sent to it.
+    gateways: HashMap<String, GatewaySeen>,
+    /// Shared mode: what this control plane heard and has not yet written to the cluster.
+    outbox: Outbox,
+}
+
+/// A gateway as the control plane that serves its watch sees it.
+#[derive(Debug, Clone)]
+pub struct GatewaySeen {
+    pub version: u64,
+    pub last_seen: Instant,
+}
+
+/// What agents told this control plane since the last cluster sync (`cluster/`).
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// Agent id -> relay URL, for registrations and heartbeats.
+    pub agents: HashMap<String, String>,
+    pub status: HashMap<String, ServerStatusView>,
+    /// A change a gateway or agent must see: the cluster's version is bumped.
+    pub changed: bool,
+}
+
+/// The cluster's view, read from the shared store, installed by the sync loop.
+#[derive(Debug, Default)]
+pub struct SharedState {
+    pub version: u64,
+    pub agents: HashMap<String, String>,
+    pub placement: HashMap<String, String>,
+    pub epoch: u64,
+    pub status: HashMap<String, ServerStatusView>,
 }
 
 pub struct Fleet {
@@ -70,6 +103,11 @@ pub struct Fleet {
     session_key: std::sync::OnceLock<Vec<u8>>,
     /// Every log line reported, as (server id, line), for the admin's live feed (`events.rs`).
     log_lines: tokio::sync::broadcast::Sender<(String, LogEntry)>,
+    /// Set when control planes share a Postgres: agents, placement and status come from the
+    /// store (`cluster/`), changes go to the outbox, and only the leader places.
+    shared: std::sync::atomic::AtomicBool,
+    /// Wakes the cluster sync loop when something is in the outbox.
+    outbox_ready: tokio::sync::Notify,
 }
 
 impl Default for Fleet {
@@ -79,14 +117,121 @@ impl Default for Fleet {
             version: watch::channel(1).0,
             session_key: Default::default(),
             log_lines: tokio::sync::broadcast::channel(1024).0,
+            shared: Default::default(),
+            outbox_ready: Default::default(),
         }
     }
 }
 
 impl Fleet {
-    /// Announces a change to every watcher (gateways' snapshots, agents' assignments).
+    /// Announces a change to every watcher (gateways' snapshots, agents' assignments). In
+    /// shared mode the cluster's version is bumped by the sync loop, which then installs it.
     pub fn changed(&self) {
+        if self.is_shared() {
+            self.inner.lock().unwrap().outbox.changed = true;
+            self.outbox_ready.notify_one();
+            return;
+        }
         self.version.send_modify(|v| *v += 1);
+    }
+
+    /// Switches to shared mode (several control planes, `cluster/`).
+    pub fn set_shared(&self) {
+        self.shared
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.shared.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits until the outbox has something (shared mode).
+    pub async fn outbox_ready(&self) {
+        self.outbox_ready.notified().await
+    }
+
+    /// Takes what was heard since the last sync.
+    pub fn take_outbox(&self) -> Outbox {
+        std::mem::take(&mut self.inner.lock().unwrap().outbox)
+    }
+
+    /// Puts back an outbox the store could not take; newer entries win.
+    pub fn restore_outbox(&self, old: Outbox) {
+        let mut inner = self.inner.lock().unwrap();
+        let outbox = &mut inner.outbox;
+        for (id, url) in old.agents {
+            outbox.agents.entry(id).or_insert(url);
+        }
+        for (id, status) in old.status {
+            outbox.status.entry(id).or_insert(status);
+        }
+        outbox.changed |= old.changed;
+    }
+
+    /// Installs the cluster's state; watchers wake when its version moved.
+    pub fn install(&self, shared: SharedState) {
+        let mut inner = self.inner.lock().unwrap();
+        let now = Instant::now();
+        let previous = std::mem::take(&mut inner.agents);
+        inner.agents = shared
+            .agents
+            .into_iter()
+            .map(|(id, relay_url)| {
+                let last_seen = previous.get(&id).map_or(now, |a| a.last_seen);
+                (
+                    id,
+                    AgentInfo {
+                        relay_url,
+                        last_seen,
+                    },
+                )
+            })
+            .collect();
+        inner.placement = shared.placement;
+        inner.epoch = shared.epoch;
+        inner.status = shared.status;
+        let servers: Vec<String> = inner.placement.keys().cloned().collect();
+        inner.logs.retain(|server, _| servers.contains(server));
+        drop(inner);
+        self.version.send_if_modified(|v| {
+            let moved = *v != shared.version;
+            *v = shared.version;
+            moved
+        });
+    }
+
+    /// The leader epoch of the current placement (0 outside a cluster).
+    pub fn epoch(&self) -> u64 {
+        self.inner.lock().unwrap().epoch
+    }
+
+    /// Records the snapshot version a gateway was sent.
+    pub fn gateway_sent(&self, gateway_id: &str, version: u64) {
+        self.inner.lock().unwrap().gateways.insert(
+            gateway_id.to_owned(),
+            GatewaySeen {
+                version,
+                last_seen: Instant::now(),
+            },
+        );
+    }
+
+    /// Forgets a gateway whose watch ended.
+    pub fn gateway_left(&self, gateway_id: &str) {
+        self.inner.lock().unwrap().gateways.remove(gateway_id);
+    }
+
+    pub fn gateways(&self) -> Vec<(String, GatewaySeen)> {
+        let mut gateways: Vec<_> = self
+            .inner
+            .lock()
+            .unwrap()
+            .gateways
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        gateways.sort_by(|a, b| a.0.cmp(&b.0));
+        gateways
     }
 
     pub fn set_session_key(&self, key: Vec<u8>) {
@@ -112,6 +257,9 @@ impl Fleet {
 
     pub fn register_agent(&self, id: &str, relay_url: &str) {
         let mut inner = self.inner.lock().unwrap();
+        if self.is_shared() {
+            inner.outbox.agents.insert(id.to_owned(), relay_url.to_owned());
+        }
         inner.agents.insert(
             id.to_owned(),
             AgentInfo {
@@ -129,6 +277,10 @@ impl Fleet {
         match inner.agents.get_mut(id) {
             Some(agent) => {
                 agent.last_seen = Instant::now();
+                let relay_url = agent.relay_url.clone();
+                if self.is_shared() {
+                    inner.outbox.agents.insert(id.to_owned(), relay_url);
+                }
                 true
             }
             None => false,
@@ -170,34 +322,23 @@ impl Fleet {
     /// The scheduler: keeps every server in `server_ids` on a live agent, placing new ones
     /// on the agent with the fewest servers, and forgets servers that no longer exist.
     /// Returns server id -> agent id.
+    /// In shared mode only the leader places (`cluster/`): this returns its placement.
     pub fn place(&self, server_ids: &[String]) -> HashMap<String, String> {
         let mut inner = self.inner.lock().unwrap();
+        if self.is_shared() {
+            return inner.placement.clone();
+        }
         let Inner {
             agents,
             placement,
             status,
             logs,
+            ..
         } = &mut *inner;
-        let mut moved = false;
-        let before = placement.len();
-        placement.retain(|server, agent| server_ids.contains(server) && agents.contains_key(agent));
         status.retain(|server, _| server_ids.contains(server));
         logs.retain(|server, _| server_ids.contains(server));
-        moved |= placement.len() != before;
-        if !agents.is_empty() {
-            for server in server_ids {
-                if placement.contains_key(server) {
-                    continue;
-                }
-                let mut load: Vec<(usize, &String)> = agents
-                    .keys()
-                    .map(|agent| (placement.values().filter(|a| *a == agent).count(), agent))
-                    .collect();
-                load.sort();
-                placement.insert(server.clone(), load[0].1.clone());
-                moved = true;
-            }
-        }
+        let live: Vec<&String> = agents.keys().collect();
+        let moved = plan(placement, &live, server_ids);
         let result = placement.clone();
         drop(inner);
         if moved {
@@ -207,8 +348,10 @@ impl Fleet {
     }
 
     /// Applies an agent's report; bumps the version when anything a gateway sees changed.
+    /// In shared mode the status goes to the outbox and comes back with the cluster's state.
     pub fn report(&self, agent_id: &str, report: pb::StatusReport) {
         let mut inner = self.inner.lock().unwrap();
+        let shared = self.is_shared();
         let mut changed = false;
         for s in report.servers {
             // A report from an agent that no longer holds the server is stale.
@@ -245,7 +388,11 @@ impl Fleet {
                     && p.agent_id == view.agent_id
             });
             changed |= !same;
-            inner.status.insert(s.server_id, view);
+            if shared {
+                inner.outbox.status.insert(s.server_id, view);
+            } else {
+                inner.status.insert(s.server_id, view);
+            }
         }
         for line in report.logs {
             let entry = LogEntry {
@@ -296,6 +443,36 @@ impl Fleet {
         inner.status.remove(server_id);
         inner.logs.remove(server_id);
     }
+}
+
+/// The scheduler's rule: keeps every server in `server_ids` on a live agent, placing new
+/// ones on the agent with the fewest servers, and forgets servers that no longer exist or
+/// whose agent is gone. Returns whether anything moved.
+pub fn plan(
+    placement: &mut HashMap<String, String>,
+    live_agents: &[&String],
+    server_ids: &[String],
+) -> bool {
+    let before = placement.len();
+    placement
+        .retain(|server, agent| server_ids.contains(server) && live_agents.contains(&&*agent));
+    let mut moved = placement.len() != before;
+    if live_agents.is_empty() {
+        return moved;
+    }
+    for server in server_ids {
+        if placement.contains_key(server) {
+            continue;
+        }
+        let mut load: Vec<(usize, &String)> = live_agents
+            .iter()
+            .map(|agent| (placement.values().filter(|a| a == agent).count(), *agent))
+            .collect();
+        load.sort();
+        placement.insert(server.clone(), load[0].1.clone());
+        moved = true;
+    }
+    moved
 }
 
 #[cfg(test)]

@@ -95,6 +95,7 @@ fn assignments_for(registry: &Registry, agent_id: &str) -> pb::Assignments {
     pb::Assignments {
         version: registry.fleet.version(),
         servers,
+        epoch: registry.fleet.epoch(),
     }
 }
 
@@ -133,6 +134,18 @@ where
     Box::pin(ReceiverStream::new(rx))
 }
 
+/// A gateway's watch, as `mcpr cluster status` shows it: forgotten when the stream ends.
+struct GatewayWatch {
+    fleet: Arc<crate::fleet::Fleet>,
+    gateway_id: String,
+}
+
+impl Drop for GatewayWatch {
+    fn drop(&mut self) {
+        self.fleet.gateway_left(&self.gateway_id);
+    }
+}
+
 pub struct ConfigService {
     pub registry: Arc<Registry>,
     pub keys: Arc<KeyRing>,
@@ -146,7 +159,8 @@ impl pb::config_service_server::ConfigService for ConfigService {
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        tracing::info!(gateway = %request.get_ref().gateway_id, "gateway watching config");
+        let gateway_id = request.get_ref().gateway_id.clone();
+        tracing::info!(gateway = %gateway_id, "gateway watching config");
         // Versions move on every status report; compare snapshots without the version so
         // that a gateway only hears of real changes.
         let keys = self.keys.clone();
@@ -156,9 +170,14 @@ impl pb::config_service_server::ConfigService for ConfigService {
             Some(snapshot)
         });
         let registry = self.registry.clone();
+        let seen = GatewayWatch {
+            fleet: registry.fleet.clone(),
+            gateway_id,
+        };
         let stream = futures::StreamExt::map(stream, move |item| {
             item.map(|mut s| {
                 s.version = registry.fleet.version();
+                seen.fleet.gateway_sent(&seen.gateway_id, s.version);
                 s
             })
         });

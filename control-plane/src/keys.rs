@@ -164,9 +164,16 @@ impl KeyRing {
     }
 
     async fn refresh(&self) -> Result<(), StoreError> {
+        self.reload().await?;
+        self.fleet.changed();
+        Ok(())
+    }
+
+    /// Reads the keys again without announcing it (`cluster/`: another control plane wrote
+    /// them).
+    pub async fn reload(&self) -> Result<(), StoreError> {
         let keys = self.store.list_api_keys().await?;
         *self.keys.write().unwrap() = Arc::new(keys);
-        self.fleet.changed();
         Ok(())
     }
 

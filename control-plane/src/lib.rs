@@ -6,6 +6,7 @@
 pub mod admin_auth;
 pub mod analysis;
 pub mod api;
+pub mod cluster;
 pub mod data_dir;
 pub mod events;
 pub mod fleet;
@@ -169,6 +170,8 @@ pub struct ControlPlane {
     /// `MCPR_RATE_LIMIT_AUTH` buckets of the OAuth endpoints.
     pub auth_limiter: Arc<ratelimit::AddressLimiter>,
     pub grpc_addr: SocketAddr,
+    /// Set on Postgres: this control plane's membership of the cluster (`cluster/`).
+    pub cluster: Option<Arc<cluster::Cluster>>,
 }
 
 impl ControlPlane {
@@ -234,6 +237,7 @@ impl ControlPlane {
             oauth::OAuth::start(&security.oauth, store.clone(), admin.clone(), keys.clone())
                 .await
                 .context("starting OAuth")?;
+        let cluster_store = (store.backend() == store::Backend::Postgres).then(|| store.clone());
         let registry = Arc::new(Registry::new(store, fleet).await?);
         tracing::info!(
             mcp_keys_required = keys.required(),
@@ -241,6 +245,19 @@ impl ControlPlane {
             "authentication (docs/AUTH.md)"
         );
         let grpc_addr = grpc_listener.local_addr()?;
+        let cluster = match cluster_store {
+            Some(store) => Some(
+                cluster::Cluster::join(
+                    store,
+                    registry.clone(),
+                    keys.clone(),
+                    grpc_addr.to_string(),
+                )
+                .await
+                .context("joining the cluster")?,
+            ),
+            None => None,
+        };
         let services = mcpr_tls::grpc_server(grpc_tls, config.cluster_token.as_ref())?
             .add_service(pb::config_service_server::ConfigServiceServer::new(
                 grpc::ConfigService {
@@ -259,9 +276,12 @@ impl ControlPlane {
                 tracing::error!(error = %e, "control plane gRPC server stopped");
             }
         });
-        // Forget silent agents so their servers move elsewhere.
+        // Forget silent agents so their servers move elsewhere (in a cluster, the leader does).
         let reaper = registry.clone();
         tokio::spawn(async move {
+            if reaper.fleet.is_shared() {
+                return;
+            }
             let mut tick = tokio::time::interval(fleet::HEARTBEAT_INTERVAL);
             loop {
                 tick.tick().await;
@@ -288,6 +308,7 @@ impl ControlPlane {
                 security.auth_endpoint_limit.1,
             )),
             grpc_addr,
+            cluster,
         })
     }
 

@@ -139,9 +139,16 @@ impl Registry {
     }
 
     async fn refresh(&self) -> Result<(), StoreError> {
+        self.reload().await?;
+        self.fleet.changed();
+        Ok(())
+    }
+
+    /// Reads the servers again without announcing it (another control plane wrote them and
+    /// the cluster's version says so already, `cluster/`).
+    pub async fn reload(&self) -> Result<(), StoreError> {
         let servers = self.store.list_servers().await?;
         *self.servers.write().unwrap() = Arc::new(servers);
-        self.fleet.changed();
         Ok(())
     }
 
