@@ -258,7 +258,10 @@ impl Fleet {
     pub fn register_agent(&self, id: &str, relay_url: &str) {
         let mut inner = self.inner.lock().unwrap();
         if self.is_shared() {
-            inner.outbox.agents.insert(id.to_owned(), relay_url.to_owned());
+            inner
+                .outbox
+                .agents
+                .insert(id.to_owned(), relay_url.to_owned());
         }
         inner.agents.insert(
             id.to_owned(),
@@ -454,8 +457,7 @@ pub fn plan(
     server_ids: &[String],
 ) -> bool {
     let before = placement.len();
-    placement
-        .retain(|server, agent| server_ids.contains(server) && live_agents.contains(&&*agent));
+    placement.retain(|server, agent| server_ids.contains(server) && live_agents.contains(&&*agent));
     let mut moved = placement.len() != before;
     if live_agents.is_empty() {
         return moved;

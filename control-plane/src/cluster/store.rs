@@ -304,10 +304,7 @@ impl Store {
             .await?;
         }
         // Members silent for a minute are gone for good.
-        for table in [
-            "cluster_control_planes",
-            "cluster_gateways",
-        ] {
+        for table in ["cluster_control_planes", "cluster_gateways"] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE last_seen_ms < {NOW_MS} - 60000"
             ))
@@ -453,19 +450,42 @@ mod tests {
         let store = Store::connect(&url).await.unwrap();
         let first = store.acquire_lease("a", 0, 300).await.unwrap();
         assert_eq!(first, Some(1));
-        assert_eq!(store.acquire_lease("b", 0, 300).await.unwrap(), None, "held");
-        assert_eq!(store.acquire_lease("a", 1, 300).await.unwrap(), Some(1), "renewed");
+        assert_eq!(
+            store.acquire_lease("b", 0, 300).await.unwrap(),
+            None,
+            "held"
+        );
+        assert_eq!(
+            store.acquire_lease("a", 1, 300).await.unwrap(),
+            Some(1),
+            "renewed"
+        );
         let mut placement = HashMap::from([("s1".to_owned(), "agent-a".to_owned())]);
         assert!(store.write_placement("a", 1, &placement).await.unwrap());
-        assert!(!store.write_placement("a", 1, &placement).await.unwrap(), "no change");
+        assert!(
+            !store.write_placement("a", 1, &placement).await.unwrap(),
+            "no change"
+        );
         tokio::time::sleep(Duration::from_millis(400)).await;
-        assert_eq!(store.acquire_lease("b", 0, 5000).await.unwrap(), Some(2), "taken over");
-        assert_eq!(store.acquire_lease("a", 1, 300).await.unwrap(), None, "a is deposed");
+        assert_eq!(
+            store.acquire_lease("b", 0, 5000).await.unwrap(),
+            Some(2),
+            "taken over"
+        );
+        assert_eq!(
+            store.acquire_lease("a", 1, 300).await.unwrap(),
+            None,
+            "a is deposed"
+        );
         placement.insert("s1".into(), "agent-b".into());
         assert!(store.write_placement("b", 2, &placement).await.unwrap());
         let late = HashMap::from([("s1".to_owned(), "agent-a".to_owned())]);
         match store.write_placement("a", 1, &late).await {
-            Err(PlacementError::Fenced { epoch, current, holder }) => {
+            Err(PlacementError::Fenced {
+                epoch,
+                current,
+                holder,
+            }) => {
                 assert_eq!((epoch, current, holder.as_str()), (1, 2, "b"));
             }
             other => panic!("a deposed leader's write went through: {other:?}"),
@@ -493,6 +513,10 @@ mod tests {
         assert_eq!(state.agents["agent-b"], "http://b");
         assert_eq!(state.version, before + 1);
         store.release_lease("b", 2).await.unwrap();
-        assert_eq!(store.acquire_lease("a", 0, 300).await.unwrap(), Some(3), "released");
+        assert_eq!(
+            store.acquire_lease("a", 0, 300).await.unwrap(),
+            Some(3),
+            "released"
+        );
     }
 }
