@@ -1,4 +1,4 @@
-//! The SQL of the cluster (tables of `migrations/0004_cluster.sql`): the placement lease,
+//! The SQL of the cluster (tables of `migrations/0005_cluster.sql`): the placement lease,
 //! the shared config version, agents, assignments, status, control planes and gateways.
 //! Postgres only (a SQLite store is one process, always the leader); times come from the
 //! database's clock so that control planes on hosts with skewed clocks agree on expiry.
