@@ -238,7 +238,7 @@ pub async fn serve_stdio(
             tracing::warn!(error = %e, "web UI and API not served; MCP on stdio works regardless")
         }
     }
-    let served = mcpr_edge_gateway::stdio::serve(
+    let served = mcpr_edge_gateway::transport::stdio::serve(
         router.gateway.clone(),
         tokio::io::stdin(),
         tokio::io::stdout(),

@@ -3,23 +3,12 @@
 //! each provider. Configuration arrives as snapshots from the control plane; the request
 //! path never calls the control plane.
 
-pub mod auth;
-pub mod http;
-pub mod jwt;
-pub mod limits;
-pub mod list_changes;
-pub mod modern;
-pub mod modern_bridge;
-pub mod modern_listen;
-pub mod oauth;
+pub mod access;
 pub mod relay;
-pub mod sandbox;
-pub mod search;
 pub mod sessions;
 pub mod snapshot;
-pub mod stdio;
+pub mod transport;
 pub mod views;
-pub mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,22 +60,24 @@ pub struct Gateway {
     pub config: Config,
     pub(crate) snapshot: Arc<ArcSwap<Snapshot>>,
     pub(crate) relays: relay::RelayPool,
-    /// Rate limit buckets and unreported API key use (`auth.rs`).
-    pub(crate) auth: auth::AuthState,
+    /// Rate limit buckets and unreported API key use (`access/mod.rs`).
+    pub(crate) auth: access::AuthState,
     pub(crate) sessions: Arc<sessions::Sessions>,
-    pub(crate) delivery: Arc<sessions::Delivery>,
-    /// Modern clients' calls waiting for their input responses (`modern_bridge.rs`).
-    pub(crate) bridges: modern_bridge::Bridges,
-    /// Listen streams the gateway serves for upstreams that do not (`modern_listen.rs`).
-    pub(crate) listeners: modern_listen::Listeners,
+    pub(crate) delivery: Arc<relay::delivery::Delivery>,
+    /// Modern clients' calls waiting for their input responses (`transport/modern_bridge.rs`).
+    pub(crate) bridges: transport::modern_bridge::Bridges,
+    /// Listen streams the gateway serves for upstreams that do not
+    /// (`transport/modern_listen.rs`).
+    pub(crate) listeners: transport::modern_listen::Listeners,
     /// The in-process agent's events, for as long as the gateway lives.
     local_events: std::sync::OnceLock<mcpr_core::relay::Subscription>,
-    /// Counts snapshot swaps (`watch.rs`): what waits for a new snapshot subscribes.
+    /// Counts snapshot swaps (`snapshot/watch.rs`): what waits for a new snapshot subscribes.
     pub(crate) snapshot_swapped: tokio::sync::watch::Sender<u64>,
 }
 
 impl Gateway {
-    /// Starts following the control plane; serve with [`Gateway::router`] or [`stdio::serve`].
+    /// Starts following the control plane; serve with [`Gateway::router`] or
+    /// [`transport::stdio::serve`].
     pub fn start(config: Config) -> Arc<Gateway> {
         Gateway::start_with_local_agent(config, None)
     }
@@ -115,12 +106,12 @@ impl Gateway {
             snapshot_swapped: swapped.clone(),
             config: config.clone(),
         });
-        tokio::spawn(auth::report_usage(
+        tokio::spawn(access::report_usage(
             Arc::downgrade(&gateway),
             config.control_plane_url.clone(),
             config.gateway_id.clone(),
         ));
-        tokio::spawn(watch::follow(
+        tokio::spawn(snapshot::watch::follow(
             config.control_plane_url,
             config.gateway_id,
             config.cluster_token,
@@ -128,7 +119,7 @@ impl Gateway {
             swapped,
         ));
         // Clients of every view hear when the lists it shows change.
-        tokio::spawn(list_changes::announce(
+        tokio::spawn(transport::outbound::announce(
             Arc::downgrade(&gateway),
             gateway.snapshot_swapped.subscribe(),
         ));
@@ -173,11 +164,7 @@ impl Gateway {
     }
 
     pub fn router(self: &Arc<Self>) -> axum::Router {
-        // The OAuth resource metadata sits beside the MCP routes, outside their auth layer;
-        // the Host and Origin policy is before everything.
-        http::router(self.clone())
-            .merge(oauth::router(self.clone()))
-            .layer(self.config.host_policy.layer(http::host_refusal))
+        transport::router(self.clone())
     }
 
     /// The version of the snapshot being served (0 before the first one arrives).

@@ -4,7 +4,7 @@
 
 use http::{HeaderMap, HeaderValue, header};
 use libfuzzer_sys::fuzz_target;
-use mcpr_edge_gateway::auth::presented_key;
+use mcpr_edge_gateway::access::presented_key;
 
 fuzz_target!(|data: &[u8]| {
     let (authorization, api_key) = data.split_at(data.len() / 2);

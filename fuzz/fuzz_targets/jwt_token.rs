@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
-use mcpr_edge_gateway::jwt::Verifier;
+use mcpr_edge_gateway::access::jwt::Verifier;
 use mcpr_proto as pb;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};

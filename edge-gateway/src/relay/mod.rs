@@ -2,6 +2,8 @@
 //! client session, with exchanges matched by id. A broken stream fails its exchanges at once
 //! (never a hang) and is re-opened on the next request.
 
+pub mod delivery;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -21,10 +21,10 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::Gateway;
+use crate::transport::{VERSION_HEADER, header_str, rpc_refusal};
 use crate::views::{SUPPORTED_VERSIONS, View};
 
 pub const SESSION_HEADER: &str = "mcp-session-id";
-pub const VERSION_HEADER: &str = "mcp-protocol-version";
 
 /// Largest accepted MCP request body.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -86,7 +86,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     // Rate limits and API keys before anything else (`auth.rs`).
     router.route_layer(axum::middleware::from_fn_with_state(
         gateway.clone(),
-        crate::auth::authenticate,
+        crate::transport::authenticate::authenticate,
     ))
 }
 
@@ -285,10 +285,10 @@ async fn handle_post(
     };
     // What no request may cost, in either era: a long batch, params no method takes.
     let limits = &gateway.config.limits;
-    if let Err(error) = crate::limits::check_batch(&messages, limits) {
+    if let Err(error) = crate::transport::limits::check_batch(&messages, limits) {
         return rpc_error_response(StatusCode::BAD_REQUEST, Value::Null, &error);
     }
-    if let Err(error) = crate::limits::check_params(&messages, batch) {
+    if let Err(error) = crate::transport::limits::check_params(&messages, batch) {
         let id = match batch {
             true => Value::Null,
             false => messages[0].id.clone().unwrap_or(Value::Null),
@@ -296,10 +296,10 @@ async fn handle_post(
         return rpc_error_response(StatusCode::BAD_REQUEST, id, &error);
     }
     // The modern era (2026-07-28) has no session: its requests take their own path.
-    if crate::modern::applies(headers, &messages) {
+    if crate::transport::modern::applies(headers, &messages) {
         // Boxed here, and the batch path below: each inline would make every request's
         // future (which axum boxes, so copies) kilobytes larger (docs/BENCHMARKS.md).
-        return Box::pin(crate::modern::handle(
+        return Box::pin(crate::transport::modern::handle(
             gateway,
             view,
             Some(headers),
@@ -374,13 +374,13 @@ async fn handle_post(
     let mut answered_bytes = 0;
     for message in messages {
         if let Some(answer) = Box::pin(gateway.handle(&view, &session_id, message)).await {
-            answered_bytes += crate::limits::answer_size(&answer);
+            answered_bytes += crate::transport::limits::answer_size(&answer);
             if answered_bytes > limits.max_response_bytes {
                 let id = match batch {
                     true => Value::Null,
                     false => answer.id.clone().unwrap_or(Value::Null),
                 };
-                let error = crate::limits::too_large(answered_bytes, limits);
+                let error = crate::transport::limits::too_large(answered_bytes, limits);
                 return rpc_error_response(StatusCode::OK, id, &error);
             }
             answers.push(answer);
@@ -415,7 +415,7 @@ async fn handle_post(
     if wants_json {
         let mut response = json_response(StatusCode::OK, &body, session_header);
         if !batch {
-            crate::auth::mark_scope_refusal(&mut response, &answers[0]);
+            crate::access::mark_scope_refusal(&mut response, &answers[0]);
         }
         response
     } else {
@@ -467,20 +467,6 @@ async fn read_body(body: Body) -> Result<Bytes, BodyError> {
     Ok(Bytes::from(collected))
 }
 
-/// The answer to a request the listener's Host and Origin policy refuses
-/// (`mcpr_tls::host_policy`): 403 with a JSON-RPC error, like every refusal of the transport.
-pub fn host_refusal(refusal: &mcpr_tls::host_policy::Refusal) -> Response {
-    rpc_refusal(
-        StatusCode::FORBIDDEN,
-        code::INVALID_REQUEST,
-        &refusal.to_string(),
-    )
-}
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
 /// Answers one request as JSON when nothing else comes first; switches to an SSE stream as
 /// soon as the upstream sends a message about the request (progress, a server-to-client
 /// request), and then streams until the answer.
@@ -514,8 +500,8 @@ async fn streamed_answer(
                 before.push(message);
             }
             let limits = &task_limits;
-            if crate::limits::answer_size(&answer) > limits.max_response_bytes {
-                let error = crate::limits::too_large(crate::limits::answer_size(&answer), limits);
+            if crate::transport::limits::answer_size(&answer) > limits.max_response_bytes {
+                let error = crate::transport::limits::too_large(crate::transport::limits::answer_size(&answer), limits);
                 return rpc_error_response(StatusCode::OK, answer.id.clone().unwrap_or(Value::Null), &error);
             }
             let body = answer.to_bytes();
@@ -524,7 +510,7 @@ async fn streamed_answer(
                     return sse_response(&body, None);
                 }
                 let mut response = json_response(StatusCode::OK, &body, None);
-                crate::auth::mark_scope_refusal(&mut response, &answer);
+                crate::access::mark_scope_refusal(&mut response, &answer);
                 return response;
             }
             let mut events: Vec<u8> = Vec::new();
@@ -538,15 +524,15 @@ async fn streamed_answer(
     // Something came before the answer: stream it, then whatever follows, then the answer.
     // The caller's access (auth.rs) goes along into the task.
     let session = guard.session().to_owned();
-    tokio::spawn(crate::auth::inherit(async move {
+    tokio::spawn(crate::access::inherit(async move {
         let answer = answer.await;
         drop(guard);
         if let Some(answer) = answer {
-            let size = crate::limits::answer_size(&answer);
+            let size = crate::transport::limits::answer_size(&answer);
             let bytes = match size > task_limits.max_response_bytes {
                 true => Message::error(
                     answer.id.clone().unwrap_or(Value::Null),
-                    &crate::limits::too_large(size, &task_limits),
+                    &crate::transport::limits::too_large(size, &task_limits),
                 )
                 .to_bytes(),
                 false => answer.to_bytes(),
@@ -826,9 +812,4 @@ fn sse_response(body: &[u8], session: Option<&str>) -> Response {
 
 fn rpc_error_response(status: StatusCode, id: Value, error: &RpcError) -> Response {
     json_response(status, &Message::error(id, error).to_bytes(), None)
-}
-
-/// A transport-level refusal: the HTTP status and a JSON-RPC error body that says why.
-pub fn rpc_refusal(status: StatusCode, code: i64, message: &str) -> Response {
-    rpc_error_response(status, Value::Null, &RpcError::new(code, message))
 }

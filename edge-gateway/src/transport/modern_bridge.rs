@@ -32,9 +32,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::Gateway;
-use crate::modern::{MODERN_SESSION, RequestMeta, answer_response};
-use crate::sessions::StreamGuard;
+use crate::relay::delivery::StreamGuard;
 use crate::sessions::seal;
+use crate::transport::MODERN_SESSION;
+use crate::transport::modern::{RequestMeta, answer_response};
 use crate::views::View;
 
 /// Marks a `requestState` made by the bridge: `mcpr-bridge.<payload>.<tag>`.
@@ -79,7 +80,7 @@ impl Call {
         answered: Vec<(String, Value)>,
     ) -> Call {
         let method = message.method.clone().unwrap_or_default();
-        let relayed = crate::modern::relay(gateway, view.clone(), message);
+        let relayed = crate::transport::modern::relay(gateway, view.clone(), message);
         Call {
             view,
             method,
@@ -305,7 +306,7 @@ async fn drive(
     meta: RequestMeta,
 ) -> Response {
     let (out, mut notifications) = mpsc::channel::<Vec<u8>>(64);
-    let mut run = Box::pin(crate::auth::inherit(run(
+    let mut run = Box::pin(crate::access::inherit(run(
         gateway.clone(),
         call,
         client_id,
@@ -331,7 +332,7 @@ async fn drive(
             let _ = out.send(answer.to_bytes()).await;
         }
     });
-    crate::modern::stream_response(first, notifications)
+    crate::transport::modern::stream_response(first, notifications)
 }
 
 /// Runs the call until its answer, or until the upstream asks the client something (then

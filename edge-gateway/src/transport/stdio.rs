@@ -77,7 +77,9 @@ where
         };
         // As on HTTP: params no method takes are refused here, not left to an upstream
         // that may never answer them.
-        if let Err(error) = crate::limits::check_params(std::slice::from_ref(&message), false) {
+        if let Err(error) =
+            crate::transport::limits::check_params(std::slice::from_ref(&message), false)
+        {
             if let Some(id) = message.id {
                 let _ = tx.send(Message::error(id, &error).to_bytes()).await;
             }
@@ -88,10 +90,15 @@ where
         let tx = tx.clone();
         let session = session.clone();
         tokio::spawn(async move {
-            if crate::modern::names_its_version(&message) {
-                let answer =
-                    crate::modern::handle(&gateway, View::Hierarchical, None, vec![message], false)
-                        .await;
+            if crate::transport::modern::names_its_version(&message) {
+                let answer = crate::transport::modern::handle(
+                    &gateway,
+                    View::Hierarchical,
+                    None,
+                    vec![message],
+                    false,
+                )
+                .await;
                 forward_lines(answer, &tx).await;
             } else if let Some(answer) =
                 gateway.handle(&View::Hierarchical, &session, message).await

@@ -2,23 +2,16 @@
 //! which authorization server issues tokens for it), the `WWW-Authenticate` challenges that
 //! point there, and the verified-token cache.
 //!
-//! Metadata is served at `/.well-known/oauth-protected-resource` and at the path-suffixed
-//! variant for the resource (`/.well-known/oauth-protected-resource/mcp`); both answer the
-//! same document, since every MCP route of the gateway is the one resource.
+//! The metadata document is served by `transport/resource_metadata.rs`.
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderValue;
 use dashmap::DashMap;
 use mcpr_proto as pb;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::Gateway;
-use crate::jwt::{TokenGrant, Verifier};
+use crate::access::jwt::{TokenGrant, Verifier};
 
 /// Verified tokens kept per snapshot; beyond this many the cache starts over.
 const CACHE_LIMIT: usize = 10_000;
@@ -122,45 +115,6 @@ fn split_origin(url: &str) -> (&str, &str) {
         Some(i) => url.split_at(after_scheme + i),
         None => (url, ""),
     }
-}
-
-/// The metadata routes (outside the authentication layer: clients read them to learn how to
-/// authenticate).
-pub fn router(gateway: Arc<Gateway>) -> Router {
-    use axum::routing::get;
-    Router::new()
-        .route(METADATA_PATH, get(metadata))
-        .route(&format!("{METADATA_PATH}/{{*resource}}"), get(metadata))
-        .with_state(gateway)
-}
-
-async fn metadata(State(gateway): State<Arc<Gateway>>) -> Response {
-    let snapshot = gateway.snapshot.load();
-    let Some(rs) = snapshot.credentials.oauth.as_ref() else {
-        return (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({
-                "error": "not_found",
-                "error_description": "OAuth is not enabled on this router (MCP_OAUTH_ENABLED or an external identity provider: docs/AUTH.md)"
-            })),
-        )
-            .into_response();
-    };
-    let mut body = json!({
-        "resource": rs.resource,
-        "authorization_servers": rs.authorization_servers,
-        "bearer_methods_supported": ["header"],
-        "resource_name": "MCP Router",
-    });
-    if !rs.scopes_supported.is_empty() {
-        body["scopes_supported"] = json!(rs.scopes_supported);
-    }
-    let mut response = axum::Json(body).into_response();
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("max-age=60"),
-    );
-    response
 }
 
 #[cfg(test)]

@@ -12,12 +12,10 @@
 //! A transparent view's clients also get what the upstream itself says (`sessions.rs`), so
 //! a change may be announced twice: a client lists again, no harm done.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use mcpr_core::jsonrpc::Message;
 use mcpr_core::model::ServerState;
 
-use crate::Gateway;
 use crate::snapshot::{Provider, Snapshot};
 use crate::views::View;
 
@@ -140,39 +138,6 @@ pub fn notifications(lists: Lists) -> impl Iterator<Item = &'static str> {
     ]
     .into_iter()
     .filter_map(|(changed, method)| changed.then_some(method))
-}
-
-/// Announces every snapshot's changes to the clients they concern, for as long as the
-/// gateway lives.
-pub async fn announce(gateway: Weak<Gateway>, mut swapped: tokio::sync::watch::Receiver<u64>) {
-    let Some(mut before) = gateway.upgrade().map(|g| g.snapshot.load_full()) else {
-        return;
-    };
-    while swapped.changed().await.is_ok() {
-        let Some(gateway) = gateway.upgrade() else {
-            return;
-        };
-        let after = gateway.snapshot.load_full();
-        let changes = diff(&before, &after);
-        if !changes.is_empty() {
-            tracing::debug!(version = after.version, ?changes, "lists changed");
-            gateway.announce_changes(&changes);
-        }
-        before = after;
-    }
-}
-
-impl Gateway {
-    fn announce_changes(&self, changes: &Changes) {
-        for session in self.sessions.iter() {
-            for method in notifications(changes.of(&session.view)) {
-                if !session.push(Message::notification(method, None).to_bytes()) {
-                    tracing::debug!(session = %session.key(), "outbox full; list change dropped");
-                }
-            }
-        }
-        self.listeners.announce(changes);
-    }
 }
 
 #[cfg(test)]

@@ -1,34 +1,22 @@
-//! Authentication and authorization of MCP clients, checked locally from the snapshot: the
-//! request path never calls the control plane.
+//! Who a caller is and what it may do, checked locally from the snapshot: the request path
+//! never calls the control plane.
 //!
-//! [`authenticate`] is a layer in front of every MCP route. In order: the per-address rate
-//! limit; then, when the control plane says authentication is required (a key exists,
-//! `MCP_API_KEY`, `MCPR_AUTH=required`, or a non-loopback `mcpr up`) or the gateway itself
-//! listens on a non-loopback address (`Config::require_auth`), the API key from
-//! `Authorization: Bearer …` or `X-API-Key` (401 with `WWW-Authenticate` and a JSON-RPC
-//! error naming the problem: missing, unknown, revoked, expired); the per-key rate limit
-//! (429 with `Retry-After`); on `/mcp/p/{provider}`, whether the key may use that provider
-//! (403). The handler then runs with the caller's [`Access`] in a task-local, which the views
-//! read ([`caller`]) to filter lists and refuse calls; outside a request (stdio, which is
-//! local and unauthenticated) the caller may use everything.
-//!
-//! With OAuth (`oauth.rs`, `jwt.rs`), a bearer token that is a JWT is verified against the
-//! trusted issuers' keys from the snapshot instead, and its scopes become the same
-//! [`Access`]; refusals then carry `resource_metadata` in the challenge (RFC 9728) and a
-//! refused provider answers 403 with `error="insufficient_scope"`.
-//!
-//! Key use is counted in memory and reported to the control plane every few seconds by
-//! [`report_usage`], off the request path.
+//! The credentials a snapshot carries ([`Credentials`]: API keys by hash, the rate limits,
+//! with OAuth the [`oauth::ResourceServer`] and its JWT [`jwt::Verifier`]) are checked by the
+//! front door's authentication step (`transport/authenticate.rs`), which then runs the
+//! request with the caller's [`Access`] in a task-local; the views read it ([`caller`]) to
+//! filter lists and refuse calls. Outside a request (stdio, which is local and
+//! unauthenticated) the caller may use everything. The rate limit buckets and the key use
+//! not yet reported ([`report_usage`], every few seconds, off the request path) live in
+//! [`AuthState`], across snapshots.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use dashmap::DashMap;
 use mcpr_core::jsonrpc::{Message, RpcError};
@@ -38,9 +26,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::Gateway;
-use crate::http::rpc_refusal;
-use crate::oauth::ResourceServer;
-use crate::snapshot::{FLAT_SEPARATOR, Provider, Snapshot};
+
+pub mod jwt;
+pub mod oauth;
+
+use oauth::ResourceServer;
 
 /// JSON-RPC error code of authentication and authorization refusals (implementation-defined
 /// server error range).
@@ -132,6 +122,14 @@ pub fn caller() -> Arc<Access> {
 /// of a local caller.
 pub fn inherit<F: std::future::Future>(future: F) -> impl std::future::Future<Output = F::Output> {
     CALLER.scope(caller(), future)
+}
+
+/// `future` run with `access` as the caller's (the authentication step, once per request).
+pub fn as_caller<F: std::future::Future>(
+    access: Arc<Access>,
+    future: F,
+) -> impl std::future::Future<Output = F::Output> {
+    CALLER.scope(access, future)
 }
 
 /// One API key as the gateway knows it.
@@ -239,6 +237,16 @@ struct Bucket {
 }
 
 impl AuthState {
+    /// Takes one token of `address`'s bucket; `Err(wait)` when it is empty.
+    pub fn take_per_address(&self, address: &IpAddr, limit: Limit) -> Result<(), Duration> {
+        AuthState::take(&self.per_address, address, limit)
+    }
+
+    /// Takes one token of the credential `bucket`; `Err(wait)` when it is empty.
+    pub fn take_per_key(&self, bucket: &String, limit: Limit) -> Result<(), Duration> {
+        AuthState::take(&self.per_key, bucket, limit)
+    }
+
     /// Takes one token; `Err(wait)` when the bucket is empty.
     fn take<K: std::hash::Hash + Eq + Clone>(
         map: &DashMap<K, Mutex<Bucket>>,
@@ -273,7 +281,7 @@ impl AuthState {
         }
     }
 
-    fn record_use(&self, key_id: &str, now_ms: i64) {
+    pub(crate) fn record_use(&self, key_id: &str, now_ms: i64) {
         let bump = |entry: &(AtomicI64, AtomicU64)| {
             entry.0.fetch_max(now_ms, Ordering::Relaxed);
             entry.1.fetch_add(1, Ordering::Relaxed);
@@ -321,166 +329,12 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
-/// 401 naming the problem; with OAuth, the challenge points at the resource metadata and
-/// says `invalid_token` when a token was presented and refused.
-fn unauthorized(problem: &str, oauth: Option<&ResourceServer>, token_refused: bool) -> Response {
-    let how = if oauth.is_some() {
-        "send an OAuth access token (see the resource metadata in WWW-Authenticate) or an API key as \"Authorization: Bearer …\""
-    } else {
-        "send an API key as \"Authorization: Bearer mcpr_…\" (or X-API-Key); create one with `mcpr key create`"
-    };
-    let mut response = rpc_refusal(
-        StatusCode::UNAUTHORIZED,
-        UNAUTHORIZED,
-        &format!("{problem}: {how}"),
-    );
-    let challenge = match oauth {
-        Some(rs) => rs.challenge(token_refused.then_some(problem)),
-        None => HeaderValue::from_static(REALM_CHALLENGE),
-    };
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, challenge);
-    response
-}
-
-/// A JWT (three base64url parts), as opposed to an API key (`mcpr_…`).
-fn looks_like_jwt(token: &str) -> bool {
-    token.starts_with("ey") && token.bytes().filter(|b| *b == b'.').count() == 2
-}
-
-/// Who is calling: an API key or an OAuth token.
-struct Caller {
-    /// Rate limit bucket.
-    bucket: String,
-    /// What to name in a refusal.
-    name: String,
-    access: Arc<Access>,
-    /// Key id whose use is reported (API keys only).
-    key_id: Option<String>,
-}
-
-fn too_many(what: &str, wait: Duration) -> Response {
-    let mut response = rpc_refusal(
-        StatusCode::TOO_MANY_REQUESTS,
-        RATE_LIMITED,
-        &format!(
-            "rate limit exceeded for this {what}: retry after {:.1} s",
-            wait.as_secs_f64()
-        ),
-    );
-    response.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(wait.as_secs_f64().ceil().max(1.0) as u64),
-    );
-    response
-}
-
-/// The provider of a `/mcp/p/{provider}` path.
-fn transparent_provider(path: &str) -> Option<&str> {
-    path.strip_prefix("/mcp/p/")
-        .map(|rest| rest.split('/').next().unwrap_or(rest))
-        .filter(|p| !p.is_empty())
-}
-
-/// The layer in front of every MCP route (see the module comment).
-pub async fn authenticate(
-    State(gateway): State<Arc<Gateway>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let snapshot = gateway.snapshot.load();
-    let credentials = &snapshot.credentials;
-    if credentials.per_address.rate > 0.0
-        && let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<SocketAddr>>()
-        && let Err(wait) = AuthState::take(
-            &gateway.auth.per_address,
-            &addr.ip(),
-            credentials.per_address,
-        )
-    {
-        return too_many("client address", wait);
-    }
-    if !credentials.required && !gateway.config.require_auth {
-        return next.run(request).await;
-    }
-    let oauth = credentials.oauth.as_ref();
-    let Some(key) = presented_key(request.headers()) else {
-        let what = if oauth.is_some() {
-            "missing credentials"
-        } else {
-            "missing API key"
-        };
-        return unauthorized(what, oauth, false);
-    };
-    let now_ms = unix_ms();
-    let caller = match oauth {
-        Some(rs) if looks_like_jwt(key) => match rs.check(key, now_ms / 1000) {
-            Ok(grant) => Caller {
-                bucket: format!("oauth:{}:{}", grant.client_id, grant.subject),
-                name: format!("OAuth token of client {:?}", grant.client_id),
-                access: grant.access.clone(),
-                key_id: None,
-            },
-            Err(problem) => return unauthorized(&format!("invalid token: {problem}"), oauth, true),
-        },
-        _ => match credentials.check(key, now_ms) {
-            Ok(grant) => Caller {
-                bucket: grant.id.clone(),
-                name: format!("API key {:?}", grant.name),
-                access: grant.access.clone(),
-                key_id: Some(grant.id.clone()),
-            },
-            Err(problem) => return unauthorized(problem, oauth, oauth.is_some()),
-        },
-    };
-    if let Err(wait) = AuthState::take(&gateway.auth.per_key, &caller.bucket, credentials.per_key) {
-        return too_many("API key", wait);
-    }
-    if let Some(provider) = transparent_provider(request.uri().path())
-        && !caller.access.allows_provider(provider)
-    {
-        let mut response = rpc_refusal(
-            StatusCode::FORBIDDEN,
-            UNAUTHORIZED,
-            &format!(
-                "{} may not use provider {provider:?} (not in its scopes)",
-                caller.name
-            ),
-        );
-        if let Some(rs) = oauth {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, rs.insufficient_scope(provider));
-        }
-        return response;
-    }
-    if let Some(id) = &caller.key_id {
-        gateway.auth.record_use(id, now_ms);
-    }
-    drop(snapshot);
-    // Sessions belong to the credential that creates them (`sessions.rs`).
-    let handled = crate::sessions::as_credential(caller.bucket, next.run(request));
-    let mut response = CALLER.scope(caller.access, handled).await;
-    if let Some(ScopeRefusal(scope)) = response.extensions_mut().remove::<ScopeRefusal>()
-        && let Some(rs) = &gateway.snapshot.load().credentials.oauth
-    {
-        // The step-up challenge of the authorization spec: a client may ask for a token
-        // with this scope and send the request again.
-        *response.status_mut() = StatusCode::FORBIDDEN;
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, rs.insufficient_scope(&scope));
-    }
-    response
-}
-
 /// Marks a lone JSON answer that refuses a request for the caller's scopes (`refused`):
 /// with OAuth on, the auth layer makes it a 403 with the `insufficient_scope` challenge
 /// naming the scope that would grant it, on every view. (Without OAuth there is nothing to
 /// step up to, and the JSON-RPC error stays as it is.)
 #[derive(Clone)]
-pub struct ScopeRefusal(String);
+pub struct ScopeRefusal(pub String);
 
 /// Marks `response` when `answer` is a refusal for scopes; only error answers are read.
 pub fn mark_scope_refusal(response: &mut Response, answer: &Message) {
@@ -509,12 +363,6 @@ pub fn mark_refused_scope(response: &mut Response, error: &RpcError) {
             .extensions_mut()
             .insert(ScopeRefusal(scope.to_owned()));
     }
-}
-
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Refuses a tool the caller may not call, naming it.
@@ -550,47 +398,6 @@ fn refused(provider: &str, tool: Option<&str>) -> RpcError {
     );
     error.data = Some(serde_json::json!({ "scope": scope }));
     error
-}
-
-/// The providers listed to the caller.
-pub fn visible_providers(snapshot: &Snapshot) -> Vec<&Arc<Provider>> {
-    let access = caller();
-    snapshot
-        .listed
-        .iter()
-        .filter(|p| access.allows_provider(&p.name))
-        .collect()
-}
-
-/// The flat view's `tools/list` result for the caller: the prebuilt one when it may use
-/// everything, else rebuilt from the allowed tools.
-pub fn flat_tools(snapshot: &Snapshot) -> Box<serde_json::value::RawValue> {
-    let access = caller();
-    if access.is_all() {
-        return snapshot.flat_tools.clone();
-    }
-    let mut tools = Vec::new();
-    for provider in snapshot
-        .listed
-        .iter()
-        .filter(|p| access.allows_provider(&p.name))
-    {
-        for tool in provider
-            .tools
-            .iter()
-            .filter(|t| access.allows_tool(&provider.name, &t.name))
-        {
-            let Ok(mut object) = serde_json::from_str::<Map<String, Value>>(tool.raw.get()) else {
-                continue;
-            };
-            object.insert(
-                "name".into(),
-                Value::String(format!("{}{FLAT_SEPARATOR}{}", provider.name, tool.name)),
-            );
-            tools.push(Value::Object(object));
-        }
-    }
-    mcpr_core::jsonrpc::to_raw(&serde_json::json!({ "tools": tools }))
 }
 
 /// The transparent view (`/mcp/p/{provider}`) for a key scoped to some of the provider's
@@ -775,12 +582,5 @@ mod tests {
         assert!(AuthState::take(&map, &"k", limit).is_ok());
         assert!(AuthState::take(&map, &"k", limit).is_err());
         assert!(AuthState::take(&map, &"k", Limit::default()).is_ok());
-    }
-
-    #[test]
-    fn transparent_paths() {
-        assert_eq!(transparent_provider("/mcp/p/time"), Some("time"));
-        assert_eq!(transparent_provider("/mcp/p/time/"), Some("time"));
-        assert_eq!(transparent_provider("/mcp/all"), None);
     }
 }

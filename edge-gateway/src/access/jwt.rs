@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use crate::auth::Access;
+use crate::access::Access;
 
 /// Tolerated clock difference between the issuer and the gateway, in seconds.
 const LEEWAY_SECS: i64 = 10;

@@ -24,13 +24,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::Gateway;
-use crate::http::VERSION_HEADER;
+use crate::transport::{MODERN_SESSION, VERSION_HEADER, header_str};
 use crate::views::{SUPPORTED_VERSIONS, View};
-
-/// The client-session name modern requests are relayed under. The era has no sessions;
-/// requests are told apart by the unique id each gets on the way (`internal_id`), and a
-/// `per_client` provider keeps one upstream session for all modern clients.
-pub const MODERN_SESSION: &str = "modern";
 
 /// MCP error codes of the modern era.
 pub mod error_code {
@@ -165,7 +160,7 @@ pub async fn handle(
         // every request's (docs/BENCHMARKS.md).
         return Box::pin(listen(gateway, view, message, params.as_ref())).await;
     }
-    crate::modern_bridge::call(gateway, view, message, params, meta).await
+    crate::transport::modern_bridge::call(gateway, view, message, params, meta).await
 }
 
 /// Checks the per-request protocol data: `_meta` (version, capabilities), and over HTTP
@@ -287,7 +282,7 @@ async fn discover(gateway: &Gateway, view: &View) -> Result<Value, RpcError> {
     let (capabilities, server_info, instructions) = match view {
         View::Transparent(name) => {
             // What a provider is, only to callers that may use it (API key scopes).
-            crate::auth::authorize_provider(name)?;
+            crate::access::authorize_provider(name)?;
             let info = gateway.provider_server_info(name).await?;
             (
                 crate::views::transparent_capabilities(&info),
@@ -332,7 +327,7 @@ async fn listen(
     params: Option<&Value>,
 ) -> Response {
     let client_id = message.id.clone().unwrap_or(Value::Null);
-    let filter = crate::modern_listen::Filter::from_params(params);
+    let filter = crate::transport::modern_listen::Filter::from_params(params);
     if !matches!(view, View::Transparent(_)) {
         // No upstream to ask: the view's list changes are the gateway's own.
         return served_listen(gateway, view, client_id, filter).await;
@@ -369,7 +364,7 @@ async fn listen(
         client_id,
         acknowledged: is_acknowledgement(&first),
     };
-    tokio::spawn(crate::auth::inherit(pump.run(relayed, out)));
+    tokio::spawn(crate::access::inherit(pump.run(relayed, out)));
     let events = futures::stream::unfold(to_client, |mut rx| async move {
         rx.recv().await.map(|m| (m, rx))
     })
@@ -452,7 +447,7 @@ pub struct Relayed {
     /// What the upstream sends about the request before its answer.
     pub events: mpsc::Receiver<Vec<u8>>,
     /// Keeps `events` routed to this request.
-    pub stream: crate::sessions::StreamGuard,
+    pub stream: crate::relay::delivery::StreamGuard,
 }
 
 /// Starts relaying `message` on `view` under a fresh id; the answer runs when polled, with
@@ -465,7 +460,7 @@ pub fn relay(gateway: &Arc<Gateway>, view: View, mut message: Message) -> Relaye
         .delivery
         .open_stream(MODERN_SESSION, &internal.to_string(), tx);
     let relay_gateway = gateway.clone();
-    let answer = Box::pin(crate::auth::inherit(async move {
+    let answer = Box::pin(crate::access::inherit(async move {
         relay_gateway.handle(&view, MODERN_SESSION, message).await
     }));
     Relayed {
@@ -481,10 +476,10 @@ async fn served_listen(
     gateway: &Arc<Gateway>,
     view: View,
     subscription_id: Value,
-    filter: crate::modern_listen::Filter,
+    filter: crate::transport::modern_listen::Filter,
 ) -> Response {
     let (registration, events) =
-        crate::modern_listen::open(gateway, view, subscription_id, filter).await;
+        crate::transport::modern_listen::open(gateway, view, subscription_id, filter).await;
     let events =
         futures::stream::unfold(
             events,
@@ -502,7 +497,7 @@ struct CancelOnDrop {
     gateway: Arc<Gateway>,
     view: View,
     internal: Value,
-    _guard: crate::sessions::StreamGuard,
+    _guard: crate::relay::delivery::StreamGuard,
 }
 
 impl Drop for CancelOnDrop {
@@ -513,7 +508,7 @@ impl Drop for CancelOnDrop {
             "notifications/cancelled",
             Some(json!({"requestId": self.internal, "reason": "the client closed the stream"})),
         );
-        tokio::spawn(crate::auth::inherit(async move {
+        tokio::spawn(crate::access::inherit(async move {
             gateway.handle(&view, MODERN_SESSION, cancel).await;
         }));
     }
@@ -555,10 +550,10 @@ pub fn status_of(error: &RpcError, malformed_meta: bool) -> StatusCode {
 /// A final answer, after any notifications that came first (then as SSE).
 pub fn answer_response(answer: &Message, before: Vec<Vec<u8>>) -> Response {
     let limits = mcpr_core::settings::Limits::current();
-    let size = crate::limits::answer_size(answer);
+    let size = crate::transport::limits::answer_size(answer);
     if size > limits.max_response_bytes {
         let id = answer.id.clone().unwrap_or(Value::Null);
-        let error = crate::limits::too_large(size, limits);
+        let error = crate::transport::limits::too_large(size, limits);
         return answer_response(&Message::error(id, &error), before);
     }
     let body = answer.to_bytes();
@@ -573,7 +568,7 @@ pub fn answer_response(answer: &Message, before: Vec<Vec<u8>>) -> Response {
         let mut response =
             (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
         if let Some(error) = &error {
-            crate::auth::mark_refused_scope(&mut response, error);
+            crate::access::mark_refused_scope(&mut response, error);
         }
         return response;
     }
@@ -631,10 +626,6 @@ fn sse_event(message: &[u8]) -> Bytes {
     event.extend_from_slice(message);
     event.extend_from_slice(b"\n\n");
     Bytes::from(event)
-}
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// A header's only value; repeated or non-text values are refused (intermediaries may

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::Gateway;
-use crate::modern::MODERN_SESSION;
+use crate::transport::MODERN_SESSION;
 use crate::views::View;
 
 /// What one listener asked for (SEP-2575 `SubscriptionFilter`).
@@ -120,10 +120,10 @@ impl Listeners {
     }
 
     /// Hands the list changes of a new snapshot to the listeners of the views they concern.
-    pub fn announce(&self, changes: &crate::list_changes::Changes) {
+    pub fn announce(&self, changes: &crate::sessions::list_changes::Changes) {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         for listener in open.values() {
-            for method in crate::list_changes::notifications(changes.of(&listener.view)) {
+            for method in crate::sessions::list_changes::notifications(changes.of(&listener.view)) {
                 if listener.filter.wants(method, None) {
                     let tagged = tag(method, None, &listener.subscription_id);
                     if listener.stream.try_send(tagged).is_err() {
@@ -257,7 +257,7 @@ async fn subscribe(gateway: &Arc<Gateway>, provider: &str, method: &str, uris: V
     let view = View::Transparent(provider.to_owned());
     for uri in uris {
         let request = Message::request(
-            crate::modern::internal_id(),
+            crate::transport::modern::internal_id(),
             method,
             Some(json!({"uri": uri})),
         );
@@ -282,7 +282,7 @@ impl Drop for Registration {
             return;
         }
         let gateway = self.gateway.clone();
-        tokio::spawn(crate::auth::inherit(async move {
+        tokio::spawn(crate::access::inherit(async move {
             subscribe(&gateway, &provider, "resources/unsubscribe", last).await;
         }));
     }

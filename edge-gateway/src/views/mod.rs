@@ -17,6 +17,9 @@ use serde_json::{Map, Value, json};
 use crate::Gateway;
 use crate::snapshot::{FLAT_SEPARATOR, Provider, Snapshot};
 
+pub mod sandbox;
+pub mod visible;
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum View {
     Hierarchical,
@@ -104,19 +107,20 @@ impl Gateway {
             ("initialize", _) => self.initialize(view, &message).await,
             ("ping", _) => Ok(raw(json!({}))),
             (_, View::Transparent(name)) => {
-                return crate::auth::guard_transparent(name, message, |m| {
+                return crate::access::guard_transparent(name, message, |m| {
                     self.transparent(name, session, m)
                 })
                 .await;
             }
             ("tools/list", View::Hierarchical) => {
                 // Listed only to callers that may run it (`_sandbox`, or `*`).
-                let sandbox = crate::auth::caller().allows_provider(crate::sandbox::PROVIDER);
+                let sandbox =
+                    crate::access::caller().allows_provider(crate::views::sandbox::PROVIDER);
                 Ok(raw(json!({ "tools": meta_tools(sandbox) })))
             }
             ("tools/list", View::Flat) => {
                 let (snapshot, starting) = self.settled(Awaited::Visible).await;
-                Ok(with_starting(crate::auth::flat_tools(&snapshot), &starting))
+                Ok(with_starting(visible::flat_tools(&snapshot), &starting))
             }
             ("tools/call", View::Hierarchical) => {
                 return self.call_hierarchical(session, message).await;
@@ -289,9 +293,11 @@ impl Gateway {
         };
         let snapshot = self.snapshot.load();
         let outcome = match name.as_str() {
-            crate::sandbox::TOOL => {
+            crate::views::sandbox::TOOL => {
                 // Running code is a scope of its own (`_sandbox`, or `*`).
-                if let Err(error) = crate::auth::authorize_provider(crate::sandbox::PROVIDER) {
+                if let Err(error) =
+                    crate::access::authorize_provider(crate::views::sandbox::PROVIDER)
+                {
                     return Message::result(id, tool_error(&error.message));
                 }
                 return self.python_sandbox(id, session, arguments).await;
@@ -474,7 +480,7 @@ impl Awaited<'_> {
                 .map(|p| vec![p.name.clone()])
                 .unwrap_or_default(),
             Awaited::Visible if !snapshot.any_starting => Vec::new(),
-            Awaited::Visible => crate::auth::visible_providers(snapshot)
+            Awaited::Visible => visible::visible_providers(snapshot)
                 .into_iter()
                 .filter(|p| p.is_starting())
                 .map(|p| p.name.clone())
@@ -552,7 +558,7 @@ fn find_provider<'a>(snapshot: &'a Snapshot, name: &str) -> Result<&'a Arc<Provi
             format!("provider {name:?} is disabled"),
         )),
         None => {
-            let known: Vec<&str> = crate::auth::visible_providers(snapshot)
+            let known: Vec<&str> = visible::visible_providers(snapshot)
                 .into_iter()
                 .map(|p| p.name.as_str())
                 .collect();
@@ -571,7 +577,7 @@ fn find_provider<'a>(snapshot: &'a Snapshot, name: &str) -> Result<&'a Arc<Provi
 /// Checks that `provider` lists `tool`. A provider that is not running has no tool list yet:
 /// the call goes through and the agent answers why it cannot run it.
 fn find_tool(snapshot: &Snapshot, provider: &str, tool: &str) -> Result<(), RpcError> {
-    crate::auth::authorize_tool(provider, tool)?;
+    crate::access::authorize_tool(provider, tool)?;
     let p = find_provider(snapshot, provider)?;
     if p.state != ServerState::Running && p.tools.is_empty() {
         return Ok(());
@@ -629,7 +635,7 @@ fn string_arg(arguments: &Map<String, Value>, name: &str) -> Result<String, Stri
 }
 
 fn list_providers(snapshot: &Snapshot) -> Value {
-    let providers: Vec<Value> = crate::auth::visible_providers(snapshot)
+    let providers: Vec<Value> = visible::visible_providers(snapshot)
         .into_iter()
         .map(|p| {
             let mut entry = json!({"name": p.name, "description": p.description, "state": p.state, "tools": p.tools.len()});
@@ -646,9 +652,9 @@ fn list_providers(snapshot: &Snapshot) -> Value {
 }
 
 fn list_tools(snapshot: &Snapshot, provider: &str) -> Result<Value, String> {
-    crate::auth::authorize_provider(provider).map_err(|e| e.message)?;
+    crate::access::authorize_provider(provider).map_err(|e| e.message)?;
     let p = find_provider(snapshot, provider).map_err(|e| e.message)?;
-    let access = crate::auth::caller();
+    let access = crate::access::caller();
     let tools: Vec<Value> = p
         .tools
         .iter()
@@ -659,7 +665,7 @@ fn list_tools(snapshot: &Snapshot, provider: &str) -> Result<Value, String> {
 }
 
 fn search_tools(snapshot: &Snapshot, query: &str, limit: usize) -> Value {
-    let access = crate::auth::caller();
+    let access = crate::access::caller();
     let scan = if access.is_all() { limit } else { usize::MAX };
     let results: Vec<Value> = snapshot
         .search
@@ -751,7 +757,7 @@ fn meta_tools(with_sandbox: bool) -> Value {
         }
     ]);
     if with_sandbox && let Value::Array(list) = &mut tools {
-        list.push(crate::sandbox::tool());
+        list.push(crate::views::sandbox::tool());
     }
     tools
 }

@@ -10,7 +10,10 @@ use mcpr_proto as pb;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::search::SearchIndex;
+pub mod search;
+pub mod watch;
+
+use search::SearchIndex;
 
 /// Separates provider and tool in the flat view (`/mcp/all`): `provider__tool`.
 pub const FLAT_SEPARATOR: &str = "__";
@@ -67,7 +70,7 @@ pub struct Snapshot {
     pub session_key: Vec<u8>,
     pub search: SearchIndex,
     /// API keys and the authentication policy (`auth.rs`).
-    pub credentials: crate::auth::Credentials,
+    pub credentials: crate::access::Credentials,
 }
 
 impl Snapshot {
@@ -113,7 +116,10 @@ impl Snapshot {
             flat_tools,
             search,
             session_key: snapshot.session_key,
-            credentials: crate::auth::Credentials::from_proto(snapshot.credentials, snapshot.auth),
+            credentials: crate::access::Credentials::from_proto(
+                snapshot.credentials,
+                snapshot.auth,
+            ),
         }
     }
 }

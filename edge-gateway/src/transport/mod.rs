@@ -1,0 +1,64 @@
+//! The front doors: streamable HTTP of both MCP eras and stdio, each request one linear pass
+//! down to the views.
+//!
+//! Layering of the crate (imports only go down): `transport` → `sessions` → `views` →
+//! `snapshot` → `access`, with `relay` beside them at the bottom; `lib.rs` holds the
+//! `Gateway` every layer extends with an `impl Gateway` of its own.
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mcpr_core::jsonrpc::{Message, RpcError, code};
+use serde_json::Value;
+use std::sync::Arc;
+
+use crate::Gateway;
+
+pub mod authenticate;
+pub mod http;
+pub mod limits;
+pub mod modern;
+pub mod modern_bridge;
+pub mod modern_listen;
+pub mod outbound;
+pub mod resource_metadata;
+pub mod stdio;
+
+/// The header that names a request's protocol version, in both eras.
+pub const VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// The client-session name modern requests are relayed under. The era has no sessions;
+/// requests are told apart by the unique id each gets on the way (`modern::internal_id`),
+/// and a `per_client` provider keeps one upstream session for all modern clients.
+pub const MODERN_SESSION: &str = "modern";
+
+/// Every HTTP route of the gateway: the MCP routes (behind the authentication step) and,
+/// beside them and outside that step, the OAuth resource metadata; the Host and Origin
+/// policy is a layer before everything.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    let policy = gateway.config.host_policy.clone();
+    http::router(gateway.clone())
+        .merge(resource_metadata::router(gateway))
+        .layer(policy.layer(host_refusal))
+}
+
+/// A transport-level refusal: the HTTP status and a JSON-RPC error body that says why.
+pub fn rpc_refusal(status: StatusCode, code: i64, message: &str) -> Response {
+    let body = Message::error(Value::Null, &RpcError::new(code, message)).to_bytes();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The answer to a request the listener's Host and Origin policy refuses
+/// (`mcpr_tls::host_policy`): 403 with a JSON-RPC error, like every refusal of the transport.
+pub fn host_refusal(refusal: &mcpr_tls::host_policy::Refusal) -> Response {
+    rpc_refusal(
+        StatusCode::FORBIDDEN,
+        code::INVALID_REQUEST,
+        &refusal.to_string(),
+    )
+}
+
+/// A header's value when it is text.
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
