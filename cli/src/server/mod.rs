@@ -1,6 +1,7 @@
 //! `mcpr server …`: register, change, list, show, start and stop MCP servers, their tools
 //! and logs, through the REST API (`/api/v1/servers`, docs/API.md).
 
+mod analyze;
 mod logs;
 mod runtime;
 mod show;
@@ -105,6 +106,20 @@ pub enum ServerCommand {
     },
     /// List the tools a server offers
     Tools { name: String },
+    /// Propose how to run an MCP server from a repository (GitHub URL, `…/tree/REF/PATH`,
+    /// any git URL, or a local path), read by the router and never executed
+    Analyze {
+        // Not named `url`: clap would take it for the global `--url` (the router's address).
+        /// GitHub URL, `…/tree/REF/PATH`, any git URL, or an absolute local path
+        #[arg(value_name = "URL")]
+        repository: String,
+        /// Branch, tag or commit to read
+        #[arg(long = "ref", value_name = "REF")]
+        git_ref: Option<String>,
+        /// Directory inside the repository
+        #[arg(long)]
+        path: Option<String>,
+    },
 }
 
 pub async fn run(admin: &Admin, cmd: ServerCommand, json: bool) -> anyhow::Result<()> {
@@ -241,6 +256,20 @@ pub async fn run(admin: &Admin, cmd: ServerCommand, json: bool) -> anyhow::Resul
         }
         ServerCommand::Logs { name, tail, follow } => {
             logs::logs(admin, &name, tail, follow, json).await?
+        }
+        ServerCommand::Analyze {
+            repository,
+            git_ref,
+            path,
+        } => {
+            analyze::analyze(
+                admin,
+                &repository,
+                git_ref.as_deref(),
+                path.as_deref(),
+                json,
+            )
+            .await?
         }
         ServerCommand::Tools { name } => {
             let tools = admin.get(&["servers", &name, "tools"], Some(&name)).await?;

@@ -160,3 +160,51 @@ async fn server_commands_import_and_call() {
     let error = fails(&gone);
     assert!(error.contains("cannot reach the router"), "{error}");
 }
+
+/// `mcpr server analyze` on a local checkout laid out like PyPI's `mcp-server-time` (its
+/// sdist's `pyproject.toml` facts), and on a directory with nothing runnable.
+#[tokio::test]
+async fn server_analyze_reads_a_repository_and_says_what_it_found() {
+    let router = Router::start().await;
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(
+        repo.path().join("pyproject.toml"),
+        r#"[project]
+name = "mcp-server-time"
+version = "2025.9.25"
+description = "A Model Context Protocol server providing tools for time queries and timezone conversions for LLMs"
+requires-python = ">=3.10"
+dependencies = ["mcp>=1.0.0", "pydantic>=2.0.0", "tzdata>=2024.2", "tzlocal>=5.3.1"]
+
+[project.scripts]
+mcp-server-time = "mcp_server_time:main"
+
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+"#,
+    )
+    .unwrap();
+    let dir = repo.path().to_str().unwrap();
+    let text = ok(&mcpr(&router, &["server", "analyze", dir]));
+    assert!(text.contains("(from pyproject.toml, confidence"), "{text}");
+    assert!(text.contains("  runs: uvx --from "), "{text}");
+    assert!(text.contains(" mcp-server-time (process)\n"), "{text}");
+
+    let analysis: Value =
+        serde_json::from_str(&ok(&mcpr(&router, &["--json", "server", "analyze", dir]))).unwrap();
+    let proposal = &analysis["proposals"][0];
+    assert_eq!(proposal["runtime"]["command"], "uvx", "{analysis}");
+    assert_eq!(proposal["evidence"], "pyproject", "{analysis}");
+    let args = proposal["runtime"]["args"].as_array().unwrap();
+    assert_eq!(args.last().unwrap(), "mcp-server-time", "{analysis}");
+
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("notes.txt"), "nothing to run here\n").unwrap();
+    let text = ok(&mcpr(
+        &router,
+        &["server", "analyze", empty.path().to_str().unwrap()],
+    ));
+    assert!(text.starts_with("found no way to run this"), "{text}");
+    assert!(text.contains("  server.json: "), "{text}");
+}
