@@ -87,14 +87,14 @@ impl Admin {
     async fn call_api(
         &self,
         method: Method,
-        segments: &[&str],
+        url: Url,
         body: Option<&Value>,
         name: Option<&str>,
     ) -> anyhow::Result<Option<Value>> {
         let write = method != Method::GET;
         let mut request = self
             .client
-            .request(method, self.api(segments))
+            .request(method, url)
             .header(ACCEPT, "application/json");
         if let Some(token) = credentials::admin_token() {
             request = request.bearer_auth(token);
@@ -121,7 +121,21 @@ impl Admin {
 
     pub(crate) async fn get(&self, segments: &[&str], name: Option<&str>) -> anyhow::Result<Value> {
         Ok(self
-            .call_api(Method::GET, segments, None, name)
+            .call_api(Method::GET, self.api(segments), None, name)
+            .await?
+            .unwrap_or(Value::Null))
+    }
+
+    /// `GET` with a query string (`segments` as in [`Admin::api`]).
+    pub(crate) async fn get_query(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> anyhow::Result<Value> {
+        let mut url = self.api(segments);
+        url.query_pairs_mut().extend_pairs(query);
+        Ok(self
+            .call_api(Method::GET, url, None, None)
             .await?
             .unwrap_or(Value::Null))
     }
@@ -133,7 +147,7 @@ impl Admin {
         name: Option<&str>,
     ) -> anyhow::Result<Value> {
         Ok(self
-            .call_api(Method::POST, segments, body, name)
+            .call_api(Method::POST, self.api(segments), body, name)
             .await?
             .unwrap_or(Value::Null))
     }
@@ -145,13 +159,14 @@ impl Admin {
         name: Option<&str>,
     ) -> anyhow::Result<Value> {
         Ok(self
-            .call_api(Method::PATCH, segments, Some(body), name)
+            .call_api(Method::PATCH, self.api(segments), Some(body), name)
             .await?
             .unwrap_or(Value::Null))
     }
 
     pub(crate) async fn delete(&self, segments: &[&str], name: Option<&str>) -> anyhow::Result<()> {
-        self.call_api(Method::DELETE, segments, None, name).await?;
+        self.call_api(Method::DELETE, self.api(segments), None, name)
+            .await?;
         Ok(())
     }
 }

@@ -19,6 +19,7 @@ mod import;
 mod key;
 mod login;
 mod output;
+mod registry;
 mod server;
 mod stdio;
 mod up;
@@ -80,6 +81,11 @@ enum Command {
     },
     /// Register the servers of a Claude Desktop style {"mcpServers": {...}} JSON file.
     Import { file: PathBuf },
+    /// Search the MCP Registry (MCPR_REGISTRY_URL, or MCPR_REGISTRY_DIR offline).
+    Registry {
+        #[command(subcommand)]
+        command: registry::RegistryCommand,
+    },
     /// Call a provider's tool through the router's MCP endpoint.
     Call {
         provider: String,
@@ -140,6 +146,9 @@ async fn run(cli: Cli, url_given: bool) -> anyhow::Result<()> {
             stdio::run(bridge_to, api_key, &up, tls).await
         }
         Command::Server { command } => server::run(&Admin::new(&cli.url)?, command, cli.json).await,
+        Command::Registry { command } => {
+            registry::run(&Admin::new(&cli.url)?, command, cli.json).await
+        }
         Command::Import { file } => import::run(&Admin::new(&cli.url)?, &file, cli.json).await,
         Command::Call {
             provider,

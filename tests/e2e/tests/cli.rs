@@ -208,3 +208,52 @@ build-backend = "hatchling.build"
     assert!(text.starts_with("found no way to run this"), "{text}");
     assert!(text.contains("  server.json: "), "{text}");
 }
+
+/// `mcpr registry search` against an offline registry (`MCPR_REGISTRY_DIR`) holding
+/// server.json documents in the MCP Registry's format.
+#[tokio::test]
+async fn registry_search_finds_servers_in_an_offline_registry() {
+    let registry = tempfile::tempdir().unwrap();
+    std::fs::write(
+        registry.path().join("time.json"),
+        r#"{"$schema": "https://static.modelcontextprotocol.io/schemas/2025-09-29/server.schema.json",
+ "name": "io.github.modelcontextprotocol/time",
+ "description": "Time and timezone conversion capabilities",
+ "version": "2025.9.25",
+ "packages": [{"registryType": "pypi", "identifier": "mcp-server-time", "version": "2025.9.25",
+               "transport": {"type": "stdio"}}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        registry.path().join("github.json"),
+        r#"{"name": "io.github.example/github",
+ "description": "Repositories, issues and pull requests",
+ "version": "1.2.0",
+ "packages": [{"registryType": "npm", "identifier": "@example/server-github", "version": "1.2.0",
+               "transport": {"type": "stdio"},
+               "environmentVariables": [{"name": "GITHUB_TOKEN", "isRequired": true, "isSecret": true}]}]}"#,
+    )
+    .unwrap();
+    let dir = registry.path().to_str().unwrap();
+    let router = Router::start_with(&[], &[("MCPR_REGISTRY_DIR", dir)]).await;
+    let text = ok(&mcpr(&router, &["registry", "search", "time"]));
+    assert!(text.starts_with("NAME"), "{text}");
+    assert!(
+        text.contains("io.github.modelcontextprotocol/time"),
+        "{text}"
+    );
+    assert!(text.contains("pypi:mcp-server-time"), "{text}");
+    assert!(!text.contains("io.github.example/github"), "{text}");
+
+    let found: Value = serde_json::from_str(&ok(&mcpr(
+        &router,
+        &["--json", "registry", "search", "issues"],
+    )))
+    .unwrap();
+    let servers = found["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 1, "{found}");
+    assert_eq!(servers[0]["name"], "io.github.example/github", "{found}");
+
+    let none = ok(&mcpr(&router, &["registry", "search", "nothing-like-this"]));
+    assert!(none.starts_with("no server in "), "{none}");
+}
