@@ -1,5 +1,5 @@
 //! `mcpr --url URL stdio`, the bridge from a stdio client to a router running elsewhere
-//! (cli/src/bridge.rs), driven line by line as a desktop client drives it: the API key it
+//! (cli/src/stdio/bridge.rs), driven line by line as a desktop client drives it: the API key it
 //! sends (`--api-key`, `MCPR_API_KEY`, `MCP_API_KEY`), every refusal of the router answered on
 //! the id of the request it refuses, a session the router forgot opened again unseen, and the
 //! session's GET stream relayed. (Third-party clients over the bridge: interop.rs.)
