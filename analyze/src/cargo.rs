@@ -9,22 +9,9 @@ use crate::{Context, Evidence, LookedAt, Proposal, dir_of};
 const MCP_CRATES: &[&str] = &["rmcp", "mcp-sdk", "mcp-server", "rust-mcp-sdk", "mcp-core"];
 
 pub(crate) fn analyze(cx: &Context, looked_at: &mut Vec<LookedAt>) -> Vec<Proposal> {
-    let mut found = Vec::new();
-    for (file, text) in cx.files.named(&["Cargo.toml"]) {
-        let finding = match proposal(cx, file, text) {
-            Ok(p) => {
-                let f = p.reasons.join("; ");
-                found.push(p);
-                f
-            }
-            Err(why) => why,
-        };
-        looked_at.push(LookedAt {
-            file: file.to_owned(),
-            finding,
-        });
-    }
-    found
+    crate::propose_from_each(cx, &["Cargo.toml"], looked_at, |file, text| {
+        proposal(cx, file, text)
+    })
 }
 
 fn proposal(cx: &Context, file: &str, text: &str) -> Result<Proposal, String> {

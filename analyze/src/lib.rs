@@ -351,6 +351,32 @@ impl Proposal {
     }
 }
 
+/// Every file named one of `names` (shallowest first), read by `read` into a proposal or the
+/// reason it makes none; each file is listed in `looked_at` with what came of it.
+pub(crate) fn propose_from_each(
+    cx: &Context,
+    names: &[&str],
+    looked_at: &mut Vec<LookedAt>,
+    read: impl Fn(&str, &str) -> Result<Proposal, String>,
+) -> Vec<Proposal> {
+    let mut found = Vec::new();
+    for (file, text) in cx.files.named(names) {
+        let finding = match read(file, text) {
+            Ok(p) => {
+                let finding = p.reasons.join("; ");
+                found.push(p);
+                finding
+            }
+            Err(why) => why,
+        };
+        looked_at.push(LookedAt {
+            file: file.to_owned(),
+            finding,
+        });
+    }
+    found
+}
+
 /// A file the analysis read or looked for, and what it made of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LookedAt {

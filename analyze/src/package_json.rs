@@ -41,23 +41,9 @@ const MCP_LIBRARIES: &[&str] = &[
 ];
 
 pub(crate) fn analyze(cx: &Context, looked_at: &mut Vec<LookedAt>) -> Vec<Proposal> {
-    let mut found = Vec::new();
-    for (file, text) in cx.files.named(&["package.json"]) {
-        match proposal(cx, file, text) {
-            Ok(p) => {
-                looked_at.push(LookedAt {
-                    file: file.to_owned(),
-                    finding: p.reasons.join("; "),
-                });
-                found.push(p);
-            }
-            Err(why) => looked_at.push(LookedAt {
-                file: file.to_owned(),
-                finding: why,
-            }),
-        }
-    }
-    found
+    crate::propose_from_each(cx, &["package.json"], looked_at, |file, text| {
+        proposal(cx, file, text)
+    })
 }
 
 fn proposal(cx: &Context, file: &str, text: &str) -> Result<Proposal, String> {

@@ -11,23 +11,9 @@ use crate::{Alternative, Context, Evidence, LookedAt, Proposal, RuntimePreferenc
 const MCP_LIBRARIES: &[&str] = &["mcp", "fastmcp", "mcp-server", "modelcontextprotocol"];
 
 pub(crate) fn analyze(cx: &Context, looked_at: &mut Vec<LookedAt>) -> Vec<Proposal> {
-    let mut found = Vec::new();
-    for (file, text) in cx.files.named(&["pyproject.toml"]) {
-        match proposal(cx, file, text) {
-            Ok(p) => {
-                looked_at.push(LookedAt {
-                    file: file.to_owned(),
-                    finding: p.reasons.join("; "),
-                });
-                found.push(p);
-            }
-            Err(why) => looked_at.push(LookedAt {
-                file: file.to_owned(),
-                finding: why,
-            }),
-        }
-    }
-    found
+    crate::propose_from_each(cx, &["pyproject.toml"], looked_at, |file, text| {
+        proposal(cx, file, text)
+    })
 }
 
 /// `mcp[cli]>=1.2` → `mcp`.

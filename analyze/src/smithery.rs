@@ -33,23 +33,7 @@ struct StartCommand {
 }
 
 pub(crate) fn analyze(cx: &Context, looked_at: &mut Vec<LookedAt>) -> Vec<Proposal> {
-    let mut found = Vec::new();
-    for (file, text) in cx.files.named(&["smithery.yaml", "smithery.yml"]) {
-        match proposal(file, text) {
-            Ok(p) => {
-                looked_at.push(LookedAt {
-                    file: file.to_owned(),
-                    finding: p.reasons.join("; "),
-                });
-                found.push(p);
-            }
-            Err(why) => looked_at.push(LookedAt {
-                file: file.to_owned(),
-                finding: why,
-            }),
-        }
-    }
-    found
+    crate::propose_from_each(cx, &["smithery.yaml", "smithery.yml"], looked_at, proposal)
 }
 
 fn proposal(file: &str, text: &str) -> Result<Proposal, String> {
