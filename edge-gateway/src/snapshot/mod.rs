@@ -162,9 +162,18 @@ fn parse_tools(provider: &str, tools_json: &str) -> Vec<Tool> {
 
 /// `{"tools": [...]}` with every tool renamed `provider__tool`, all other fields untouched.
 fn flat_tools(listed: &[Arc<Provider>]) -> Box<RawValue> {
+    flat_tools_of(listed.iter(), |_, _| true)
+}
+
+/// The flat view's `{"tools": [...]}` of the given providers' tools that `keep` lets through,
+/// each renamed `provider__tool`, all other fields untouched.
+pub fn flat_tools_of<'a>(
+    providers: impl Iterator<Item = &'a Arc<Provider>>,
+    keep: impl Fn(&Provider, &Tool) -> bool,
+) -> Box<RawValue> {
     let mut tools = Vec::new();
-    for provider in listed {
-        for tool in &provider.tools {
+    for provider in providers {
+        for tool in provider.tools.iter().filter(|t| keep(provider, t)) {
             let Ok(mut object) = serde_json::from_str::<Map<String, Value>>(tool.raw.get()) else {
                 continue;
             };

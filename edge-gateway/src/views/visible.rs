@@ -3,10 +3,8 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-
 use crate::access::caller;
-use crate::snapshot::{FLAT_SEPARATOR, Provider, Snapshot};
+use crate::snapshot::{Provider, Snapshot, flat_tools_of};
 
 /// The providers listed to the caller.
 pub fn visible_providers(snapshot: &Snapshot) -> Vec<&Arc<Provider>> {
@@ -25,26 +23,11 @@ pub fn flat_tools(snapshot: &Snapshot) -> Box<serde_json::value::RawValue> {
     if access.is_all() {
         return snapshot.flat_tools.clone();
     }
-    let mut tools = Vec::new();
-    for provider in snapshot
+    let providers = snapshot
         .listed
         .iter()
-        .filter(|p| access.allows_provider(&p.name))
-    {
-        for tool in provider
-            .tools
-            .iter()
-            .filter(|t| access.allows_tool(&provider.name, &t.name))
-        {
-            let Ok(mut object) = serde_json::from_str::<Map<String, Value>>(tool.raw.get()) else {
-                continue;
-            };
-            object.insert(
-                "name".into(),
-                Value::String(format!("{}{FLAT_SEPARATOR}{}", provider.name, tool.name)),
-            );
-            tools.push(Value::Object(object));
-        }
-    }
-    mcpr_core::jsonrpc::to_raw(&serde_json::json!({ "tools": tools }))
+        .filter(|p| access.allows_provider(&p.name));
+    flat_tools_of(providers, |provider, tool| {
+        access.allows_tool(&provider.name, &tool.name)
+    })
 }
