@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+use crate::github::GithubApi;
 use crate::{Origin, RepoFiles, join_path};
 
 /// How much a fetch may take.
@@ -44,8 +45,16 @@ pub enum FetchError {
     Git { url: String, message: String },
     #[error("git fetch of {url} took more than {seconds} s")]
     Timeout { url: String, seconds: u64 },
-    #[error("the repository {url} is over {limit} bytes")]
-    TooLarge { url: String, limit: u64 },
+    #[error("the repository {url} is over {limit} {what}")]
+    TooLarge {
+        url: String,
+        limit: u64,
+        what: &'static str,
+    },
+    #[error("GitHub API fetch of {url} failed: {message}")]
+    Github { url: String, message: String },
+    #[error("GitHub API fetch of {url}: {message}")]
+    RateLimited { url: String, message: String },
     #[error("{path}: {message}")]
     Io { path: String, message: String },
 }
@@ -175,12 +184,24 @@ pub fn parse_target(
     })
 }
 
+/// How a repository is fetched: a shallow `git` fetch, or (github.com only) the contents
+/// API. `auto` is git, and the contents API when git is not installed here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FetchVia {
+    #[default]
+    Auto,
+    Git,
+    GithubApi,
+}
+
 /// Fetches (or, for a local directory, reads) the target's files; the returned temporary
 /// directory, if any, holds the checkout and is removed when dropped.
 pub async fn fetch(
     target: &Target,
     limits: Limits,
-    github_token: Option<&str>,
+    github: &GithubApi,
+    via: FetchVia,
 ) -> Result<(RepoFiles, Origin, Option<tempfile::TempDir>), FetchError> {
     match target {
         Target::Local { dir, path } => {
@@ -203,6 +224,38 @@ pub async fn fetch(
             reference,
             path,
         } => {
+            let on_github = crate::github::repository_of(git_url);
+            let use_api = match (via, &on_github) {
+                (FetchVia::GithubApi, None) => {
+                    return Err(FetchError::BadUrl(format!(
+                        "{url}: the GitHub contents API fetches https://github.com/OWNER/REPO URLs only"
+                    )));
+                }
+                (FetchVia::GithubApi, Some(_)) => true,
+                (FetchVia::Auto, Some(_)) => !git_installed().await,
+                _ => false,
+            };
+            let origin = |commit: String| Origin {
+                url: url.clone(),
+                git_url: Some(git_url.clone()),
+                reference: reference.clone(),
+                commit: Some(commit),
+                path: path.clone(),
+                local_dir: None,
+            };
+            if let (true, Some((owner, repo))) = (use_api, &on_github) {
+                let (files, commit) = crate::github::fetch(
+                    github,
+                    url,
+                    owner,
+                    repo,
+                    reference.as_deref(),
+                    path,
+                    limits,
+                )
+                .await?;
+                return Ok((files, origin(commit), None));
+            }
             let checkout = tempfile::Builder::new()
                 .prefix("mcpr-analyze-")
                 .tempdir()
@@ -215,7 +268,7 @@ pub async fn fetch(
                 reference.as_deref(),
                 checkout.path(),
                 limits,
-                github_token,
+                github.token.as_deref(),
             )
             .await?;
             let root = checkout.path().join(path);
@@ -225,17 +278,21 @@ pub async fn fetch(
                 )));
             }
             let files = read_files(&root, limits).await?;
-            let origin = Origin {
-                url: url.clone(),
-                git_url: Some(git_url.clone()),
-                reference: reference.clone(),
-                commit: Some(commit),
-                path: path.clone(),
-                local_dir: None,
-            };
-            Ok((files, origin, Some(checkout)))
+            Ok((files, origin(commit), Some(checkout)))
         }
     }
+}
+
+/// Whether a `git` program runs here.
+async fn git_installed() -> bool {
+    Command::new("git")
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
 }
 
 fn git(dir: &Path) -> Command {
@@ -303,7 +360,7 @@ async fn run_git(
                 let dir = dir.to_owned();
                 let used = tokio::task::spawn_blocking(move || disk_usage(&dir)).await.unwrap_or(0);
                 if used > limits.max_repo_bytes {
-                    return Err(FetchError::TooLarge { url: url.into(), limit: limits.max_repo_bytes });
+                    return Err(FetchError::TooLarge { url: url.into(), limit: limits.max_repo_bytes, what: "bytes" });
                 }
             }
         }
@@ -410,8 +467,13 @@ const SKIPPED_DIRS: &[&str] = &[
     "docs",
 ];
 
+/// Whether a directory is never walked.
+pub(crate) fn skipped_dir(name: &str) -> bool {
+    SKIPPED_DIRS.contains(&name)
+}
+
 /// Whether a file is one the analysis reads.
-fn wanted(name: &str) -> bool {
+pub(crate) fn wanted(name: &str) -> bool {
     crate::EVIDENCE_FILES.contains(&name)
         || matches!(
             name,
@@ -454,7 +516,7 @@ fn read_files_blocking(root: &Path, limits: Limits) -> Result<RepoFiles, FetchEr
                 return Ok(files);
             }
             if kind.is_dir() {
-                if depth < limits.max_depth && !SKIPPED_DIRS.contains(&name.as_str()) {
+                if depth < limits.max_depth && !skipped_dir(&name) {
                     stack.push((entry.path(), path.clone(), depth + 1));
                 }
                 files.paths.push(path);

@@ -12,6 +12,7 @@ pub mod cargo;
 pub mod claude;
 pub mod dockerfile;
 pub mod fetch;
+pub mod github;
 pub mod go;
 pub mod package_json;
 pub mod pyproject;
@@ -94,6 +95,7 @@ impl Origin {
             return Some(join_path(local, dir));
         }
         let git = self.git_url.as_ref()?;
+        let git = uv_git_url(git).unwrap_or_else(|_| git.clone());
         let pin = self.commit.as_ref().or(self.reference.as_ref());
         let mut spec = format!("git+{git}");
         if let Some(pin) = pin {
@@ -123,6 +125,30 @@ impl Origin {
             None => format!("git+{git}"),
         })
     }
+}
+
+/// Forges that serve every repository over https too: a `git://` or `http://` URL of theirs
+/// is rewritten for uv, which clones over https, ssh and file only.
+const HTTPS_FORGES: &[&str] = &["github.com", "gitlab.com", "codeberg.org", "bitbucket.org"];
+
+/// The URL uv can clone for `git_url`: as it is (https, ssh, file), rewritten to https for a
+/// known forge, or why uv cannot fetch it.
+pub fn uv_git_url(git_url: &str) -> Result<String, String> {
+    let Some((scheme, rest)) = git_url
+        .strip_prefix("git://")
+        .map(|r| ("git", r))
+        .or_else(|| git_url.strip_prefix("http://").map(|r| ("http", r)))
+    else {
+        return Ok(git_url.to_owned());
+    };
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    if HTTPS_FORGES.contains(&host.to_ascii_lowercase().as_str()) {
+        return Ok(format!("https://{rest}"));
+    }
+    Err(format!(
+        "uv cannot install from {scheme}:// URLs (it fetches git over https, ssh or file only): \
+         analyze the repository by its https://, ssh:// or file:// URL to run it with uvx"
+    ))
 }
 
 pub(crate) fn join_path(a: &str, b: &str) -> String {
@@ -213,9 +239,17 @@ impl Variable {
     }
 }
 
-/// Names that hold credentials, by convention.
+/// Names that hold credentials, by convention. `MAX_TOKENS`, `DEFAULT_MINIMUM_TOKENS`: a
+/// count of (language model) tokens is a limit, not a credential.
 pub fn looks_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
+    upper
+        .split(['_', '-', '.'])
+        .filter(|word| !word.ends_with("TOKENS"))
+        .any(word_looks_secret)
+}
+
+fn word_looks_secret(word: &str) -> bool {
     [
         "TOKEN",
         "KEY",
@@ -229,7 +263,7 @@ pub fn looks_secret(name: &str) -> bool {
         "SESSION",
     ]
     .iter()
-    .any(|word| upper.contains(word))
+    .any(|marker| word.contains(marker))
 }
 
 /// An environment variable name as the runtimes accept it.
@@ -474,22 +508,24 @@ pub fn analyze_files(files: &RepoFiles, origin: &Origin, prefer: RuntimePreferen
     }
 }
 
-/// What an analysis may use: fetch limits, `GITHUB_TOKEN`, and Claude when configured.
+/// What an analysis may use: fetch limits, the GitHub API (`MCPR_GITHUB_API_URL`,
+/// `GITHUB_TOKEN`), and Claude when configured.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     pub limits: fetch::Limits,
-    pub github_token: Option<String>,
+    pub github: github::GithubApi,
     pub claude: Option<claude::ClaudeSettings>,
 }
 
 impl Settings {
-    /// `GITHUB_TOKEN`, `ANTHROPIC_*`, read through `get`.
-    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Settings {
-        Settings {
+    /// `GITHUB_TOKEN`, `MCPR_GITHUB_API_URL`, `ANTHROPIC_*`, read through `get`; a bad
+    /// `MCPR_GITHUB_API_URL` is an error naming it.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        Ok(Settings {
             limits: fetch::Limits::default(),
-            github_token: get("GITHUB_TOKEN").filter(|t| !t.trim().is_empty()),
+            github: github::GithubApi::from_env(&get)?,
             claude: claude::ClaudeSettings::from_env(&get),
-        }
+        })
     }
 }
 
@@ -504,6 +540,9 @@ pub struct Request {
     pub path: Option<String>,
     #[serde(default)]
     pub prefer: RuntimePreference,
+    /// `git`, `github_api`, or `auto` (git; the contents API where git is not installed).
+    #[serde(default)]
+    pub fetch: fetch::FetchVia,
     /// Ask Claude even when the files gave proposals (it is asked anyway when they gave
     /// none and a key is configured).
     #[serde(default)]
@@ -521,7 +560,7 @@ pub async fn analyze_repository(
         request.path.as_deref(),
     )?;
     let (files, origin, _checkout) =
-        fetch::fetch(&target, settings.limits, settings.github_token.as_deref()).await?;
+        fetch::fetch(&target, settings.limits, &settings.github, request.fetch).await?;
     let mut analysis = analyze_files(&files, &origin, request.prefer);
     if let Some(claude) = &settings.claude
         && (analysis.proposals.is_empty() || request.claude)
@@ -710,6 +749,22 @@ mod tests {
     }
 
     #[test]
+    fn secrets_by_name() {
+        for secret in [
+            "GITHUB_TOKEN",
+            "BRAVE_API_KEY",
+            "apikey",
+            "DB_PASSWORD",
+            "X-Auth",
+        ] {
+            assert!(looks_secret(secret), "{secret}");
+        }
+        for plain in ["MAX_TOKENS", "DEFAULT_MINIMUM_TOKENS", "LOG_LEVEL", "TZ"] {
+            assert!(!looks_secret(plain), "{plain}");
+        }
+    }
+
+    #[test]
     fn python_and_npm_sources() {
         let origin = Origin {
             url: "https://github.com/o/r/tree/main/src/time".into(),
@@ -724,6 +779,20 @@ mod tests {
             "git+https://github.com/o/r.git@abc123#subdirectory=src/time"
         );
         assert_eq!(origin.npm_source(""), None);
+        let forge = Origin {
+            git_url: Some("git://github.com/o/r.git".into()),
+            ..origin.clone()
+        };
+        assert_eq!(
+            forge.python_source("").unwrap(),
+            "git+https://github.com/o/r.git@abc123#subdirectory=src/time"
+        );
+        assert!(
+            uv_git_url("git://127.0.0.1:9418/r")
+                .unwrap_err()
+                .starts_with("uv cannot install from git:// URLs")
+        );
+        assert_eq!(uv_git_url("ssh://git@h/r").unwrap(), "ssh://git@h/r");
         let root = Origin {
             path: String::new(),
             ..origin

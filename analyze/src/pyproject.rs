@@ -114,6 +114,16 @@ fn proposal(cx: &Context, file: &str, text: &str) -> Result<Proposal, String> {
     p.reasons.push(format!(
         "console script {script} of {name}, installed from {source}"
     ));
+    // uv clones `git+https://`, `git+ssh://` and `git+file://` only: a known forge's
+    // `git://` URL was rewritten to https; any other cannot run as proposed.
+    if let Some(git) = &cx.origin.git_url
+        && cx.origin.local_dir.is_none()
+        && let Err(why) = crate::uv_git_url(git)
+    {
+        p.warnings.push(why);
+        p.runnable = false;
+        p.confidence -= 0.2;
+    }
     if cx.prefer == RuntimePreference::Docker {
         // The docker runtime builds `uvx` images of PyPI names (the entry point named like
         // the package); code at a git commit runs as a process.

@@ -296,66 +296,30 @@ fn package_runtime(
     let docker = prefer == RuntimePreference::Docker;
     let (runtime, reason) = match package.registry_type.as_str() {
         "npm" if docker => (
-            RuntimeSpec::Docker {
-                image: None,
-                npx: Some(versioned("@")),
-                uvx: None,
-                command: None,
-                args: package_args,
-                env,
-                network: NetworkPolicy::Egress,
-                memory_mb: None,
-                millicpus: None,
-                pids: None,
-            },
+            container_package(Some(versioned("@")), None, package_args, env),
             format!("npm package {} in a container", versioned("@")),
         ),
         "npm" => {
             let command = package.runtime_hint.clone().unwrap_or_else(|| "npx".into());
-            let mut args = if runtime_args.is_empty() && command == "npx" {
+            // `npx` asks before installing unless told not to.
+            let runtime_args = if runtime_args.is_empty() && command == "npx" {
                 vec!["-y".to_owned()]
             } else {
                 runtime_args
             };
-            args.push(versioned("@"));
-            args.extend(package_args);
             (
-                RuntimeSpec::Process {
-                    command,
-                    args,
-                    env,
-                    cwd: None,
-                },
+                process_package(command, runtime_args, versioned("@"), package_args, env),
                 format!("npm package {}", versioned("@")),
             )
         }
         "pypi" if docker => (
-            RuntimeSpec::Docker {
-                image: None,
-                npx: None,
-                uvx: Some(versioned("==")),
-                command: None,
-                args: package_args,
-                env,
-                network: NetworkPolicy::Egress,
-                memory_mb: None,
-                millicpus: None,
-                pids: None,
-            },
+            container_package(None, Some(versioned("==")), package_args, env),
             format!("PyPI package {} in a container", versioned("==")),
         ),
         "pypi" => {
             let command = package.runtime_hint.clone().unwrap_or_else(|| "uvx".into());
-            let mut args = runtime_args;
-            args.push(versioned("@"));
-            args.extend(package_args);
             (
-                RuntimeSpec::Process {
-                    command,
-                    args,
-                    env,
-                    cwd: None,
-                },
+                process_package(command, runtime_args, versioned("@"), package_args, env),
                 format!("PyPI package {}", versioned("==")),
             )
         }
@@ -398,6 +362,46 @@ fn package_runtime(
         format!("{reason}; {}", warnings.join("; "))
     };
     Ok((runtime, variables, reason))
+}
+
+/// A package run by its runner on the host: `COMMAND RUNTIME_ARGS… PACKAGE PACKAGE_ARGS…`.
+fn process_package(
+    command: String,
+    runtime_args: Vec<String>,
+    package: String,
+    package_args: Vec<String>,
+    env: BTreeMap<String, String>,
+) -> RuntimeSpec {
+    let mut args = runtime_args;
+    args.push(package);
+    args.extend(package_args);
+    RuntimeSpec::Process {
+        command,
+        args,
+        env,
+        cwd: None,
+    }
+}
+
+/// A package installed into an image and run in a container (`npx` or `uvx`).
+fn container_package(
+    npx: Option<String>,
+    uvx: Option<String>,
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
+) -> RuntimeSpec {
+    RuntimeSpec::Docker {
+        image: None,
+        npx,
+        uvx,
+        command: None,
+        args,
+        env,
+        network: NetworkPolicy::Egress,
+        memory_mb: None,
+        millicpus: None,
+        pids: None,
+    }
 }
 
 fn remote_runtime(

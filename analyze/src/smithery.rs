@@ -72,10 +72,17 @@ fn proposal(file: &str, text: &str) -> Result<Proposal, String> {
     let command = string_after(&function, "command");
     let args = array_after(&function, "args");
     let env = env_mapping(&function);
+    // Named after its directory in a monorepo; at a repository's root, after the package
+    // its command runs (`npx -y @scope/server-x` → `x`), as the package.json beside it is.
     let name = dir_of(file)
         .rsplit('/')
         .next()
         .filter(|d| !d.is_empty())
+        .or_else(|| {
+            args.iter()
+                .map(String::as_str)
+                .find(|a| !a.starts_with('-'))
+        })
         .unwrap_or("server")
         .to_owned();
     let runtime = RuntimeSpec::Process {

@@ -132,12 +132,41 @@ impl Admin {
         segments: &[&str],
         query: &[(&str, &str)],
     ) -> anyhow::Result<Value> {
+        self.call_with_query(Method::GET, segments, query).await
+    }
+
+    /// A call without a body, with a query string: what `get_query` and `post_query` send.
+    async fn call_with_query(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> anyhow::Result<Value> {
         let mut url = self.api(segments);
         url.query_pairs_mut().extend_pairs(query);
         Ok(self
-            .call_api(Method::GET, url, None, None)
+            .call_api(method, url, None, None)
             .await?
             .unwrap_or(Value::Null))
+    }
+
+    /// Opens the admin's live feed (`GET /api/v1/events`, server-sent events); the answer's
+    /// body is the stream.
+    pub(crate) async fn open_events(&self) -> anyhow::Result<Response> {
+        let mut request = self
+            .client
+            .get(self.api(&["events"]))
+            .header(ACCEPT, "text/event-stream");
+        if let Some(token) = credentials::admin_token() {
+            request = request.bearer_auth(token);
+        }
+        let response = self.send(request).await?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            bail!("{}", api_error_line(status.as_u16(), &text, None));
+        }
+        Ok(response)
     }
 
     pub(crate) async fn post(
@@ -150,6 +179,15 @@ impl Admin {
             .call_api(Method::POST, self.api(segments), body, name)
             .await?
             .unwrap_or(Value::Null))
+    }
+
+    /// `POST` without a body, with a query string (`segments` as in [`Admin::api`]).
+    pub(crate) async fn post_query(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> anyhow::Result<Value> {
+        self.call_with_query(Method::POST, segments, query).await
     }
 
     pub(crate) async fn patch(

@@ -1,4 +1,4 @@
-//! `mcpr key create|list|revoke`: API keys for MCP clients (`/api/v1/keys`, docs/AUTH.md).
+//! `mcpr key create|list|revoke|remove`: API keys for MCP clients (`/api/v1/keys`, docs/AUTH.md).
 
 use anyhow::bail;
 use clap::Subcommand;
@@ -25,6 +25,14 @@ pub enum KeyCommand {
     List,
     /// Revoke an API key by id, prefix or name; every gateway refuses it within a second.
     Revoke { key: String },
+    /// Delete a revoked or expired API key for good, by id, prefix or name; it leaves the
+    /// list (the audit log keeps its history).
+    Remove {
+        key: String,
+        /// Remove it even while it is active (its clients are refused from then on).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `90m`, `12h`, `30d`, `45s` -> seconds.
@@ -126,6 +134,20 @@ pub async fn run(admin: &Admin, command: KeyCommand, json: bool) -> anyhow::Resu
                     "revoked API key {} ({})",
                     clean(revoked["name"].as_str().unwrap_or_default()),
                     clean(revoked["id"].as_str().unwrap_or_default())
+                );
+            }
+            Ok(())
+        }
+        KeyCommand::Remove { key, force } => {
+            let query: &[(&str, &str)] = if force { &[("force", "true")] } else { &[] };
+            let removed = admin.post_query(&["keys", &key, "remove"], query).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&removed)?);
+            } else {
+                println!(
+                    "removed API key {} ({})",
+                    clean(removed["name"].as_str().unwrap_or_default()),
+                    clean(removed["id"].as_str().unwrap_or_default())
                 );
             }
             Ok(())

@@ -3,7 +3,7 @@
 //! directory 0700, file 0600), where every admin command finds it. `MCPR_ADMIN_TOKEN`
 //! overrides the file.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
@@ -16,26 +16,7 @@ fn read_passcode() -> anyhow::Result<String> {
     if let Ok(passcode) = std::env::var("MCPR_ADMIN_PASSCODE") {
         return Ok(passcode);
     }
-    eprint!("Admin passcode: ");
-    std::io::stderr().flush().ok();
-    // Hide the typing when stdin is a terminal.
-    let echo_off = std::process::Command::new("stty")
-        .arg("-echo")
-        .stdin(std::process::Stdio::inherit())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let mut line = String::new();
-    let read = std::io::stdin().lock().read_line(&mut line);
-    if echo_off {
-        let _ = std::process::Command::new("stty")
-            .arg("echo")
-            .stdin(std::process::Stdio::inherit())
-            .status();
-        eprintln!();
-    }
-    read.context("reading the passcode")?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    crate::prompt::secret("Admin passcode: ")
 }
 
 fn store_token(token: &str) -> anyhow::Result<PathBuf> {

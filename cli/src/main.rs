@@ -2,26 +2,30 @@
 //! are admin commands against its REST API (or, for `call`, its MCP endpoint).
 //!
 //! Layers, each importing only from those below it: the command groups (`up`, `stdio`,
-//! `server`, `key`, `import`, `call`, `login`, `bench`), then `client` (the HTTP client of
-//! the admin API) and `credentials`, then `flags` and `output` (`scripts/check-layers`).
+//! `server`, `key`, `import`, `call`, `login`, `bench`, `cluster`, `audit`), then `client` (the HTTP client of
+//! the admin API) and `credentials`, then `flags`, `output` and `prompt` (`scripts/check-layers`).
 
 /// mimalloc: the data path allocates per message, and it is measurably faster than the
 /// system allocator there (docs/BENCHMARKS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod audit;
 mod bench;
 mod call;
 mod client;
+mod cluster;
 mod credentials;
 mod flags;
 mod import;
 mod key;
 mod login;
 mod output;
+mod prompt;
 mod registry;
 mod server;
 mod stdio;
+mod tool;
 mod up;
 
 use std::path::PathBuf;
@@ -58,6 +62,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the size of `Server` (with `server add`'s flags) does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the whole router in this process (control plane, node agent, gateway; SQLite).
@@ -79,8 +85,18 @@ enum Command {
         #[command(subcommand)]
         command: server::ServerCommand,
     },
+    /// List a server's tools; disable, enable or rename them for every client.
+    Tool {
+        #[command(subcommand)]
+        command: tool::ToolCommand,
+    },
     /// Register the servers of a Claude Desktop style {"mcpServers": {...}} JSON file.
     Import { file: PathBuf },
+    /// The cluster: control planes and the leader, agents, gateways (GET /api/v1/cluster).
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
+    },
     /// Search the MCP Registry (MCPR_REGISTRY_URL, or MCPR_REGISTRY_DIR offline).
     Registry {
         #[command(subcommand)]
@@ -98,6 +114,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Measure python_sandbox round trips and docker server start-up through a running router
     BenchSandbox(bench::sandbox::BenchSandboxArgs),
+    /// Print the audit log: who called what, when, and how it went (--follow for new ones).
+    Audit(audit::AuditArgs),
     /// Manage API keys for MCP clients.
     Key {
         #[command(subcommand)]
@@ -146,9 +164,13 @@ async fn run(cli: Cli, url_given: bool) -> anyhow::Result<()> {
             stdio::run(bridge_to, api_key, &up, tls).await
         }
         Command::Server { command } => server::run(&Admin::new(&cli.url)?, command, cli.json).await,
+        Command::Cluster { command } => {
+            cluster::run(&Admin::new(&cli.url)?, command, cli.json).await
+        }
         Command::Registry { command } => {
             registry::run(&Admin::new(&cli.url)?, command, cli.json).await
         }
+        Command::Tool { command } => tool::run(&Admin::new(&cli.url)?, command, cli.json).await,
         Command::Import { file } => import::run(&Admin::new(&cli.url)?, &file, cli.json).await,
         Command::Call {
             provider,
@@ -157,6 +179,7 @@ async fn run(cli: Cli, url_given: bool) -> anyhow::Result<()> {
         } => call::run(&Admin::new(&cli.url)?, &provider, &tool, &args, cli.json).await,
         Command::Bench(args) => bench::run(args).await,
         Command::BenchSandbox(args) => bench::sandbox::run(args).await,
+        Command::Audit(args) => audit::run(&Admin::new(&cli.url)?, args, cli.json).await,
         Command::Key { command } => key::run(&Admin::new(&cli.url)?, command, cli.json).await,
         Command::Login => login::run_login(&Admin::new(&cli.url)?).await,
         Command::Logout => login::run_logout(&Admin::new(&cli.url)?).await,

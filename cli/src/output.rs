@@ -139,6 +139,21 @@ pub fn clock_utc(ms: i64) -> String {
     format!("{h:02}:{m:02}:{s:02}.{milli:03}")
 }
 
+/// `YYYY-MM-DD HH:MM:SS.mmm` (UTC) of a Unix time in milliseconds.
+pub fn datetime_utc(ms: i64) -> String {
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
+    let z = ms.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {}", clock_utc(ms))
+}
+
 /// Prints a JSON document for scripts (`--json`), pretty.
 pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
@@ -206,6 +221,13 @@ mod tests {
             shell_join(&["echo", "a b", "it's", ""]),
             "echo 'a b' 'it'\\''s' ''"
         );
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(datetime_utc(0), "1970-01-01 00:00:00.000");
+        assert_eq!(datetime_utc(1_767_225_600_123), "2026-01-01 00:00:00.123");
+        assert_eq!(datetime_utc(951_782_400_000), "2000-02-29 00:00:00.000");
     }
 
     #[test]

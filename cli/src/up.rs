@@ -136,10 +136,15 @@ pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
             None,
         )
         .await?;
-    let control_plane_url = format!("http://{}", control_plane.grpc_addr);
+    let control_planes = mcpr_tls::control_planes::ControlPlanes::parse(
+        &format!("http://{}", control_plane.grpc_addr),
+        "the in-process control plane",
+    )?;
     let agent_config = mcpr_node_agent::Config {
         agent_id: "local".into(),
-        control_plane_url: control_plane_url.clone(),
+        // One agent, no constraints: a server with a selector stays unplaced here.
+        labels: Default::default(),
+        control_planes: control_planes.clone(),
         advertise_url: None,
         settings: options.agent.clone(),
         tls: None,
@@ -158,7 +163,7 @@ pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
     let gateway = mcpr_edge_gateway::Gateway::start_with_local_agent(
         mcpr_edge_gateway::Config {
             gateway_id: "local".into(),
-            control_plane_url,
+            control_planes,
             mcp_path: options.mcp_path.clone(),
             cluster_token: Some(cluster_token),
             host_policy: host_policy.clone(),
@@ -171,14 +176,66 @@ pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
             "the gateway got no configuration from the in-process control plane within 10 s"
         );
     }
+    // One `/metrics` for the three components and the process: open on loopback, else
+    // behind MCPR_METRICS_TOKEN.
+    let control_plane = Arc::new(control_plane);
+    let render = {
+        let (control_plane, gateway, agent) =
+            (control_plane.clone(), gateway.clone(), agent.clone());
+        mcpr_tls::metrics::with_process(move |out| {
+            control_plane.render_metrics(out);
+            gateway.render_metrics(out);
+            agent.render_metrics(out);
+        })
+    };
+    let loopback = mcpr_tls::host_policy::is_loopback_host(&options.host);
+    let metrics = mcpr_tls::metrics::setup(render, loopback, None, &host_policy, None).await?;
     let http = control_plane
         .http_router(&host_policy)
-        .merge(gateway.router());
+        .layer(axum::middleware::from_fn_with_state(
+            (control_plane.clone(), gateway.clone()),
+            served_before_answered,
+        ))
+        .merge(gateway.router())
+        .merge(metrics);
     Ok(Router {
         gateway,
         agent,
         http,
     })
+}
+
+/// How long a change's answer may wait for the gateway to serve it.
+const SERVED_WITHIN: Duration = Duration::from_secs(2);
+
+/// In one process, the answer to a change through the API (or the UI) comes once the gateway
+/// serves it: a script that adds a server or a key and lists or calls at once sees it, never
+/// the configuration from before. Bounded: a gateway slower than `SERVED_WITHIN` only delays
+/// the answer that long. (In a cluster the gateways follow within the propagation delay,
+/// `mcpr_gateway_snapshot_propagation_delay_seconds`.)
+async fn served_before_answered(
+    axum::extract::State((control_plane, gateway)): axum::extract::State<(
+        Arc<mcpr_control_plane::ControlPlane>,
+        Arc<mcpr_edge_gateway::Gateway>,
+    )>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let reads_only = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let response = next.run(request).await;
+    if !reads_only && response.status().is_success() {
+        let version = control_plane.config_version();
+        if !gateway.wait_for_version(version, SERVED_WITHIN).await {
+            tracing::warn!(
+                version,
+                "the gateway did not serve a change within 2 s of its answer"
+            );
+        }
+    }
+    response
 }
 
 pub async fn bind(options: &UpOptions) -> anyhow::Result<TcpListener> {
@@ -200,7 +257,7 @@ pub fn banner(scheme: &str, addr: SocketAddr, mcp_path: &str) {
 /// `mcpr up`: the router in this process, serving MCP, the API and the UI on one port until
 /// Ctrl-C or SIGTERM (or MCP on stdin/stdout with `--transport stdio`).
 pub async fn run(args: &UpArgs, tls: Option<Arc<mcpr_tls::Tls>>) -> anyhow::Result<()> {
-    mcpr_core::telemetry::init_logging();
+    let mut telemetry = mcpr_core::telemetry::init("mcpr").map_err(anyhow::Error::msg)?;
     mcpr_core::settings::Limits::install_from_env()?;
     let options = args.options();
     if args.transport == Transport::Stdio {
@@ -220,6 +277,7 @@ pub async fn run(args: &UpArgs, tls: Option<Arc<mcpr_tls::Tls>>) -> anyhow::Resu
     }
     agent.shutdown().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
+    telemetry.shutdown();
     Ok(())
 }
 

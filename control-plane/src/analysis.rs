@@ -32,17 +32,21 @@ pub struct Analyzer {
 }
 
 impl Analyzer {
-    /// `GITHUB_TOKEN`, `ANTHROPIC_*`, `MCPR_REGISTRY_URL`, `MCPR_REGISTRY_DIR` through `get`.
-    pub fn from_env(servers: Arc<Registry>, get: impl Fn(&str) -> Option<String>) -> Analyzer {
+    /// `GITHUB_TOKEN`, `MCPR_GITHUB_API_URL`, `ANTHROPIC_*`, `MCPR_REGISTRY_URL`,
+    /// `MCPR_REGISTRY_DIR` through `get`; a bad `MCPR_GITHUB_API_URL` stops the start.
+    pub fn from_env(
+        servers: Arc<Registry>,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Analyzer> {
         let mcp_registry = McpRegistry::from_env(&get).map_err(|e| e.to_string());
         if let Err(e) = &mcp_registry {
             tracing::warn!(error = %e, "MCP Registry client not configured");
         }
-        Analyzer {
-            settings: mcpr_analyze::Settings::from_env(&get),
+        Ok(Analyzer {
+            settings: mcpr_analyze::Settings::from_env(&get).map_err(anyhow::Error::msg)?,
             mcp_registry,
             servers,
-        }
+        })
     }
 
     fn mcp_registry(&self) -> Result<&McpRegistry, ApiError> {
@@ -85,12 +89,20 @@ fn fetch_error(e: mcpr_analyze::fetch::FetchError) -> ApiError {
             Some("url".into()),
             message,
         ),
-        FetchError::Git { .. } | FetchError::Io { .. } => ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "fetch_failed",
+        FetchError::RateLimited { .. } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "github_rate_limited",
             Some("url".into()),
             message,
         ),
+        FetchError::Git { .. } | FetchError::Github { .. } | FetchError::Io { .. } => {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "fetch_failed",
+                Some("url".into()),
+                message,
+            )
+        }
     }
 }
 
@@ -288,6 +300,7 @@ async fn reanalyze(
                     reference: source.reference.clone(),
                     path: source.path.clone(),
                     prefer: request.prefer,
+                    fetch: Default::default(),
                     claude: false,
                 },
                 &a.settings,

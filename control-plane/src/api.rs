@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::keys::{KeyError, KeyRing, NewKey};
-use crate::registry::{NewServer, Registry, RegistryError, ServerPatch};
+use crate::registry::{NewServer, Registry, RegistryError, ServerPatch, ToolPatch};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -31,6 +31,18 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/api/v1/servers/{name}/restart", post(restart))
         .route("/api/v1/servers/{name}/status", get(status))
         .route("/api/v1/servers/{name}/tools", get(tools))
+        .route(
+            "/api/v1/servers/{name}/tools/{tool}",
+            axum::routing::patch(update_tool),
+        )
+        .route(
+            "/api/v1/servers/{name}/tools/{tool}/enable",
+            post(enable_tool),
+        )
+        .route(
+            "/api/v1/servers/{name}/tools/{tool}/disable",
+            post(disable_tool),
+        )
         .route("/api/v1/servers/{name}/logs", get(logs))
         .route("/api/v1/import", post(import))
         .fallback(not_found)
@@ -46,6 +58,7 @@ pub fn keys_router(keys: Arc<KeyRing>) -> Router {
         .route("/api/v1/keys", get(list_keys).post(create_key))
         .route("/api/v1/keys/{key}", axum::routing::delete(revoke_key))
         .route("/api/v1/keys/{key}/revoke", post(revoke_key))
+        .route("/api/v1/keys/{key}/remove", post(remove_key))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(keys)
 }
@@ -67,6 +80,22 @@ async fn revoke_key(
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
     Ok(Json(keys.revoke(&key).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct RemoveQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+/// Removal deletes the key (`DELETE` keeps meaning revoke: scripts rely on it); an active
+/// key only with `?force=true`.
+async fn remove_key(
+    State(keys): State<Arc<KeyRing>>,
+    Path(key): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> Result<Response, ApiError> {
+    Ok(Json(keys.remove(&key, q.force).await?).into_response())
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -117,6 +146,29 @@ async fn status(State(reg): Reg, Path(name): Path<String>) -> Result<Response, A
 
 async fn tools(State(reg): Reg, Path(name): Path<String>) -> Result<Response, ApiError> {
     Ok(Json(reg.tools(&name)?).into_response())
+}
+
+/// A disabled tool leaves every view's lists and is refused on call, within a snapshot push.
+async fn disable_tool(
+    State(reg): Reg,
+    Path((name, tool)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    Ok(Json(reg.set_tool_enabled(&name, &tool, false).await?).into_response())
+}
+
+async fn enable_tool(
+    State(reg): Reg,
+    Path((name, tool)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    Ok(Json(reg.set_tool_enabled(&name, &tool, true).await?).into_response())
+}
+
+async fn update_tool(
+    State(reg): Reg,
+    Path((name, tool)): Path<(String, String)>,
+    ApiJson(patch): ApiJson<ToolPatch>,
+) -> Result<Response, ApiError> {
+    Ok(Json(reg.update_tool(&name, &tool, patch).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -235,6 +287,12 @@ impl From<RegistryError> for ApiError {
             RegistryError::NotFound(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", None, message)
             }
+            RegistryError::UnknownTool { .. } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                Some("tool".into()),
+                message,
+            ),
             RegistryError::Duplicate(_) => ApiError::new(
                 StatusCode::CONFLICT,
                 "duplicate",
@@ -265,6 +323,7 @@ impl From<KeyError> for ApiError {
             KeyError::Ambiguous(_) => {
                 ApiError::new(StatusCode::CONFLICT, "ambiguous", None, message)
             }
+            KeyError::Active(_) => ApiError::new(StatusCode::CONFLICT, "key_active", None, message),
             KeyError::Store(_) => {
                 tracing::error!(error = %message, "store failure");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", None, message)

@@ -8,10 +8,13 @@
 //!
 //! - `server`: a server added or changed (the whole `ServerView`, as `GET /servers/{name}`);
 //! - `server_removed`: `{"name"}`;
-//! - `tools`: `{"server", "tools"}`, a server's tool list changed;
+//! - `tools`: `{"server", "tools"}`, a server's tool list or the admin's settings of its
+//!   tools changed (the list as `GET /servers/{name}/tools`);
 //! - `restart`: `{"server", "restart_count"}`, a server restarted;
 //! - `keys`: the API key list (as `GET /keys`) after any key change;
-//! - `log`: `{"server", "at_ms", "stream", "line"}`.
+//! - `log`: `{"server", "at_ms", "stream", "line"}`;
+//! - `audit`: one audit record once stored (as in `GET /api/v1/audit`), recorded only while a
+//!   stream is open: the feed is for watching live, the API has the whole log.
 //!
 //! A stream opens with a `snapshot` event (`{"servers", "keys"}`), unless its
 //! `Last-Event-ID` is still in the ring: then it replays what came after that id. A client
@@ -31,6 +34,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
 
+use crate::audit::Audit;
 use crate::keys::KeyRing;
 use crate::registry::Registry;
 
@@ -61,7 +65,7 @@ pub struct Events {
 
 impl Events {
     /// Starts the watcher task; it ends when the fleet does.
-    pub fn start(registry: Arc<Registry>, keys: Arc<KeyRing>) -> Arc<Events> {
+    pub fn start(registry: Arc<Registry>, keys: Arc<KeyRing>, audit: Arc<Audit>) -> Arc<Events> {
         let events = Arc::new(Events {
             registry,
             keys,
@@ -71,7 +75,7 @@ impl Events {
             }),
             latest: watch::channel(0).0,
         });
-        tokio::spawn(watch_changes(events.clone()));
+        tokio::spawn(watch_changes(events.clone(), audit));
         events
     }
 
@@ -125,7 +129,9 @@ impl Events {
 struct Seen {
     name: String,
     view: Value,
-    tools_json: String,
+    /// What `GET /servers/{name}/tools` is made of: the upstream's list and the tool settings
+    /// (compared as they are, so that an unchanged server costs no parse).
+    tools: (String, Vec<crate::store::ToolOverrideRecord>),
     restart_count: u64,
 }
 
@@ -137,7 +143,9 @@ fn comparable(mut view: Value) -> Value {
     view
 }
 
-async fn watch_changes(events: Arc<Events>) {
+/// Holds `audit` so that its feed stays open as long as this watcher runs.
+async fn watch_changes(events: Arc<Events>, audit: Arc<Audit>) {
+    let mut records = audit.subscribe();
     let fleet = events.registry.fleet.clone();
     let mut version = fleet.subscribe();
     let mut logs = fleet.subscribe_logs();
@@ -174,6 +182,17 @@ async fn watch_changes(events: Arc<Events>) {
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
+            record = records.recv() => match record {
+                Ok(record) => {
+                    if events.latest.receiver_count() > 0 {
+                        events.push("audit", json!(*record));
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(lost)) => {
+                    tracing::debug!(lost, "the admin event feed lost audit records");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
         }
     }
 }
@@ -182,9 +201,13 @@ async fn watch_changes(events: Arc<Events>) {
 /// (`announce` false: only learns the current state).
 fn diff_servers(events: &Events, seen: &mut HashMap<String, Seen>, announce: bool) {
     let mut current = HashMap::new();
-    for server in events.registry.list() {
+    for record in events.registry.servers().iter() {
+        let server = events.registry.view(record);
         let id = server.id.clone();
-        let tools_json = events.registry.fleet.status(&id).tools_json;
+        let tools = (
+            events.registry.fleet.status(&id).tools_json,
+            events.registry.tool_overrides_of(&id),
+        );
         let restart_count = u64::from(server.status.restart_count);
         let view = serde_json::to_value(&server).unwrap_or(Value::Null);
         let name = server.name;
@@ -201,10 +224,9 @@ fn diff_servers(events: &Events, seen: &mut HashMap<String, Seen>, announce: boo
                             json!({"server": name, "restart_count": restart_count}),
                         );
                     }
-                    if before.tools_json != tools_json {
-                        let tools: Value =
-                            serde_json::from_str(&tools_json).unwrap_or_else(|_| json!([]));
-                        events.push("tools", json!({"server": name, "tools": tools}));
+                    if before.tools != tools {
+                        let listed = events.registry.tools_of(record);
+                        events.push("tools", json!({"server": name, "tools": listed}));
                     }
                 }
             }
@@ -214,7 +236,7 @@ fn diff_servers(events: &Events, seen: &mut HashMap<String, Seen>, announce: boo
             Seen {
                 name,
                 view,
-                tools_json,
+                tools,
                 restart_count,
             },
         );

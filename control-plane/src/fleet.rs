@@ -5,11 +5,12 @@
 //! Invariant: the lock is never held across an `.await`; every change that a gateway or agent
 //! must see bumps the version through [`Fleet::changed`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use mcpr_core::model::ServerState;
+use mcpr_core::model::{RuntimeSpec, ServerState};
+use mcpr_core::placement::{Labels, Requirement};
 use mcpr_proto as pb;
 use serde::Serialize;
 use tokio::sync::watch;
@@ -25,6 +26,41 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 pub struct AgentInfo {
     pub relay_url: String,
     pub last_seen: Instant,
+    /// Placement labels it registered with (`--label`).
+    pub labels: Labels,
+    /// Ids of the servers its last status report listed, in any state but stopped: a
+    /// server moved off it is placed elsewhere only once this no longer names it.
+    pub running: BTreeSet<String>,
+}
+
+/// What a control plane writes of one agent at the next cluster sync.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentNote {
+    pub relay_url: String,
+    /// Set by a registration.
+    pub labels: Option<Labels>,
+    /// Set by a status report that changed the agent's running servers.
+    pub running: Option<BTreeSet<String>>,
+}
+
+impl AgentNote {
+    /// Fills what this newer note does not say from an older one.
+    fn or_older(&mut self, older: AgentNote) {
+        if self.labels.is_none() {
+            self.labels = older.labels;
+        }
+        if self.running.is_none() {
+            self.running = older.running;
+        }
+    }
+}
+
+/// An agent as the cluster's shared tables hold it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentRecord {
+    pub relay_url: String,
+    pub labels: Labels,
+    pub running: BTreeSet<String>,
 }
 
 /// The latest status an agent reported for one server.
@@ -59,8 +95,10 @@ struct Inner {
     agents: HashMap<String, AgentInfo>,
     /// server id -> agent id
     placement: HashMap<String, String>,
-    /// The leader epoch under which the placement was written (0: this process places).
+    /// The leader epoch the placement was read at (0: this process places).
     epoch: u64,
+    /// Shared mode: the cluster's config version the placement was read at.
+    installed_version: u64,
     status: HashMap<String, ServerStatusView>,
     logs: HashMap<String, VecDeque<LogEntry>>,
     /// Gateway id -> the snapshot version last sent to it.
@@ -79,8 +117,8 @@ pub struct GatewaySeen {
 /// What agents told this control plane since the last cluster sync (`cluster/`).
 #[derive(Debug, Default)]
 pub struct Outbox {
-    /// Agent id -> relay URL, for registrations and heartbeats.
-    pub agents: HashMap<String, String>,
+    /// Agent id -> what it said: registrations, heartbeats, running servers.
+    pub agents: HashMap<String, AgentNote>,
     pub status: HashMap<String, ServerStatusView>,
     /// A change a gateway or agent must see: the cluster's version is bumped.
     pub changed: bool,
@@ -90,8 +128,10 @@ pub struct Outbox {
 #[derive(Debug, Default)]
 pub struct SharedState {
     pub version: u64,
-    pub agents: HashMap<String, String>,
+    pub agents: HashMap<String, AgentRecord>,
     pub placement: HashMap<String, String>,
+    /// The placement lease's epoch when this was read: never lower than that of the leader
+    /// that wrote the placement, and never going down (agents fence on it).
     pub epoch: u64,
     pub status: HashMap<String, ServerStatusView>,
 }
@@ -159,8 +199,15 @@ impl Fleet {
     pub fn restore_outbox(&self, old: Outbox) {
         let mut inner = self.inner.lock().unwrap();
         let outbox = &mut inner.outbox;
-        for (id, url) in old.agents {
-            outbox.agents.entry(id).or_insert(url);
+        for (id, note) in old.agents {
+            match outbox.agents.entry(id) {
+                std::collections::hash_map::Entry::Occupied(mut newer) => {
+                    newer.get_mut().or_older(note)
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(note);
+                }
+            }
         }
         for (id, status) in old.status {
             outbox.status.entry(id).or_insert(status);
@@ -176,19 +223,22 @@ impl Fleet {
         inner.agents = shared
             .agents
             .into_iter()
-            .map(|(id, relay_url)| {
+            .map(|(id, agent)| {
                 let last_seen = previous.get(&id).map_or(now, |a| a.last_seen);
                 (
                     id,
                     AgentInfo {
-                        relay_url,
+                        relay_url: agent.relay_url,
                         last_seen,
+                        labels: agent.labels,
+                        running: agent.running,
                     },
                 )
             })
             .collect();
         inner.placement = shared.placement;
         inner.epoch = shared.epoch;
+        inner.installed_version = shared.version;
         inner.status = shared.status;
         let servers: Vec<String> = inner.placement.keys().cloned().collect();
         inner.logs.retain(|server, _| servers.contains(server));
@@ -203,6 +253,26 @@ impl Fleet {
     /// The leader epoch of the current placement (0 outside a cluster).
     pub fn epoch(&self) -> u64 {
         self.inner.lock().unwrap().epoch
+    }
+
+    /// Server id -> agent id, as placed now.
+    pub fn placement(&self) -> HashMap<String, String> {
+        self.inner.lock().unwrap().placement.clone()
+    }
+
+    /// Shared mode: the placement with the leader epoch and config version it was read at,
+    /// taken together so that an agent fencing on (epoch, version) never follows a
+    /// placement newer or older than its stamp. `None` outside a cluster.
+    pub fn placement_stamped(&self) -> Option<(HashMap<String, String>, u64, u64)> {
+        if !self.is_shared() {
+            return None;
+        }
+        let inner = self.inner.lock().unwrap();
+        Some((
+            inner.placement.clone(),
+            inner.epoch,
+            inner.installed_version,
+        ))
     }
 
     /// Records the snapshot version a gateway was sent.
@@ -255,19 +325,32 @@ impl Fleet {
         *self.version.borrow()
     }
 
-    pub fn register_agent(&self, id: &str, relay_url: &str) {
+    pub fn register_agent(&self, id: &str, relay_url: &str, labels: Labels) {
         let mut inner = self.inner.lock().unwrap();
         if self.is_shared() {
-            inner
-                .outbox
-                .agents
-                .insert(id.to_owned(), relay_url.to_owned());
+            let mut note = AgentNote {
+                relay_url: relay_url.to_owned(),
+                labels: Some(labels.clone()),
+                running: None,
+            };
+            if let Some(older) = inner.outbox.agents.remove(id) {
+                note.or_older(older);
+            }
+            inner.outbox.agents.insert(id.to_owned(), note);
         }
+        // What it runs is known again from its next report; until then what it last said.
+        let running = inner
+            .agents
+            .get(id)
+            .map(|a| a.running.clone())
+            .unwrap_or_default();
         inner.agents.insert(
             id.to_owned(),
             AgentInfo {
                 relay_url: relay_url.to_owned(),
                 last_seen: Instant::now(),
+                labels,
+                running,
             },
         );
         drop(inner);
@@ -282,7 +365,15 @@ impl Fleet {
                 agent.last_seen = Instant::now();
                 let relay_url = agent.relay_url.clone();
                 if self.is_shared() {
-                    inner.outbox.agents.insert(id.to_owned(), relay_url);
+                    // A pending note (a registration, a report) says more: keep it.
+                    inner
+                        .outbox
+                        .agents
+                        .entry(id.to_owned())
+                        .or_insert_with(|| AgentNote {
+                            relay_url,
+                            ..Default::default()
+                        });
                 }
                 true
             }
@@ -322,11 +413,11 @@ impl Fleet {
         dead
     }
 
-    /// The scheduler: keeps every server in `server_ids` on a live agent, placing new ones
-    /// on the agent with the fewest servers, and forgets servers that no longer exist.
-    /// Returns server id -> agent id.
+    /// The scheduler: keeps every server of `wanted` on a live agent that its requirement
+    /// admits, placing new ones on the least loaded of those, and forgets servers that no
+    /// longer exist. Returns server id -> agent id.
     /// In shared mode only the leader places (`cluster/`): this returns its placement.
-    pub fn place(&self, server_ids: &[String]) -> HashMap<String, String> {
+    pub fn place(&self, wanted: &[Wanted<'_>]) -> HashMap<String, String> {
         let mut inner = self.inner.lock().unwrap();
         if self.is_shared() {
             return inner.placement.clone();
@@ -338,10 +429,16 @@ impl Fleet {
             logs,
             ..
         } = &mut *inner;
-        status.retain(|server, _| server_ids.contains(server));
-        logs.retain(|server, _| server_ids.contains(server));
-        let live: Vec<&String> = agents.keys().collect();
-        let moved = plan(placement, &live, server_ids);
+        let ids: std::collections::HashSet<&str> = wanted.iter().map(|w| w.id).collect();
+        status.retain(|server, _| ids.contains(server.as_str()));
+        logs.retain(|server, _| ids.contains(server.as_str()));
+        let live: Vec<Candidate<'_>> = agents
+            .iter()
+            .map(|(id, a)| Candidate::new(id, &a.labels, &a.running))
+            .collect();
+        let moved = plan(placement, &live, wanted);
+        // What an agent reported of a server it no longer holds is not the server's status.
+        status.retain(|server, s| placement.get(server).is_some_and(|a| *a == s.agent_id));
         let result = placement.clone();
         drop(inner);
         if moved {
@@ -356,18 +453,43 @@ impl Fleet {
         let mut inner = self.inner.lock().unwrap();
         let shared = self.is_shared();
         let mut changed = false;
+        let running: BTreeSet<String> = report
+            .servers
+            .iter()
+            .filter(|s| ServerState::from_proto(s.state) != ServerState::Stopped)
+            .map(|s| s.server_id.clone())
+            .collect();
+        let Inner { agents, outbox, .. } = &mut *inner;
+        if let Some(agent) = agents.get_mut(agent_id)
+            && agent.running != running
+        {
+            // A server waiting for this agent to stop it may be placed now.
+            changed = true;
+            if shared {
+                outbox
+                    .agents
+                    .entry(agent_id.to_owned())
+                    .or_insert_with(|| AgentNote {
+                        relay_url: agent.relay_url.clone(),
+                        ..Default::default()
+                    })
+                    .running = Some(running.clone());
+            }
+            agent.running = running;
+        }
         for s in report.servers {
-            // A report from an agent that no longer holds the server is stale.
-            if inner
-                .placement
-                .get(&s.server_id)
-                .is_some_and(|a| a != agent_id)
-            {
+            // A report from an agent that no longer holds the server is stale. Alone, this
+            // process placed every server an agent runs, so one placed nowhere (moved off
+            // it, waiting for it to stop) is stale too; in a cluster the store decides.
+            let holder = inner.placement.get(&s.server_id);
+            let stale = match shared {
+                true => holder.is_some_and(|a| a != agent_id),
+                false => holder.is_none_or(|a| a != agent_id),
+            };
+            if stale {
                 continue;
             }
-            let tool_count = serde_json::from_str::<Vec<serde_json::Value>>(&s.tools_json)
-                .map(|t| t.len())
-                .unwrap_or(0);
+            let tool_count = count_tools(&s.tools_json);
             let view = ServerStatusView {
                 state: ServerState::from_proto(s.state),
                 agent_id: agent_id.to_owned(),
@@ -440,6 +562,25 @@ impl Fleet {
             .unwrap_or_default()
     }
 
+    /// Why the enabled server `id` with `requirement` runs on no agent, when it does not:
+    /// no live agent admits it, or a copy still runs on an agent it moved off.
+    pub fn unplaced_reason(&self, id: &str, requirement: Requirement<'_>) -> Option<Unplaced> {
+        let inner = self.inner.lock().unwrap();
+        if inner.placement.contains_key(id) {
+            return None;
+        }
+        if let Some((agent, _)) = inner.agents.iter().find(|(_, a)| a.running.contains(id)) {
+            return Some(Unplaced::Draining(agent.clone()));
+        }
+        if inner.agents.values().any(|a| requirement.admits(&a.labels)) {
+            return None;
+        }
+        Some(match requirement.is_any() {
+            true => Unplaced::NoAgent,
+            false => Unplaced::NoMatch(requirement.unmatched()),
+        })
+    }
+
     pub fn forget_server(&self, server_id: &str) {
         let mut inner = self.inner.lock().unwrap();
         inner.placement.remove(server_id);
@@ -448,30 +589,118 @@ impl Fleet {
     }
 }
 
-/// The scheduler's rule: keeps every server in `server_ids` on a live agent, placing new
-/// ones on the agent with the fewest servers, and forgets servers that no longer exist or
-/// whose agent is gone. Returns whether anything moved.
+/// How many tools a reported `tools/list` array holds (0 if it is not one), counted without
+/// building them: at 1,000 servers of 20 tools the parse into values dominated (issue 15).
+pub fn count_tools(tools_json: &str) -> usize {
+    serde_json::from_str::<Vec<serde::de::IgnoredAny>>(tools_json).map_or(0, |t| t.len())
+}
+
+/// Why an enabled server runs on no agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unplaced {
+    NoAgent,
+    /// No live agent's labels satisfy it: `no agent matches zone=a`.
+    NoMatch(String),
+    /// Moved off this agent, which has not stopped its copy yet.
+    Draining(String),
+}
+
+impl std::fmt::Display for Unplaced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unplaced::NoAgent => f.write_str("no agent is connected"),
+            Unplaced::NoMatch(why) => f.write_str(why),
+            Unplaced::Draining(agent) => write!(f, "waiting for agent {agent} to stop its copy"),
+        }
+    }
+}
+
+/// A server the scheduler places, with what it asks of an agent.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted<'a> {
+    pub id: &'a str,
+    pub requirement: Requirement<'a>,
+}
+
+impl<'a> Wanted<'a> {
+    /// The enabled servers of `records`, each with its placement's requirement.
+    pub fn enabled(records: &'a [crate::store::ServerRecord]) -> Vec<Wanted<'a>> {
+        records
+            .iter()
+            .filter(|s| s.enabled)
+            .map(|s| Wanted {
+                id: &s.id,
+                requirement: s
+                    .placement
+                    .requirement(matches!(s.runtime, RuntimeSpec::Docker { .. })),
+            })
+            .collect()
+    }
+}
+
+/// A live agent as the scheduler sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    pub id: &'a str,
+    pub labels: &'a Labels,
+    pub running: &'a BTreeSet<String>,
+}
+
+impl<'a> Candidate<'a> {
+    pub fn new(id: &'a str, labels: &'a Labels, running: &'a BTreeSet<String>) -> Self {
+        Candidate {
+            id,
+            labels,
+            running,
+        }
+    }
+}
+
+/// The scheduler's rule: keeps every server of `wanted` on a live agent its requirement
+/// admits, placing new ones on the least loaded such agent, and forgets servers that no
+/// longer exist, whose agent is gone, or whose agent no longer matches (a selector or the
+/// agent's labels changed). A server is never placed while some live agent still reports
+/// it running: one moved off an agent starts elsewhere once that agent stopped it, so it
+/// never runs twice. Returns whether anything moved.
 pub fn plan(
     placement: &mut HashMap<String, String>,
-    live_agents: &[&String],
-    server_ids: &[String],
+    live_agents: &[Candidate<'_>],
+    wanted: &[Wanted<'_>],
 ) -> bool {
+    let by_id: HashMap<&str, &Wanted<'_>> = wanted.iter().map(|w| (w.id, w)).collect();
+    let agents: HashMap<&str, &Candidate<'_>> = live_agents.iter().map(|a| (a.id, a)).collect();
     let before = placement.len();
-    placement.retain(|server, agent| server_ids.contains(server) && live_agents.contains(&&*agent));
+    placement.retain(|server, agent| {
+        let want = by_id.get(server.as_str());
+        let agent = agents.get(agent.as_str());
+        matches!((want, agent), (Some(w), Some(a)) if w.requirement.admits(a.labels))
+    });
     let mut moved = placement.len() != before;
     if live_agents.is_empty() {
         return moved;
     }
-    for server in server_ids {
-        if placement.contains_key(server) {
+    let mut load: HashMap<&str, usize> = live_agents.iter().map(|a| (a.id, 0)).collect();
+    for agent in placement.values() {
+        if let Some(count) = load.get_mut(agent.as_str()) {
+            *count += 1;
+        }
+    }
+    for want in wanted {
+        if placement.contains_key(want.id) {
             continue;
         }
-        let mut load: Vec<(usize, &String)> = live_agents
+        if live_agents.iter().any(|a| a.running.contains(want.id)) {
+            continue;
+        }
+        let chosen = live_agents
             .iter()
-            .map(|agent| (placement.values().filter(|a| a == agent).count(), *agent))
-            .collect();
-        load.sort();
-        placement.insert(server.clone(), load[0].1.clone());
+            .filter(|a| want.requirement.admits(a.labels))
+            .min_by_key(|a| (load[a.id], a.id));
+        let Some(agent) = chosen else {
+            continue;
+        };
+        *load.get_mut(agent.id).expect("every live agent has a load") += 1;
+        placement.insert(want.id.to_owned(), agent.id.to_owned());
         moved = true;
     }
     moved
@@ -480,15 +709,43 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mcpr_core::placement::{Placement, parse_labels};
+
+    fn any(ids: &[String]) -> Vec<Wanted<'_>> {
+        ids.iter()
+            .map(|id| Wanted {
+                id,
+                requirement: Requirement::ANY,
+            })
+            .collect()
+    }
+
+    fn report(agent: &str, servers: &[&str]) -> pb::StatusReport {
+        pb::StatusReport {
+            agent_id: agent.into(),
+            servers: servers
+                .iter()
+                .map(|id| pb::ServerStatus {
+                    server_id: (*id).into(),
+                    state: ServerState::Running.to_proto() as i32,
+                    ..Default::default()
+                })
+                .collect(),
+            logs: Vec::new(),
+        }
+    }
 
     #[test]
     fn places_on_least_loaded_agent_and_moves_off_dead_ones() {
         let fleet = Fleet::default();
         let servers: Vec<String> = (0..4).map(|i| format!("s{i}")).collect();
-        assert!(fleet.place(&servers).is_empty(), "no agent, no placement");
-        fleet.register_agent("a", "http://a");
-        fleet.register_agent("b", "http://b");
-        let placed = fleet.place(&servers);
+        assert!(
+            fleet.place(&any(&servers)).is_empty(),
+            "no agent, no placement"
+        );
+        fleet.register_agent("a", "http://a", Labels::new());
+        fleet.register_agent("b", "http://b", Labels::new());
+        let placed = fleet.place(&any(&servers));
         assert_eq!(placed.values().filter(|a| *a == "a").count(), 2);
         assert_eq!(placed.values().filter(|a| *a == "b").count(), 2);
         fleet
@@ -500,8 +757,72 @@ mod tests {
             .unwrap()
             .last_seen -= AGENT_TIMEOUT * 2;
         assert_eq!(fleet.expire_agents(), vec!["a".to_owned()]);
-        let placed = fleet.place(&servers);
+        let placed = fleet.place(&any(&servers));
         assert!(placed.values().all(|a| a == "b"));
         assert_eq!(placed.len(), 4);
+    }
+
+    /// A selector picks the agent; with none matching the server waits, with its reason;
+    /// a selector changed moves it, once the old agent stopped its copy.
+    #[test]
+    fn selectors_pick_agents_and_a_move_waits_for_the_old_copy_to_stop() {
+        let fleet = Fleet::default();
+        let zone = |z: &str| Placement {
+            selector: parse_labels([z], "selector").unwrap(),
+        };
+        let (zone_a, zone_c) = (zone("zone=a"), zone("zone=c"));
+        fn want(p: &Placement) -> Vec<Wanted<'_>> {
+            vec![Wanted {
+                id: "s",
+                requirement: p.requirement(false),
+            }]
+        }
+        fleet.register_agent("a", "http://a", parse_labels(["zone=a"], "l").unwrap());
+        fleet.register_agent("b", "http://b", parse_labels(["zone=b"], "l").unwrap());
+        assert!(fleet.place(&want(&zone_c)).is_empty());
+        assert_eq!(
+            fleet
+                .unplaced_reason("s", zone_c.requirement(false))
+                .map(|u| u.to_string())
+                .as_deref(),
+            Some("no agent matches zone=c")
+        );
+        fleet.register_agent("c", "http://c", parse_labels(["zone=c"], "l").unwrap());
+        assert_eq!(fleet.unplaced_reason("s", zone_c.requirement(false)), None);
+        assert_eq!(fleet.place(&want(&zone_c))["s"], "c");
+        fleet.report("c", report("c", &["s"]));
+        // Moved to zone a: off c at once, onto a only when c no longer runs it.
+        assert!(fleet.place(&want(&zone_a)).is_empty());
+        assert_eq!(
+            fleet
+                .unplaced_reason("s", zone_a.requirement(false))
+                .map(|u| u.to_string())
+                .as_deref(),
+            Some("waiting for agent c to stop its copy")
+        );
+        assert!(fleet.place(&want(&zone_a)).is_empty(), "still running on c");
+        fleet.report("c", report("c", &[]));
+        assert_eq!(fleet.place(&want(&zone_a))["s"], "a");
+        // Docker servers skip hosts labelled docker=false unless their selector says so.
+        let docker = Placement::default();
+        let wanted = [Wanted {
+            id: "d",
+            requirement: docker.requirement(true),
+        }];
+        let only = Fleet::default();
+        only.register_agent(
+            "x",
+            "http://x",
+            parse_labels(["docker=false"], "l").unwrap(),
+        );
+        assert!(only.place(&wanted).is_empty());
+        assert_eq!(
+            only.unplaced_reason("d", docker.requirement(true))
+                .map(|u| u.to_string())
+                .as_deref(),
+            Some("no agent matches docker!=false")
+        );
+        only.register_agent("y", "http://y", Labels::new());
+        assert_eq!(only.place(&wanted)["d"], "y");
     }
 }

@@ -10,7 +10,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::fleet::HEARTBEAT_INTERVAL;
+use crate::audit::Audit;
+use crate::fleet::{AGENT_TIMEOUT, HEARTBEAT_INTERVAL, Unplaced, Wanted};
 use crate::keys::KeyRing;
 use crate::registry::Registry;
 
@@ -18,13 +19,8 @@ type GrpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Runs the scheduler over the enabled servers; returns server id -> agent id.
 pub fn schedule(registry: &Registry) -> std::collections::HashMap<String, String> {
-    let enabled: Vec<String> = registry
-        .servers()
-        .iter()
-        .filter(|s| s.enabled)
-        .map(|s| s.id.clone())
-        .collect();
-    registry.fleet.place(&enabled)
+    let servers = registry.servers();
+    registry.fleet.place(&Wanted::enabled(&servers))
 }
 
 /// The whole configuration a gateway needs, as of now.
@@ -35,14 +31,27 @@ pub fn build_snapshot(registry: &Registry, keys: &KeyRing) -> pb::ConfigSnapshot
         .servers()
         .iter()
         .map(|s| {
-            let status = registry.fleet.status(&s.id);
+            let mut status = registry.fleet.status(&s.id);
+            let agent_id = placement.get(&s.id).cloned().unwrap_or_default();
+            if agent_id.is_empty() && s.enabled {
+                let docker = matches!(s.runtime, mcpr_core::model::RuntimeSpec::Docker { .. });
+                let requirement = s.placement.requirement(docker);
+                // Placed nowhere for want of a matching agent: the gateway neither waits for
+                // it to start nor hides why its calls fail.
+                if let Some(Unplaced::NoMatch(why)) =
+                    registry.fleet.unplaced_reason(&s.id, requirement)
+                {
+                    status.state = mcpr_core::model::ServerState::Stopped;
+                    status.last_error = why;
+                }
+            }
             pb::ProviderConfig {
                 id: s.id.clone(),
                 name: s.name.clone(),
                 description: s.description.clone(),
                 enabled: s.enabled,
                 session_mode: s.session_mode.to_proto() as i32,
-                agent_id: placement.get(&s.id).cloned().unwrap_or_default(),
+                agent_id,
                 status: Some(pb::ServerStatus {
                     server_id: s.id.clone(),
                     state: status.state.to_proto() as i32,
@@ -54,6 +63,16 @@ pub fn build_snapshot(registry: &Registry, keys: &KeyRing) -> pb::ConfigSnapshot
                     restart_generation: status.restart_generation,
                     progress: status.progress,
                 }),
+                tool_overrides: registry
+                    .tool_overrides_of(&s.id)
+                    .into_iter()
+                    .map(|o| pb::ToolOverride {
+                        tool: o.tool,
+                        disabled: o.disabled,
+                        name: o.name,
+                        description: o.description,
+                    })
+                    .collect(),
             }
         })
         .collect();
@@ -74,11 +93,19 @@ pub fn build_snapshot(registry: &Registry, keys: &KeyRing) -> pb::ConfigSnapshot
         credentials,
         auth: Some(auth),
         session_key: registry.fleet.session_key(),
+        // Set by the watch from the audit settings (`audit/`).
+        audit: None,
+        built_at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
     }
 }
 
 fn assignments_for(registry: &Registry, agent_id: &str) -> pb::Assignments {
-    let placement = schedule(registry);
+    let (placement, epoch, version) = match registry.fleet.placement_stamped() {
+        Some(stamped) => stamped,
+        None => (schedule(registry), 0, registry.fleet.version()),
+    };
     let servers = registry
         .servers()
         .iter()
@@ -93,14 +120,15 @@ fn assignments_for(registry: &Registry, agent_id: &str) -> pb::Assignments {
         })
         .collect();
     pb::Assignments {
-        version: registry.fleet.version(),
+        version,
         servers,
-        epoch: registry.fleet.epoch(),
+        epoch,
     }
 }
 
-/// Streams `make()` now and after every fleet change, skipping repeats, until the peer leaves.
-fn watch_stream<T, F>(registry: Arc<Registry>, make: F) -> GrpcStream<T>
+/// Streams `make()` now and after every fleet change, skipping repeats (as `normalize`d
+/// for the comparison: versions move on every status report), until the peer leaves.
+fn watch_stream<T, F>(registry: Arc<Registry>, make: F, normalize: fn(&mut T)) -> GrpcStream<T>
 where
     T: PartialEq + Clone + Send + 'static,
     F: Fn(&Registry) -> Option<T> + Send + 'static,
@@ -119,11 +147,13 @@ where
                     .await;
                 return;
             };
-            if last.as_ref() != Some(&current) {
-                if tx.send(Ok(current.clone())).await.is_err() {
+            let mut compared = current.clone();
+            normalize(&mut compared);
+            if last.as_ref() != Some(&compared) {
+                if tx.send(Ok(current)).await.is_err() {
                     return;
                 }
-                last = Some(current);
+                last = Some(compared);
             }
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { return },
@@ -149,6 +179,43 @@ impl Drop for GatewayWatch {
 pub struct ConfigService {
     pub registry: Arc<Registry>,
     pub keys: Arc<KeyRing>,
+    pub audit: Arc<Audit>,
+    /// The snapshot of the current version, built once for every gateway watching.
+    pub latest: Arc<LatestSnapshot>,
+}
+
+/// One snapshot per config version, shared by the gateways' watches: at 1,000 servers a
+/// build copies megabytes, and each watch building its own was a fifth of the control
+/// plane's work per change (issue 15).
+#[derive(Default)]
+pub struct LatestSnapshot(std::sync::Mutex<Option<Arc<pb::ConfigSnapshot>>>);
+
+impl LatestSnapshot {
+    /// The snapshot of the version now, built by the first watch to ask for it. Its
+    /// `version` is the one read before it was built: a gateway serving version V has every
+    /// change up to V.
+    fn current(&self, registry: &Registry, keys: &KeyRing, audit: &pb::AuditPolicy) -> Shared {
+        let mut latest = self.0.lock().unwrap();
+        let version = registry.fleet.version();
+        if let Some(snapshot) = latest.as_ref().filter(|s| s.version == version) {
+            return Shared(snapshot.clone());
+        }
+        let mut snapshot = build_snapshot(registry, keys);
+        snapshot.audit = Some(audit.clone());
+        let snapshot = Arc::new(snapshot);
+        *latest = Some(snapshot.clone());
+        Shared(snapshot)
+    }
+}
+
+/// A shared snapshot, the same as another when it is the same build (the same version).
+#[derive(Clone)]
+struct Shared(Arc<pb::ConfigSnapshot>);
+
+impl PartialEq for Shared {
+    fn eq(&self, other: &Shared) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 #[tonic::async_trait]
@@ -161,24 +228,23 @@ impl pb::config_service_server::ConfigService for ConfigService {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let gateway_id = request.get_ref().gateway_id.clone();
         tracing::info!(gateway = %gateway_id, "gateway watching config");
-        // Versions move on every status report; compare snapshots without the version so
-        // that a gateway only hears of real changes.
-        let keys = self.keys.clone();
-        let stream = watch_stream(self.registry.clone(), move |reg| {
-            let mut snapshot = build_snapshot(reg, &keys);
-            snapshot.version = 0;
-            Some(snapshot)
-        });
-        let registry = self.registry.clone();
+        // Each version once (a status report moves it too, and the gateway's
+        // `mcpr_gateway_config_version` follows the control plane's).
+        let (keys, latest) = (self.keys.clone(), self.latest.clone());
+        let audit = self.audit.policy();
+        let stream = watch_stream(
+            self.registry.clone(),
+            move |reg| Some(latest.current(reg, &keys, &audit)),
+            |_| {},
+        );
         let seen = GatewayWatch {
-            fleet: registry.fleet.clone(),
+            fleet: self.registry.fleet.clone(),
             gateway_id,
         };
         let stream = futures::StreamExt::map(stream, move |item| {
-            item.map(|mut s| {
-                s.version = registry.fleet.version();
+            item.map(|Shared(s)| {
                 seen.fleet.gateway_sent(&seen.gateway_id, s.version);
-                s
+                Arc::unwrap_or_clone(s)
             })
         });
         Ok(Response::new(Box::pin(stream)))
@@ -194,6 +260,16 @@ impl pb::config_service_server::ConfigService for ConfigService {
             .await
             .map_err(|e| Status::internal(format!("recording key usage: {e}")))?;
         Ok(Response::new(pb::UsageAck {}))
+    }
+
+    /// Queued for the audit writer: answered at once, so a slow store never holds a
+    /// gateway's shipper (what does not fit is dropped and counted, `audit/`).
+    async fn report_audit(
+        &self,
+        request: Request<pb::AuditReport>,
+    ) -> Result<Response<pb::AuditAck>, Status> {
+        self.audit.ingest(request.into_inner());
+        Ok(Response::new(pb::AuditAck {}))
     }
 }
 
@@ -217,12 +293,16 @@ impl pb::agent_service_server::AgentService for AgentService {
                 r.relay_url
             )));
         }
-        tracing::info!(agent = %r.agent_id, relay = %r.relay_url, "agent registered");
+        let labels: mcpr_core::placement::Labels = r.labels.into_iter().collect();
+        mcpr_core::placement::validate_labels(&labels, "labels")
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        tracing::info!(agent = %r.agent_id, relay = %r.relay_url, ?labels, "agent registered");
         self.registry
             .fleet
-            .register_agent(&r.agent_id, &r.relay_url);
+            .register_agent(&r.agent_id, &r.relay_url, labels);
         Ok(Response::new(pb::RegisterResponse {
             heartbeat_interval_ms: HEARTBEAT_INTERVAL.as_millis() as u64,
+            lease_ms: AGENT_TIMEOUT.as_millis() as u64,
         }))
     }
 
@@ -241,14 +321,17 @@ impl pb::agent_service_server::AgentService for AgentService {
         request: Request<pb::AssignmentsRequest>,
     ) -> Result<Response<Self::WatchAssignmentsStream>, Status> {
         let agent_id = request.into_inner().agent_id;
-        let stream = watch_stream(self.registry.clone(), move |reg| {
-            if !reg.fleet.agents().iter().any(|(id, _)| *id == agent_id) {
-                return None;
-            }
-            let mut a = assignments_for(reg, &agent_id);
-            a.version = 0;
-            Some(a)
-        });
+        let stream = watch_stream(
+            self.registry.clone(),
+            move |reg| {
+                if !reg.fleet.agents().iter().any(|(id, _)| *id == agent_id) {
+                    return None;
+                }
+                // Sent with its version and epoch, which the agent fences on (`control.rs`).
+                Some(assignments_for(reg, &agent_id))
+            },
+            |a| a.version = 0,
+        );
         Ok(Response::new(stream))
     }
 

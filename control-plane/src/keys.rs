@@ -71,6 +71,10 @@ pub enum KeyError {
     NotFound(String),
     #[error("{0:?} names several API keys: give the key's id")]
     Ambiguous(String),
+    #[error(
+        "API key {0:?} is still active: revoke it first, or remove it with force (`mcpr key remove --force`, `?force=true`)"
+    )]
+    Active(String),
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -122,6 +126,21 @@ pub struct KeyRing {
     keys: RwLock<Arc<Vec<ApiKeyRecord>>>,
     /// Set by `oauth`: the JWT issuers gateways accept; makes authentication required.
     oauth: RwLock<Option<pb::OAuthPolicy>>,
+    /// Set by `oauth` when the built-in server runs: which of its tokens gateways refuse.
+    /// Read from the store with the keys, so that a revocation made by another control
+    /// plane arrives with the cluster's reload like a revoked key.
+    oauth_revocations: RwLock<Option<OAuthRevocations>>,
+}
+
+/// Clients and consents an admin revoked, whose access tokens may still be unexpired.
+#[derive(Debug, Clone, Default)]
+struct OAuthRevocations {
+    /// The built-in issuer (`iss`) the revocations apply to.
+    issuer: String,
+    /// How far back a revocation still matters: the access tokens' lifetime and a margin.
+    window_ms: i64,
+    clients: Vec<String>,
+    consents: Vec<String>,
 }
 
 impl KeyRing {
@@ -139,6 +158,7 @@ impl KeyRing {
             limits,
             keys: RwLock::new(Arc::new(keys)),
             oauth: RwLock::new(None),
+            oauth_revocations: RwLock::new(None),
         })
     }
 
@@ -174,6 +194,48 @@ impl KeyRing {
     pub async fn reload(&self) -> Result<(), StoreError> {
         let keys = self.store.list_api_keys().await?;
         *self.keys.write().unwrap() = Arc::new(keys);
+        self.reload_oauth_revocations().await
+    }
+
+    /// Starts publishing the built-in issuer's revocations (`oauth`): access tokens live
+    /// `token_lifetime`, so a revocation older than that (and a margin for clocks) is left
+    /// out of snapshots.
+    pub async fn track_oauth_revocations(
+        &self,
+        issuer: String,
+        token_lifetime: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        *self.oauth_revocations.write().unwrap() = Some(OAuthRevocations {
+            issuer,
+            window_ms: token_lifetime.as_millis() as i64 + 60_000,
+            ..OAuthRevocations::default()
+        });
+        self.reload_oauth_revocations().await
+    }
+
+    /// An OAuth client or consent was revoked: gateways learn it with the next snapshot,
+    /// pushed now, as for a revoked key.
+    pub async fn oauth_revoked(&self) -> Result<(), StoreError> {
+        self.reload_oauth_revocations().await?;
+        self.fleet.changed();
+        Ok(())
+    }
+
+    async fn reload_oauth_revocations(&self) -> Result<(), StoreError> {
+        let Some(window_ms) = self
+            .oauth_revocations
+            .read()
+            .unwrap()
+            .as_ref()
+            .map(|r| r.window_ms)
+        else {
+            return Ok(());
+        };
+        let (clients, consents) = self.store.oauth_revocations(now_ms() - window_ms).await?;
+        if let Some(r) = self.oauth_revocations.write().unwrap().as_mut() {
+            r.clients = clients;
+            r.consents = consents;
+        }
         Ok(())
     }
 
@@ -277,8 +339,8 @@ impl KeyRing {
         self.keys().iter().map(view).collect()
     }
 
-    /// Revokes the key named by its id, its displayed prefix or its (unique) name.
-    pub async fn revoke(&self, which: &str) -> Result<KeyView, KeyError> {
+    /// The key named by its id, its displayed prefix or its (unique) name.
+    fn find(&self, which: &str) -> Result<ApiKeyRecord, KeyError> {
         let keys = self.keys();
         let found: Vec<&ApiKeyRecord> = match keys.iter().find(|k| k.id == which) {
             Some(k) => vec![k],
@@ -287,11 +349,16 @@ impl KeyRing {
                 .filter(|k| k.prefix == which || k.name == which)
                 .collect(),
         };
-        let record = match found.as_slice() {
-            [] => return Err(KeyError::NotFound(which.to_owned())),
-            [one] => (*one).clone(),
-            _ => return Err(KeyError::Ambiguous(which.to_owned())),
-        };
+        match found.as_slice() {
+            [] => Err(KeyError::NotFound(which.to_owned())),
+            [one] => Ok((*one).clone()),
+            _ => Err(KeyError::Ambiguous(which.to_owned())),
+        }
+    }
+
+    /// Revokes the key named by its id, its displayed prefix or its (unique) name.
+    pub async fn revoke(&self, which: &str) -> Result<KeyView, KeyError> {
+        let record = self.find(which)?;
         if record.revoked_at.is_empty() {
             self.store
                 .revoke_api_key(&record.id, &now_rfc3339())
@@ -301,6 +368,20 @@ impl KeyRing {
         let keys = self.keys();
         let record = keys.iter().find(|k| k.id == record.id).unwrap_or(&record);
         Ok(view(record))
+    }
+
+    /// Deletes a revoked or expired key from the store (it leaves lists; gateways then know
+    /// it no more and refuse it as unknown). An active key only with `force`, so that a
+    /// slip cannot cut off clients without the admin saying so. Answers the key as it was.
+    pub async fn remove(&self, which: &str, force: bool) -> Result<KeyView, KeyError> {
+        let record = self.find(which)?;
+        let shown = view(&record);
+        if shown.state == "active" && !force {
+            return Err(KeyError::Active(record.name));
+        }
+        self.store.delete_api_key(&record.id).await?;
+        self.refresh().await?;
+        Ok(shown)
     }
 
     /// A gateway's usage report: moves last-used times forward (not part of snapshots, so
@@ -351,9 +432,23 @@ impl KeyRing {
             per_key_burst: self.limits.per_key_burst,
             per_address_rate: self.limits.per_address_rate,
             per_address_burst: self.limits.per_address_burst,
-            oauth: self.oauth.read().unwrap().clone(),
+            oauth: self.oauth_policy(),
         };
         (credentials, policy)
+    }
+}
+
+impl KeyRing {
+    /// The OAuth policy with the built-in issuer's revocations filled in.
+    fn oauth_policy(&self) -> Option<pb::OAuthPolicy> {
+        let mut policy = self.oauth.read().unwrap().clone()?;
+        if let Some(r) = self.oauth_revocations.read().unwrap().as_ref()
+            && let Some(issuer) = policy.issuers.iter_mut().find(|i| i.issuer == r.issuer)
+        {
+            issuer.revoked_client_ids = r.clients.clone();
+            issuer.revoked_consent_ids = r.consents.clone();
+        }
+        Some(policy)
     }
 }
 
@@ -497,7 +592,7 @@ pub fn now_rfc3339() -> String {
     ms_to_rfc3339(now_ms())
 }
 
-fn ms_to_rfc3339(ms: i64) -> String {
+pub fn ms_to_rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(ms / 1000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
         .format(&time::format_description::well_known::Rfc3339)

@@ -6,12 +6,15 @@
 pub mod admin_auth;
 pub mod analysis;
 pub mod api;
+pub mod audit;
 pub mod cluster;
 pub mod data_dir;
 pub mod events;
 pub mod fleet;
 pub mod grpc;
+pub mod http_trace;
 pub mod keys;
+pub mod metrics;
 pub mod oauth;
 pub mod ratelimit;
 pub mod registry;
@@ -165,6 +168,8 @@ pub struct ControlPlane {
     pub keys: Arc<KeyRing>,
     /// The admin's live feed (`GET /api/v1/events`).
     pub events: Arc<events::Events>,
+    /// The audit log and the Activity window (`audit/`).
+    pub audit: Arc<audit::Audit>,
     pub admin: Arc<AdminAuth>,
     pub oauth: Option<Arc<oauth::OAuth>>,
     /// `MCPR_RATE_LIMIT_AUTH` buckets of the OAuth endpoints.
@@ -237,6 +242,12 @@ impl ControlPlane {
             oauth::OAuth::start(&security.oauth, store.clone(), admin.clone(), keys.clone())
                 .await
                 .context("starting OAuth")?;
+        let audit = audit::Audit::start(
+            store.clone(),
+            audit::AuditSettings::from_env(|name| std::env::var(name).ok())?,
+        )
+        .await
+        .context("starting the audit log")?;
         let cluster_store = (store.backend() == store::Backend::Postgres).then(|| store.clone());
         let registry = Arc::new(Registry::new(store, fleet).await?);
         tracing::info!(
@@ -263,6 +274,8 @@ impl ControlPlane {
                 grpc::ConfigService {
                     registry: registry.clone(),
                     keys: keys.clone(),
+                    audit: audit.clone(),
+                    latest: Default::default(),
                 },
             ))
             .add_service(pb::agent_service_server::AgentServiceServer::new(
@@ -295,9 +308,10 @@ impl ControlPlane {
         tracing::info!(%grpc_addr, peers, "control plane gRPC listening");
         let analyzer = Arc::new(analysis::Analyzer::from_env(registry.clone(), |name| {
             std::env::var(name).ok()
-        }));
+        })?);
         Ok(ControlPlane {
-            events: events::Events::start(registry.clone(), keys.clone()),
+            events: events::Events::start(registry.clone(), keys.clone(), audit.clone()),
+            audit,
             analyzer,
             registry,
             keys,
@@ -312,6 +326,12 @@ impl ControlPlane {
         })
     }
 
+    /// The configuration's version now: a gateway serving a snapshot of it has every change
+    /// made so far.
+    pub fn config_version(&self) -> u64 {
+        self.registry.fleet.version()
+    }
+
     /// The HTTP side: REST API (behind the admin check), web UI and OAuth, all behind the
     /// listener's Host and Origin policy.
     pub fn http_router(&self, host_policy: &Arc<HostPolicy>) -> axum::Router {
@@ -320,8 +340,14 @@ impl ControlPlane {
         api::router(self.registry.clone())
             .merge(api::keys_router(self.keys.clone()))
             .merge(events::router(self.events.clone()))
+            .merge(audit::api::router(self.audit.clone()))
             .merge(analysis::router(self.analyzer.clone()))
+            .merge(cluster::status::router(
+                self.registry.clone(),
+                self.cluster.clone(),
+            ))
             .merge(admin_auth::router(self.admin.clone()))
+            .merge(oauth::admin::router(self.oauth.clone()))
             .route_layer(admin_check)
             .merge(ui::router())
             .merge(
@@ -330,6 +356,15 @@ impl ControlPlane {
                     .map(|o| o.router(self.auth_limiter.clone()))
                     .unwrap_or_default(),
             )
+            .route_layer(axum::middleware::from_fn(http_trace::http_span))
+            // Outside the admin check, so that refused changes are recorded too.
+            .layer(axum::middleware::from_fn_with_state(
+                audit::admin::AdminAudit {
+                    audit: self.audit.clone(),
+                    admin: self.admin.clone(),
+                },
+                audit::admin::record_admin_changes,
+            ))
             .layer(host_policy.layer(api::host_refusal))
     }
 }
@@ -364,7 +399,8 @@ fn session_key(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    /// A settings source of `pairs` (tests never touch the process environment).
+    pub(crate) fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: std::collections::HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -40,13 +40,18 @@ struct Args {
     /// Host names clients may use besides loopback ones (comma-separated; `*` for any).
     #[arg(long, env = "MCPR_ALLOWED_HOSTS", value_delimiter = ',')]
     allowed_hosts: Vec<String>,
+    /// Also serve `/metrics` on this address (open unless `MCPR_METRICS_TOKEN` is set). The
+    /// HTTP listener serves it too: open on loopback, else behind the token.
+    #[arg(long, env = "MCPR_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
     #[command(flatten)]
     tls: mcpr_tls::TlsArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    mcpr_core::telemetry::init_logging();
+    let mut telemetry =
+        mcpr_core::telemetry::init("mcpr-control-plane").map_err(anyhow::Error::msg)?;
     let args = Args::parse();
     mcpr_core::settings::Limits::install_from_env()?;
     let tls = args.tls.install()?;
@@ -83,5 +88,22 @@ async fn main() -> anyhow::Result<()> {
         &args.allowed_hosts,
         &args.allowed_origins,
     ));
-    mcpr_tls::serve_http(http, cp.http_router(&host_policy), tls).await
+    let cp = std::sync::Arc::new(cp);
+    let render = {
+        let cp = cp.clone();
+        mcpr_tls::metrics::with_process(move |out| cp.render_metrics(out))
+    };
+    let loopback = http_addr.ip().is_loopback();
+    let metrics_listen = args.metrics_listen.as_deref();
+    let metrics =
+        mcpr_tls::metrics::setup(render, loopback, metrics_listen, &host_policy, tls.clone())
+            .await?;
+    let router = cp.http_router(&host_policy).merge(metrics);
+    tokio::select! {
+        served = mcpr_tls::serve_http(http, router, tls) => served?,
+        _ = mcpr_core::telemetry::terminated() => {}
+    }
+    // The spans of the last calls go out before the process does.
+    telemetry.shutdown();
+    Ok(())
 }

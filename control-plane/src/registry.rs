@@ -2,14 +2,15 @@
 //! writes through the store, keeps an in-memory copy for the watchers, and tells the fleet
 //! so that gateways and agents see the change at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use mcpr_core::model::{self, FieldError, RuntimeSpec, ServerSource, SessionMode};
+use mcpr_core::placement::Placement;
 use serde::{Deserialize, Serialize};
 
 use crate::fleet::{Fleet, ServerStatusView};
-use crate::store::{ServerRecord, Store, StoreError};
+use crate::store::{ServerRecord, Store, StoreError, ToolOverrideRecord};
 
 /// Why a registry operation was refused; mapped to HTTP in one place (`api::ApiError`).
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,12 @@ pub enum RegistryError {
     NotFound(String),
     #[error("a server named {0:?} already exists")]
     Duplicate(String),
+    #[error("server {server:?} has no tool {tool:?} (it lists: {known})")]
+    UnknownTool {
+        server: String,
+        tool: String,
+        known: String,
+    },
     #[error("{0}")]
     Store(StoreError),
 }
@@ -49,6 +56,9 @@ pub struct NewServer {
     /// Where it came from (an analyzed repository, a registry entry).
     #[serde(default)]
     pub source: Option<ServerSource>,
+    /// Which agents may run it (`{"selector": {"zone": "a"}}`); absent: any agent.
+    #[serde(default)]
+    pub placement: Placement,
 }
 
 fn yes() -> bool {
@@ -64,6 +74,30 @@ pub struct ServerPatch {
     pub enabled: Option<bool>,
     pub session_mode: Option<SessionMode>,
     pub source: Option<ServerSource>,
+    /// Replaces the selector (`{"selector": {}}`: any agent); the server moves when its
+    /// agent no longer matches.
+    pub placement: Option<Placement>,
+}
+
+/// `PATCH /api/v1/servers/{name}/tools/{tool}`: absent fields stay as they are; `""`
+/// restores the upstream's name or description.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolPatch {
+    pub enabled: Option<bool>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+/// One tool's settings as the API shows them (`mcpr` of each tool in `GET …/tools`, and
+/// the answer of the per-tool routes): the overrides, `None` where the upstream's stand.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolSettings {
+    pub server: String,
+    pub tool: String,
+    pub enabled: bool,
+    pub name: Option<String>,
+    pub description: Option<String>,
 }
 
 /// A server as the API shows it: secrets redacted, live status attached.
@@ -79,6 +113,10 @@ pub struct ServerView {
     pub updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<ServerSource>,
+    pub placement: Placement,
+    /// Why it runs on no agent, while it does not (`no agent matches zone=a`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unplaced: Option<String>,
     pub status: ServerStatusView,
 }
 
@@ -121,15 +159,19 @@ pub struct Registry {
     pub fleet: Arc<Fleet>,
     /// The stored servers, refreshed after every write (the control plane is the only writer).
     servers: RwLock<Arc<Vec<ServerRecord>>>,
+    /// The stored tool settings by server id, refreshed with the servers.
+    tool_overrides: RwLock<Arc<HashMap<String, Vec<ToolOverrideRecord>>>>,
 }
 
 impl Registry {
     pub async fn new(store: Store, fleet: Arc<Fleet>) -> Result<Registry, StoreError> {
         let servers = store.list_servers().await?;
+        let tool_overrides = by_server(store.list_tool_overrides().await?);
         Ok(Registry {
             store,
             fleet,
             servers: RwLock::new(Arc::new(servers)),
+            tool_overrides: RwLock::new(Arc::new(tool_overrides)),
         })
     }
 
@@ -148,8 +190,20 @@ impl Registry {
     /// the cluster's version says so already, `cluster/`).
     pub async fn reload(&self) -> Result<(), StoreError> {
         let servers = self.store.list_servers().await?;
+        let tool_overrides = by_server(self.store.list_tool_overrides().await?);
         *self.servers.write().unwrap() = Arc::new(servers);
+        *self.tool_overrides.write().unwrap() = Arc::new(tool_overrides);
         Ok(())
+    }
+
+    /// The tool settings of the server with id `server_id` (empty: all as the upstream lists).
+    pub fn tool_overrides_of(&self, server_id: &str) -> Vec<ToolOverrideRecord> {
+        self.tool_overrides
+            .read()
+            .unwrap()
+            .get(server_id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn find(&self, name: &str) -> Result<ServerRecord, RegistryError> {
@@ -175,6 +229,19 @@ impl Registry {
             created_at: record.created_at.clone(),
             updated_at: record.updated_at.clone(),
             source: record.source.clone(),
+            placement: record.placement.clone(),
+            unplaced: match record.enabled {
+                true => self
+                    .fleet
+                    .unplaced_reason(
+                        &record.id,
+                        record
+                            .placement
+                            .requirement(matches!(record.runtime, RuntimeSpec::Docker { .. })),
+                    )
+                    .map(|u| u.to_string()),
+                false => None,
+            },
             status,
         }
     }
@@ -223,6 +290,10 @@ impl Registry {
         if let Some(source) = patch.source {
             source.validate()?;
             record.source = Some(source);
+        }
+        if let Some(placement) = patch.placement {
+            placement.validate()?;
+            record.placement = placement;
         }
         record.updated_at = now_rfc3339();
         self.store.update_server(&record).await?;
@@ -306,6 +377,7 @@ impl Registry {
                 enabled: !entry.disabled,
                 session_mode: SessionMode::default(),
                 source: None,
+                placement: Placement::default(),
             };
             let record = validated_record(new).map_err(|e| match e {
                 RegistryError::Invalid(f) => RegistryError::Invalid(FieldError::new(
@@ -341,11 +413,161 @@ impl Registry {
         Ok(ImportReport { created, skipped })
     }
 
-    /// `(server, status)` for the agent's report of tools.
+    /// The server's tools as its upstream last listed them, each with the admin's settings
+    /// for it under `mcpr` (`ToolSettings`, without server and tool).
     pub fn tools(&self, name: &str) -> Result<Vec<serde_json::Value>, RegistryError> {
         let record = self.find(name)?;
+        Ok(self.tools_of(&record))
+    }
+
+    pub(crate) fn tools_of(&self, record: &ServerRecord) -> Vec<serde_json::Value> {
         let status = self.fleet.status(&record.id);
-        Ok(serde_json::from_str(&status.tools_json).unwrap_or_default())
+        let mut tools: Vec<serde_json::Value> =
+            serde_json::from_str(&status.tools_json).unwrap_or_default();
+        let overrides = self.tool_overrides_of(&record.id);
+        for tool in &mut tools {
+            let Some(object) = tool.as_object_mut() else {
+                continue;
+            };
+            let upstream = object
+                .get("name")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default();
+            let settings = settings_of(&record.name, upstream, &overrides);
+            object.insert(
+                "mcpr".into(),
+                serde_json::json!({
+                    "enabled": settings.enabled,
+                    "name": settings.name,
+                    "description": settings.description,
+                }),
+            );
+        }
+        tools
+    }
+
+    /// `POST /api/v1/servers/{name}/tools/{tool}/enable|disable`.
+    pub async fn set_tool_enabled(
+        &self,
+        server: &str,
+        tool: &str,
+        enabled: bool,
+    ) -> Result<ToolSettings, RegistryError> {
+        self.update_tool(
+            server,
+            tool,
+            ToolPatch {
+                enabled: Some(enabled),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Changes one tool's settings. The tool must be one the server lists, unless it lists
+    /// none yet (not started: settings may be made before it runs) or settings exist for it
+    /// already (so that they can be undone after the upstream dropped the tool). A name
+    /// override may not take the name another tool of the server is shown under.
+    pub async fn update_tool(
+        &self,
+        server: &str,
+        tool: &str,
+        patch: ToolPatch,
+    ) -> Result<ToolSettings, RegistryError> {
+        let record = self.find(server)?;
+        model::validate_tool_name("tool", tool)?;
+        let overrides = self.tool_overrides_of(&record.id);
+        let listed: Vec<String> = self
+            .tools_of(&record)
+            .iter()
+            .filter_map(|t| t.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+            .collect();
+        let existing = overrides.iter().find(|o| o.tool == tool);
+        if !listed.is_empty() && !listed.iter().any(|t| t == tool) && existing.is_none() {
+            return Err(RegistryError::UnknownTool {
+                server: server.to_owned(),
+                tool: tool.to_owned(),
+                known: listed.join(", "),
+            });
+        }
+        let mut setting = existing.cloned().unwrap_or_else(|| ToolOverrideRecord {
+            server_id: record.id.clone(),
+            tool: tool.to_owned(),
+            disabled: false,
+            name: String::new(),
+            description: String::new(),
+            updated_at: String::new(),
+        });
+        if let Some(enabled) = patch.enabled {
+            setting.disabled = !enabled;
+        }
+        if let Some(name) = patch.name {
+            // Its own name is no override.
+            let name = if name == tool { String::new() } else { name };
+            if !name.is_empty() {
+                model::validate_tool_name("name", &name)?;
+                let names = listed
+                    .iter()
+                    .map(String::as_str)
+                    .chain(overrides.iter().map(|o| o.tool.as_str()));
+                if let Some(taken) = names
+                    .filter(|t| *t != tool)
+                    .find(|t| shown_as(&overrides, t) == name)
+                {
+                    return Err(FieldError::new(
+                        "name",
+                        format!("tool {taken:?} of server {server:?} is shown as {name:?} already"),
+                    )
+                    .into());
+                }
+            }
+            setting.name = name;
+        }
+        if let Some(description) = patch.description {
+            model::validate_description(&description)?;
+            setting.description = description;
+        }
+        setting.updated_at = now_rfc3339();
+        self.store.put_tool_override(&setting).await?;
+        self.refresh().await?;
+        Ok(settings_of(
+            &record.name,
+            tool,
+            std::slice::from_ref(&setting),
+        ))
+    }
+}
+
+/// The name tool `upstream` is shown under.
+fn shown_as<'a>(overrides: &'a [ToolOverrideRecord], upstream: &'a str) -> &'a str {
+    overrides
+        .iter()
+        .find(|o| o.tool == upstream && !o.name.is_empty())
+        .map_or(upstream, |o| o.name.as_str())
+}
+
+/// Tool settings grouped by server id.
+fn by_server(records: Vec<ToolOverrideRecord>) -> HashMap<String, Vec<ToolOverrideRecord>> {
+    let mut grouped: HashMap<String, Vec<ToolOverrideRecord>> = HashMap::new();
+    for record in records {
+        grouped
+            .entry(record.server_id.clone())
+            .or_default()
+            .push(record);
+    }
+    grouped
+}
+
+fn settings_of(server: &str, tool: &str, overrides: &[ToolOverrideRecord]) -> ToolSettings {
+    let setting = overrides.iter().find(|o| o.tool == tool);
+    let text =
+        |f: fn(&ToolOverrideRecord) -> &String| setting.map(f).filter(|v| !v.is_empty()).cloned();
+    ToolSettings {
+        server: server.to_owned(),
+        tool: tool.to_owned(),
+        enabled: !setting.is_some_and(|o| o.disabled),
+        name: text(|o| &o.name),
+        description: text(|o| &o.description),
     }
 }
 
@@ -358,6 +580,7 @@ fn validated_record(mut new: NewServer) -> Result<ServerRecord, RegistryError> {
     if let Some(source) = &new.source {
         source.validate()?;
     }
+    new.placement.validate()?;
     let now = now_rfc3339();
     Ok(ServerRecord {
         id: uuid::Uuid::new_v4().to_string(),
@@ -370,6 +593,7 @@ fn validated_record(mut new: NewServer) -> Result<ServerRecord, RegistryError> {
         created_at: now.clone(),
         updated_at: now,
         source: new.source,
+        placement: new.placement,
     })
 }
 

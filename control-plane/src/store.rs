@@ -1,6 +1,8 @@
 //! All SQL of the router lives here. Persisted: the server registry (name, description,
-//! runtime spec, enabled, session mode, restart generation, timestamps), API keys (hashes,
-//! scopes, expiry, revocation, last use) and admin sessions (hashes). Not persisted: what
+//! runtime spec, enabled, session mode, restart generation, placement selector, timestamps), API keys (hashes,
+//! scopes, expiry, revocation, last use), admin sessions (hashes), per-tool settings
+//! (disabled, name and description overrides) and the audit log (`store/audit.rs`). Not
+//! persisted: what
 //! agents report (status, tools, logs), which is rebuilt from the agents within a heartbeat.
 //!
 //! Secrets at rest: with a master key ([`Store::with_master_key`]), server env and header
@@ -15,11 +17,16 @@ use std::path::Path;
 use std::str::FromStr;
 
 use mcpr_core::model::{RuntimeSpec, ServerSource, SessionMode};
+use mcpr_core::placement::Placement;
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 use crate::secrets::{self, MasterKey};
+
+mod audit;
+
+pub use audit::{ActivityRow, AuditCursor, AuditFilter, AuditRecord};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -51,6 +58,27 @@ pub struct ServerRecord {
     pub updated_at: String,
     /// Where it came from (`None`: typed in by hand); stored as JSON text, `''` for none.
     pub source: Option<ServerSource>,
+    /// Which agents may run it; stored as JSON text, `''` for any agent.
+    pub placement: Placement,
+}
+
+/// One tool's settings as stored (`tool_overrides`): by the server's id and the tool's name
+/// as the upstream lists it; `name` and `description` are `""` where the upstream's stand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ToolOverrideRecord {
+    pub server_id: String,
+    pub tool: String,
+    pub disabled: bool,
+    pub name: String,
+    pub description: String,
+    pub updated_at: String,
+}
+
+impl ToolOverrideRecord {
+    /// Nothing differs from the upstream's: no row is kept.
+    pub fn is_default(&self) -> bool {
+        !self.disabled && self.name.is_empty() && self.description.is_empty()
+    }
 }
 
 /// Which database a URL names.
@@ -260,8 +288,8 @@ impl Store {
     pub async fn insert_server(&self, record: &ServerRecord) -> Result<(), StoreError> {
         let runtime = self.runtime_column(&record.runtime);
         let result = sqlx::query(
-            "INSERT INTO servers (id, name, description, runtime, enabled, session_mode, restart_generation, created_at, updated_at, source) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO servers (id, name, description, runtime, enabled, session_mode, restart_generation, created_at, updated_at, source, placement) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&record.id)
         .bind(&record.name)
@@ -273,6 +301,7 @@ impl Store {
         .bind(&record.created_at)
         .bind(&record.updated_at)
         .bind(source_column(record.source.as_ref()))
+        .bind(placement_column(&record.placement))
         .execute(&self.pool)
         .await;
         match result {
@@ -289,7 +318,7 @@ impl Store {
         let runtime = self.runtime_column(&record.runtime);
         let done = sqlx::query(
             "UPDATE servers SET description = $1, runtime = $2, enabled = $3, session_mode = $4, \
-             restart_generation = $5, updated_at = $6, source = $7 WHERE id = $8",
+             restart_generation = $5, updated_at = $6, source = $7, placement = $8 WHERE id = $9",
         )
         .bind(&record.description)
         .bind(runtime)
@@ -298,6 +327,7 @@ impl Store {
         .bind(record.restart_generation as i64)
         .bind(&record.updated_at)
         .bind(source_column(record.source.as_ref()))
+        .bind(placement_column(&record.placement))
         .bind(&record.id)
         .execute(&self.pool)
         .await?;
@@ -308,6 +338,14 @@ impl Store {
     }
 
     pub async fn delete_server(&self, name: &str) -> Result<(), StoreError> {
+        // Its tool settings first: a server added later under the same name starts clean
+        // (the ids differ anyway, but rows of no server are never kept).
+        sqlx::query(
+            "DELETE FROM tool_overrides WHERE server_id IN (SELECT id FROM servers WHERE name = $1)",
+        )
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
         let done = sqlx::query("DELETE FROM servers WHERE name = $1")
             .bind(name)
             .execute(&self.pool)
@@ -315,6 +353,58 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(name.to_owned()));
         }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Every server's tool settings.
+    pub async fn list_tool_overrides(&self) -> Result<Vec<ToolOverrideRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT server_id, tool, disabled, name, description, updated_at FROM tool_overrides \
+             ORDER BY server_id, tool",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ToolOverrideRecord {
+                    server_id: row.try_get("server_id")?,
+                    tool: row.try_get("tool")?,
+                    disabled: row.try_get::<i64, _>("disabled")? != 0,
+                    name: row.try_get("name")?,
+                    description: row.try_get("description")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Writes one tool's settings, or deletes its row when they are all the upstream's.
+    pub async fn put_tool_override(&self, record: &ToolOverrideRecord) -> Result<(), StoreError> {
+        if record.is_default() {
+            sqlx::query("DELETE FROM tool_overrides WHERE server_id = $1 AND tool = $2")
+                .bind(&record.server_id)
+                .bind(&record.tool)
+                .execute(&self.pool)
+                .await?;
+            return Ok(());
+        }
+        // `ON CONFLICT … DO UPDATE` is the same upsert in SQLite (3.24+) and Postgres.
+        sqlx::query(
+            "INSERT INTO tool_overrides (server_id, tool, disabled, name, description, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (server_id, tool) DO UPDATE SET disabled = excluded.disabled, \
+             name = excluded.name, description = excluded.description, updated_at = excluded.updated_at",
+        )
+        .bind(&record.server_id)
+        .bind(&record.tool)
+        .bind(record.disabled as i64)
+        .bind(&record.name)
+        .bind(&record.description)
+        .bind(&record.updated_at)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }
@@ -384,6 +474,18 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes a key for good (`KeyRing::remove` decides whether it may go).
+    pub async fn delete_api_key(&self, id: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM api_keys WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::KeyNotFound(id.to_owned()));
+        }
+        Ok(())
+    }
+
     /// Moves a key's last use forward (never back: gateways report independently).
     pub async fn record_key_use(&self, id: &str, last_used_ms: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE api_keys SET last_used_ms = $1 WHERE id = $2 AND last_used_ms < $1")
@@ -440,7 +542,14 @@ impl Store {
     }
 }
 
-const COLUMNS: &str = "id, name, description, runtime, enabled, session_mode, restart_generation, created_at, updated_at, source";
+const COLUMNS: &str = "id, name, description, runtime, enabled, session_mode, restart_generation, created_at, updated_at, source, placement";
+
+fn placement_column(placement: &Placement) -> String {
+    if placement.is_empty() {
+        return String::new();
+    }
+    serde_json::to_string(placement).expect("a placement serializes")
+}
 
 fn source_column(source: Option<&ServerSource>) -> String {
     source
@@ -476,6 +585,16 @@ fn record_from_row(
                         StoreError::Corrupt(format!("source of server {name:?}: {e}"))
                     })?,
                 )
+            }
+        },
+        placement: {
+            let text: String = row.try_get("placement")?;
+            if text.is_empty() {
+                Placement::default()
+            } else {
+                serde_json::from_str(&text).map_err(|e| {
+                    StoreError::Corrupt(format!("placement of server {name:?}: {e}"))
+                })?
             }
         },
         name,
@@ -517,6 +636,7 @@ pub(crate) mod tests {
             created_at: "2026-01-01T00:00:00Z".into(),
             updated_at: "2026-01-01T00:00:00Z".into(),
             source: None,
+            placement: Placement::default(),
         }
     }
 
@@ -554,6 +674,13 @@ pub(crate) mod tests {
             version: None,
             analyzed_at: Some("2026-01-01T00:00:00Z".into()),
         });
+        changed.placement = Placement {
+            selector: [
+                ("zone".to_owned(), "a".to_owned()),
+                ("docker".to_owned(), "true".to_owned()),
+            ]
+            .into(),
+        };
         store.update_server(&changed).await.unwrap();
         assert_eq!(store.get_server("time").await.unwrap(), changed);
         store.delete_server("time").await.unwrap();
@@ -566,6 +693,44 @@ pub(crate) mod tests {
             Err(StoreError::NotFound(_))
         ));
         keys_and_sessions(&store).await;
+        audit::tests::audit_suite(&store).await;
+        tool_overrides(&store).await;
+    }
+
+    async fn tool_overrides(store: &Store) {
+        let server = record("tooled");
+        store.insert_server(&server).await.unwrap();
+        let mut setting = ToolOverrideRecord {
+            server_id: server.id.clone(),
+            tool: "get_time".into(),
+            disabled: true,
+            name: String::new(),
+            description: "x'); DROP TABLE tool_overrides; --".into(),
+            updated_at: "2026-01-01T00:00:00Z".into(),
+        };
+        store.put_tool_override(&setting).await.unwrap();
+        assert_eq!(
+            store.list_tool_overrides().await.unwrap(),
+            vec![setting.clone()]
+        );
+        // The same key again replaces the row.
+        setting.disabled = false;
+        setting.name = "now".into();
+        store.put_tool_override(&setting).await.unwrap();
+        assert_eq!(
+            store.list_tool_overrides().await.unwrap(),
+            vec![setting.clone()]
+        );
+        // All back to the upstream's: no row.
+        setting.name.clear();
+        setting.description.clear();
+        store.put_tool_override(&setting).await.unwrap();
+        assert!(store.list_tool_overrides().await.unwrap().is_empty());
+        // Deleting the server deletes its settings.
+        setting.disabled = true;
+        store.put_tool_override(&setting).await.unwrap();
+        store.delete_server("tooled").await.unwrap();
+        assert!(store.list_tool_overrides().await.unwrap().is_empty());
     }
 
     async fn keys_and_sessions(store: &Store) {
@@ -598,6 +763,12 @@ pub(crate) mod tests {
         );
         assert!(matches!(
             store.revoke_api_key("nope", "x").await,
+            Err(StoreError::KeyNotFound(_))
+        ));
+        store.delete_api_key("key_1").await.unwrap();
+        assert!(store.list_api_keys().await.unwrap().is_empty());
+        assert!(matches!(
+            store.delete_api_key("key_1").await,
             Err(StoreError::KeyNotFound(_))
         ));
         let token = AdminTokenRecord {

@@ -8,6 +8,12 @@ use axum::routing::get;
 
 const INDEX: &str = include_str!("../ui/index.html");
 const APP_JS: &str = include_str!("../ui/app.js");
+/// The Activity page, in a file of its own (`#/activity`).
+const ACTIVITY_JS: &str = include_str!("../ui/activity.js");
+/// The API keys and OAuth page (`#/keys`).
+const KEYS_JS: &str = include_str!("../ui/keys.js");
+/// "Add from URL" and the MCP Registry search (`#/add`).
+const ADD_FROM_JS: &str = include_str!("../ui/addfrom.js");
 const STYLE: &str = include_str!("../ui/style.css");
 
 pub fn router() -> Router {
@@ -19,6 +25,18 @@ pub fn router() -> Router {
         .route(
             "/ui/app.js",
             get(|| async { page("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/ui/activity.js",
+            get(|| async { page("text/javascript; charset=utf-8", ACTIVITY_JS) }),
+        )
+        .route(
+            "/ui/keys.js",
+            get(|| async { page("text/javascript; charset=utf-8", KEYS_JS) }),
+        )
+        .route(
+            "/ui/addfrom.js",
+            get(|| async { page("text/javascript; charset=utf-8", ADD_FROM_JS) }),
         )
         .route(
             "/ui/style.css",

@@ -345,6 +345,7 @@ function follow() {
     if (detailsName === d.server) appendLog(d);
     logBook.add(d);
   });
+  on("audit", (r) => activityPage.add(r));
 }
 
 function stamp() {
@@ -655,76 +656,21 @@ async function logout() {
   showLogin();
 }
 
-let lastKeysJson = "";
-function renderKeys(keys) {
-  keys = Array.isArray(keys) ? keys : [];
-  allKeys = keys;
-  renderKeyChoices();
-  const json = JSON.stringify(keys);
-  if (json === lastKeysJson) return;
-  lastKeysJson = json;
-  const tbody = $("keys-table").querySelector("tbody");
-  tbody.replaceChildren();
-  $("keys-empty").hidden = keys.length > 0;
-  for (const k of keys) {
-    const revoke = k.state === "revoked" ? null :
-      el("button", { type: "button", class: "small danger", "aria-label": "Revoke API key " + k.name, onclick: () => revokeKey(k) }, "Revoke");
-    if (revoke) revoke.disabled = offline;
-    tbody.append(el("tr", {},
-      el("td", {}, k.name),
-      el("td", {}, el("code", {}, k.prefix + "…")),
-      el("td", {}, (k.scopes || []).join(", ")),
-      el("td", {}, k.state),
-      el("td", {}, k.expires_at || "never"),
-      el("td", {}, k.last_used_at || "never"),
-      el("td", { class: "actions" }, revoke)));
-  }
-}
-
-async function revokeKey(k) {
-  if (!confirm('Revoke API key "' + k.name + '"? Clients using it are refused from now on.')) return;
-  try {
-    await api("POST", "/keys/" + enc(k.id) + "/revoke");
-    showNotice('revoked API key "' + k.name + '"', false);
-  } catch (e) {
-    showNotice('revoke "' + k.name + '": ' + e.message, true);
-  }
-}
-
-async function submitKey(ev) {
-  ev.preventDefault();
-  for (const id of ["e-k-name", "e-k-scopes", "e-k-expires", "e-k-form"]) $(id).textContent = "";
-  const body = { name: $("k-name").value.trim() };
-  const scopes = $("k-scopes").value.split(",").map((s) => s.trim()).filter((s) => s);
-  if (scopes.length) body.scopes = scopes;
-  const days = parseInt($("k-days").value, 10);
-  if (days > 0) body.expires_in_secs = days * 86400;
-  $("k-submit").disabled = true;
-  try {
-    const created = await api("POST", "/keys", body);
-    secrets.set(created.id, created.key);
-    chooseKey = created.id;
-    renderKeyChoices();
-    $("new-key-value").textContent = created.key;
-    $("new-key").hidden = false;
-    $("key-form").reset();
-  } catch (e) {
-    const target = { name: "e-k-name", scopes: "e-k-scopes", expires_in_secs: "e-k-expires" }[e.field] || "e-k-form";
-    $(target).textContent = e.message;
-  } finally {
-    $("k-submit").disabled = false;
-  }
-}
+// The keys page (renderKeys, creation, revoke, remove, OAuth) is in keys.js.
 
 // --- pages ---------------------------------------------------------------------------
 
-// #/ dashboard, #/servers, #/servers/NAME, #/add, #/tools, #/keys, #/connect.
-let currentPage = "dashboard";
+// #/ dashboard, #/servers, #/servers/NAME, #/add, #/tools, #/logs, #/activity (activity.js),
+// #/keys, #/connect.
+// null until the first route(), so that the first page shown gets focus like any other.
+let currentPage = null;
+// Where focus goes once the page that Escape closed is gone (set by the Escape handlers).
+let returnFocus = null;
 function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   let page = parts[0] || "dashboard";
   if (page === "servers" && parts[1]) page = "server";
-  if (!["dashboard", "servers", "server", "add", "tools", "logs", "keys", "connect"].includes(page)) page = "dashboard";
+  if (!["dashboard", "servers", "server", "add", "tools", "logs", "activity", "keys", "connect"].includes(page)) page = "dashboard";
   const changed = page !== currentPage;
   currentPage = page;
   for (const sec of document.querySelectorAll("[data-page]")) {
@@ -740,8 +686,15 @@ function route() {
   if (page === "tools") loadAllTools();
   if (page === "connect") renderSnippets();
   if (page === "logs") logBook.open();
-  // Focus moves into what opened (its heading), for keyboard and screen reader users.
-  if (changed) {
+  if (page === "activity") activityPage.open(); else activityPage.close();
+  if (page === "add") addFrom.open(parts[1]);
+  if (page === "keys") oauthPage.open();
+  // Focus moves into what opened (its heading), for keyboard and screen reader users; back
+  // to what opened it when Escape closed something.
+  if (changed && returnFocus) {
+    returnFocus.focus();
+    returnFocus = null;
+  } else if (changed) {
     const target = page === "server" ? $("details") : document.querySelector('[data-page="' + page + '"]');
     const heading = target && target.querySelector("h2");
     if (heading) heading.focus({ preventScroll: false });
@@ -1030,23 +983,34 @@ function renderSnippets() {
   $("c-download").href = "data:application/json;charset=utf-8," + encodeURIComponent(list[0][2] + "\n");
 }
 
-// Copies to the clipboard where the browser allows it, else selects the text for Ctrl+C.
+// Copies to the clipboard where the browser allows it, else selects the text for Ctrl+C;
+// the button says which happened.
 function copyText(text, button, node) {
-  const done = () => { const was = button.textContent; button.textContent = "Copied"; setTimeout(() => { button.textContent = was; }, 1500); };
-  if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(text).then(done, () => selectText(node));
-  else selectText(node);
+  const was = button.dataset.label || (button.dataset.label = button.textContent);
+  const said = (what) => { button.textContent = what; setTimeout(() => { button.textContent = was; }, 1500); };
+  const select = () => { selectText(node); said("Selected: press Ctrl+C"); };
+  if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(text).then(() => said("Copied"), select);
+  else select();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   $("login-form").addEventListener("submit", submitLogin);
   $("logout").addEventListener("click", logout);
-  $("key-form").addEventListener("submit", submitKey);
   $("mcp-url").textContent = location.origin + "/mcp";
   $("mcp-url-all").textContent = location.origin + "/mcp/all";
   $("mcp-url-one").textContent = location.origin + "/mcp/p/NAME";
   $("copy-url").addEventListener("click", copyUrl);
   $("notice-close").addEventListener("click", () => { $("notice").hidden = true; });
   $("d-close").addEventListener("click", closeDetails);
+  // Escape closes the edit form (focus back on Edit), else the details (focus back on the
+  // server's name in the list).
+  $("details").addEventListener("keydown", (ev) => {
+    if (ev.key !== "Escape") return;
+    if (!$("edit-form").hidden) { $("edit-form").hidden = true; $("d-edit-open").focus(); return; }
+    const r = rows.get(detailsName);
+    returnFocus = r ? r.name : null;
+    closeDetails();
+  });
   $("add-form").addEventListener("submit", submitAdd);
   for (const r of document.querySelectorAll('input[name="kind"]')) r.addEventListener("change", updateKind);
   // A field's error goes as soon as the field is edited.
@@ -1061,7 +1025,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("t-filter").addEventListener("input", renderExplorer);
   $("c-view").addEventListener("change", renderSnippets);
   $("c-key").addEventListener("change", renderSnippets);
-  $("copy-key").addEventListener("click", () => copyText($("new-key-value").textContent, $("copy-key"), $("new-key-value")));
   for (const id of ["g-server", "g-stream"]) $(id).addEventListener("change", () => logBook.render());
   $("g-text").addEventListener("input", () => logBook.render());
   $("g-pause").addEventListener("click", () => logBook.pause());

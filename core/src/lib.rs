@@ -4,7 +4,9 @@
 
 pub mod jsonrpc;
 pub mod mcp_headers;
+pub mod metrics;
 pub mod model;
+pub mod placement;
 pub mod relay;
 pub mod settings;
 pub mod sse;

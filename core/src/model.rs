@@ -226,6 +226,25 @@ impl RuntimeSpec {
                     ));
                 }
                 validate_env(env)?;
+                let runner = command.rsplit('/').next().unwrap_or(command);
+                if matches!(runner, "uvx" | "uv")
+                    && let Some(url) = args
+                        .iter()
+                        .find(|a| a.starts_with("git+git://") || a.starts_with("git+http://"))
+                {
+                    // uv refuses these at start with a parse error; say so when saving.
+                    let scheme = if url.starts_with("git+git://") {
+                        "git"
+                    } else {
+                        "http"
+                    };
+                    return Err(FieldError::new(
+                        "runtime.args",
+                        format!(
+                            "uv cannot install from {scheme}:// git URLs (it fetches git over https, ssh or file only): use the repository's https://, ssh:// or file:// URL"
+                        ),
+                    ));
+                }
                 if let Some(cwd) = cwd
                     && !cwd.starts_with('/')
                 {
@@ -498,6 +517,33 @@ impl ServerSource {
     }
 }
 
+/// Longest tool name (MCP 2025-11-25, "Tool names": 1–128 characters).
+pub const MAX_TOOL_NAME_LEN: usize = 128;
+
+/// A tool name as MCP allows it: 1–128 of `[A-Za-z0-9_.-]`. `field` names what is checked
+/// (`tool`, or `name` for an override).
+pub fn validate_tool_name(field: &str, name: &str) -> Result<(), FieldError> {
+    if name.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if name.len() > MAX_TOOL_NAME_LEN {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {MAX_TOOL_NAME_LEN} characters"),
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(FieldError::new(
+            field,
+            format!("may contain only letters, digits, '-', '_' and '.' (found {bad:?})"),
+        ));
+    }
+    Ok(())
+}
+
 /// Provider names: 1–64 of `[A-Za-z0-9_-]`, starting with a letter or digit, without `__`
 /// (the flat view's separator) so that `provider__tool` always splits one way.
 pub fn validate_name(name: &str) -> Result<(), FieldError> {
@@ -557,6 +603,25 @@ pub enum ServerState {
 }
 
 impl ServerState {
+    pub const ALL: [ServerState; 5] = [
+        ServerState::Pending,
+        ServerState::Starting,
+        ServerState::Running,
+        ServerState::Backoff,
+        ServerState::Stopped,
+    ];
+
+    /// The state's name, as the API's JSON and the metrics' `state` label say it.
+    pub fn label(self) -> &'static str {
+        match self {
+            ServerState::Pending => "pending",
+            ServerState::Starting => "starting",
+            ServerState::Running => "running",
+            ServerState::Backoff => "backoff",
+            ServerState::Stopped => "stopped",
+        }
+    }
+
     pub fn from_proto(state: i32) -> Self {
         match pb::ServerState::try_from(state).unwrap_or(pb::ServerState::Unspecified) {
             pb::ServerState::Unspecified => ServerState::Pending,

@@ -34,6 +34,10 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// Open connections of one listener (`MCPR_MAX_CONNECTIONS`).
     pub max_connections: usize,
+    /// How long a list or a call waits for a server still being placed or starting before
+    /// it answers without it (`MCPR_STARTUP_GRACE_SECS`): a first `npx -y`/`uvx` run
+    /// downloads, a loaded host starts Python servers slowly.
+    pub startup_grace: Duration,
 }
 
 /// A variable whose value is not what it must be.
@@ -58,6 +62,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             max_connections_per_ip: 512,
             max_connections: default_max_connections(open_files_soft_limit()),
+            startup_grace: Duration::from_secs(10),
         }
     }
 }
@@ -96,6 +101,7 @@ impl Limits {
                 defaults.max_connections_per_ip,
             )?,
             max_connections: count("MCPR_MAX_CONNECTIONS", defaults.max_connections)?,
+            startup_grace: seconds("MCPR_STARTUP_GRACE_SECS", defaults.startup_grace)?,
         })
     }
 
@@ -226,6 +232,7 @@ mod tests {
         assert_eq!(l.body_timeout, Duration::from_secs(30));
         assert_eq!(l.idle_timeout, Duration::from_secs(60));
         assert_eq!(l.max_connections_per_ip, 512);
+        assert_eq!(l.startup_grace, Duration::from_secs(10));
         assert_eq!(
             l.max_connections,
             default_max_connections(open_files_soft_limit())
@@ -250,6 +257,7 @@ mod tests {
             ("MCPR_IDLE_TIMEOUT_SECS", "5"),
             ("MCPR_MAX_CONNECTIONS_PER_IP", "6"),
             ("MCPR_MAX_CONNECTIONS", "7"),
+            ("MCPR_STARTUP_GRACE_SECS", "90"),
         ])
         .unwrap();
         assert_eq!(
@@ -265,6 +273,7 @@ mod tests {
                 idle_timeout: Duration::from_secs(5),
                 max_connections_per_ip: 6,
                 max_connections: 7,
+                startup_grace: Duration::from_secs(90),
             }
         );
         for (text, bytes) in [("1000", 1000), ("512 KiB", 512 << 10), ("1g", 1 << 30)] {

@@ -4,6 +4,8 @@
 //! path never calls the control plane.
 
 pub mod access;
+pub mod audit;
+pub mod observe;
 pub mod relay;
 pub mod sessions;
 pub mod snapshot;
@@ -21,8 +23,9 @@ use crate::snapshot::Snapshot;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub gateway_id: String,
-    /// The control plane's gRPC URL.
-    pub control_plane_url: String,
+    /// The control planes' gRPC URLs (`--control-plane URL1,URL2,…`): the gateway follows
+    /// one and moves to the next when it goes away.
+    pub control_planes: mcpr_tls::control_planes::ControlPlanes,
     /// Path of the hierarchical view (`MCP_PATH`, default `/mcp`).
     pub mcp_path: String,
     /// Longest wait for an upstream answer before the client gets a timeout error.
@@ -45,7 +48,11 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             gateway_id: "gateway".into(),
-            control_plane_url: "http://127.0.0.1:50051".into(),
+            control_planes: mcpr_tls::control_planes::ControlPlanes::parse(
+                "http://127.0.0.1:50051",
+                "the default control plane",
+            )
+            .expect("a valid URL"),
             mcp_path: "/mcp".into(),
             request_timeout: Duration::from_secs(130),
             host_policy: Default::default(),
@@ -73,6 +80,11 @@ pub struct Gateway {
     local_events: std::sync::OnceLock<mcpr_core::relay::Subscription>,
     /// Counts snapshot swaps (`snapshot/watch.rs`): what waits for a new snapshot subscribes.
     pub(crate) snapshot_swapped: tokio::sync::watch::Sender<u64>,
+    /// Where every finished request is recorded: metrics, and the audit sink once set
+    /// (`observe/mod.rs`).
+    pub observer: observe::Observer,
+    /// The audit records waiting to be shipped, for the metrics of what it holds and lost.
+    pub(crate) audit: Arc<audit::AuditQueue>,
 }
 
 impl Gateway {
@@ -90,6 +102,8 @@ impl Gateway {
     ) -> Arc<Gateway> {
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
         let (swapped, _) = tokio::sync::watch::channel(0u64);
+        // Audit records of every call, shipped to the control plane off the request path.
+        let audit = Arc::new(audit::AuditQueue::new(snapshot.clone()));
         let gateway = Arc::new(Gateway {
             relays: relay::RelayPool::new(
                 config.request_timeout,
@@ -104,15 +118,23 @@ impl Gateway {
             sessions: Arc::new(sessions::Sessions::new(&config.limits)),
             snapshot: snapshot.clone(),
             snapshot_swapped: swapped.clone(),
+            observer: Default::default(),
+            audit: audit.clone(),
             config: config.clone(),
         });
         tokio::spawn(access::report_usage(
             Arc::downgrade(&gateway),
-            config.control_plane_url.clone(),
+            config.control_planes.clone(),
             config.gateway_id.clone(),
         ));
+        let _ = gateway.observer.set_audit(audit.clone());
+        tokio::spawn(audit::ship(
+            Arc::downgrade(&gateway),
+            audit,
+            config.control_planes.clone(),
+        ));
         tokio::spawn(snapshot::watch::follow(
-            config.control_plane_url,
+            config.control_planes,
             config.gateway_id,
             config.cluster_token,
             snapshot,
@@ -174,8 +196,13 @@ impl Gateway {
 
     /// Waits up to `timeout` for the first snapshot; true when one has arrived.
     pub async fn wait_for_snapshot(&self, timeout: Duration) -> bool {
+        self.wait_for_version(1, timeout).await
+    }
+
+    /// Waits up to `timeout` for a snapshot of at least `version`; true when it is served.
+    pub async fn wait_for_version(&self, version: u64, timeout: Duration) -> bool {
         let mut swapped = self.snapshot_swapped.subscribe();
-        let arrived = swapped.wait_for(|_| self.snapshot_version() > 0);
+        let arrived = swapped.wait_for(|_| self.snapshot_version() >= version);
         tokio::time::timeout(timeout, arrived)
             .await
             .is_ok_and(|r| r.is_ok())

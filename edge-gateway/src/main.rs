@@ -19,7 +19,8 @@ struct Args {
     /// Address to serve MCP on.
     #[arg(long, env = "MCPR_LISTEN", default_value = "127.0.0.1:8000")]
     listen: String,
-    /// The control plane's gRPC URL.
+    /// The control planes' gRPC URLs, separated by commas: the gateway follows one and
+    /// moves to the next when it goes away.
     #[arg(
         long,
         env = "MCPR_CONTROL_PLANE",
@@ -45,6 +46,10 @@ struct Args {
     /// `MCPR_SESSION_IDLE_SECS`, default 3600).
     #[arg(long)]
     session_idle_secs: Option<u64>,
+    /// Also serve `/metrics` on this address (open unless `MCPR_METRICS_TOKEN` is set). The
+    /// MCP listener serves it too: open on loopback, else behind the token.
+    #[arg(long, env = "MCPR_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
     #[command(flatten)]
     cluster: mcpr_tls::cluster::ClusterArgs,
     #[command(flatten)]
@@ -53,7 +58,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    mcpr_core::telemetry::init_logging();
+    let mut telemetry =
+        mcpr_core::telemetry::init("mcpr-edge-gateway").map_err(anyhow::Error::msg)?;
     let args = Args::parse();
     let mut limits = *mcpr_core::settings::Limits::install_from_env()?;
     if let Some(secs) = args.session_idle_secs {
@@ -68,7 +74,10 @@ async fn main() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (--listen): {e}", args.listen))?;
     let config = mcpr_edge_gateway::Config {
         gateway_id: args.id,
-        control_plane_url: args.control_plane,
+        control_planes: mcpr_tls::control_planes::ControlPlanes::parse(
+            &args.control_plane,
+            "--control-plane (MCPR_CONTROL_PLANE)",
+        )?,
         mcp_path: args.mcp_path,
         request_timeout: Duration::from_secs(args.request_timeout_secs),
         host_policy: std::sync::Arc::new(mcpr_tls::host_policy::HostPolicy::for_listener(
@@ -80,8 +89,25 @@ async fn main() -> anyhow::Result<()> {
         require_auth: !listener.local_addr()?.ip().is_loopback(),
         cluster_token: args.cluster.token()?,
     };
+    let host_policy = config.host_policy.clone();
     let gateway = mcpr_edge_gateway::Gateway::start(config);
+    let render = {
+        let gateway = gateway.clone();
+        mcpr_tls::metrics::with_process(move |out| gateway.render_metrics(out))
+    };
+    let loopback = listener.local_addr()?.ip().is_loopback();
+    let metrics_listen = args.metrics_listen.as_deref();
+    let metrics =
+        mcpr_tls::metrics::setup(render, loopback, metrics_listen, &host_policy, tls.clone())
+            .await?;
+    let router = gateway.router().merge(metrics);
     tracing::info!(addr = %listener.local_addr()?, path = %gateway.config.mcp_path, "edge gateway listening");
     // The client address feeds the per-address rate limit (`auth.rs`).
-    mcpr_tls::serve_http(listener, gateway.router(), tls).await
+    tokio::select! {
+        served = mcpr_tls::serve_http(listener, router, tls) => served?,
+        _ = mcpr_core::telemetry::terminated() => {}
+    }
+    // The spans of the last calls go out before the process does.
+    telemetry.shutdown();
+    Ok(())
 }

@@ -6,6 +6,7 @@
 pub mod assignment;
 pub mod control;
 pub mod logs;
+pub mod metrics;
 pub mod relay;
 pub mod runtime;
 pub mod supervisor;
@@ -21,8 +22,11 @@ pub use supervisor::{Agent, Settings};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub agent_id: String,
-    /// The control plane's gRPC URL, e.g. `http://127.0.0.1:50051`.
-    pub control_plane_url: String,
+    /// Placement labels reported at registration (`--label`, core/src/placement.rs).
+    pub labels: mcpr_core::placement::Labels,
+    /// The control planes' gRPC URLs, e.g. `http://127.0.0.1:50051` (`--control-plane
+    /// URL1,URL2,…`): the agent follows one and moves to the next when it goes away.
+    pub control_planes: mcpr_tls::control_planes::ControlPlanes,
     /// The relay URL gateways should dial; derived from the listener when `None`.
     pub advertise_url: Option<String>,
     pub settings: Settings,
@@ -44,7 +48,7 @@ pub async fn start(config: Config, relay_listener: TcpListener) -> anyhow::Resul
     });
     let mut settings = config.settings.clone();
     if settings.docker.owner.is_empty() {
-        settings.docker.owner = docker_owner(&config.agent_id, &config.control_plane_url);
+        settings.docker.owner = docker_owner(&config.agent_id, &config.control_planes.joined());
     }
     let agent = Agent::new(config.agent_id.clone(), settings);
     // Containers a crashed run of this agent left behind go before anything new starts.
@@ -74,8 +78,9 @@ pub async fn start(config: Config, relay_listener: TcpListener) -> anyhow::Resul
     tracing::info!(agent = %config.agent_id, relay = %relay_url, peers, "node agent relay listening");
     tokio::spawn(control::run(
         agent.clone(),
-        config.control_plane_url,
+        config.control_planes,
         relay_url,
+        config.labels,
         config.cluster_token,
     ));
     Ok(agent)

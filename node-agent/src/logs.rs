@@ -13,7 +13,13 @@ pub struct LogSink {
     wake: Arc<tokio::sync::Notify>,
     /// Where the current step of a long start (an image build) is shown in status.
     progress: Option<Arc<dyn Fn(String) + Send + Sync>>,
+    /// While set, the server's stderr lines are its progress too, after this prefix: what
+    /// an installer (`uvx`, `npx`) prints while it resolves, builds and installs.
+    stderr_progress: Arc<Mutex<Option<String>>>,
 }
+
+/// The longest stderr line shown as progress (status travels on every report).
+const MAX_PROGRESS_CHARS: usize = 200;
 
 /// Lines buffered before the oldest are dropped (the control plane is unreachable).
 const MAX_BUFFERED: usize = 10_000;
@@ -29,6 +35,7 @@ impl LogSink {
             buffer,
             wake,
             progress: None,
+            stderr_progress: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -46,7 +53,20 @@ impl LogSink {
         self.line("agent", line);
     }
 
+    /// Shows the stderr lines that follow as progress after `prefix` (`None`: no longer).
+    pub fn stderr_progress(&self, prefix: Option<String>) {
+        *self.stderr_progress.lock().unwrap() = prefix;
+    }
+
     pub fn line(&self, stream: &str, line: String) {
+        if stream == "stderr"
+            && let Some(report) = &self.progress
+            && let Some(prefix) = self.stderr_progress.lock().unwrap().clone()
+            && !line.trim().is_empty()
+        {
+            let shown: String = line.trim().chars().take(MAX_PROGRESS_CHARS).collect();
+            report(format!("{prefix}: {shown}"));
+        }
         tracing::debug!(server = %self.server_id, stream, "{line}");
         let mut buffer = self.buffer.lock().unwrap();
         if buffer.len() >= MAX_BUFFERED {

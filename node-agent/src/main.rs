@@ -19,7 +19,8 @@ struct Args {
     /// This agent's unique id (default: the host name).
     #[arg(long, env = "MCPR_AGENT_ID")]
     id: Option<String>,
-    /// The control plane's gRPC URL.
+    /// The control planes' gRPC URLs, separated by commas: the agent follows one and
+    /// moves to the next when it goes away.
     #[arg(
         long,
         env = "MCPR_CONTROL_PLANE",
@@ -32,6 +33,16 @@ struct Args {
     /// The relay URL gateways should dial, when it differs from the listen address.
     #[arg(long, env = "MCPR_RELAY_ADVERTISE")]
     advertise: Option<String>,
+    /// Placement labels, KEY=VALUE separated by commas (repeatable): a server with a
+    /// selector runs only on agents that have every label it names; `docker=false` keeps
+    /// container servers off this host.
+    #[arg(
+        long = "label",
+        env = "MCPR_AGENT_LABELS",
+        value_name = "KEY=VALUE,…",
+        value_delimiter = ','
+    )]
+    labels: Vec<String>,
     /// First restart delay after a crash, in milliseconds (doubles up to --backoff-max-ms).
     #[arg(long, env = "MCPR_RESTART_BACKOFF_MS", default_value_t = 500)]
     backoff_ms: u64,
@@ -44,6 +55,11 @@ struct Args {
     /// network you trust: anyone who reaches it can call every tool.
     #[arg(long, env = "MCPR_INSECURE_GRPC")]
     insecure_grpc: bool,
+    /// Serve `/metrics` (Prometheus text format) on this address: open unless
+    /// `MCPR_METRICS_TOKEN` is set, then behind it as a bearer token. Off by default: the
+    /// agent has no other HTTP listener.
+    #[arg(long, env = "MCPR_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
     #[command(flatten)]
     docker: mcpr_node_agent::runtime::DockerArgs,
     #[command(flatten)]
@@ -54,7 +70,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    mcpr_core::telemetry::init_logging();
+    let mut telemetry =
+        mcpr_core::telemetry::init("mcpr-node-agent").map_err(anyhow::Error::msg)?;
     let args = Args::parse();
     let tls = args.tls.install()?;
     let cluster_token = args.cluster.token()?;
@@ -84,21 +101,37 @@ async fn main() -> anyhow::Result<()> {
         sandbox: args.docker.sandbox_limits(),
         ..Default::default()
     };
+    let metrics_token = mcpr_core::metrics::metrics_token_from_env(|k| std::env::var(k).ok())
+        .map_err(anyhow::Error::msg)?;
+    let labels = mcpr_core::placement::parse_labels(
+        args.labels.iter().map(String::as_str),
+        "--label (MCPR_AGENT_LABELS)",
+    )?;
     let config = mcpr_node_agent::Config {
         agent_id: id,
-        control_plane_url: args.control_plane,
+        labels,
+        control_planes: mcpr_tls::control_planes::ControlPlanes::parse(
+            &args.control_plane,
+            "--control-plane (MCPR_CONTROL_PLANE)",
+        )?,
         advertise_url: args.advertise,
         settings,
-        tls,
+        tls: tls.clone(),
         cluster_token,
     };
     let agent = mcpr_node_agent::start(config, listener).await?;
+    if let Some(addr) = &args.metrics_listen {
+        let metrics_agent = agent.clone();
+        let render = mcpr_tls::metrics::with_process(move |out| metrics_agent.render_metrics(out));
+        mcpr_tls::metrics::serve_dedicated(addr, render, metrics_token, tls).await?;
+    }
     shutdown_signal().await;
     tracing::info!("stopping servers");
     // Stops the servers and removes this agent's containers.
     agent.shutdown().await;
     // Give children a moment to be reaped.
     tokio::time::sleep(Duration::from_millis(200)).await;
+    telemetry.shutdown();
     Ok(())
 }
 

@@ -49,6 +49,7 @@ impl pb::relay_service_server::RelayService for RelayService {
                     kind: kind as i32,
                     message: event.message.to_bytes(),
                     related_id: event.related_id.clone(),
+                    ..Default::default()
                 };
                 if events_tx.try_send(Ok(frame)).is_err() {
                     tracing::warn!(
@@ -59,6 +60,7 @@ impl pb::relay_service_server::RelayService for RelayService {
         ));
         tokio::spawn(async move {
             let _subscription = subscription;
+            let _open = agent.relay_streams.hold();
             while let Some(frame) = incoming.next().await {
                 let frame = match frame {
                     Ok(frame) => frame,
@@ -91,7 +93,22 @@ async fn handle_frame(agent: &Agent, frame: pb::RelayFrame) -> Option<pb::RelayF
         }
     };
     match kind {
+        pb::RelayKind::Request if mcpr_core::telemetry::enabled() => {
+            let context = mcpr_core::telemetry::mcp::TraceContext {
+                traceparent: frame.traceparent.clone(),
+                tracestate: frame.tracestate.clone(),
+            };
+            let response = Box::pin(agent.relay_request_traced(
+                &frame.provider,
+                &frame.client_session,
+                message,
+                context.parent(),
+            ))
+            .await;
+            Some(reply(&frame, response))
+        }
         pb::RelayKind::Request => {
+            let _in_flight = agent.relay_in_flight.hold();
             let response = agent
                 .relay_request(&frame.provider, &frame.client_session, message)
                 .await;
@@ -125,5 +142,6 @@ fn reply(request: &pb::RelayFrame, message: Message) -> pb::RelayFrame {
         kind: pb::RelayKind::Response as i32,
         message: message.to_bytes(),
         related_id: String::new(),
+        ..Default::default()
     }
 }

@@ -20,9 +20,6 @@ use crate::upstream::{self, Connection, UpstreamEvent};
 /// provider, or with no provider for all of them.
 pub const SESSION_ENDED: &str = "mcpr/sessionEnded";
 
-/// How long a call waits for a provider that is still being assigned or starting.
-pub const STARTUP_GRACE: Duration = Duration::from_secs(10);
-
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub backoff_base: Duration,
@@ -171,6 +168,9 @@ pub struct Agent {
     pub id: String,
     settings: Settings,
     servers: RwLock<HashMap<String, Arc<Supervised>>>,
+    /// Servers told to stop whose upstream has not exited yet: still reported as held, so
+    /// that the control plane places them elsewhere only once they are gone.
+    stopping: Mutex<Vec<Arc<Supervised>>>,
     pub(crate) logs: Arc<Mutex<Vec<pb::LogLine>>>,
     /// Woken on every status change and log line; the reporter sends what is new.
     pub(crate) changed: Arc<Notify>,
@@ -180,6 +180,22 @@ pub struct Agent {
     pub docker: Arc<crate::runtime::DockerRuntime>,
     /// `python_sandbox`, reached as the reserved provider [`crate::runtime::sandbox::PROVIDER`].
     pub sandbox: Arc<crate::runtime::sandbox::Sandbox>,
+    /// Set while the agent's lease ran out (`control.rs`): it stopped its servers, and a
+    /// call for one is told so at once rather than waiting for it to be assigned.
+    lapsed: std::sync::atomic::AtomicBool,
+    /// Gateways' relay streams open on this agent (`relay.rs`).
+    pub relay_streams: mcpr_core::metrics::Gauge,
+    /// Relayed requests not answered yet.
+    pub relay_in_flight: mcpr_core::metrics::Gauge,
+}
+
+/// One assigned server as the metrics show it.
+pub struct ServerMetrics {
+    pub name: String,
+    pub state: ServerState,
+    pub restarts: u32,
+    /// Live upstream sessions: the shared one and the per-client ones.
+    pub sessions: usize,
 }
 
 impl Agent {
@@ -196,10 +212,49 @@ impl Agent {
             id,
             settings,
             servers: RwLock::default(),
+            stopping: Mutex::default(),
             logs: Arc::default(),
             changed: Arc::new(Notify::new()),
             events: Default::default(),
+            lapsed: Default::default(),
+            relay_streams: Default::default(),
+            relay_in_flight: Default::default(),
         })
+    }
+
+    /// Marks the agent's lease as run out (its servers stopped) or held again.
+    pub fn set_lapsed(&self, lapsed: bool) {
+        self.lapsed
+            .store(lapsed, std::sync::atomic::Ordering::Release);
+    }
+
+    /// How many servers this agent runs (or is starting).
+    pub fn server_count(&self) -> usize {
+        self.servers.read().unwrap().len()
+    }
+
+    /// Every assigned server's state, restarts and live upstream sessions, by name.
+    pub fn server_metrics(&self) -> Vec<ServerMetrics> {
+        let mut servers: Vec<ServerMetrics> = self
+            .servers
+            .read()
+            .unwrap()
+            .values()
+            .map(|s| {
+                let (state, restarts) = {
+                    let status = s.status.lock().unwrap();
+                    (status.state, status.restart_count)
+                };
+                ServerMetrics {
+                    name: s.assignment.name.clone(),
+                    state,
+                    restarts,
+                    sessions: s.connections().len(),
+                }
+            })
+            .collect();
+        servers.sort_by(|a, b| a.name.cmp(&b.name));
+        servers
     }
 
     /// Starts what is assigned and not running, restarts what changed, stops the rest.
@@ -214,6 +269,7 @@ impl Agent {
             if !keep {
                 tracing::info!(server = %name, "stopping server");
                 running.stop.cancel();
+                self.stopping.lock().unwrap().push(running.clone());
             }
             keep
         });
@@ -255,13 +311,18 @@ impl Agent {
     }
 
     pub fn status_report(&self) -> pb::StatusReport {
-        let servers = self
-            .servers
-            .read()
-            .unwrap()
+        let held = self.servers.read().unwrap();
+        let stopping = self.stopping.lock().unwrap();
+        let servers = held
             .values()
+            .chain(
+                stopping
+                    .iter()
+                    .filter(|s| !held.contains_key(&s.assignment.name)),
+            )
             .map(|s| s.report())
             .collect();
+        drop((held, stopping));
         let logs = std::mem::take(&mut *self.logs.lock().unwrap());
         pb::StatusReport {
             agent_id: self.id.clone(),
@@ -284,6 +345,34 @@ impl Agent {
         client_session: &str,
         msg: Message,
     ) -> Message {
+        if mcpr_core::telemetry::enabled() {
+            // The in-process gateway's relay span is the current span: it is the parent.
+            // Boxed: an untraced request's future stays the size it was.
+            return Box::pin(self.relay_request_traced(provider, client_session, msg, None)).await;
+        }
+        self.serve_request(provider, client_session, msg).await
+    }
+
+    /// [`relay_request`](Self::relay_request) as the agent's SERVER span, continuing
+    /// `parent` (the relay frame's trace context) or else the current span.
+    pub async fn relay_request_traced(
+        &self,
+        provider: &str,
+        client_session: &str,
+        msg: Message,
+        parent: Option<mcpr_core::telemetry::mcp::Context>,
+    ) -> Message {
+        use mcpr_core::telemetry::mcp;
+        let span = mcp::request_span(&msg, mcp::Side::Server, parent);
+        mcp::set(&span, "mcpr.provider", provider);
+        mcp::set(&span, "mcpr.agent", self.id.as_str());
+        if !client_session.is_empty() {
+            mcp::set(&span, "mcp.session.id", client_session);
+        }
+        mcp::answered_in(span, self.serve_request(provider, client_session, msg)).await
+    }
+
+    async fn serve_request(&self, provider: &str, client_session: &str, msg: Message) -> Message {
         if provider == crate::runtime::sandbox::PROVIDER {
             return self.sandbox.handle(msg).await;
         }
@@ -309,13 +398,23 @@ impl Agent {
 
     /// The provider's live session. A provider that is being assigned or is starting (the
     /// first moments after `mcpr up` or `server add`) is waited for, up to
-    /// [`STARTUP_GRACE`], so that early callers get an answer rather than a spurious error.
+    /// the startup grace (`MCPR_STARTUP_GRACE_SECS`), so that early callers get an answer
+    /// rather than a spurious error.
     async fn ready_session(&self, provider: &str) -> Result<Arc<Connection>, RpcError> {
-        let deadline = Instant::now() + STARTUP_GRACE;
+        let deadline = Instant::now() + mcpr_core::settings::Limits::current().startup_grace;
         loop {
             let server = self.server(provider);
             if let Some(session) = server.as_ref().and_then(|s| s.session()) {
                 return Ok(session);
+            }
+            if server.is_none() && self.lapsed.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(RpcError::new(
+                    code::UPSTREAM_UNAVAILABLE,
+                    format!(
+                        "provider {provider:?} was stopped on agent {:?}: the agent lost contact with every control plane and its lease ran out, so the provider is being moved to another agent; retry shortly",
+                        self.id
+                    ),
+                ));
             }
             let starting = server
                 .as_ref()
@@ -498,6 +597,8 @@ async fn supervise(agent: Arc<Agent>, server: Arc<Supervised>) {
             _ = server.stop.cancelled() => None,
             started = start(&agent, &server.assignment, &logs, events_tx, settings) => Some(started),
         };
+        // Before the state changes: no installer line may land after the progress is cleared.
+        logs.stderr_progress(None);
         let error = match outcome {
             None => break,
             Some(Err(error)) => error,
@@ -542,6 +643,9 @@ async fn supervise(agent: Arc<Agent>, server: Arc<Supervised>) {
                 match reason {
                     None => {
                         conn.close("server stopped".into());
+                        // Held until its process has exited (bounded: a process that
+                        // ignores the kill is not the next agent's problem forever).
+                        let _ = tokio::time::timeout(STOP_WAIT, conn.gone()).await;
                         break;
                     }
                     Some(reason) => reason,
@@ -576,7 +680,16 @@ async fn supervise(agent: Arc<Agent>, server: Arc<Supervised>) {
         s.state = ServerState::Stopped;
         s.retry_at = None;
     });
+    agent
+        .stopping
+        .lock()
+        .unwrap()
+        .retain(|s| !Arc::ptr_eq(s, &server));
+    agent.changed.notify_one();
 }
+
+/// How long a stopped server is still reported as held while its process exits.
+const STOP_WAIT: Duration = Duration::from_secs(5);
 
 /// Prepares what the server needs (a `docker` server's image, built once: that takes as
 /// long as it takes), then connects within the startup timeout.
@@ -618,17 +731,25 @@ async fn connect(
             args,
             env,
             cwd,
-        } => upstream::process::spawn(
-            upstream::process::ProcessSpec {
-                command,
-                args,
-                env,
-                cwd: cwd.as_deref(),
-            },
-            logs.clone(),
-            events,
-            settings.request_timeout,
-        )?,
+        } => {
+            if let Some(installer) = installer(command) {
+                // The first start of a package resolves, builds and installs it, for as long
+                // as that takes: its installer's lines are the progress.
+                logs.progress(format!("installing with {installer}"));
+                logs.stderr_progress(Some(format!("installing with {installer}")));
+            }
+            upstream::process::spawn(
+                upstream::process::ProcessSpec {
+                    command,
+                    args,
+                    env,
+                    cwd: cwd.as_deref(),
+                },
+                logs.clone(),
+                events,
+                settings.request_timeout,
+            )?
+        }
         RuntimeSpec::Remote { url, headers } => {
             upstream::remote::connect(url, headers, events, settings.request_timeout)?
         }
@@ -660,6 +781,14 @@ async fn connect(
             })
         }
     }
+}
+
+/// The package runner a process command is (`uvx`, `npx`, …), whose start installs first.
+fn installer(command: &str) -> Option<&str> {
+    let runner = command.rsplit('/').next().unwrap_or(command);
+    ["uvx", "uv", "npx", "pipx", "bunx"]
+        .contains(&runner)
+        .then_some(runner)
 }
 
 impl mcpr_core::relay::LocalAgent for Agent {

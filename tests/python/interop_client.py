@@ -144,6 +144,7 @@ def stdio_command(config: dict[str, Any], path: str) -> tuple[str, list[str], di
     """What the client starts for the stdio paths: the command, its args, its environment."""
     env = {"RUST_LOG": "warn"}
     if path == "stdio":
+        env.update(config["stdio_env"])
         # Port 0: the API and UI this router serves on the side take any free port.
         return config["mcpr"], ["stdio", "--port", "0", "--data-dir", config["data_dir"]], env
     env["MCPR_API_KEY"] = config["api_key"]
@@ -239,6 +240,8 @@ async def listed_tools(session: Session, path: str, upstream: str, view_tools: l
     listed = await session.call("list_tools", {"provider": upstream}, None)
     require("list_tools", not listed["isError"], listed["text"])
     body = listed["structured"] or json.loads(listed["text"])
+    # The router's word on a provider still starting belongs in the failure, not a bare [].
+    require("list_tools", "starting_providers" not in body, body.get("note", ""))
     return [t["name"] for t in body.get("tools", [])]
 
 

@@ -48,6 +48,7 @@ function transportFor(config, path, urlPath) {
     const env = { RUST_LOG: "warn" };
     let args;
     if (path === "stdio") {
+      Object.assign(env, config.stdio_env);
       // Port 0: the API and UI this router serves on the side take any free port.
       args = ["stdio", "--port", "0", "--data-dir", config.data_dir];
     } else {
@@ -103,6 +104,8 @@ async function listedTools(client, path, upstream, viewTools) {
   const listed = await call(client, "list_tools", { provider: upstream });
   require("list_tools", !listed.isError, listed.text);
   const body = listed.structured ?? JSON.parse(listed.text);
+  // The router's word on a provider still starting belongs in the failure, not a bare [].
+  require("list_tools", body.starting_providers === undefined, body.note ?? "");
   return (body.tools ?? []).map((t) => t.name);
 }
 

@@ -33,7 +33,9 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerT
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub mod cluster;
+pub mod control_planes;
 pub mod host_policy;
+pub mod metrics;
 mod serve;
 
 static PROCESS: OnceLock<Option<Arc<Tls>>> = OnceLock::new();

@@ -50,54 +50,62 @@ fn describe(analysis: &Value) -> String {
         return out;
     }
     for proposal in &proposals {
-        let confidence = proposal["confidence"].as_f64().unwrap_or(0.0);
+        out.push_str(&describe_proposal(proposal));
+    }
+    out
+}
+
+/// One proposal: its name, evidence and confidence, what it runs, the variables it needs
+/// (required and secret marked), the reasons and the warnings.
+pub fn describe_proposal(proposal: &Value) -> String {
+    let mut out = String::new();
+    let confidence = proposal["confidence"].as_f64().unwrap_or(0.0);
+    out.push_str(&format!(
+        "{}  (from {}, confidence {:.0}%{})\n",
+        clean(&str_at(proposal, &["name"])),
+        clean(&str_at(proposal, &["file"])),
+        confidence * 100.0,
+        if proposal["untrusted"].as_bool() == Some(true) {
+            ", untrusted: proposed by Claude"
+        } else {
+            ""
+        },
+    ));
+    out.push_str(&format!(
+        "  runs: {} ({})\n",
+        clean(&runtime_summary(proposal)),
+        clean(&str_at(proposal, &["runtime", "kind"]))
+    ));
+    for variable in proposal["variables"].as_array().into_iter().flatten() {
+        let mut marks = Vec::new();
+        if variable["required"].as_bool() == Some(true) {
+            marks.push("required");
+        }
+        if variable["secret"].as_bool() == Some(true) {
+            marks.push("secret");
+        }
         out.push_str(&format!(
-            "{}  (from {}, confidence {:.0}%{})\n",
-            clean(&str_at(proposal, &["name"])),
-            clean(&str_at(proposal, &["file"])),
-            confidence * 100.0,
-            if proposal["untrusted"].as_bool() == Some(true) {
-                ", untrusted: proposed by Claude"
+            "  needs {} {}{}\n",
+            clean(&str_at(variable, &["target"])),
+            clean(&str_at(variable, &["name"])),
+            if marks.is_empty() {
+                String::new()
             } else {
-                ""
-            },
+                format!(" ({})", marks.join(", "))
+            }
         ));
+    }
+    for reason in proposal["reasons"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "  runs: {} ({})\n",
-            clean(&runtime_summary(proposal)),
-            clean(&str_at(proposal, &["runtime", "kind"]))
+            "  because {}\n",
+            clean(reason.as_str().unwrap_or(""))
         ));
-        for variable in proposal["variables"].as_array().into_iter().flatten() {
-            let mut marks = Vec::new();
-            if variable["required"].as_bool() == Some(true) {
-                marks.push("required");
-            }
-            if variable["secret"].as_bool() == Some(true) {
-                marks.push("secret");
-            }
-            out.push_str(&format!(
-                "  needs {} {}{}\n",
-                clean(&str_at(variable, &["target"])),
-                clean(&str_at(variable, &["name"])),
-                if marks.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", marks.join(", "))
-                }
-            ));
-        }
-        for reason in proposal["reasons"].as_array().into_iter().flatten() {
-            out.push_str(&format!(
-                "  because {}\n",
-                clean(reason.as_str().unwrap_or(""))
-            ));
-        }
-        for warning in proposal["warnings"].as_array().into_iter().flatten() {
-            out.push_str(&format!(
-                "  warning: {}\n",
-                clean(warning.as_str().unwrap_or(""))
-            ));
-        }
+    }
+    for warning in proposal["warnings"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  warning: {}\n",
+            clean(warning.as_str().unwrap_or(""))
+        ));
     }
     out
 }

@@ -1,6 +1,7 @@
 //! `mcpr server …`: register, change, list, show, start and stop MCP servers, their tools
 //! and logs, through the REST API (`/api/v1/servers`, docs/API.md).
 
+mod add_from;
 mod analyze;
 mod logs;
 mod runtime;
@@ -22,9 +23,11 @@ use show::{runtime_summary, server_details, servers_table};
 #[allow(clippy::large_enum_variant)]
 #[derive(clap::Subcommand, Debug)]
 pub enum ServerCommand {
-    /// Register an MCP server: a local process (--command), a remote one (--remote URL), or
-    /// a locked-down container (--image, --npx, --uvx, or --command with --docker)
-    #[command(group(clap::ArgGroup::new("runtime").required(true).multiple(true).args(["command", "remote", "image", "npx", "uvx"])))]
+    /// Register an MCP server: a local process (--command), a remote one (--remote URL), a
+    /// locked-down container (--image, --npx, --uvx, or --command with --docker), or what the
+    /// router proposes for a repository (--from URL) or an MCP Registry entry (--registry),
+    /// reviewed first
+    #[command(group(clap::ArgGroup::new("runtime").required(true).multiple(true).args(["command", "remote", "image", "npx", "uvx", "from", "registry"])))]
     Add {
         /// Name clients see it under (letters, digits, '-', '_')
         name: String,
@@ -51,15 +54,46 @@ pub enum ServerCommand {
         /// One upstream session for all clients, or one per client session
         #[arg(long, value_parser = ["shared", "per_client"])]
         session_mode: Option<String>,
+        /// Run it only on agents with these labels (`--label` of mcpr-node-agent), e.g.
+        /// zone=a,docker=true
+        #[arg(long, value_name = "KEY=VALUE,…", value_delimiter = ',')]
+        selector: Vec<String>,
         /// Register it without starting it
         #[arg(long)]
         disabled: bool,
         /// Wait until it runs (printing its progress: image pulls and builds) or fails
         #[arg(long, conflicts_with = "disabled")]
         wait: bool,
-        /// With --wait: give up after this many seconds
-        #[arg(long, value_name = "SECS", default_value_t = 600, requires = "wait")]
+        /// With --wait (or --from, --registry): give up after this many seconds
+        #[arg(long, value_name = "SECS", default_value_t = 600)]
         wait_timeout: u64,
+        /// With --from or --registry, which wait until the server runs (printing its
+        /// progress: installs, image builds): return once it is saved
+        #[arg(long, conflicts_with = "wait")]
+        no_wait: bool,
+        /// Analyze this repository (GitHub URL, `…/tree/REF/PATH`, any git URL, or an
+        /// absolute local path) and add what it proposes, after review
+        #[arg(long = "from", value_name = "URL", conflicts_with_all = ["command", "remote", "image", "npx", "uvx", "registry", "cwd", "header"])]
+        from: Option<String>,
+        /// Add this MCP Registry server (io.github.OWNER/NAME[@VERSION]), after review
+        #[arg(long, value_name = "NAME[@VERSION]", conflicts_with_all = ["command", "remote", "image", "npx", "uvx", "cwd", "header"])]
+        registry: Option<String>,
+        /// With --from: the branch, tag or commit to read
+        #[arg(long = "ref", value_name = "REF", requires = "from")]
+        git_ref: Option<String>,
+        /// With --from: the directory inside the repository
+        #[arg(long, requires = "from")]
+        path: Option<String>,
+        /// With --from: which of several proposals to add (1 is the first listed)
+        #[arg(long, value_name = "N", requires = "from")]
+        pick: Option<usize>,
+        /// With --from or --registry: prefer a host process or a container
+        #[arg(long, value_parser = ["process", "docker"])]
+        prefer: Option<String>,
+        /// With --from or --registry: add the proposal without asking (scripts); required
+        /// values must come with --env
+        #[arg(short = 'y', long)]
+        yes: bool,
     },
     /// Change a registered server's description, session mode, environment or headers; the
     /// rest of its runtime, secrets included, stays as it is
@@ -78,6 +112,10 @@ pub enum ServerCommand {
         /// One upstream session for all clients, or one per client session
         #[arg(long, value_parser = ["shared", "per_client"])]
         session_mode: Option<String>,
+        /// Run it only on agents with these labels, e.g. zone=a (\"\": any agent); it moves
+        /// when its agent no longer matches
+        #[arg(long, value_name = "KEY=VALUE,…", value_delimiter = ',')]
+        selector: Option<Vec<String>>,
     },
     /// List servers with their state
     #[command(alias = "ls")]
@@ -122,6 +160,13 @@ pub enum ServerCommand {
     },
 }
 
+/// `{"selector": {...}}` from `--selector zone=a,docker=true`.
+fn placement(selector: &[String]) -> anyhow::Result<Value> {
+    let labels =
+        mcpr_core::placement::parse_labels(selector.iter().map(String::as_str), "--selector")?;
+    Ok(json!({ "selector": labels }))
+}
+
 pub async fn run(admin: &Admin, cmd: ServerCommand, json: bool) -> anyhow::Result<()> {
     match cmd {
         ServerCommand::Add {
@@ -134,17 +179,69 @@ pub async fn run(admin: &Admin, cmd: ServerCommand, json: bool) -> anyhow::Resul
             docker,
             description,
             session_mode,
+            selector,
             disabled,
             wait,
             wait_timeout,
+            no_wait,
+            from,
+            registry,
+            git_ref,
+            path,
+            pick,
+            prefer,
+            yes,
         } => {
-            let runtime = added_runtime(command, &env, cwd, remote, &header, &docker)?;
-            let mut body = json!({"name": name, "runtime": runtime, "enabled": !disabled});
+            let origin = match (&from, &registry) {
+                (Some(url), _) => Some(add_from::Origin::Repository {
+                    url,
+                    git_ref: git_ref.as_deref(),
+                    path: path.as_deref(),
+                    pick,
+                }),
+                (None, Some(entry)) => Some(add_from::Origin::Registry { name: entry }),
+                (None, None) => None,
+            };
+            // What comes from a repository or the registry is installed or built on its
+            // first start, and that is where it goes wrong: wait for it unless told not to.
+            let wait = wait || (origin.is_some() && !disabled && !no_wait);
+            if no_wait && origin.is_none() {
+                bail!(
+                    "--no-wait goes with --from or --registry (the others do not wait unless --wait)"
+                );
+            }
+            let mut body = match origin {
+                Some(origin) => {
+                    if docker.any_set() {
+                        bail!(
+                            "--from and --registry take the runtime the router proposes: drop the container flags (--image, --docker, --arg, --network, …)"
+                        );
+                    }
+                    let review = add_from::Review {
+                        env: &env,
+                        yes,
+                        json,
+                        prefer: prefer.as_deref(),
+                    };
+                    add_from::reviewed_server(admin, &name, origin, &review).await?
+                }
+                None => {
+                    if yes || prefer.is_some() {
+                        bail!("--yes and --prefer go with --from or --registry");
+                    }
+                    let runtime = added_runtime(command, &env, cwd, remote, &header, &docker)?;
+                    json!({"name": name, "runtime": runtime})
+                }
+            };
+            body["enabled"] = json!(!disabled);
             if let Some(d) = description {
                 body["description"] = Value::String(d);
             }
             if let Some(mode) = session_mode {
                 body["session_mode"] = Value::String(mode);
+            }
+            if !selector.is_empty() {
+                body["placement"] = placement(&selector)?;
             }
             let server = admin.post(&["servers"], Some(&body), None).await?;
             if wait {
@@ -190,8 +287,12 @@ pub async fn run(admin: &Admin, cmd: ServerCommand, json: bool) -> anyhow::Resul
             env,
             header,
             session_mode,
+            selector,
         } => {
             let mut patch = Map::new();
+            if let Some(selector) = selector {
+                patch.insert("placement".into(), placement(&selector)?);
+            }
             if let Some(d) = description {
                 patch.insert("description".into(), Value::String(d));
             }
@@ -206,7 +307,9 @@ pub async fn run(admin: &Admin, cmd: ServerCommand, json: bool) -> anyhow::Resul
                 );
             }
             if patch.is_empty() {
-                bail!("nothing to change: give --description, --session-mode, --env or --header");
+                bail!(
+                    "nothing to change: give --description, --session-mode, --selector, --env or --header"
+                );
             }
             let server = admin
                 .patch(&["servers", &name], &Value::Object(patch), Some(&name))
@@ -332,10 +435,15 @@ async fn wait_running(
         let server = admin.get(&["servers", name], Some(name)).await?;
         let progress = str_at(&server, &["status", "progress"]);
         if !progress.is_empty() && progress != shown {
+            let line = format!(
+                "  {}: {}",
+                str_at(&server, &["status", "state"]),
+                clean(&progress)
+            );
             if json {
-                eprintln!("{}", clean(&progress));
+                eprintln!("{line}");
             } else {
-                println!("{}", clean(&progress));
+                println!("{line}");
             }
             shown = progress;
         }

@@ -43,6 +43,16 @@ impl DockerOptions {
         self.image.is_some() || self.npx.is_some() || self.uvx.is_some() || self.docker
     }
 
+    /// Whether any container flag was given (`--from` takes the proposed runtime instead).
+    pub fn any_set(&self) -> bool {
+        self.wanted()
+            || !self.args.is_empty()
+            || self.network.is_some()
+            || self.memory_mb.is_some()
+            || self.cpus.is_some()
+            || self.pids.is_some()
+    }
+
     /// The `docker` runtime JSON; `command` (already split) overrides the entrypoint.
     fn runtime(&self, command: Option<Vec<String>>) -> anyhow::Result<Value> {
         let mut runtime = json!({"kind": "docker"});

@@ -44,6 +44,20 @@ pub fn runtime_summary(server: &Value) -> String {
     }
 }
 
+/// `zone=a,docker=true`, or `any agent` without a selector.
+pub fn selector_text(server: &Value) -> String {
+    let pairs: Vec<String> = server["placement"]["selector"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    match pairs.is_empty() {
+        true => "any agent".into(),
+        false => pairs.join(","),
+    }
+}
+
 pub fn servers_table(servers: &[Value]) -> String {
     let mut table = Table::new(&[
         "NAME",
@@ -61,7 +75,10 @@ pub fn servers_table(servers: &[Value]) -> String {
         }
         // While starting, what it is doing (an image build step) says more than an old error.
         let progress = str_at(s, &["status", "progress"]);
-        let note = if progress.is_empty() {
+        let unplaced = str_at(s, &["unplaced"]);
+        let note = if !unplaced.is_empty() {
+            format!("unplaced: {unplaced}")
+        } else if progress.is_empty() {
             str_at(s, &["status", "last_error"])
         } else {
             progress
@@ -103,6 +120,7 @@ pub fn server_details(s: &Value) -> String {
         ),
         ("state", str_at(s, &["status", "state"])),
         ("session mode", str_at(s, &["session_mode"])),
+        ("placement", selector_text(s)),
         ("kind", str_at(runtime, &["kind"])),
     ];
     match runtime["kind"].as_str() {
@@ -132,6 +150,10 @@ pub fn server_details(s: &Value) -> String {
             rows.push(("env", pairs_of("env")));
             rows.push(("cwd", str_at(runtime, &["cwd"])));
         }
+    }
+    let unplaced = str_at(s, &["unplaced"]);
+    if !unplaced.is_empty() {
+        rows.push(("unplaced", unplaced));
     }
     rows.extend([
         ("agent", str_at(s, &["status", "agent_id"])),

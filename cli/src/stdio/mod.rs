@@ -17,7 +17,7 @@ pub async fn run(
     up: &UpArgs,
     tls: Option<Arc<mcpr_tls::Tls>>,
 ) -> anyhow::Result<()> {
-    mcpr_core::telemetry::init_logging();
+    let _telemetry = mcpr_core::telemetry::init("mcpr").map_err(anyhow::Error::msg)?;
     mcpr_core::settings::Limits::install_from_env()?;
     match bridge_to {
         Some(url) => {

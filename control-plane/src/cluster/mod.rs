@@ -15,12 +15,13 @@
 //!
 //! The SQLite all-in-one never starts this: it is one process, always the leader.
 
+pub mod status;
 pub mod store;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::fleet::{AGENT_TIMEOUT, Fleet};
+use crate::fleet::{AGENT_TIMEOUT, Candidate, Fleet, Wanted};
 use crate::keys::KeyRing;
 use crate::registry::Registry;
 use crate::store::Store;
@@ -31,6 +32,9 @@ pub const SYNC_INTERVAL: Duration = Duration::from_millis(200);
 /// How long the placement lease lasts without renewal: a killed leader's successor leads
 /// within this (plus one tick).
 pub const LEASE_TTL: Duration = Duration::from_secs(3);
+/// How long a leader that took the lease over waits before it expires agents: two agent
+/// timeouts, longer than an agent holds its servers after an outage of every control plane.
+pub const LEADER_GRACE: Duration = Duration::from_secs(2 * AGENT_TIMEOUT.as_secs());
 
 /// This control plane's membership of the cluster.
 pub struct Cluster {
@@ -41,6 +45,8 @@ pub struct Cluster {
     keys: Arc<KeyRing>,
     /// The epoch of the lease this control plane holds (0: a follower).
     epoch: std::sync::atomic::AtomicU64,
+    /// When this control plane took the lease it holds.
+    leading_since: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Cluster {
@@ -60,6 +66,7 @@ impl Cluster {
             registry,
             keys,
             epoch: Default::default(),
+            leading_since: Default::default(),
         });
         // What this process wrote while starting (`MCP_API_KEY`, OAuth keys) reaches the others.
         cluster.store.bump_config_version().await?;
@@ -152,6 +159,7 @@ impl Cluster {
                 if epoch != held {
                     self.epoch
                         .store(epoch, std::sync::atomic::Ordering::Release);
+                    *self.leading_since.lock().unwrap() = Some(Instant::now());
                     tracing::info!(control_plane = %self.id, epoch, "leading placement");
                 }
             }
@@ -161,25 +169,37 @@ impl Cluster {
             }
         }
         let epoch = self.leader_epoch().unwrap_or(0);
-        for agent in self
-            .store
-            .expire_cluster_agents(AGENT_TIMEOUT.as_millis() as i64)
-            .await?
-        {
-            tracing::warn!(%agent, "agent missed its heartbeats; rescheduling its servers");
+        // A leader that took over (epoch 2 and up) expires no agent during its first
+        // LEADER_GRACE: after an outage of every control plane (or of Postgres) the agents'
+        // last heartbeats in the store are old though they kept running their servers
+        // (node-agent `control.rs` keeps them while every control plane refuses
+        // connections, and one agent timeout more once one answers otherwise), and they need
+        // that long to reach a control plane again. An agent that did die then is expired
+        // that much later.
+        let settled = epoch <= 1
+            || self
+                .leading_since
+                .lock()
+                .unwrap()
+                .is_some_and(|since| since.elapsed() >= LEADER_GRACE);
+        if settled {
+            for agent in self
+                .store
+                .expire_cluster_agents(AGENT_TIMEOUT.as_millis() as i64)
+                .await?
+            {
+                tracing::warn!(%agent, "agent missed its heartbeats; rescheduling its servers");
+            }
         }
-        let state = self.store.shared_state().await?;
-        let servers: Vec<String> = self
-            .store
-            .list_servers()
-            .await?
-            .into_iter()
-            .filter(|s| s.enabled)
-            .map(|s| s.id)
-            .collect();
+        let state = self.store.placement_state().await?;
+        let records = self.store.list_servers().await?;
         let mut placement = state.placement.clone();
-        let live: Vec<&String> = state.agents.keys().collect();
-        crate::fleet::plan(&mut placement, &live, &servers);
+        let live: Vec<Candidate<'_>> = state
+            .agents
+            .iter()
+            .map(|(id, a)| Candidate::new(id, &a.labels, &a.running))
+            .collect();
+        crate::fleet::plan(&mut placement, &live, &Wanted::enabled(&records));
         match self
             .store
             .write_placement(&self.id, epoch, &placement)

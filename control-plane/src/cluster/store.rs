@@ -3,14 +3,15 @@
 //! Postgres only (a SQLite store is one process, always the leader); times come from the
 //! database's clock so that control planes on hosts with skewed clocks agree on expiry.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 #[cfg(test)]
 use std::time::Duration;
 
 use mcpr_core::model::ServerState;
+use mcpr_core::placement::Labels;
 use sqlx::Row;
 
-use crate::fleet::{Outbox, ServerStatusView, SharedState};
+use crate::fleet::{AgentRecord, Outbox, ServerStatusView, SharedState, count_tools};
 use crate::store::{Store, StoreError};
 
 /// The database's clock in Unix milliseconds, as an SQL expression.
@@ -228,7 +229,7 @@ impl Store {
     /// the config version when the outbox says something visible changed.
     pub async fn flush_outbox(&self, me: &str, outbox: &Outbox) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        for (agent, relay_url) in &outbox.agents {
+        for (agent, note) in &outbox.agents {
             sqlx::query(&format!(
                 "INSERT INTO cluster_agents (id, relay_url, control_plane, last_seen_ms) \
                  VALUES ($1, $2, $3, {NOW_MS}) ON CONFLICT (id) DO UPDATE SET \
@@ -236,10 +237,26 @@ impl Store {
                  last_seen_ms = excluded.last_seen_ms"
             ))
             .bind(agent)
-            .bind(relay_url)
+            .bind(&note.relay_url)
             .bind(me)
             .execute(&mut *tx)
             .await?;
+            // Only what the note says: a heartbeat leaves labels and running servers alone.
+            let said = [
+                ("labels", note.labels.as_ref().map(serde_json::to_string)),
+                ("running", note.running.as_ref().map(serde_json::to_string)),
+            ];
+            for (column, json) in said {
+                let Some(json) = json else { continue };
+                let json = json.expect("labels and server ids serialize");
+                sqlx::query(&format!(
+                    "UPDATE cluster_agents SET {column} = $1 WHERE id = $2"
+                ))
+                .bind(json)
+                .bind(agent)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         for (server, s) in &outbox.status {
             sqlx::query(
@@ -326,6 +343,16 @@ impl Store {
     /// The cluster's agents, placement and status, read in one transaction so they agree
     /// with the version read with them.
     pub async fn shared_state(&self) -> Result<SharedState, StoreError> {
+        self.read_shared_state(true).await
+    }
+
+    /// What placement needs: the agents and the placement, not the servers' status (at
+    /// 1,000 servers that is megabytes of tool lists, issue 15).
+    pub async fn placement_state(&self) -> Result<SharedState, StoreError> {
+        self.read_shared_state(false).await
+    }
+
+    async fn read_shared_state(&self, with_status: bool) -> Result<SharedState, StoreError> {
         let mut tx = self.pool().begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             .execute(&mut *tx)
@@ -338,34 +365,58 @@ impl Store {
             version,
             ..Default::default()
         };
-        for row in sqlx::query("SELECT id, relay_url FROM cluster_agents")
+        for row in sqlx::query("SELECT id, relay_url, labels, running FROM cluster_agents")
             .fetch_all(&mut *tx)
             .await?
         {
-            state
-                .agents
-                .insert(row.try_get("id")?, row.try_get("relay_url")?);
+            let id: String = row.try_get("id")?;
+            let json_column = |column: &str| -> Result<String, StoreError> {
+                let text: String = row.try_get(column)?;
+                Ok(if text.is_empty() { "null".into() } else { text })
+            };
+            let corrupt = |e: serde_json::Error| {
+                StoreError::Corrupt(format!("agent {id:?} in the cluster: {e}"))
+            };
+            let labels: Option<Labels> =
+                serde_json::from_str(&json_column("labels")?).map_err(corrupt)?;
+            let running: Option<BTreeSet<String>> =
+                serde_json::from_str(&json_column("running")?).map_err(corrupt)?;
+            let record = AgentRecord {
+                relay_url: row.try_get("relay_url")?,
+                labels: labels.unwrap_or_default(),
+                running: running.unwrap_or_default(),
+            };
+            state.agents.insert(id, record);
         }
-        for row in sqlx::query("SELECT server_id, agent_id, epoch FROM cluster_assignments")
+        // The lease's epoch rather than the rows': rows of the newest epoch may be deleted
+        // (their server removed), the lease's epoch only goes up.
+        state.epoch = sqlx::query("SELECT epoch FROM cluster_lease WHERE name = 'placement'")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get::<i64, _>("epoch")? as u64;
+        for row in sqlx::query("SELECT server_id, agent_id FROM cluster_assignments")
             .fetch_all(&mut *tx)
             .await?
         {
-            state.epoch = state.epoch.max(row.try_get::<i64, _>("epoch")? as u64);
             state
                 .placement
                 .insert(row.try_get("server_id")?, row.try_get("agent_id")?);
         }
-        for row in sqlx::query(
-            "SELECT server_id, agent_id, state, last_error, restart_count, tools_json, \
-             server_info_json, updated_at_ms, restart_generation, progress FROM cluster_status",
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        {
+        let status = match with_status {
+            true => {
+                sqlx::query(
+                    "SELECT server_id, agent_id, state, last_error, restart_count, tools_json, \
+                     server_info_json, updated_at_ms, restart_generation, progress \
+                     FROM cluster_status",
+                )
+                .fetch_all(&mut *tx)
+                .await?
+            }
+            false => Vec::new(),
+        };
+        for row in status {
             let tools_json: String = row.try_get("tools_json")?;
-            let tool_count = serde_json::from_str::<Vec<serde_json::Value>>(&tools_json)
-                .map(|t| t.len())
-                .unwrap_or(0);
+            let tool_count = count_tools(&tools_json);
             state.status.insert(
                 row.try_get("server_id")?,
                 ServerStatusView {
@@ -438,6 +489,7 @@ async fn bump_version(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), s
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fleet::AgentNote;
     use crate::store::tests::fresh_postgres;
 
     /// The lease moves only when it expired, with a new epoch; the deposed holder's write of
@@ -504,14 +556,38 @@ mod tests {
         store.flush_outbox("cp", &outbox).await.unwrap();
         assert!(store.shared_state().await.unwrap().status.is_empty());
         outbox.status.insert("s1".into(), status("agent-b"));
-        outbox.agents.insert("agent-b".into(), "http://b".into());
+        let labels = Labels::from([("zone".to_owned(), "b".to_owned())]);
+        outbox.agents.insert(
+            "agent-b".into(),
+            AgentNote {
+                relay_url: "http://b".into(),
+                labels: Some(labels.clone()),
+                running: Some(BTreeSet::from(["s1".to_owned()])),
+            },
+        );
         outbox.changed = true;
         let before = store.config_version().await.unwrap();
         store.flush_outbox("cp", &outbox).await.unwrap();
         let state = store.shared_state().await.unwrap();
         assert_eq!(state.status["s1"].agent_id, "agent-b");
-        assert_eq!(state.agents["agent-b"], "http://b");
+        let agent = AgentRecord {
+            relay_url: "http://b".into(),
+            labels,
+            running: BTreeSet::from(["s1".to_owned()]),
+        };
+        assert_eq!(state.agents["agent-b"], agent);
         assert_eq!(state.version, before + 1);
+        // A heartbeat alone keeps the labels and running servers written before.
+        let mut heartbeat = Outbox::default();
+        heartbeat.agents.insert(
+            "agent-b".into(),
+            AgentNote {
+                relay_url: "http://b".into(),
+                ..Default::default()
+            },
+        );
+        store.flush_outbox("cp", &heartbeat).await.unwrap();
+        assert_eq!(store.shared_state().await.unwrap().agents["agent-b"], agent);
         store.release_lease("b", 2).await.unwrap();
         assert_eq!(
             store.acquire_lease("a", 0, 300).await.unwrap(),

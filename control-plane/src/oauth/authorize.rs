@@ -20,7 +20,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::pages::{self, Consent};
-use super::store::{CodeRecord, GrantRecord};
+use super::store::{CodeRecord, ConsentRecord, GrantRecord};
 use super::{ALL, OAuth, parse_scope, scopes_within};
 use crate::keys::{hash_hex, now_ms};
 use crate::secrets::random_bytes;
@@ -34,6 +34,7 @@ const MAX_PENDING: usize = 10_000;
 /// An authorization request waiting for the admin.
 pub struct Pending {
     client_id: String,
+    client_name: String,
     redirect_uri: String,
     state: Option<String>,
     code_challenge: String,
@@ -211,6 +212,7 @@ pub async fn show(
     let request_id = URL_SAFE_NO_PAD.encode(random_bytes::<24>());
     let pending = Pending {
         client_id: client.client_id.clone(),
+        client_name: client.client_name.clone(),
         redirect_uri: redirect_uri.clone(),
         state: q.state.clone(),
         code_challenge: challenge,
@@ -302,6 +304,26 @@ pub async fn decide(
             ));
         }
     };
+    // The approval is a consent the admin can list and revoke later (`admin.rs`).
+    let consent = ConsentRecord {
+        id: format!("mcpg_{}", URL_SAFE_NO_PAD.encode(random_bytes::<16>())),
+        client_id: pending.client_id.clone(),
+        client_name: pending.client_name.clone(),
+        subject: "admin".into(),
+        scope: granted.join(" "),
+        resource: pending.resource.clone(),
+        created_at_ms: now_ms(),
+        last_used_ms: 0,
+        revoked_at_ms: 0,
+    };
+    if let Err(e) = oauth.store.insert_oauth_consent(&consent).await {
+        return oauth.refuse(
+            &pending.redirect_uri,
+            state,
+            "server_error",
+            &format!("storing the consent: {e}"),
+        );
+    }
     let code = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
     let record = CodeRecord {
         hash: hash_hex(&code),
@@ -311,9 +333,10 @@ pub async fn decide(
             client_id: pending.client_id.clone(),
             scope: granted.join(" "),
             resource: pending.resource.clone(),
-            subject: "admin".into(),
+            subject: consent.subject.clone(),
             expires_at_ms: now_ms() + CODE_LIFETIME.as_millis() as i64,
         },
+        consent_id: consent.id.clone(),
     };
     if let Err(e) = oauth.store.insert_oauth_code(&record).await {
         return oauth.refuse(

@@ -13,6 +13,7 @@
 //! `/.well-known/oauth-authorization-server`, `/oauth/register`, `/oauth/authorize` (GET:
 //! consent page; POST: the admin's decision), `/oauth/token`, `/oauth/jwks`.
 
+pub mod admin;
 mod authorize;
 mod external;
 mod fetch;
@@ -94,6 +95,9 @@ impl OAuth {
             );
         }
         let signing = if settings.enabled {
+            keyring
+                .track_oauth_revocations(issuer.clone(), settings.token_expiry)
+                .await?;
             Some(SigningKeys::load(store.clone(), settings.key_rotation).await?)
         } else {
             None
@@ -158,6 +162,9 @@ impl OAuth {
                 jwks_json: keys.jwks(),
                 scopes_claim: "scope".into(),
                 scope_map: HashMap::new(),
+                // Filled in by the key ring, which keeps them current (`keys.rs`).
+                revoked_client_ids: Vec::new(),
+                revoked_consent_ids: Vec::new(),
             });
         }
         if let Some(idp) = &self.settings.external {
@@ -176,6 +183,8 @@ impl OAuth {
                     .iter()
                     .map(|(k, v)| (k.clone(), pb::ScopeList { scopes: v.clone() }))
                     .collect(),
+                revoked_client_ids: Vec::new(),
+                revoked_consent_ids: Vec::new(),
             });
         }
         self.keyring.set_oauth_policy(pb::OAuthPolicy {

@@ -138,6 +138,7 @@ pub async fn register(
         scope,
         secret_hash: secret.as_deref().map(hash_hex).unwrap_or_default(),
         created_at: now_rfc3339(),
+        revoked_at_ms: 0,
     };
     if let Err(e) = oauth.store.insert_oauth_client(&record).await {
         return oauth_error(
@@ -175,6 +176,9 @@ impl OAuth {
             return self.metadata_document(client_id).await;
         }
         match self.store.get_oauth_client(client_id).await {
+            Ok(Some(client)) if client.revoked_at_ms != 0 => Err(format!(
+                "client_id {client_id:?} was revoked by an administrator: register the client again"
+            )),
             Ok(Some(client)) => Ok(client),
             Ok(None) => Err(format!(
                 "unknown client_id {client_id:?}: register the client first"
@@ -231,6 +235,7 @@ impl OAuth {
             // Metadata-document clients are public (no shared secret).
             secret_hash: String::new(),
             created_at: String::new(),
+            revoked_at_ms: 0,
         })
     }
 }

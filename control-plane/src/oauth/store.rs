@@ -14,6 +14,30 @@ pub struct ClientRecord {
     pub scope: String,
     pub secret_hash: String,
     pub created_at: String,
+    /// When an admin revoked the client (0: never); a revoked client gets no tokens.
+    pub revoked_at_ms: i64,
+}
+
+/// A registered client as the admin API lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientListing {
+    pub client: ClientRecord,
+    /// When the client last got tokens from the token endpoint (0: never).
+    pub last_used_ms: i64,
+}
+
+/// One approval on the consent page (`0009_oauth_consents.sql`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsentRecord {
+    pub id: String,
+    pub client_id: String,
+    pub client_name: String,
+    pub subject: String,
+    pub scope: String,
+    pub resource: String,
+    pub created_at_ms: i64,
+    pub last_used_ms: i64,
+    pub revoked_at_ms: i64,
 }
 
 /// An authorization code or a refresh token: what it grants.
@@ -32,6 +56,8 @@ pub struct CodeRecord {
     pub redirect_uri: String,
     pub code_challenge: String,
     pub grant: GrantRecord,
+    /// The consent it was approved under (its refresh tokens' family).
+    pub consent_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +76,41 @@ pub struct SigningKeyRecord {
     pub private_key: String,
     pub public_jwk: String,
     pub created_at_ms: i64,
+}
+
+const CLIENT_COLUMNS: &str = "client_id, client_name, redirect_uris, scope, secret_hash, created_at, revoked_at_ms, last_used_ms";
+
+fn client_listing(row: &AnyRow) -> Result<ClientListing, StoreError> {
+    let uris: String = row.try_get("redirect_uris")?;
+    Ok(ClientListing {
+        client: ClientRecord {
+            client_id: row.try_get("client_id")?,
+            client_name: row.try_get("client_name")?,
+            redirect_uris: serde_json::from_str(&uris)
+                .map_err(|e| StoreError::Corrupt(format!("client redirect_uris: {e}")))?,
+            scope: row.try_get("scope")?,
+            secret_hash: row.try_get("secret_hash")?,
+            created_at: row.try_get("created_at")?,
+            revoked_at_ms: row.try_get("revoked_at_ms")?,
+        },
+        last_used_ms: row.try_get("last_used_ms")?,
+    })
+}
+
+const CONSENT_COLUMNS: &str = "id, client_id, client_name, subject, scope, resource, created_at_ms, last_used_ms, revoked_at_ms";
+
+fn consent(row: &AnyRow) -> Result<ConsentRecord, sqlx::Error> {
+    Ok(ConsentRecord {
+        id: row.try_get("id")?,
+        client_id: row.try_get("client_id")?,
+        client_name: row.try_get("client_name")?,
+        subject: row.try_get("subject")?,
+        scope: row.try_get("scope")?,
+        resource: row.try_get("resource")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        last_used_ms: row.try_get("last_used_ms")?,
+        revoked_at_ms: row.try_get("revoked_at_ms")?,
+    })
 }
 
 fn grant(row: &AnyRow) -> Result<GrantRecord, sqlx::Error> {
@@ -80,30 +141,162 @@ impl Store {
     }
 
     pub async fn get_oauth_client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT client_id, client_name, redirect_uris, scope, secret_hash, created_at \
-             FROM oauth_clients WHERE client_id = $1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1"
+        ))
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let uris: String = row.try_get("redirect_uris")?;
-        Ok(Some(ClientRecord {
-            client_id: row.try_get("client_id")?,
-            client_name: row.try_get("client_name")?,
-            redirect_uris: serde_json::from_str(&uris)
-                .map_err(|e| StoreError::Corrupt(format!("client redirect_uris: {e}")))?,
-            scope: row.try_get("scope")?,
-            secret_hash: row.try_get("secret_hash")?,
-            created_at: row.try_get("created_at")?,
-        }))
+        row.map(|row| client_listing(&row).map(|l| l.client))
+            .transpose()
+    }
+
+    /// Every registered client, newest first.
+    pub async fn list_oauth_clients(&self) -> Result<Vec<ClientListing>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM oauth_clients ORDER BY created_at DESC, client_id"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(client_listing).collect()
+    }
+
+    /// Revokes a registered client with every refresh token and consent it holds; false when
+    /// no client has that id. Revoking twice keeps the first time.
+    pub async fn revoke_oauth_client(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE oauth_clients SET revoked_at_ms = $1 WHERE client_id = $2 AND revoked_at_ms = 0",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 && self.get_oauth_client(id).await?.is_none() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE oauth_refresh_tokens SET revoked_at_ms = $1 WHERE client_id = $2 AND revoked_at_ms = 0",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        sqlx::query(
+            "UPDATE oauth_consents SET revoked_at_ms = $1 WHERE client_id = $2 AND revoked_at_ms = 0",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(true)
+    }
+
+    pub async fn insert_oauth_consent(&self, c: &ConsentRecord) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO oauth_consents ({CONSENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(&c.id)
+        .bind(&c.client_id)
+        .bind(&c.client_name)
+        .bind(&c.subject)
+        .bind(&c.scope)
+        .bind(&c.resource)
+        .bind(c.created_at_ms)
+        .bind(c.last_used_ms)
+        .bind(c.revoked_at_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get_oauth_consent(&self, id: &str) -> Result<Option<ConsentRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONSENT_COLUMNS} FROM oauth_consents WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|row| consent(&row)).transpose()?)
+    }
+
+    /// Every consent given, newest first.
+    pub async fn list_oauth_consents(&self) -> Result<Vec<ConsentRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CONSENT_COLUMNS} FROM oauth_consents ORDER BY created_at_ms DESC, id"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(consent).collect::<Result<_, _>>()?)
+    }
+
+    /// Revokes a consent and the refresh tokens descended from it; false when no consent has
+    /// that id. Revoking twice keeps the first time.
+    pub async fn revoke_oauth_consent(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE oauth_consents SET revoked_at_ms = $1 WHERE id = $2 AND revoked_at_ms = 0",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 && self.get_oauth_consent(id).await?.is_none() {
+            return Ok(false);
+        }
+        self.revoke_refresh_family(id, now_ms).await?;
+        Ok(true)
+    }
+
+    /// The ids of the clients and of the consents revoked since `since_ms`: gateways refuse
+    /// access tokens naming them. Older revocations need not travel: every access token
+    /// issued before them has expired.
+    pub async fn oauth_revocations(
+        &self,
+        since_ms: i64,
+    ) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        let clients = sqlx::query(
+            "SELECT client_id FROM oauth_clients WHERE revoked_at_ms > $1 ORDER BY client_id",
+        )
+        .bind(since_ms)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|row| row.try_get("client_id"))
+        .collect::<Result<_, _>>()?;
+        let consents =
+            sqlx::query("SELECT id FROM oauth_consents WHERE revoked_at_ms > $1 ORDER BY id")
+                .bind(since_ms)
+                .fetch_all(self.pool())
+                .await?
+                .iter()
+                .map(|row| row.try_get("id"))
+                .collect::<Result<_, _>>()?;
+        Ok((clients, consents))
+    }
+
+    /// Records that a client got tokens under a consent (what the admin's lists show).
+    pub async fn record_oauth_use(
+        &self,
+        client_id: &str,
+        consent_id: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE oauth_clients SET last_used_ms = $1 WHERE client_id = $2")
+            .bind(now_ms)
+            .bind(client_id)
+            .execute(self.pool())
+            .await?;
+        sqlx::query("UPDATE oauth_consents SET last_used_ms = $1 WHERE id = $2")
+            .bind(now_ms)
+            .bind(consent_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     pub async fn insert_oauth_code(&self, c: &CodeRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO oauth_codes (hash, client_id, redirect_uri, code_challenge, scope, resource, subject, expires_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO oauth_codes (hash, client_id, redirect_uri, code_challenge, scope, resource, subject, expires_at_ms, consent_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&c.hash)
         .bind(&c.grant.client_id)
@@ -113,6 +306,7 @@ impl Store {
         .bind(&c.grant.resource)
         .bind(&c.grant.subject)
         .bind(c.grant.expires_at_ms)
+        .bind(&c.consent_id)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -123,7 +317,7 @@ impl Store {
     pub async fn take_oauth_code(&self, hash: &str) -> Result<Option<CodeRecord>, StoreError> {
         let row = sqlx::query(
             "DELETE FROM oauth_codes WHERE hash = $1 \
-             RETURNING hash, client_id, redirect_uri, code_challenge, scope, resource, subject, expires_at_ms",
+             RETURNING hash, client_id, redirect_uri, code_challenge, scope, resource, subject, expires_at_ms, consent_id",
         )
         .bind(hash)
         .fetch_optional(self.pool())
@@ -134,6 +328,7 @@ impl Store {
             redirect_uri: row.try_get("redirect_uri")?,
             code_challenge: row.try_get("code_challenge")?,
             grant: grant(&row)?,
+            consent_id: row.try_get("consent_id")?,
         }))
     }
 
@@ -281,6 +476,7 @@ mod tests {
             scope: "alpha".into(),
             secret_hash: String::new(),
             created_at: "2026-01-01T00:00:00Z".into(),
+            revoked_at_ms: 0,
         };
         store.insert_oauth_client(&client).await.unwrap();
         assert_eq!(store.get_oauth_client("c1").await.unwrap(), Some(client));
@@ -291,6 +487,7 @@ mod tests {
             redirect_uri: "http://127.0.0.1:9/cb".into(),
             code_challenge: "ch".into(),
             grant: grant(5_000),
+            consent_id: "k1".into(),
         };
         store.insert_oauth_code(&code).await.unwrap();
         assert_eq!(store.take_oauth_code("h1").await.unwrap(), Some(code));
@@ -332,6 +529,8 @@ mod tests {
         store.purge_oauth(20_000).await.unwrap();
         assert_eq!(store.get_refresh_token("r3").await.unwrap(), None);
 
+        consents_and_revocation(&store).await;
+
         let rotation = std::time::Duration::from_secs(3600);
         let keys = SigningKeys::load(store.clone(), rotation).await.unwrap();
         let stored = store.list_signing_keys().await.unwrap();
@@ -346,6 +545,127 @@ mod tests {
         assert!(!again.refresh().await.unwrap());
         let token = again.sign(&serde_json::json!({"a": 1})).unwrap();
         assert_eq!(token.split('.').count(), 3);
+    }
+
+    /// Consents are listed newest first; revoking one revokes its refresh family; revoking a
+    /// client revokes its tokens and consents; both show among the recent revocations.
+    async fn consents_and_revocation(store: &Store) {
+        let consent = |id: &str, client: &str, at: i64| ConsentRecord {
+            id: id.into(),
+            client_id: client.into(),
+            client_name: "x'); DROP TABLE oauth_consents; --".into(),
+            subject: "admin".into(),
+            scope: "alpha".into(),
+            resource: "http://h/mcp".into(),
+            created_at_ms: at,
+            last_used_ms: 0,
+            revoked_at_ms: 0,
+        };
+        store
+            .insert_oauth_consent(&consent("k1", "c1", 50_000))
+            .await
+            .unwrap();
+        store
+            .insert_oauth_consent(&consent("k2", "c1", 60_000))
+            .await
+            .unwrap();
+        store
+            .insert_oauth_consent(&consent("k3", "c9", 70_000))
+            .await
+            .unwrap();
+        for (hash, family) in [("t1", "k1"), ("t2", "k2"), ("t3", "k3")] {
+            let mut g = grant(90_000);
+            g.client_id = if family == "k3" { "c9" } else { "c1" }.into();
+            store
+                .insert_refresh_token(&RefreshRecord {
+                    hash: hash.into(),
+                    family_id: family.into(),
+                    grant: g,
+                    used_at_ms: 0,
+                    revoked_at_ms: 0,
+                })
+                .await
+                .unwrap();
+        }
+        store.record_oauth_use("c1", "k2", 65_000).await.unwrap();
+        let ids: Vec<String> = store
+            .list_oauth_consents()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(ids, ["k3", "k2", "k1"]);
+        assert_eq!(
+            store
+                .get_oauth_consent("k2")
+                .await
+                .unwrap()
+                .unwrap()
+                .last_used_ms,
+            65_000
+        );
+        assert_eq!(
+            store.list_oauth_clients().await.unwrap()[0].last_used_ms,
+            65_000
+        );
+
+        assert!(store.revoke_oauth_consent("k3", 71_000).await.unwrap());
+        assert!(store.revoke_oauth_consent("k3", 72_000).await.unwrap());
+        assert!(!store.revoke_oauth_consent("nope", 72_000).await.unwrap());
+        assert_eq!(
+            store
+                .get_oauth_consent("k3")
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at_ms,
+            71_000
+        );
+        let revoked = |h: &str| {
+            let store = store.clone();
+            let h = h.to_owned();
+            async move {
+                store
+                    .get_refresh_token(&h)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .revoked_at_ms
+            }
+        };
+        assert_eq!(revoked("t3").await, 71_000);
+        assert_eq!(revoked("t1").await, 0);
+
+        assert!(store.revoke_oauth_client("c1", 80_000).await.unwrap());
+        assert!(!store.revoke_oauth_client("c2", 80_000).await.unwrap());
+        assert_eq!(
+            store
+                .get_oauth_client("c1")
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at_ms,
+            80_000
+        );
+        assert_eq!((revoked("t1").await, revoked("t2").await), (80_000, 80_000));
+        assert_eq!(
+            store
+                .get_oauth_consent("k1")
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at_ms,
+            80_000
+        );
+        let (clients, consents) = store.oauth_revocations(70_000).await.unwrap();
+        assert_eq!(clients, ["c1"]);
+        assert_eq!(consents, ["k1", "k2", "k3"]);
+        let (clients, consents) = store.oauth_revocations(75_000).await.unwrap();
+        assert_eq!(
+            (clients.len(), consents),
+            (1, vec!["k1".to_owned(), "k2".to_owned()])
+        );
     }
 
     fn sealed(store: Store) -> Store {

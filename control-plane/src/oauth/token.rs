@@ -147,6 +147,11 @@ impl OAuth {
             return Ok(());
         }
         let client = match self.store.get_oauth_client(client_id).await {
+            Ok(Some(c)) if c.revoked_at_ms != 0 => {
+                return Err(invalid_client(&format!(
+                    "client_id {client_id:?} was revoked by an administrator"
+                )));
+            }
             Ok(Some(c)) => c,
             Ok(None) => return Err(invalid_client(&format!("unknown client_id {client_id:?}"))),
             Err(e) => {
@@ -205,7 +210,12 @@ impl OAuth {
                 "resource differs from the one of the authorization request",
             );
         }
-        let family = uuid::Uuid::new_v4().simple().to_string();
+        // Codes from before consents were recorded start a family of their own.
+        let family = if record.consent_id.is_empty() {
+            uuid::Uuid::new_v4().simple().to_string()
+        } else {
+            record.consent_id.clone()
+        };
         self.issue(record.grant, &family).await
     }
 
@@ -233,6 +243,15 @@ impl OAuth {
         }
         if record.used_at_ms != 0 {
             return self.reuse_detected(client_id, &record, now).await;
+        }
+        // A refresh that raced the revocation of its consent may have stored a token the
+        // revocation did not see: the consent itself decides.
+        match self.store.get_oauth_consent(&record.family_id).await {
+            Ok(Some(consent)) if consent.revoked_at_ms != 0 => {
+                return invalid_grant("the consent behind this refresh token was revoked");
+            }
+            Ok(_) => {}
+            Err(e) => return server_error(e),
         }
         // Scope and resource before spending the token: a refused request does not.
         let mut grant = record.grant.clone();
@@ -308,6 +327,8 @@ impl OAuth {
             "nbf": now,
             "exp": now + expires_in,
             "jti": uuid::Uuid::new_v4().simple().to_string(),
+            // Gateways refuse the token once this consent (or the client) is revoked.
+            "consent_id": family,
         });
         let access_token = match keys.sign(&claims) {
             Ok(t) => t,
@@ -328,6 +349,13 @@ impl OAuth {
         };
         if let Err(e) = self.store.insert_refresh_token(&record).await {
             return server_error(e);
+        }
+        if let Err(e) = self
+            .store
+            .record_oauth_use(&grant.client_id, family, now_ms())
+            .await
+        {
+            tracing::warn!(error = %e, "recording when the OAuth client was last used");
         }
         no_store(
             StatusCode::OK,

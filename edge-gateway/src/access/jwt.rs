@@ -11,7 +11,7 @@
 //! The scopes come from a configurable claim, optionally mapped (`groups: admins` -> `*`),
 //! and become the same [`Access`] an API key with those scopes has.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
 
 use base64::Engine;
@@ -73,6 +73,9 @@ pub struct Issuer {
     keys: Vec<Key>,
     scopes_claim: String,
     scope_map: HashMap<String, Vec<String>>,
+    /// `client_id` and `consent_id` claims of tokens an admin revoked (`TokenIssuer`).
+    revoked_clients: HashSet<String>,
+    revoked_consents: HashSet<String>,
 }
 
 /// Every trusted issuer of a snapshot.
@@ -185,6 +188,8 @@ impl Verifier {
                         .iter()
                         .map(|(k, v)| (k.clone(), v.scopes.clone()))
                         .collect(),
+                    revoked_clients: i.revoked_client_ids.iter().cloned().collect(),
+                    revoked_consents: i.revoked_consent_ids.iter().cloned().collect(),
                 }
             })
             .collect();
@@ -271,6 +276,14 @@ impl Verifier {
                 .unwrap_or_default()
                 .to_owned()
         };
+        if issuer.revoked_clients.contains(&text("client_id")) {
+            return Err("token revoked: an administrator revoked its OAuth client".into());
+        }
+        if issuer.revoked_consents.contains(&text("consent_id")) {
+            return Err(
+                "token revoked: an administrator revoked the consent it was issued under".into(),
+            );
+        }
         Ok(TokenGrant {
             subject: text("sub"),
             client_id: text("client_id"),
@@ -410,6 +423,8 @@ mod tests {
                     },
                 )]
                 .into(),
+                revoked_client_ids: vec!["gone-client".into()],
+                revoked_consent_ids: vec!["gone-consent".into()],
             }],
             ..Default::default()
         };
@@ -448,6 +463,20 @@ mod tests {
             sign(c)
         };
         assert_eq!(refused(no_exp, 900), "token has no expiry (exp)");
+        // Revoked in the snapshot: the client, or the consent the token came from.
+        assert_eq!(
+            refused(with("client_id", "gone-client".into()), 900),
+            "token revoked: an administrator revoked its OAuth client"
+        );
+        assert_eq!(
+            refused(with("consent_id", "gone-consent".into()), 900),
+            "token revoked: an administrator revoked the consent it was issued under"
+        );
+        assert!(
+            verifier
+                .verify(&with("consent_id", "kept".into()), 900)
+                .is_ok()
+        );
         let token = sign(good.clone());
         let (head, sig) = token.rsplit_once('.').unwrap();
         let mut bytes = URL_SAFE_NO_PAD.decode(sig).unwrap();

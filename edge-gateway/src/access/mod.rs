@@ -105,31 +105,72 @@ impl Access {
     }
 }
 
+/// Who is calling, as the per-call record names it (`observe/mod.rs`): ids and names, never
+/// a secret. The grants are the snapshot's own, so naming the caller allocates nothing.
+#[derive(Debug, Clone)]
+pub enum Who {
+    /// Outside the HTTP front door: stdio, local and unauthenticated.
+    Stdio,
+    /// Over HTTP where no credential is required (a loopback router without keys).
+    Anonymous,
+    ApiKey(Arc<KeyGrant>),
+    OAuth(Arc<jwt::TokenGrant>),
+}
+
+/// The client whose request is being handled: what it may use, who it is, and the protocol
+/// version its request names (from `MCP-Protocol-Version`, one of the versions the gateway
+/// speaks, else none).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub access: Arc<Access>,
+    pub who: Who,
+    pub protocol_version: Option<&'static str>,
+}
+
 tokio::task_local! {
-    static CALLER: Arc<Access>;
+    static CALLER: Caller;
+}
+
+/// The access of a caller that may use everything, shared rather than made per request.
+pub fn everything() -> Arc<Access> {
+    static ALL: std::sync::LazyLock<Arc<Access>> =
+        std::sync::LazyLock::new(|| Arc::new(Access::All));
+    ALL.clone()
 }
 
 /// The access of the client whose request is being handled (everything outside the HTTP
 /// front door: stdio is local and unauthenticated).
 pub fn caller() -> Arc<Access> {
     CALLER
-        .try_with(Arc::clone)
-        .unwrap_or_else(|_| Arc::new(Access::All))
+        .try_with(|c| c.access.clone())
+        .unwrap_or_else(|_| everything())
 }
 
-/// `future` with the current caller's access: wrap any future that handles a client request
-/// in a task of its own (`tokio::spawn(auth::inherit(…))`), or it would run with the access
-/// of a local caller.
+/// Who the client whose request is being handled is, and the version its request names
+/// (stdio outside the HTTP front door).
+pub fn who() -> (Who, Option<&'static str>) {
+    CALLER
+        .try_with(|c| (c.who.clone(), c.protocol_version))
+        .unwrap_or((Who::Stdio, None))
+}
+
+/// `future` with the current caller: wrap any future that handles a client request in a
+/// task of its own (`tokio::spawn(auth::inherit(…))`), or it would run as a local caller.
 pub fn inherit<F: std::future::Future>(future: F) -> impl std::future::Future<Output = F::Output> {
-    CALLER.scope(caller(), future)
+    let current = CALLER.try_with(Caller::clone).unwrap_or_else(|_| Caller {
+        access: everything(),
+        who: Who::Stdio,
+        protocol_version: None,
+    });
+    CALLER.scope(current, future)
 }
 
-/// `future` run with `access` as the caller's (the authentication step, once per request).
+/// `future` run as `caller` (the authentication step, once per request).
 pub fn as_caller<F: std::future::Future>(
-    access: Arc<Access>,
+    caller: Caller,
     future: F,
 ) -> impl std::future::Future<Output = F::Output> {
-    CALLER.scope(access, future)
+    CALLER.scope(caller, future)
 }
 
 /// One API key as the gateway knows it.
@@ -450,11 +491,33 @@ where
     }
 }
 
+/// A ConfigService client of the control plane `failover` is at, with the cluster token,
+/// for the gateway's reports (key use, audit records); `None` when it cannot be reached.
+pub(crate) async fn config_client(
+    gateway: &Gateway,
+    control_planes: &mcpr_tls::control_planes::ControlPlanes,
+    failover: &mcpr_tls::control_planes::Failover,
+) -> Option<pb::config_service_client::ConfigServiceClient<mcpr_tls::cluster::GrpcChannel>> {
+    let endpoint = control_planes.endpoint(failover.current()).ok()?;
+    let channel = endpoint
+        .timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .ok()?;
+    let channel = mcpr_tls::cluster::with_token(channel, gateway.config.cluster_token.as_ref());
+    Some(pb::config_service_client::ConfigServiceClient::new(channel))
+}
+
 /// Reports key use to the control plane every [`USAGE_REPORT_INTERVAL`] while the gateway
 /// lives; a failed report is merged back and retried.
-pub async fn report_usage(gateway: Weak<Gateway>, control_plane: String, gateway_id: String) {
+pub async fn report_usage(
+    gateway: Weak<Gateway>,
+    control_planes: mcpr_tls::control_planes::ControlPlanes,
+    gateway_id: String,
+) {
     let mut tick = tokio::time::interval(USAGE_REPORT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failover = mcpr_tls::control_planes::Failover::new(&control_planes);
     let mut client: Option<
         pb::config_service_client::ConfigServiceClient<mcpr_tls::cluster::GrpcChannel>,
     > = None;
@@ -466,20 +529,7 @@ pub async fn report_usage(gateway: Weak<Gateway>, control_plane: String, gateway
             continue;
         }
         if client.is_none() {
-            client = match mcpr_tls::grpc_endpoint(&control_plane) {
-                Ok(endpoint) => endpoint
-                    .connect_timeout(Duration::from_secs(3))
-                    .timeout(Duration::from_secs(5))
-                    .connect()
-                    .await
-                    .ok()
-                    .map(|channel| {
-                        let token = gw.config.cluster_token.as_ref();
-                        let channel = mcpr_tls::cluster::with_token(channel, token);
-                        pb::config_service_client::ConfigServiceClient::new(channel)
-                    }),
-                Err(_) => None,
-            };
+            client = config_client(&gw, &control_planes, &failover).await;
         }
         let report = pb::UsageReport {
             gateway_id: gateway_id.clone(),
@@ -491,6 +541,8 @@ pub async fn report_usage(gateway: Weak<Gateway>, control_plane: String, gateway
         };
         if !sent {
             client = None;
+            // The next tick tries the next control plane; the use is kept until one takes it.
+            failover.next(false);
             for u in usage {
                 gw.auth.record_use(&u.credential_id, u.last_used_ms);
             }

@@ -12,6 +12,7 @@ use dashmap::DashMap;
 use futures::StreamExt;
 use mcpr_core::jsonrpc::{Message, RpcError, code};
 use mcpr_core::relay::{AgentEvent, EventKind, LocalAgent};
+use mcpr_core::telemetry::{self, mcp};
 use mcpr_proto as pb;
 use mcpr_tls::cluster::ClusterToken;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -60,6 +61,20 @@ impl RelayPool {
         }
     }
 
+    /// The relay streams open to remote agents, and the exchanges waiting on them (an agent
+    /// in this process is called directly: neither counts its calls).
+    pub fn streams_and_in_flight(&self) -> (usize, usize) {
+        let mut streams = 0;
+        let mut in_flight = 0;
+        for link in self.links.iter() {
+            if !link.broken.load(Ordering::Relaxed) {
+                streams += 1;
+                in_flight += link.pending.len();
+            }
+        }
+        (streams, in_flight)
+    }
+
     /// Sends a request to `provider` on the agent at `relay_url` and waits for the response.
     pub async fn request(
         &self,
@@ -67,6 +82,42 @@ impl RelayPool {
         provider: &str,
         session: &str,
         message: Message,
+    ) -> Result<Message, RpcError> {
+        if telemetry::enabled() {
+            // Boxed: an untraced call's future stays the size it was.
+            return Box::pin(self.request_traced(relay_url, provider, session, message)).await;
+        }
+        self.send_request(relay_url, provider, session, message, None)
+            .await
+    }
+
+    /// The relay call as a CLIENT span, whose context goes to the agent in the frame (or,
+    /// to the agent in this process, as the current span its own span continues).
+    async fn request_traced(
+        &self,
+        relay_url: &str,
+        provider: &str,
+        session: &str,
+        message: Message,
+    ) -> Result<Message, RpcError> {
+        let server = tracing::Span::current();
+        mcp::set(&server, "mcpr.provider", provider);
+        mcp::set(&server, "mcpr.agent", relay_url);
+        let span = mcp::request_span(&message, mcp::Side::Client, None);
+        mcp::set(&span, "mcpr.provider", provider);
+        mcp::set(&span, "mcpr.agent", relay_url);
+        let context = mcp::TraceContext::of(&span);
+        let answer = self.send_request(relay_url, provider, session, message, Some(context));
+        mcp::relayed_in(span, answer).await
+    }
+
+    async fn send_request(
+        &self,
+        relay_url: &str,
+        provider: &str,
+        session: &str,
+        message: Message,
+        trace: Option<mcp::TraceContext>,
     ) -> Result<Message, RpcError> {
         if let Some(agent) = self.local_agent(relay_url) {
             let answer = agent.request(provider, session, message);
@@ -93,6 +144,11 @@ impl RelayPool {
             kind: pb::RelayKind::Request as i32,
             message: message.to_bytes(),
             related_id: String::new(),
+            traceparent: trace
+                .as_ref()
+                .map(|t| t.traceparent.clone())
+                .unwrap_or_default(),
+            tracestate: trace.map(|t| t.tracestate).unwrap_or_default(),
         };
         if link.outbound.send(frame).await.is_err() {
             link.pending.remove(&exchange_id);
@@ -135,6 +191,7 @@ impl RelayPool {
             kind: pb::RelayKind::Notification as i32,
             message: message.to_bytes(),
             related_id: String::new(),
+            ..Default::default()
         };
         link.outbound
             .send(frame)
@@ -161,6 +218,7 @@ impl RelayPool {
             kind: pb::RelayKind::ServerResponse as i32,
             message: message.to_bytes(),
             related_id: String::new(),
+            ..Default::default()
         };
         link.outbound
             .send(frame)
@@ -226,12 +284,16 @@ async fn open(
 ) -> Result<Link, RpcError> {
     let endpoint = mcpr_tls::grpc_endpoint(relay_url)
         .map_err(|e| unreachable(relay_url, &format!("{e:#}")))?
-        .connect_timeout(Duration::from_secs(3))
+        .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .initial_stream_window_size(Some(4 * 1024 * 1024))
         .initial_connection_window_size(Some(16 * 1024 * 1024))
-        .http2_keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_timeout(Duration::from_secs(10));
+        // An agent host cut off (its traffic dropped, no reset) breaks the stream within
+        // 3 s, failing its calls with a clear error rather than at the request timeout; a
+        // ping a second per agent link costs nothing next to the calls on it.
+        .http2_keep_alive_interval(Duration::from_secs(1))
+        .keep_alive_timeout(Duration::from_secs(2))
+        .keep_alive_while_idle(true);
     let channel = endpoint
         .connect()
         .await

@@ -185,6 +185,7 @@ mod tests {
                 .iter()
                 .map(|(n, d)| Tool {
                     name: (*n).into(),
+                    upstream_name: (*n).into(),
                     description: (*d).into(),
                     raw: serde_json::value::RawValue::from_string(format!("{{\"name\":\"{n}\"}}"))
                         .unwrap(),
@@ -192,6 +193,7 @@ mod tests {
                 })
                 .collect(),
             server_info: None,
+            tool_overrides: Default::default(),
         })
     }
 

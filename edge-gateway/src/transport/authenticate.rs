@@ -14,7 +14,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -24,10 +24,15 @@ use axum::response::Response;
 use crate::Gateway;
 use crate::access::oauth::ResourceServer;
 use crate::access::{
-    self, Access, RATE_LIMITED, REALM_CHALLENGE, ScopeRefusal, UNAUTHORIZED, presented_key,
+    self, Access, Caller, RATE_LIMITED, REALM_CHALLENGE, ScopeRefusal, UNAUTHORIZED, Who,
+    presented_key,
 };
+use crate::observe::{CallRecord, Outcome, Refusal};
 use crate::sessions;
-use crate::transport::rpc_refusal;
+use crate::transport::http::SESSION_HEADER;
+use crate::transport::{VERSION_HEADER, rpc_refusal};
+use crate::views::SUPPORTED_VERSIONS;
+use mcpr_core::mcp_headers::MODERN_VERSION;
 
 /// 401 naming the problem; with OAuth, the challenge points at the resource metadata and
 /// says `invalid_token` when a token was presented and refused.
@@ -58,7 +63,7 @@ fn looks_like_jwt(token: &str) -> bool {
 }
 
 /// Who is calling: an API key or an OAuth token.
-struct Caller {
+struct Credential {
     /// Rate limit bucket.
     bucket: String,
     /// What to name in a refusal.
@@ -66,6 +71,7 @@ struct Caller {
     access: Arc<Access>,
     /// Key id whose use is reported (API keys only).
     key_id: Option<String>,
+    who: Who,
 }
 
 fn too_many(what: &str, wait: Duration) -> Response {
@@ -91,12 +97,69 @@ fn transparent_provider(path: &str) -> Option<&str> {
         .filter(|p| !p.is_empty())
 }
 
+/// The view a path of the MCP routes serves, by name (`View::label`).
+fn view_label(path: &str) -> &'static str {
+    if transparent_provider(path).is_some() {
+        "transparent"
+    } else if path == "/mcp/all" {
+        "flat"
+    } else {
+        "hierarchical"
+    }
+}
+
+/// The protocol version a request names in `MCP-Protocol-Version`, when it is one the
+/// gateway speaks (a label, so never the client's own text).
+fn protocol_version(request: &Request) -> Option<&'static str> {
+    let named = request.headers().get(VERSION_HEADER)?.to_str().ok()?;
+    SUPPORTED_VERSIONS
+        .iter()
+        .copied()
+        .chain(std::iter::once(MODERN_VERSION))
+        .find(|v| *v == named)
+}
+
+/// Records a request refused here, before any view saw it (`observe/mod.rs`): its method
+/// is not known, its provider only when the path names one the snapshot has.
+fn record_refusal(
+    gateway: &Gateway,
+    request: &Request,
+    who: &Who,
+    refusal: Refusal,
+    started: Instant,
+) {
+    let path = request.uri().path();
+    let snapshot = gateway.snapshot.load();
+    let provider = transparent_provider(path)
+        .and_then(|p| snapshot.providers.get_key_value(p))
+        .map(|(name, _)| name.as_str());
+    gateway.observer.record(&CallRecord {
+        method: "",
+        target: None,
+        tool_known: false,
+        provider,
+        view: view_label(path),
+        caller: who,
+        session: request
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok()),
+        protocol_version: protocol_version(request),
+        outcome: Outcome::Refused(refusal),
+        duration: started.elapsed(),
+        request_bytes: 0,
+        response_bytes: 0,
+        arguments: None,
+    });
+}
+
 /// The layer in front of every MCP route (see the module comment).
 pub async fn authenticate(
     State(gateway): State<Arc<Gateway>>,
     request: Request,
     next: Next,
 ) -> Response {
+    let started = Instant::now();
     let snapshot = gateway.snapshot.load();
     let credentials = &snapshot.credentials;
     if credentials.per_address.rate > 0.0
@@ -105,10 +168,17 @@ pub async fn authenticate(
             .auth
             .take_per_address(&addr.ip(), credentials.per_address)
     {
+        let refusal = Refusal::RateLimitAddress;
+        record_refusal(&gateway, &request, &Who::Anonymous, refusal, started);
         return too_many("client address", wait);
     }
     if !credentials.required && !gateway.config.require_auth {
-        return next.run(request).await;
+        let caller = Caller {
+            access: access::everything(),
+            who: Who::Anonymous,
+            protocol_version: protocol_version(&request),
+        };
+        return access::as_caller(caller, next.run(request)).await;
     }
     let oauth = credentials.oauth.as_ref();
     let Some(key) = presented_key(request.headers()) else {
@@ -117,44 +187,59 @@ pub async fn authenticate(
         } else {
             "missing API key"
         };
+        let refusal = Refusal::MissingCredentials;
+        record_refusal(&gateway, &request, &Who::Anonymous, refusal, started);
         return unauthorized(what, oauth, false);
     };
     let now_ms = unix_ms();
-    let caller = match oauth {
+    let credential = match oauth {
         Some(rs) if looks_like_jwt(key) => match rs.check(key, now_ms / 1000) {
-            Ok(grant) => Caller {
+            Ok(grant) => Credential {
                 bucket: format!("oauth:{}:{}", grant.client_id, grant.subject),
                 name: format!("OAuth token of client {:?}", grant.client_id),
                 access: grant.access.clone(),
                 key_id: None,
+                who: Who::OAuth(grant),
             },
-            Err(problem) => return unauthorized(&format!("invalid token: {problem}"), oauth, true),
+            Err(problem) => {
+                let refusal = Refusal::InvalidToken;
+                record_refusal(&gateway, &request, &Who::Anonymous, refusal, started);
+                return unauthorized(&format!("invalid token: {problem}"), oauth, true);
+            }
         },
         _ => match credentials.check(key, now_ms) {
-            Ok(grant) => Caller {
+            Ok(grant) => Credential {
                 bucket: grant.id.clone(),
                 name: format!("API key {:?}", grant.name),
                 access: grant.access.clone(),
                 key_id: Some(grant.id.clone()),
+                who: Who::ApiKey(grant.clone()),
             },
-            Err(problem) => return unauthorized(problem, oauth, oauth.is_some()),
+            Err(problem) => {
+                let refusal = Refusal::of_key_problem(problem);
+                record_refusal(&gateway, &request, &Who::Anonymous, refusal, started);
+                return unauthorized(problem, oauth, oauth.is_some());
+            }
         },
     };
     if let Err(wait) = gateway
         .auth
-        .take_per_key(&caller.bucket, credentials.per_key)
+        .take_per_key(&credential.bucket, credentials.per_key)
     {
+        let refusal = Refusal::RateLimitKey;
+        record_refusal(&gateway, &request, &credential.who, refusal, started);
         return too_many("API key", wait);
     }
     if let Some(provider) = transparent_provider(request.uri().path())
-        && !caller.access.allows_provider(provider)
+        && !credential.access.allows_provider(provider)
     {
+        record_refusal(&gateway, &request, &credential.who, Refusal::Scope, started);
         let mut response = rpc_refusal(
             StatusCode::FORBIDDEN,
             UNAUTHORIZED,
             &format!(
                 "{} may not use provider {provider:?} (not in its scopes)",
-                caller.name
+                credential.name
             ),
         );
         if let Some(rs) = oauth {
@@ -164,13 +249,18 @@ pub async fn authenticate(
         }
         return response;
     }
-    if let Some(id) = &caller.key_id {
+    if let Some(id) = &credential.key_id {
         gateway.auth.record_use(id, now_ms);
     }
     drop(snapshot);
+    let caller = Caller {
+        access: credential.access,
+        who: credential.who,
+        protocol_version: protocol_version(&request),
+    };
     // Sessions belong to the credential that creates them (`sessions/mod.rs`).
-    let handled = sessions::as_credential(caller.bucket, next.run(request));
-    let mut response = access::as_caller(caller.access, handled).await;
+    let handled = sessions::as_credential(credential.bucket, next.run(request));
+    let mut response = access::as_caller(caller, handled).await;
     if let Some(ScopeRefusal(scope)) = response.extensions_mut().remove::<ScopeRefusal>()
         && let Some(rs) = &gateway.snapshot.load().credentials.oauth
     {

@@ -228,73 +228,22 @@ async fn end_session(gateway: &Gateway, view: &View, headers: &HeaderMap) -> Res
     }
 }
 
+/// One POST: what the client accepts, the messages, the era, the session, the answers.
+/// Each step returns the refusal that ends the request early.
 async fn handle_post(
     gateway: &Arc<Gateway>,
     view: View,
     headers: &HeaderMap,
     body: Body,
 ) -> Response {
-    let accept = header_str(headers, header::ACCEPT.as_str())
-        .unwrap_or("*/*")
-        .to_ascii_lowercase();
-    let wants_json = accept.contains("application/json")
-        || accept.contains("*/*")
-        || accept.contains("application/*");
-    let wants_sse = accept.contains("text/event-stream");
-    if !wants_json && !wants_sse {
-        return rpc_refusal(
-            StatusCode::NOT_ACCEPTABLE,
-            code::INVALID_REQUEST,
-            "Accept must include application/json or text/event-stream",
-        );
-    }
-    if let Some(content_type) = header_str(headers, header::CONTENT_TYPE.as_str())
-        && !content_type
-            .to_ascii_lowercase()
-            .starts_with("application/json")
-    {
-        return rpc_refusal(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            code::INVALID_REQUEST,
-            "Content-Type must be application/json",
-        );
-    }
-    let body = match read_body(body).await {
-        Ok(body) => body,
-        Err(BodyError::TooLarge) => {
-            return rpc_refusal(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                code::INVALID_REQUEST,
-                &format!("request body is over {MAX_BODY_BYTES} bytes"),
-            );
-        }
-        Err(BodyError::TimedOut(e)) => {
-            return rpc_refusal(StatusCode::REQUEST_TIMEOUT, code::INVALID_REQUEST, &e);
-        }
-        Err(BodyError::Broken(e)) => {
-            return rpc_refusal(
-                StatusCode::BAD_REQUEST,
-                code::INVALID_REQUEST,
-                &format!("reading the request body: {e}"),
-            );
-        }
+    let accepts = match accepted(headers) {
+        Ok(accepts) => accepts,
+        Err(refusal) => return refusal,
     };
-    let (messages, batch) = match parse_payload(&body) {
-        Ok(parsed) => parsed,
-        Err(error) => return rpc_error_response(StatusCode::BAD_REQUEST, Value::Null, &error),
+    let (messages, batch) = match read_messages(gateway, body).await {
+        Ok(read) => read,
+        Err(refusal) => return refusal,
     };
-    // What no request may cost, in either era: a long batch, params no method takes.
-    let limits = &gateway.config.limits;
-    if let Err(error) = crate::transport::limits::check_batch(&messages, limits) {
-        return rpc_error_response(StatusCode::BAD_REQUEST, Value::Null, &error);
-    }
-    if let Err(error) = crate::transport::limits::check_params(&messages, batch) {
-        let id = match batch {
-            true => Value::Null,
-            false => messages[0].id.clone().unwrap_or(Value::Null),
-        };
-        return rpc_error_response(StatusCode::BAD_REQUEST, id, &error);
-    }
     // The modern era (2026-07-28) has no session: its requests take their own path.
     if crate::transport::modern::applies(headers, &messages) {
         // Boxed here, and the batch path below: each inline would make every request's
@@ -308,88 +257,30 @@ async fn handle_post(
         ))
         .await;
     }
-    if let Some(version) = header_str(headers, VERSION_HEADER)
-        && !SUPPORTED_VERSIONS.contains(&version)
-    {
-        return rpc_refusal(
-            StatusCode::BAD_REQUEST,
-            code::INVALID_REQUEST,
-            &format!(
-                "unsupported MCP-Protocol-Version {version:?} (supported: {})",
-                SUPPORTED_VERSIONS.join(", ")
-            ),
-        );
+    if let Err(refusal) = check_version(headers) {
+        return refusal;
     }
-
-    let initialize = messages
-        .iter()
-        .find(|m| m.method.as_deref() == Some("initialize") && m.id.is_some());
-    let is_initialize = initialize.is_some();
-    let mut new_session = None;
-    let session_id = if let Some(init) = initialize {
-        if batch && messages.len() > 1 {
-            return rpc_refusal(
-                StatusCode::BAD_REQUEST,
-                code::INVALID_REQUEST,
-                "initialize must not be part of a batch",
-            );
-        }
-        let requested = init
-            .params_value()
-            .ok()
-            .and_then(|p| {
-                p.get("protocolVersion")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            })
-            .unwrap_or_default();
-        let version = crate::views::negotiate_version(&requested);
-        let key = gateway.snapshot.load().session_key.clone();
-        new_session = Some(crate::sessions::with_credential(|credential| {
-            let id = if key.is_empty() {
-                uuid::Uuid::new_v4().simple().to_string()
-            } else {
-                crate::sessions::seal::seal(&key, &view, version, credential)
-            };
-            let session = ClientSession::new(view.clone(), version.to_owned(), credential);
-            (id, session)
-        }));
-        new_session.as_ref().expect("just made").0.clone()
-    } else {
-        match session_of(gateway, &view, headers) {
-            Ok(id) => id.to_owned(),
-            Err(refusal) => return refusal,
-        }
+    let (session_id, new_session) = match session_for(gateway, &view, headers, &messages, batch) {
+        Ok(session) => session,
+        Err(refusal) => return refusal,
     };
-
+    let is_initialize = new_session.is_some();
     // A lone request that is relayed may bring messages of its own before its answer
     // (progress, sampling, elicitation): it streams when the client accepts SSE.
-    if !batch && !is_initialize && wants_sse && messages[0].id.is_some() {
+    if !batch && !is_initialize && accepts.sse && messages[0].id.is_some() {
         let message = messages.into_iter().next().expect("one message");
-        return streamed_answer(gateway, view, session_id, message, wants_json).await;
+        let came = came(gateway, headers, &session_id);
+        return streamed_answer(gateway, view, session_id, message, accepts.json, came).await;
     }
-    let mut answers = Vec::with_capacity(messages.len());
-    // A batch's answers are held until the last, so they are counted as they come: the
-    // batch stops at the cap instead of growing without bound.
-    let mut answered_bytes = 0;
-    for message in messages {
-        if let Some(answer) = Box::pin(gateway.handle(&view, &session_id, message)).await {
-            answered_bytes += crate::transport::limits::answer_size(&answer);
-            if answered_bytes > limits.max_response_bytes {
-                let id = match batch {
-                    true => Value::Null,
-                    false => answer.id.clone().unwrap_or(Value::Null),
-                };
-                let error = crate::transport::limits::too_large(answered_bytes, limits);
-                return rpc_error_response(StatusCode::OK, id, &error);
-            }
-            answers.push(answer);
-        }
-    }
+    let (answers, answered_bytes) =
+        match answer_each(gateway, &view, headers, &session_id, messages, batch).await {
+            Ok(answered) => answered,
+            Err(refusal) => return refusal,
+        };
     if let Some((id, session)) = new_session {
         // Only a successful initialize creates the session.
         if answers.first().is_some_and(|a| a.result.is_some()) {
-            gateway.sessions.admit(id.clone(), session);
+            gateway.sessions.admit(id, session);
         } else {
             return json_response(StatusCode::OK, &answers[0].to_bytes(), None);
         }
@@ -397,6 +288,193 @@ async fn handle_post(
     if answers.is_empty() {
         return StatusCode::ACCEPTED.into_response();
     }
+    let session_header = is_initialize.then_some(session_id.as_str());
+    respond(&answers, answered_bytes, batch, accepts, session_header)
+}
+
+/// What the client takes back (`Accept`).
+#[derive(Clone, Copy)]
+struct Accepts {
+    json: bool,
+    sse: bool,
+}
+
+/// `Accept` must allow JSON or SSE, and a body, when typed, must be JSON.
+fn accepted(headers: &HeaderMap) -> Result<Accepts, Response> {
+    let accept = header_str(headers, header::ACCEPT.as_str())
+        .unwrap_or("*/*")
+        .to_ascii_lowercase();
+    let accepts = Accepts {
+        json: accept.contains("application/json")
+            || accept.contains("*/*")
+            || accept.contains("application/*"),
+        sse: accept.contains("text/event-stream"),
+    };
+    if !accepts.json && !accepts.sse {
+        return Err(rpc_refusal(
+            StatusCode::NOT_ACCEPTABLE,
+            code::INVALID_REQUEST,
+            "Accept must include application/json or text/event-stream",
+        ));
+    }
+    if let Some(content_type) = header_str(headers, header::CONTENT_TYPE.as_str())
+        && !content_type
+            .to_ascii_lowercase()
+            .starts_with("application/json")
+    {
+        return Err(rpc_refusal(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code::INVALID_REQUEST,
+            "Content-Type must be application/json",
+        ));
+    }
+    Ok(accepts)
+}
+
+/// The body's messages (and whether they came as a batch), within what no request may
+/// cost in either era: the body size, a long batch, params no method takes.
+async fn read_messages(gateway: &Gateway, body: Body) -> Result<(Vec<Message>, bool), Response> {
+    let body = read_body(body).await.map_err(|e| match e {
+        BodyError::TooLarge => rpc_refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::INVALID_REQUEST,
+            &format!("request body is over {MAX_BODY_BYTES} bytes"),
+        ),
+        BodyError::TimedOut(e) => {
+            rpc_refusal(StatusCode::REQUEST_TIMEOUT, code::INVALID_REQUEST, &e)
+        }
+        BodyError::Broken(e) => rpc_refusal(
+            StatusCode::BAD_REQUEST,
+            code::INVALID_REQUEST,
+            &format!("reading the request body: {e}"),
+        ),
+    })?;
+    let (messages, batch) = parse_payload(&body)
+        .map_err(|error| rpc_error_response(StatusCode::BAD_REQUEST, Value::Null, &error))?;
+    let limits = &gateway.config.limits;
+    if let Err(error) = crate::transport::limits::check_batch(&messages, limits) {
+        return Err(rpc_error_response(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            &error,
+        ));
+    }
+    if let Err(error) = crate::transport::limits::check_params(&messages, batch) {
+        let id = match batch {
+            true => Value::Null,
+            false => messages[0].id.clone().unwrap_or(Value::Null),
+        };
+        return Err(rpc_error_response(StatusCode::BAD_REQUEST, id, &error));
+    }
+    Ok((messages, batch))
+}
+
+/// A legacy request's `MCP-Protocol-Version`, when sent, must be one we speak.
+fn check_version(headers: &HeaderMap) -> Result<(), Response> {
+    match header_str(headers, VERSION_HEADER) {
+        Some(version) if !SUPPORTED_VERSIONS.contains(&version) => Err(rpc_refusal(
+            StatusCode::BAD_REQUEST,
+            code::INVALID_REQUEST,
+            &format!(
+                "unsupported MCP-Protocol-Version {version:?} (supported: {})",
+                SUPPORTED_VERSIONS.join(", ")
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A session made by `initialize`, admitted only once it succeeds.
+type NewSession = (String, ClientSession);
+
+/// The session the messages run in: a new one for `initialize` (alone, never in a batch),
+/// else the one the `Mcp-Session-Id` header names.
+fn session_for(
+    gateway: &Gateway,
+    view: &View,
+    headers: &HeaderMap,
+    messages: &[Message],
+    batch: bool,
+) -> Result<(String, Option<NewSession>), Response> {
+    let Some(init) = messages
+        .iter()
+        .find(|m| m.method.as_deref() == Some("initialize") && m.id.is_some())
+    else {
+        return session_of(gateway, view, headers).map(|id| (id.to_owned(), None));
+    };
+    if batch && messages.len() > 1 {
+        return Err(rpc_refusal(
+            StatusCode::BAD_REQUEST,
+            code::INVALID_REQUEST,
+            "initialize must not be part of a batch",
+        ));
+    }
+    let requested = init
+        .params_value()
+        .ok()
+        .and_then(|p| {
+            p.get("protocolVersion")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let version = crate::views::negotiate_version(&requested);
+    let key = gateway.snapshot.load().session_key.clone();
+    let (id, session) = crate::sessions::with_credential(|credential| {
+        let id = if key.is_empty() {
+            uuid::Uuid::new_v4().simple().to_string()
+        } else {
+            crate::sessions::seal::seal(&key, view, version, credential)
+        };
+        (
+            id,
+            ClientSession::new(view.clone(), version.to_owned(), credential),
+        )
+    });
+    Ok((id.clone(), Some((id, session))))
+}
+
+/// The answers to `messages`, one after another, and their size. A batch's answers are
+/// held until the last, so they are counted as they come: the batch stops at the cap
+/// instead of growing without bound.
+async fn answer_each(
+    gateway: &Gateway,
+    view: &View,
+    headers: &HeaderMap,
+    session_id: &str,
+    messages: Vec<Message>,
+    batch: bool,
+) -> Result<(Vec<Message>, usize), Response> {
+    let limits = &gateway.config.limits;
+    let mut answers = Vec::with_capacity(messages.len());
+    let mut answered_bytes = 0;
+    for message in messages {
+        let came = came(gateway, headers, session_id);
+        if let Some(answer) = Box::pin(gateway.handle_from(view, session_id, message, came)).await {
+            answered_bytes += crate::transport::limits::answer_size(&answer);
+            if answered_bytes > limits.max_response_bytes {
+                let id = match batch {
+                    true => Value::Null,
+                    false => answer.id.clone().unwrap_or(Value::Null),
+                };
+                let error = crate::transport::limits::too_large(answered_bytes, limits);
+                return Err(rpc_error_response(StatusCode::OK, id, &error));
+            }
+            answers.push(answer);
+        }
+    }
+    Ok((answers, answered_bytes))
+}
+
+/// The answers as one JSON body (an array for a batch), or as one SSE event when the
+/// client takes only SSE.
+fn respond(
+    answers: &[Message],
+    answered_bytes: usize,
+    batch: bool,
+    accepts: Accepts,
+    session_header: Option<&str>,
+) -> Response {
     let body = if batch {
         let mut out = Vec::with_capacity(answered_bytes + 2);
         out.push(b'[');
@@ -411,8 +489,7 @@ async fn handle_post(
     } else {
         answers[0].to_bytes()
     };
-    let session_header = is_initialize.then_some(session_id.as_str());
-    if wants_json {
+    if accepts.json {
         let mut response = json_response(StatusCode::OK, &body, session_header);
         if !batch {
             crate::access::mark_scope_refusal(&mut response, &answers[0]);
@@ -421,6 +498,26 @@ async fn handle_post(
     } else {
         sse_response(&body, session_header)
     }
+}
+
+/// What the span of a request on this session records of how it came: `None` (nothing
+/// read) while tracing is off.
+fn came(gateway: &Gateway, headers: &HeaderMap, session: &str) -> Option<crate::views::Came> {
+    if !mcpr_core::telemetry::enabled() {
+        return None;
+    }
+    let context = super::header_trace_context(headers);
+    let protocol_version = gateway
+        .sessions
+        .get(session)
+        .map(|s| s.protocol_version.clone());
+    let caller = crate::sessions::with_credential(|c| (!c.is_empty()).then(|| c.to_owned()));
+    Some(crate::views::Came {
+        transport: Some("tcp"),
+        context,
+        protocol_version,
+        caller,
+    })
 }
 
 enum BodyError {
@@ -476,6 +573,7 @@ async fn streamed_answer(
     session: String,
     message: Message,
     json_ok: bool,
+    came: Option<crate::views::Came>,
 ) -> Response {
     let id = message
         .id
@@ -487,7 +585,11 @@ async fn streamed_answer(
     let task_gateway = gateway.clone();
     let task_limits = gateway.config.limits;
     // Driven right here while nothing streams (no task spawned on the common path).
-    let mut answer = Box::pin(async move { task_gateway.handle(&view, &session, message).await });
+    let mut answer = Box::pin(async move {
+        task_gateway
+            .handle_from(&view, &session, message, came)
+            .await
+    });
     let first_event = tokio::select! {
         biased;
         answer = &mut answer => {

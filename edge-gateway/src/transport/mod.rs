@@ -2,7 +2,7 @@
 //! down to the views.
 //!
 //! Layering of the crate (imports only go down): `transport` → `sessions` → `views` →
-//! `snapshot` → `access`, with `relay` beside them at the bottom; `lib.rs` holds the
+//! `observe` → `snapshot` → `access`, with `relay` beside them at the bottom; `lib.rs` holds the
 //! `Gateway` every layer extends with an `impl Gateway` of its own.
 
 use axum::Router;
@@ -17,6 +17,7 @@ use crate::Gateway;
 pub mod authenticate;
 pub mod http;
 pub mod limits;
+pub mod metrics;
 pub mod modern;
 pub mod modern_bridge;
 pub mod modern_listen;
@@ -33,13 +34,30 @@ pub const VERSION_HEADER: &str = "mcp-protocol-version";
 pub const MODERN_SESSION: &str = "modern";
 
 /// Every HTTP route of the gateway: the MCP routes (behind the authentication step) and,
-/// beside them and outside that step, the OAuth resource metadata; the Host and Origin
-/// policy is a layer before everything.
+/// beside them and outside that step, the OAuth resource metadata and the health check; the
+/// Host and Origin policy is a layer before everything.
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let policy = gateway.config.host_policy.clone();
     http::router(gateway.clone())
-        .merge(resource_metadata::router(gateway))
+        .merge(resource_metadata::router(gateway.clone()))
+        .route(HEALTH_PATH, axum::routing::get(health).with_state(gateway))
         .layer(policy.layer(host_refusal))
+}
+
+/// The gateway's health check, for load balancers and orchestrators' readiness probes.
+pub const HEALTH_PATH: &str = "/healthz";
+
+/// 200 once a configuration snapshot has arrived (the gateway can route calls), 503 before:
+/// a replica that never reached a control plane takes no traffic. A gateway that loses its
+/// control plane later stays ready, serving from its last snapshot.
+async fn health(axum::extract::State(gateway): axum::extract::State<Arc<Gateway>>) -> Response {
+    let version = gateway.snapshot_version();
+    let (status, state) = match version {
+        0 => (StatusCode::SERVICE_UNAVAILABLE, "waiting_for_config"),
+        _ => (StatusCode::OK, "ok"),
+    };
+    let body = serde_json::json!({"status": state, "config_version": version});
+    (status, axum::Json(body)).into_response()
 }
 
 /// A transport-level refusal: the HTTP status and a JSON-RPC error body that says why.
@@ -61,4 +79,15 @@ pub fn host_refusal(refusal: &mcpr_tls::host_policy::Refusal) -> Response {
 /// A header's value when it is text.
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The W3C trace context a client sent in its HTTP `traceparent`/`tracestate` headers: the
+/// parent of the request's span in both eras, unless `params._meta` carries one.
+fn header_trace_context(headers: &HeaderMap) -> Option<mcpr_core::telemetry::mcp::TraceContext> {
+    header_str(headers, "traceparent").map(|traceparent| mcpr_core::telemetry::mcp::TraceContext {
+        traceparent: traceparent.to_owned(),
+        tracestate: header_str(headers, "tracestate")
+            .unwrap_or_default()
+            .to_owned(),
+    })
 }

@@ -158,9 +158,31 @@ pub async fn handle(
     if method == "subscriptions/listen" {
         // Boxed, as the other rare, long-lived paths: its future would add kilobytes to
         // every request's (docs/BENCHMARKS.md).
-        return Box::pin(listen(gateway, view, message, params.as_ref())).await;
+        return Box::pin(listen(
+            gateway,
+            view,
+            message,
+            params.as_ref(),
+            came(headers),
+        ))
+        .await;
     }
-    crate::transport::modern_bridge::call(gateway, view, message, params, meta).await
+    let came = came(headers);
+    crate::transport::modern_bridge::call(gateway, view, message, params, meta, came).await
+}
+
+/// What the span of a modern request records of how it came (`None` while tracing is off):
+/// over HTTP its `traceparent` header is the parent unless `params._meta` names one.
+fn came(headers: Option<&HeaderMap>) -> Option<crate::views::Came> {
+    if !mcpr_core::telemetry::enabled() {
+        return None;
+    }
+    Some(crate::views::Came {
+        transport: Some(if headers.is_some() { "tcp" } else { "pipe" }),
+        context: headers.and_then(super::header_trace_context),
+        protocol_version: Some(MODERN_VERSION.to_owned()),
+        caller: crate::sessions::with_credential(|c| (!c.is_empty()).then(|| c.to_owned())),
+    })
 }
 
 /// Checks the per-request protocol data: `_meta` (version, capabilities), and over HTTP
@@ -325,6 +347,7 @@ async fn listen(
     view: View,
     message: Message,
     params: Option<&Value>,
+    came: Option<crate::views::Came>,
 ) -> Response {
     let client_id = message.id.clone().unwrap_or(Value::Null);
     let filter = crate::transport::modern_listen::Filter::from_params(params);
@@ -333,7 +356,7 @@ async fn listen(
         return served_listen(gateway, view, client_id, filter).await;
     }
     let request = message.to_bytes();
-    let mut relayed = relay(gateway, view.clone(), message);
+    let mut relayed = relay(gateway, view.clone(), message, came);
     let first = tokio::select! {
         biased;
         early = &mut relayed.answer => {
@@ -427,7 +450,7 @@ impl ListenPump {
             let Ok(message) = Message::parse(&self.request) else {
                 return;
             };
-            current = relay(&self.gateway, self.view.clone(), message);
+            current = relay(&self.gateway, self.view.clone(), message, None);
         }
     }
 }
@@ -452,7 +475,12 @@ pub struct Relayed {
 
 /// Starts relaying `message` on `view` under a fresh id; the answer runs when polled, with
 /// the caller's access (`auth.rs`), wherever it is polled from.
-pub fn relay(gateway: &Arc<Gateway>, view: View, mut message: Message) -> Relayed {
+pub fn relay(
+    gateway: &Arc<Gateway>,
+    view: View,
+    mut message: Message,
+    came: Option<crate::views::Came>,
+) -> Relayed {
     let internal = internal_id();
     message.id = Some(internal.clone());
     let (tx, events) = mpsc::channel::<Vec<u8>>(64);
@@ -461,7 +489,9 @@ pub fn relay(gateway: &Arc<Gateway>, view: View, mut message: Message) -> Relaye
         .open_stream(MODERN_SESSION, &internal.to_string(), tx);
     let relay_gateway = gateway.clone();
     let answer = Box::pin(crate::access::inherit(async move {
-        relay_gateway.handle(&view, MODERN_SESSION, message).await
+        relay_gateway
+            .handle_from(&view, MODERN_SESSION, message, came)
+            .await
     }));
     Relayed {
         internal,

@@ -78,9 +78,10 @@ impl Call {
         message: Message,
         request: String,
         answered: Vec<(String, Value)>,
+        came: Option<crate::views::Came>,
     ) -> Call {
         let method = message.method.clone().unwrap_or_default();
-        let relayed = crate::transport::modern::relay(gateway, view.clone(), message);
+        let relayed = crate::transport::modern::relay(gateway, view.clone(), message, came);
         Call {
             view,
             method,
@@ -184,6 +185,7 @@ pub async fn call(
     message: Message,
     params: Option<Value>,
     meta: RequestMeta,
+    came: Option<crate::views::Came>,
 ) -> Response {
     let client_id = message.id.clone().unwrap_or(Value::Null);
     let method = message.method.clone().unwrap_or_default();
@@ -194,13 +196,17 @@ pub async fn call(
         .filter(|s| s.starts_with(STATE_PREFIX) && s[STATE_PREFIX.len()..].starts_with('.'))
         .map(str::to_owned);
     let call = match state {
-        Some(state) => match Box::pin(resume(gateway, &view, message, params, &state)).await {
-            Ok(call) => call,
-            Err(error) => return answer_response(&Message::error(client_id, &error), Vec::new()),
-        },
+        Some(state) => {
+            match Box::pin(resume(gateway, &view, message, params, &state, came)).await {
+                Ok(call) => call,
+                Err(error) => {
+                    return answer_response(&Message::error(client_id, &error), Vec::new());
+                }
+            }
+        }
         None => {
             let request = request_of(&method, params.as_ref());
-            Call::start(gateway, view, message, request, Vec::new())
+            Call::start(gateway, view, message, request, Vec::new(), came)
         }
     };
     drive(gateway, call, client_id, meta).await
@@ -214,6 +220,7 @@ async fn resume(
     mut message: Message,
     params: Option<Value>,
     sealed: &str,
+    came: Option<crate::views::Came>,
 ) -> Result<Call, RpcError> {
     let session_key = gateway.snapshot.load().session_key.clone();
     let state = seal::unseal_bytes(&session_key, STATE_PREFIX, sealed)
@@ -270,6 +277,7 @@ async fn resume(
         message,
         request,
         answered,
+        came,
     ))
 }
 

@@ -100,10 +100,22 @@ where
                 )
                 .await;
                 forward_lines(answer, &tx).await;
-            } else if let Some(answer) =
-                gateway.handle(&View::Hierarchical, &session, message).await
-            {
-                let _ = tx.send(answer.to_bytes()).await;
+            } else {
+                // What an upstream sends about this request (progress, sampling) goes straight
+                // to the output, ahead of the answer. Through the session's outbox it would
+                // take the forwarder's extra hop and could land after the answer, when the
+                // client no longer listens for it.
+                let _stream = message.id.as_ref().map(|id| {
+                    gateway
+                        .delivery
+                        .open_stream(&session, &id.to_string(), tx.clone())
+                });
+                if let Some(answer) = gateway
+                    .handle_from(&View::Hierarchical, &session, message, came())
+                    .await
+                {
+                    let _ = tx.send(answer.to_bytes()).await;
+                }
             }
         });
     }
@@ -138,4 +150,12 @@ async fn forward_lines(answer: axum::response::Response, tx: &mpsc::Sender<Vec<u
     if !whole.is_empty() {
         let _ = tx.send(whole).await;
     }
+}
+
+/// For a request's span while tracing is on: stdio is a pipe, and local (no credential).
+fn came() -> Option<crate::views::Came> {
+    mcpr_core::telemetry::enabled().then(|| crate::views::Came {
+        transport: Some("pipe"),
+        ..Default::default()
+    })
 }

@@ -20,11 +20,35 @@ use crate::snapshot::{FLAT_SEPARATOR, Provider, Snapshot};
 pub mod sandbox;
 pub mod visible;
 
+/// How a message came to the gateway, for its span (see [`Gateway::handle_from`]).
+#[derive(Debug, Default)]
+pub struct Came {
+    /// `network.transport`: `tcp` (HTTP), `pipe` (stdio).
+    pub transport: Option<&'static str>,
+    /// The trace context of the HTTP `traceparent`/`tracestate` headers.
+    pub context: Option<mcpr_core::telemetry::mcp::TraceContext>,
+    /// The session's negotiated `MCP-Protocol-Version`.
+    pub protocol_version: Option<String>,
+    /// The credential's id (an API key's id, `oauth:{client}:{subject}`), never a secret.
+    pub caller: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum View {
     Hierarchical,
     Flat,
     Transparent(String),
+}
+
+impl View {
+    /// The view's name in records and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            View::Hierarchical => "hierarchical",
+            View::Flat => "flat",
+            View::Transparent(_) => "transparent",
+        }
+    }
 }
 
 /// Protocol versions of the legacy era this gateway speaks, newest first.
@@ -40,6 +64,18 @@ called directly by its own name with an extra \"provider\" argument.";
 impl Gateway {
     /// Handles one JSON-RPC message from a client on `view`; returns the answer, if any.
     pub async fn handle(&self, view: &View, session: &str, message: Message) -> Option<Message> {
+        self.handle_from(view, session, message, None).await
+    }
+
+    /// [`handle`](Self::handle), for a front door that knows how the message came (its
+    /// transport, a trace context in the HTTP headers): only read while tracing is on.
+    pub async fn handle_from(
+        &self,
+        view: &View,
+        session: &str,
+        message: Message,
+        came: Option<Came>,
+    ) -> Option<Message> {
         let kind = match message.kind() {
             Ok(kind) => kind,
             Err(e) => {
@@ -50,7 +86,39 @@ impl Gateway {
             }
         };
         match kind {
-            Kind::Request => Some(self.request(view, session, message).await),
+            Kind::Request => {
+                // One record per request (`observe/mod.rs`); the method is kept as a label
+                // when it is a known one, else copied for the record.
+                let method = match message.method.as_deref() {
+                    Some(method) => match crate::observe::metrics::METHODS.contains(&method) {
+                        true => std::borrow::Cow::Borrowed(crate::observe::metrics::method_label(
+                            method,
+                        )),
+                        false => std::borrow::Cow::Owned(method.to_owned()),
+                    },
+                    None => std::borrow::Cow::Borrowed(""),
+                };
+                let mut started = crate::observe::Started::now(&message);
+                // Arguments are copied only when the audit log keeps them (hash or full).
+                if message.method.as_deref() == Some("tools/call")
+                    && self.snapshot.load().audit.arguments != crate::snapshot::AuditArguments::Off
+                {
+                    started.keep_arguments(&message);
+                }
+                // Modern requests all run under one session name (`transport::MODERN_SESSION`):
+                // they have no session to record.
+                let client_session = (session != "modern").then_some(session);
+                let answer = crate::observe::observed(
+                    &self.observer,
+                    view.label(),
+                    client_session,
+                    &method,
+                    started,
+                    self.request_from(view, session, message, came),
+                )
+                .await;
+                Some(answer)
+            }
             Kind::Notification => {
                 let method = message.method.as_deref().unwrap_or_default();
                 if method == "notifications/cancelled" {
@@ -100,6 +168,65 @@ impl Gateway {
         }
     }
 
+    /// A request, as a span while tracing is on.
+    async fn request_from(
+        &self,
+        view: &View,
+        session: &str,
+        message: Message,
+        came: Option<Came>,
+    ) -> Message {
+        if mcpr_core::telemetry::enabled() {
+            // Boxed: an untraced request's future stays the size it was.
+            return Box::pin(self.traced_request(view, session, message, came)).await;
+        }
+        self.request(view, session, message).await
+    }
+
+    /// A request as the gateway's SERVER span: its parent is the client's trace context
+    /// (`params._meta.traceparent`, else the HTTP `traceparent` header), and the relay below
+    /// adds the provider and agent it went to.
+    async fn traced_request(
+        &self,
+        view: &View,
+        session: &str,
+        message: Message,
+        came: Option<Came>,
+    ) -> Message {
+        use mcpr_core::telemetry::mcp;
+        let came = came.unwrap_or_default();
+        let parent = mcp::TraceContext::from_meta(&message)
+            .and_then(|c| c.parent())
+            .or_else(|| came.context.and_then(|c| c.parent()));
+        let span = mcp::request_span(&message, mcp::Side::Server, parent);
+        if !session.is_empty() {
+            mcp::set(&span, "mcp.session.id", session);
+        }
+        if let Some(version) = came.protocol_version {
+            mcp::set(&span, "mcp.protocol.version", version);
+        }
+        if let Some(transport) = came.transport {
+            mcp::set(&span, "network.transport", transport);
+        }
+        // The caller's key id, or `oauth:{client}:{subject}`: never the key or token itself.
+        if let Some(caller) = came.caller {
+            mcp::set(&span, "mcpr.caller", caller);
+        }
+        mcp::set(
+            &span,
+            "mcpr.view",
+            match view {
+                View::Hierarchical => "hierarchical",
+                View::Flat => "flat",
+                View::Transparent(_) => "transparent",
+            },
+        );
+        if let View::Transparent(provider) = view {
+            mcp::set(&span, "mcpr.provider", provider.as_str());
+        }
+        mcp::answered_in(span, self.request(view, session, message)).await
+    }
+
     async fn request(&self, view: &View, session: &str, message: Message) -> Message {
         let id = message.id.clone().unwrap_or(Value::Null);
         let method = message.method.as_deref().unwrap_or_default();
@@ -107,6 +234,25 @@ impl Gateway {
             ("initialize", _) => self.initialize(view, &message).await,
             ("ping", _) => Ok(raw(json!({}))),
             (_, View::Transparent(name)) => {
+                let (snapshot, _) = self.settled(Awaited::One(name)).await;
+                let provider = snapshot.providers.get(name.as_str());
+                if let Some(target) = crate::observe::target_of(&message) {
+                    let tool_known = method == "tools/call"
+                        && provider.is_some_and(|p| p.tools.iter().any(|t| t.name == target));
+                    if let Some(provider) = provider {
+                        crate::observe::note_provider(provider);
+                    }
+                    crate::observe::note_target(target, tool_known);
+                }
+                // A provider with tool settings is served through them; the others (almost
+                // all) pay only the lookup above.
+                let overridden = provider.filter(|p| !p.tool_overrides.is_empty()).cloned();
+                drop(snapshot);
+                if let Some(provider) = overridden {
+                    return self
+                        .transparent_overridden(&provider, session, message)
+                        .await;
+                }
                 return crate::access::guard_transparent(name, message, |m| {
                     self.transparent(name, session, m)
                 })
@@ -204,6 +350,60 @@ impl Gateway {
         Message::result(id, with_starting(raw(json!({ key: [] })), &starting))
     }
 
+    /// A request on the transparent view of a provider with tool settings: a call by a
+    /// disabled tool's name (or by a renamed tool's old name) is refused here, a call by a
+    /// new name relayed under the upstream's, and the upstream's `tools/list` answer shown
+    /// with the settings applied. Scopes see the upstream's names, as on the other views.
+    async fn transparent_overridden(
+        &self,
+        provider: &Provider,
+        session: &str,
+        mut message: Message,
+    ) -> Message {
+        let name = provider.name.as_str();
+        let method = message.method.as_deref().unwrap_or_default();
+        if method == "tools/call" {
+            let id = message.id.clone().unwrap_or(Value::Null);
+            let mut params = match message.params_value() {
+                Ok(params) => params,
+                Err(error) => return Message::error(id, &error),
+            };
+            let tool = params
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if let Some(upstream) = provider.renamed(tool) {
+                params.insert("name".into(), Value::String(upstream.to_owned()));
+                message = Message::request(id, "tools/call", Some(Value::Object(params)));
+            } else if let Some(refusal) = provider.tool_refusal(tool) {
+                return Message::error(id, &RpcError::invalid_params(refusal));
+            }
+            return crate::access::guard_transparent(name, message, |m| {
+                self.transparent(name, session, m)
+            })
+            .await;
+        }
+        let is_list = method == "tools/list";
+        let mut answer =
+            crate::access::guard_transparent(name, message, |m| self.transparent(name, session, m))
+                .await;
+        if !is_list {
+            return answer;
+        }
+        let Some(Ok(mut result)) = answer
+            .result
+            .as_ref()
+            .map(|r| serde_json::from_str::<Map<String, Value>>(r.get()))
+        else {
+            return answer;
+        };
+        if let Some(Value::Array(tools)) = result.get_mut("tools") {
+            provider.apply_tool_overrides(tools);
+        }
+        answer.result = Some(raw(Value::Object(result)));
+        answer
+    }
+
     /// Relays a request to `provider` as it is.
     async fn relay(&self, provider_name: &str, session: &str, message: Message) -> Message {
         let id = message.id.clone().unwrap_or(Value::Null);
@@ -212,6 +412,7 @@ impl Gateway {
             Ok(route) => route,
             Err(error) => return Message::error(id, &error),
         };
+        crate::observe::note_provider(provider);
         // Known while it runs, so that a client's cancellation finds its agent.
         let _in_flight = self
             .delivery
@@ -238,7 +439,9 @@ impl Gateway {
         session: &str,
         mut params: Map<String, Value>,
         tool: &str,
+        tool_known: bool,
     ) -> Message {
+        crate::observe::note_target(tool.to_owned(), tool_known);
         params.insert("name".into(), Value::String(tool.to_owned()));
         let call = Message::request(id, "tools/call", Some(Value::Object(params)));
         self.relay(provider, session, call).await
@@ -264,10 +467,13 @@ impl Gateway {
             );
         };
         let snapshot = self.snapshot.load();
-        if let Err(error) = find_tool(&snapshot, provider, tool) {
-            return Message::error(id, &error);
-        }
-        self.call_tool(id, provider, session, params, tool).await
+        let (tool_known, upstream) = match find_tool(&snapshot, provider, tool) {
+            Ok((known, renamed)) => (known, renamed.map(str::to_owned)),
+            Err(error) => return Message::error(id, &error),
+        };
+        let tool = upstream.as_deref().unwrap_or(tool);
+        self.call_tool(id, provider, session, params, tool, tool_known)
+            .await
     }
 
     async fn call_hierarchical(&self, session: &str, message: Message) -> Message {
@@ -292,12 +498,21 @@ impl Gateway {
             }
         };
         let snapshot = self.snapshot.load();
+        if matches!(
+            name.as_str(),
+            "list_providers" | "list_tools" | "search_tools"
+        ) {
+            crate::observe::note_target(name.clone(), true);
+        }
         let outcome = match name.as_str() {
             crate::views::sandbox::TOOL => {
                 // Running code is a scope of its own (`_sandbox`, or `*`).
+                crate::observe::note_builtin_provider(crate::views::sandbox::PROVIDER);
+                crate::observe::note_target(name.clone(), true);
                 if let Err(error) =
                     crate::access::authorize_provider(crate::views::sandbox::PROVIDER)
                 {
+                    crate::observe::note_refused(crate::observe::Refusal::Scope);
                     return Message::result(id, tool_error(&error.message));
                 }
                 return self.python_sandbox(id, session, arguments).await;
@@ -339,9 +554,16 @@ impl Gateway {
                     Ok(t) => t,
                     Err(text) => return Message::result(id, tool_error(&text)),
                 };
-                if let Err(error) = find_tool(&snapshot, &provider, &tool) {
-                    return Message::result(id, tool_error(&error.message));
-                }
+                let (tool_known, upstream) = match find_tool(&snapshot, &provider, &tool) {
+                    Ok((known, renamed)) => (known, renamed.map(str::to_owned)),
+                    Err(error) => {
+                        if error.code == crate::access::UNAUTHORIZED {
+                            crate::observe::note_refused(crate::observe::Refusal::Scope);
+                        }
+                        return Message::result(id, tool_error(&error.message));
+                    }
+                };
+                let tool = upstream.unwrap_or(tool);
                 let inner = match arguments.remove("arguments") {
                     None | Some(Value::Null) => json!({}),
                     Some(Value::Object(a)) => Value::Object(a),
@@ -353,7 +575,9 @@ impl Gateway {
                     }
                 };
                 params.insert("arguments".into(), inner);
-                return self.call_tool(id, &provider, session, params, &tool).await;
+                return self
+                    .call_tool(id, &provider, session, params, &tool, tool_known)
+                    .await;
             }
             // A provider's tool called by its own name, as the original MCP Router allowed.
             _ => {
@@ -366,11 +590,15 @@ impl Gateway {
                         )),
                     );
                 };
-                if let Err(error) = find_tool(&snapshot, &provider, &name) {
-                    return Message::error(id, &error);
-                }
+                let (tool_known, upstream) = match find_tool(&snapshot, &provider, &name) {
+                    Ok((known, renamed)) => (known, renamed.map(str::to_owned)),
+                    Err(error) => return Message::error(id, &error),
+                };
+                let tool = upstream.as_deref().unwrap_or(&name);
                 params.insert("arguments".into(), Value::Object(arguments));
-                return self.call_tool(id, &provider, session, params, &name).await;
+                return self
+                    .call_tool(id, &provider, session, params, tool, tool_known)
+                    .await;
             }
         };
         match outcome {
@@ -417,7 +645,7 @@ impl Gateway {
         }
     }
 
-    /// The current snapshot, after waiting (up to [`STARTUP_GRACE`] in all) while what the
+    /// The current snapshot, after waiting (up to [`startup_grace`] in all) while what the
     /// request concerns is still starting ([`Provider::is_starting`]), or no snapshot has
     /// arrived yet: early callers get the lists and answers of a started router rather than
     /// empty lists and spurious errors. Returns the names of the providers still starting
@@ -428,7 +656,7 @@ impl Gateway {
         if !awaited.may_wait_on(&snapshot) {
             return (snapshot, Vec::new());
         }
-        let deadline = tokio::time::Instant::now() + STARTUP_GRACE;
+        let deadline = tokio::time::Instant::now() + startup_grace();
         // Subscribed before the snapshot is read again, so no swap goes unseen.
         let mut swapped = self.snapshot_swapped.subscribe();
         loop {
@@ -489,8 +717,11 @@ impl Awaited<'_> {
     }
 }
 
-/// How long a call or a list waits for a provider that is still being placed or starting.
-const STARTUP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a call or a list waits for a provider that is still being placed or starting
+/// (`MCPR_STARTUP_GRACE_SECS`).
+fn startup_grace() -> std::time::Duration {
+    mcpr_core::settings::Limits::current().startup_grace
+}
 
 /// Where a list result names the providers still starting: `_meta` of the result.
 pub const META_STARTING_PROVIDERS: &str = "mcpr/startingProviders";
@@ -520,7 +751,7 @@ fn with_starting_field(mut value: Value, starting: &[String]) -> Value {
         value[STARTING_FIELD] = json!(starting);
         value["note"] = json!(format!(
             "still starting after {} s: {}; their tools appear when they are ready",
-            STARTUP_GRACE.as_secs(),
+            startup_grace().as_secs(),
             starting.join(", ")
         ));
     }
@@ -531,12 +762,14 @@ fn with_starting_field(mut value: Value, starting: &[String]) -> Value {
 fn route<'a>(snapshot: &'a Snapshot, name: &str) -> Result<(&'a Arc<Provider>, String), RpcError> {
     let provider = find_provider(snapshot, name)?;
     if provider.agent_id.is_empty() {
-        return Err(RpcError::new(
-            code::UPSTREAM_UNAVAILABLE,
-            format!(
+        let message = match provider.last_error.as_str() {
+            // The control plane's reason, e.g. "no agent matches zone=a".
+            "" => format!(
                 "provider {name:?} is not placed on any node agent yet (is an agent connected?)"
             ),
-        ));
+            why => format!("provider {name:?} is not placed on any node agent: {why}"),
+        };
+        return Err(RpcError::new(code::UPSTREAM_UNAVAILABLE, message));
     }
     let Some(relay_url) = snapshot.agents.get(&provider.agent_id) else {
         return Err(RpcError::new(
@@ -574,21 +807,54 @@ fn find_provider<'a>(snapshot: &'a Snapshot, name: &str) -> Result<&'a Arc<Provi
     }
 }
 
-/// Checks that `provider` lists `tool`. A provider that is not running has no tool list yet:
-/// the call goes through and the agent answers why it cannot run it.
-fn find_tool(snapshot: &Snapshot, provider: &str, tool: &str) -> Result<(), RpcError> {
-    crate::access::authorize_tool(provider, tool)?;
+/// Checks that `provider` offers `tool` to the caller: whether it lists it (a known tool),
+/// and the upstream's name when the admin renamed it. A provider that is not running has no
+/// tool list yet: the call goes through and the agent answers why it cannot run it.
+fn find_tool<'a>(
+    snapshot: &'a Snapshot,
+    provider: &str,
+    tool: &str,
+) -> Result<(bool, Option<&'a str>), RpcError> {
+    let found = check_tool(snapshot, provider, tool);
+    if found.is_err() {
+        // A call that goes on names its tool itself (`call_tool`).
+        crate::observe::note_target(tool.to_owned(), false);
+    }
+    found
+}
+
+/// Whether `provider` offers `tool` (by the name clients see) to the caller, and the
+/// upstream's name when the admin renamed it. A disabled tool is refused, saying so.
+fn check_tool<'a>(
+    snapshot: &'a Snapshot,
+    provider: &str,
+    tool: &str,
+) -> Result<(bool, Option<&'a str>), RpcError> {
+    let found = snapshot.providers.get(provider);
+    if let Some(p) = found {
+        // Named in the record even when refused below.
+        crate::observe::note_provider(p);
+    }
+    let offered = found.and_then(|p| p.tools.iter().find(|t| t.name == tool));
+    // Scopes name the upstream's tool names.
+    let upstream = offered.map_or(tool, |t| t.upstream_name.as_str());
+    crate::access::authorize_tool(provider, upstream)?;
     let p = find_provider(snapshot, provider)?;
+    if let Some(t) = offered {
+        return Ok((
+            true,
+            (t.upstream_name != t.name).then_some(t.upstream_name.as_str()),
+        ));
+    }
+    if let Some(refusal) = p.tool_refusal(tool) {
+        return Err(RpcError::invalid_params(refusal));
+    }
     if p.state != ServerState::Running && p.tools.is_empty() {
-        return Ok(());
+        return Ok((false, None));
     }
-    if p.tools.iter().any(|t| t.name == tool) {
-        Ok(())
-    } else {
-        Err(RpcError::invalid_params(format!(
-            "provider {provider:?} has no tool {tool:?} (see list_tools)"
-        )))
-    }
+    Err(RpcError::invalid_params(format!(
+        "provider {provider:?} has no tool {tool:?} (see list_tools)"
+    )))
 }
 
 fn not_running(provider: &Provider) -> RpcError {
@@ -658,7 +924,7 @@ fn list_tools(snapshot: &Snapshot, provider: &str) -> Result<Value, String> {
     let tools: Vec<Value> = p
         .tools
         .iter()
-        .filter(|t| access.allows_tool(&p.name, &t.name))
+        .filter(|t| access.allows_tool(&p.name, &t.upstream_name))
         .filter_map(|t| serde_json::from_str(t.raw.get()).ok())
         .collect();
     Ok(json!({"provider": p.name, "state": p.state, "tools": tools}))
@@ -672,7 +938,8 @@ fn search_tools(snapshot: &Snapshot, query: &str, limit: usize) -> Value {
         .search(query, scan)
         .into_iter()
         .filter(|hit| {
-            access.allows_tool(&hit.provider.name, &hit.provider.tools[hit.tool_index].name)
+            let tool = &hit.provider.tools[hit.tool_index];
+            access.allows_tool(&hit.provider.name, &tool.upstream_name)
         })
         .take(limit)
         .map(|hit| {

@@ -28,6 +28,6 @@ pub fn flat_tools(snapshot: &Snapshot) -> Box<serde_json::value::RawValue> {
         .iter()
         .filter(|p| access.allows_provider(&p.name));
     flat_tools_of(providers, |provider, tool| {
-        access.allows_tool(&provider.name, &tool.name)
+        access.allows_tool(&provider.name, &tool.upstream_name)
     })
 }

@@ -99,7 +99,14 @@ pub struct Sandbox {
     closed: AtomicBool,
     /// Held by the filler while it makes a container, so shutdown can wait for it.
     making: tokio::sync::Mutex<()>,
+    /// Calls by outcome, in the order of [`RUN_OUTCOMES`].
+    runs: [std::sync::atomic::AtomicU64; RUN_OUTCOMES.len()],
 }
+
+/// How a sandbox call ended, as the metrics label it: the code ran and exited 0; ran and
+/// failed (an exception, a non-zero exit, out of memory); ran out of time; was refused for
+/// its arguments; or found no sandbox to run in.
+pub const RUN_OUTCOMES: [&str; 5] = ["ok", "failed", "timeout", "bad_arguments", "unavailable"];
 
 impl Sandbox {
     pub fn new(docker: Arc<DockerRuntime>, limits: SandboxLimits) -> Arc<Sandbox> {
@@ -112,7 +119,24 @@ impl Sandbox {
             filling: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             making: tokio::sync::Mutex::new(()),
+            runs: Default::default(),
         })
+    }
+
+    /// Calls so far by outcome ([`RUN_OUTCOMES`]).
+    pub fn runs(&self) -> [u64; RUN_OUTCOMES.len()] {
+        std::array::from_fn(|i| self.runs[i].load(Ordering::Relaxed))
+    }
+
+    /// Warm containers waiting for a call.
+    pub fn pool_size(&self) -> usize {
+        self.pool.lock().unwrap().len()
+    }
+
+    fn count_run(&self, outcome: &str) {
+        if let Some(index) = RUN_OUTCOMES.iter().position(|o| *o == outcome) {
+            self.runs[index].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Answers a JSON-RPC request for [`PROVIDER`]: `tools/list` and `tools/call`.
@@ -130,7 +154,19 @@ impl Sandbox {
                     .and_then(Value::as_object)
                     .cloned()
                     .unwrap_or_default();
-                match self.call(&arguments).await {
+                let called = if mcpr_core::telemetry::enabled() {
+                    Box::pin(self.traced_call(&arguments)).await
+                } else {
+                    self.call(&arguments).await
+                };
+                self.count_run(match &called {
+                    Ok(run) if run.timed_out => "timeout",
+                    Ok(run) if run.exit_code == Some(0) && !run.oom_killed => "ok",
+                    Ok(_) => "failed",
+                    Err(CallError::BadArguments(_)) => "bad_arguments",
+                    Err(CallError::Unavailable(_)) => "unavailable",
+                });
+                match called {
                     Ok(outcome) => Message::result(id, jsonrpc::to_raw(&tool_result(&outcome))),
                     Err(CallError::BadArguments(text)) => Message::result(
                         id,
@@ -146,6 +182,33 @@ impl Sandbox {
             "ping" => Message::result(id, jsonrpc::to_raw(&json!({}))),
             other => Message::error(id, &RpcError::method_not_found(other)),
         }
+    }
+
+    /// [`call`](Self::call) as an INTERNAL span `sandbox run` (inside the agent's span of the
+    /// `tools/call`): how long the container took, and how it ended.
+    async fn traced_call(
+        self: &Arc<Self>,
+        arguments: &Map<String, Value>,
+    ) -> Result<RunOutcome, CallError> {
+        use mcpr_core::telemetry::mcp;
+        use tracing::Instrument as _;
+        let span = mcp::operation_span("sandbox run".into(), mcp::Side::Internal, None);
+        let outcome = self.call(arguments).instrument(span.clone()).await;
+        match &outcome {
+            Ok(run) => {
+                if let Some(code) = run.exit_code {
+                    mcp::set_int(&span, "process.exit.code", code);
+                }
+                if run.timed_out {
+                    mcp::set(&span, "error.type", "timeout");
+                } else if run.oom_killed {
+                    mcp::set(&span, "error.type", "oom_killed");
+                }
+            }
+            Err(CallError::BadArguments(_)) => mcp::set(&span, "error.type", "bad_arguments"),
+            Err(CallError::Unavailable(_)) => mcp::set(&span, "error.type", "unavailable"),
+        }
+        outcome
     }
 
     /// Runs `arguments.code` (with `arguments.timeout` seconds and `arguments.libraries`,

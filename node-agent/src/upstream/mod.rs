@@ -68,6 +68,8 @@ pub struct Connection {
     /// What started a stdio server (command and arguments), to remember that it speaks
     /// only the modern era (`modern::remember_modern_only`).
     launch: std::sync::OnceLock<String>,
+    /// Set by a process upstream: becomes true once its process has exited.
+    exited: std::sync::OnceLock<watch::Receiver<bool>>,
 }
 
 impl Connection {
@@ -86,7 +88,18 @@ impl Connection {
             routing: routing::Routing::default(),
             modern: std::sync::OnceLock::new(),
             launch: std::sync::OnceLock::new(),
+            exited: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Resolves once what served the session is gone: at once for a remote server, when
+    /// the process has exited for a process one (so that a server moved to another agent
+    /// never runs on two at once).
+    pub async fn gone(&self) {
+        if let Some(exited) = self.exited.get() {
+            let mut exited = exited.clone();
+            let _ = exited.wait_for(|exited| *exited).await.map(|_| ());
+        }
     }
 
     /// Marks the session gone and fails every request in flight with `reason`.
@@ -131,6 +144,37 @@ impl Connection {
     /// upstream of the modern era alone the request goes stateless (`modern.rs`); to one
     /// opened with `initialize` as a legacy request (`era.rs`).
     pub async fn request_from(
+        &self,
+        msg: Message,
+        origin: routing::Origin,
+    ) -> Result<Message, RpcError> {
+        if mcpr_core::telemetry::enabled() {
+            // Boxed: an untraced request's future stays the size it was.
+            return Box::pin(self.request_traced(msg, origin)).await;
+        }
+        self.request_untraced(msg, origin).await
+    }
+
+    /// The request to the upstream as the agent's CLIENT span, whose context the upstream
+    /// receives in `params._meta` (SEP-414; `remote.rs` also sends it as the HTTP
+    /// `traceparent` header).
+    async fn request_traced(
+        &self,
+        mut msg: Message,
+        origin: routing::Origin,
+    ) -> Result<Message, RpcError> {
+        use mcpr_core::telemetry::mcp;
+        let span = mcp::request_span(&msg, mcp::Side::Client, None);
+        let transport = match self.outbound {
+            Outbound::Http(_) => "tcp",
+            _ => "pipe",
+        };
+        mcp::set(&span, "network.transport", transport);
+        mcp::TraceContext::of(&span).put_in_meta(&mut msg);
+        mcp::relayed_in(span, self.request_untraced(msg, origin)).await
+    }
+
+    async fn request_untraced(
         &self,
         mut msg: Message,
         origin: routing::Origin,

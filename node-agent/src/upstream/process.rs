@@ -94,37 +94,36 @@ pub fn spawn(
     // stderr: the server's log.
     tokio::spawn(super::lines::read_log(stderr, logs.clone()));
 
-    // The child's exit closes the session; dropping the connection kills the child.
+    // The child's exit closes the session; closing or dropping the connection kills the
+    // child, and `Connection::gone` resolves once it has exited.
     let exit_conn = Arc::downgrade(&conn);
     let exit_logs = logs.clone();
+    let mut closed = conn.closed.subscribe();
+    let (exited, exited_rx) = tokio::sync::watch::channel(false);
+    let _ = conn.exited.set(exited_rx);
     tokio::spawn(async move {
         let mut child = child;
-        loop {
-            tokio::select! {
-                status = child.wait() => {
-                    let reason = match status {
-                        Ok(s) => match s.code() {
-                            Some(code) => format!("process exited with status {code}"),
-                            None => format!("process was killed ({s})"),
-                        },
-                        Err(e) => format!("lost track of the process: {e}"),
-                    };
-                    exit_logs.line("agent", format!("pid {pid}: {reason}"));
-                    if let Some(conn) = exit_conn.upgrade() {
-                        conn.close(reason);
-                    }
-                    return;
-                }
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                    let alive = exit_conn.upgrade().is_some_and(|c| c.close_reason().is_none());
-                    if !alive {
-                        let _ = child.start_kill();
-                        let _ = child.wait().await;
-                        return;
-                    }
+        tokio::select! {
+            status = child.wait() => {
+                let reason = match status {
+                    Ok(s) => match s.code() {
+                        Some(code) => format!("process exited with status {code}"),
+                        None => format!("process was killed ({s})"),
+                    },
+                    Err(e) => format!("lost track of the process: {e}"),
+                };
+                exit_logs.line("agent", format!("pid {pid}: {reason}"));
+                if let Some(conn) = exit_conn.upgrade() {
+                    conn.close(reason);
                 }
             }
+            // Closed, or dropped (the sender goes with the connection).
+            _ = async { closed.wait_for(|reason| reason.is_some()).await.map(|_| ()) } => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+            }
         }
+        let _ = exited.send(true);
     });
     logs.line("agent", format!("started {} (pid {pid})", spec.command));
     Ok(conn)

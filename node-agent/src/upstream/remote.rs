@@ -265,6 +265,20 @@ impl HttpTransport {
         if let Some(version) = version.and_then(|v| HeaderValue::try_from(v).ok()) {
             headers.insert(VERSION_HEADER, version);
         }
+        // The trace context the agent put in `_meta` (only while tracing), for an HTTP
+        // server's own instrumentation, which reads headers.
+        if mcpr_core::telemetry::enabled()
+            && let Some(context) = mcpr_core::telemetry::mcp::TraceContext::from_meta(msg)
+        {
+            for (name, value) in [
+                ("traceparent", context.traceparent),
+                ("tracestate", context.tracestate),
+            ] {
+                if let (false, Ok(value)) = (value.is_empty(), HeaderValue::try_from(value)) {
+                    headers.insert(name, value);
+                }
+            }
+        }
         if modern.is_some() {
             for (name, value) in self.standard_headers(msg) {
                 if let (Ok(name), Ok(value)) =

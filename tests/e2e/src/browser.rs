@@ -226,6 +226,19 @@ impl Browser {
         self.post(&format!("/element/{id}/clear"), json!({})).await;
     }
 
+    /// Presses and releases one key at whatever has focus (WebDriver key actions: real key
+    /// events, so Tab moves focus as a user's would). `key` is a character or a WebDriver
+    /// key code such as `"\u{E004}"` (Tab), `"\u{E007}"` (Enter), `"\u{E00C}"` (Escape).
+    pub async fn press(&self, key: &str) {
+        self.post(
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key},
+            ]}]}),
+        )
+        .await;
+    }
+
     /// Accepts the open `confirm()` dialog.
     pub async fn accept_alert(&self) {
         self.post("/alert/accept", json!({})).await;

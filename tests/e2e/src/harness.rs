@@ -616,6 +616,8 @@ pub struct Cluster {
     pub database_url: Option<String>,
     /// The `MCPR_CLUSTER_TOKEN` of every component.
     pub token: String,
+    /// Extra environment of every component (e.g. `OTEL_*`), given at `start_with_env`.
+    pub env: Vec<(String, String)>,
 }
 
 /// 32 random bytes, hex: a cluster token.
@@ -639,6 +641,19 @@ fn cluster_env(command: &mut Command, token: &str) {
 
 impl Cluster {
     pub async fn start(agents: usize, database_url: Option<String>) -> Cluster {
+        Cluster::start_with_env(agents, database_url, &[]).await
+    }
+
+    /// [`Cluster::start`] with `env` set on every component it starts, then and later.
+    pub async fn start_with_env(
+        agents: usize,
+        database_url: Option<String>,
+        env: &[(&str, &str)],
+    ) -> Cluster {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let data = tempfile::tempdir().unwrap();
         let api_port = free_port();
         let grpc_port = free_port();
@@ -649,6 +664,7 @@ impl Cluster {
             data.path(),
             database_url.as_deref(),
             &token,
+            &env,
         );
         let mut cluster = Cluster {
             control_plane,
@@ -661,6 +677,7 @@ impl Cluster {
             data,
             database_url,
             token,
+            env,
         };
         cluster.api().wait_healthy().await;
         for i in 0..agents {
@@ -682,9 +699,11 @@ impl Cluster {
         data_dir: &Path,
         database_url: Option<&str>,
         token: &str,
+        env: &[(String, String)],
     ) -> Proc {
         let mut command = Command::new(bin("mcpr-control-plane"));
         cluster_env(&mut command, token);
+        command.envs(env.iter().map(|(k, v)| (k, v)));
         command
             .args([
                 "--http-listen",
@@ -710,6 +729,7 @@ impl Cluster {
             self.data.path(),
             self.database_url.as_deref(),
             &self.token,
+            &self.env,
         );
         self.api().wait_healthy().await;
     }
@@ -722,6 +742,7 @@ impl Cluster {
         let port = free_port();
         let mut command = Command::new(bin("mcpr-edge-gateway"));
         cluster_env(&mut command, &self.token);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command.args([
             "--listen",
             &format!("127.0.0.1:{port}"),
@@ -1029,6 +1050,7 @@ impl Cluster {
         let relay_port = free_port();
         let mut command = Command::new(bin("mcpr-node-agent"));
         cluster_env(&mut command, &self.token);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command.args([
             "--id",
             id,

@@ -433,6 +433,35 @@ async fn admin_passcode_guards_the_api_and_the_cli_logs_in() {
     stdout_ok(&mcpr(&router, &dir, &["key", "revoke", "ci"], &[]));
     let list = stdout_ok(&mcpr(&router, &dir, &["key", "list"], &[]));
     assert!(list.contains("revoked"), "{list}");
+    // Remove: a revoked key goes; an active one only with --force (issue 13).
+    stdout_ok(&mcpr(&router, &dir, &["key", "create", "live"], &[]));
+    let refused = mcpr(&router, &dir, &["key", "remove", "live"], &[]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("API key \"live\" is still active: revoke it first"),
+        "{said}"
+    );
+    let removed = stdout_ok(&mcpr(&router, &dir, &["key", "remove", "ci"], &[]));
+    assert!(removed.starts_with("removed API key ci ("), "{removed}");
+    stdout_ok(&mcpr(
+        &router,
+        &dir,
+        &["key", "remove", "live", "--force"],
+        &[],
+    ));
+    let listed = stdout_ok(&mcpr(&router, &dir, &["--json", "key", "list"], &[]));
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["name"] != "ci" && k["name"] != "live"),
+        "{listed}"
+    );
+    let gone = mcpr(&router, &dir, &["key", "remove", "ci"], &[]);
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("no API key \"ci\""));
     // `mcpr call` presents MCPR_API_KEY.
     api.with_token(&token).add_fixture("alpha", &[]).await;
     let (caller_key, _) = admin.create_key("caller", Some(&["alpha"])).await;

@@ -108,6 +108,18 @@ impl Bridge {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
+    /// The log once it holds `needle`, or as it is after 10 s.
+    async fn log_once_it_holds(&self, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(needle) || tokio::time::Instant::now() >= deadline {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Closes stdin, as a client that quits does: the bridge ends, cleanly and soon.
     async fn close(mut self) {
         drop(self.stdin);
@@ -153,7 +165,11 @@ async fn without_a_key_every_request_gets_the_routers_401_on_its_own_id() {
     // stdout answers the next request.
     let (_, message) = error_on(&bridge.request(2, "tools/list", json!({})).await, 2);
     assert!(message.contains("missing API key"), "{message}");
-    let log = bridge.log();
+    // The bridge forwards each line on its own task, so the notification's log line may
+    // come after the next request's answer: wait for it rather than read once.
+    let log = bridge
+        .log_once_it_holds("the router refused a message of the client")
+        .await;
     assert!(
         log.contains("the router refused a message of the client")
             && log.contains("notifications/initialized"),

@@ -1,44 +1,10 @@
 //! The `mcpr` admin commands against a running router, as a person or a script uses them.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
-use mcpr_e2e::harness::{HttpFixture, Router, bin};
-use serde_json::Value;
-
-fn mcpr(router: &Router, args: &[&str]) -> Output {
-    Command::new(bin("mcpr"))
-        .arg("--url")
-        .arg(router.url())
-        .args(args)
-        .env_remove("MCPR_URL")
-        .output()
-        .expect("run mcpr")
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "mcpr failed: {}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
-
-fn fails(output: &Output) -> String {
-    assert!(
-        !output.status.success(),
-        "mcpr should have failed: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    let stderr = String::from_utf8(output.stderr.clone()).unwrap();
-    assert_eq!(
-        stderr.trim().lines().count(),
-        1,
-        "an error is one line: {stderr}"
-    );
-    stderr
-}
+use mcpr_e2e::harness::{HttpFixture, RawMcp, Router, bin};
+use mcpr_e2e::mcpr_cli::{fails, mcpr, ok};
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn server_commands_import_and_call() {
@@ -256,4 +222,82 @@ async fn registry_search_finds_servers_in_an_offline_registry() {
 
     let none = ok(&mcpr(&router, &["registry", "search", "nothing-like-this"]));
     assert!(none.starts_with("no server in "), "{none}");
+}
+
+/// `mcpr tool list|disable|enable|set` (issue 13): the table, the one-line reports, the
+/// gateway refusing the disabled tool, and errors as one line.
+#[tokio::test(flavor = "multi_thread")]
+async fn mcpr_tool_list_disable_enable_and_set() {
+    let router = Router::start().await;
+    let api = router.api();
+    api.add_fixture("fix", &[]).await;
+    api.wait_state("fix", "running").await;
+
+    let listed = ok(&mcpr(&router, &["tool", "list", "fix"]));
+    let echo_line = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("echo "))
+            .unwrap_or_else(|| panic!("no echo row:\n{text}"))
+            .to_owned()
+    };
+    assert!(listed.starts_with("TOOL"), "{listed}");
+    assert!(echo_line(&listed).contains("enabled"), "{listed}");
+
+    let disabled = ok(&mcpr(&router, &["tool", "disable", "fix", "echo"]));
+    assert!(
+        disabled.contains("tool echo of server fix disabled"),
+        "{disabled}"
+    );
+    let listed = ok(&mcpr(&router, &["tool", "list", "fix"]));
+    assert!(echo_line(&listed).contains("disabled"), "{listed}");
+    // The router refuses the call by the tool's name, saying why.
+    let mut flat = RawMcp::new(&router.mcp_url("/mcp/all"));
+    flat.initialize().await;
+    let refused = mcpr_e2e::harness::wait_for(
+        "the gateway to refuse the disabled tool",
+        std::time::Duration::from_secs(10),
+        || {
+            let url = router.mcp_url("/mcp/all");
+            async move {
+                let mut client = RawMcp::new(&url);
+                client.initialize().await;
+                client.call("fix__echo", json!({"text": "x"})).await.err()
+            }
+        },
+    )
+    .await;
+    let message = refused["message"].as_str().unwrap();
+    assert!(message.contains("is disabled"), "{message}");
+
+    let enabled = ok(&mcpr(&router, &["tool", "enable", "fix", "echo"]));
+    assert!(
+        enabled.contains("tool echo of server fix enabled"),
+        "{enabled}"
+    );
+    let set = ok(&mcpr(
+        &router,
+        &["tool", "set", "fix", "echo", "--name", "say"],
+    ));
+    assert!(set.contains("shown as say"), "{set}");
+    let json_list: Value =
+        serde_json::from_str(&ok(&mcpr(&router, &["--json", "tool", "list", "fix"]))).unwrap();
+    let echo = json_list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "echo")
+        .unwrap();
+    assert_eq!(echo["mcpr"]["name"], "say", "{echo}");
+    assert!(echo_line(&ok(&mcpr(&router, &["tool", "list", "fix"]))).contains("say"));
+
+    // Errors are one clear line.
+    let unknown = mcpr(&router, &["tool", "disable", "fix", "nope"]);
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("server \"fix\" has no tool \"nope\""),
+        "{stderr}"
+    );
+    let nothing = mcpr(&router, &["tool", "set", "fix", "echo"]);
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("nothing to set"));
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mcpr_e2e::harness::{Cluster, wait_for};
+use mcpr_e2e::harness::{Api, Cluster, Proc, bin, free_port, wait_for};
 use mcpr_e2e::rmcp_client::connect_http;
 use serde_json::json;
 
@@ -29,9 +29,21 @@ async fn three_binaries_serve_and_the_gateway_outlives_the_control_plane() {
     })
     .await;
 
+    // Ready for a load balancer: it has a snapshot to route by.
+    let health = Api::new(&cluster.mcp_url(0, ""));
+    let (status, body) = health.get("/healthz").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ok");
+    assert!(body["config_version"].as_u64().unwrap() > 0, "{body}");
+
     // Control plane gone: the gateway keeps serving from its last snapshot, for existing
     // and for new client sessions, and the agent keeps its servers running.
     cluster.control_plane.kill();
+    assert_eq!(
+        health.get("/healthz").await.0,
+        200,
+        "still ready on its last snapshot"
+    );
     assert_eq!(
         client
             .call_tool_text("echo", json!({"provider": "dist", "text": "still here"}))
@@ -219,4 +231,114 @@ async fn a_session_survives_the_gateway_that_created_it() {
             .status,
         404
     );
+}
+
+/// A gateway that never reached a control plane has nothing to route by: its health check
+/// says so (503), so that a load balancer or a readiness probe sends it no traffic.
+#[tokio::test]
+async fn a_gateway_without_a_snapshot_is_not_ready() {
+    let port = free_port();
+    let nowhere = free_port();
+    let mut command = std::process::Command::new(bin("mcpr-edge-gateway"));
+    command
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--control-plane", &format!("http://127.0.0.1:{nowhere}")])
+        .env("MCPR_CLUSTER_TOKEN", mcpr_e2e::harness::random_token());
+    let _gateway = Proc::spawn("gateway", command);
+    wait_for(
+        "the gateway to listen",
+        Duration::from_secs(20),
+        || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+        },
+    )
+    .await;
+    let (status, body) = Api::new(&format!("http://127.0.0.1:{port}"))
+        .get("/healthz")
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "waiting_for_config");
+    assert_eq!(body["config_version"], 0);
+}
+
+/// Placement constraints with one control plane on SQLite: agents with labels
+/// (`MCPR_AGENT_LABELS`), a server whose selector names one of them, then moved by a new
+/// selector; one naming no agent stays unplaced and says why.
+#[tokio::test]
+async fn a_selector_places_a_server_by_agent_labels_and_moves_it() {
+    let mut cluster = Cluster::start(0, None).await;
+    cluster.add_agent_with_env("agent-a", &[("MCPR_AGENT_LABELS", "zone=a")]);
+    cluster.add_agent_with_env("agent-b", &[("MCPR_AGENT_LABELS", "zone=b,docker=false")]);
+    for agent in &cluster.agents {
+        agent
+            .wait_log("registered with the control plane", Duration::from_secs(20))
+            .await;
+    }
+    let api = cluster.api();
+    let mut body = json!({
+        "name": "picky",
+        "runtime": {"kind": "process", "command": bin("mcpr-fixture-server"), "args": ["--name", "picky"]},
+        "placement": {"selector": {"zone": "b"}},
+    });
+    api.add(body.clone()).await;
+    let placed = api.wait_state("picky", "running").await;
+    assert_eq!(placed["status"]["agent_id"], "agent-b", "{placed}");
+    assert_eq!(placed["placement"], json!({"selector": {"zone": "b"}}));
+    body["name"] = json!("nowhere");
+    body["placement"] = json!({"selector": {"zone": "q", "gpu": "1"}});
+    api.add(body).await;
+    let unplaced = api
+        .wait_until("nowhere", "unplaced", |s| s["unplaced"].is_string())
+        .await;
+    assert_eq!(unplaced["unplaced"], "no agent matches gpu=1,zone=q");
+    let (_, cluster_status) = api.get("/api/v1/cluster").await;
+    assert_eq!(
+        cluster_status["unplaced"],
+        json!([{"name": "nowhere", "reason": "no agent matches gpu=1,zone=q"}])
+    );
+
+    let (status, moved) = api
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/servers/picky",
+            Some(json!({"placement": {"selector": {"zone": "a"}}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{moved}");
+    let moved = api
+        .wait_until("picky", "running on agent-a", |s| {
+            s["status"]["state"] == "running" && s["status"]["agent_id"] == "agent-a"
+        })
+        .await;
+    assert!(moved.get("unplaced").is_none(), "{moved}");
+    let url = cluster.mcp_url(0, "/mcp/all");
+    let text = wait_for(
+        "picky through the gateway after its move",
+        Duration::from_secs(15),
+        || {
+            let url = url.clone();
+            async move {
+                let client = connect_http(&url).await.ok()?;
+                client.call_tool_text("picky__whoami", json!({})).await.ok()
+            }
+        },
+    )
+    .await;
+    assert_eq!(text, "picky");
+    // The unplaced one: the gateway neither waits for it nor hides why.
+    let client = connect_http(&url).await.unwrap();
+    let refused = format!(
+        "{:#}",
+        client
+            .call_tool_text("nowhere__whoami", json!({}))
+            .await
+            .unwrap_err()
+    );
+    assert!(
+        refused.contains("no agent matches gpu=1,zone=q"),
+        "{refused}"
+    );
+    client.close().await.unwrap();
 }

@@ -144,6 +144,11 @@ async fn third_party_clients_reach_third_party_servers_on_every_path() {
         "api_key": API_KEY,
         "mcpr": bin("mcpr"),
         "data_dir": router.data_dir,
+        // The `mcpr stdio` a client starts runs every upstream afresh, all at once: under
+        // the suite's load a Python server can take longer than the default 10 s to start
+        // (seen: the first list answered "still starting"), and the first list must wait
+        // for it. 30 s: inside the clients' 40 s bound on one request.
+        "stdio_env": {"MCPR_STARTUP_GRACE_SECS": "30"},
         "upstreams": upstream_specs(&repo, &page_url),
     });
     let config_path = work.path().join("interop.json");

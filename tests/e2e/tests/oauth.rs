@@ -1415,3 +1415,193 @@ async fn the_authorization_endpoints_are_rate_limited_per_address() {
         assert_eq!(status, 200, "{path}");
     }
 }
+
+/// Issue 13: the admin lists the clients that registered and the consents given, and
+/// revokes them. Through the real flow: a revoked consent's refresh token is refused and its
+/// access token fails at the gateway; a revoked client is refused at the token endpoint and
+/// its tokens fail too; another client's tokens keep working; both are audited.
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_a_consent_or_a_client_stops_its_tokens() {
+    let router = Router::start_with(&[], &oauth_env()).await;
+    let base = router.url();
+    let api = router.api().with_token(&router.api().login(PASSCODE).await);
+    let admin = admin_login(&base).await;
+    let mcp = router.mcp_url("/mcp");
+    let (first, first_tokens) = authorized_tokens(&base, Some(&admin), None, None).await;
+    let (second, second_tokens) = authorized_tokens(&base, Some(&admin), None, None).await;
+    let (third, third_tokens) = authorized_tokens(&base, Some(&admin), None, None).await;
+    let access = |t: &Value| t["access_token"].as_str().unwrap().to_owned();
+    let refresh = |t: &Value| t["refresh_token"].as_str().unwrap().to_owned();
+    for t in [&first_tokens, &second_tokens, &third_tokens] {
+        wait_initialize_status(&mcp, Some(&access(t)), 200, Duration::from_secs(5)).await;
+    }
+
+    let (status, clients) = api.get("/api/v1/oauth/clients").await;
+    assert_eq!(status, 200, "{clients}");
+    let client = clients
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["client_id"] == first.as_str())
+        .unwrap_or_else(|| panic!("{first} not in {clients}"))
+        .clone();
+    assert_eq!(client["client_name"], "e2e client");
+    assert_eq!(client["redirect_uris"], json!([REDIRECT]));
+    assert_eq!(client["state"], "active");
+    assert!(
+        client["registered_at"].is_string() && client["last_used_at"].is_string(),
+        "{client}"
+    );
+    let (status, consents) = api.get("/api/v1/oauth/consents").await;
+    assert_eq!(status, 200, "{consents}");
+    let consent = consents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["client_id"] == first.as_str())
+        .unwrap_or_else(|| panic!("no consent of {first} in {consents}"))
+        .clone();
+    assert_eq!(consent["subject"], "admin");
+    assert_eq!(consent["scopes"], json!(["*"]));
+    assert_eq!(consent["state"], "active");
+    let consent_id = consent["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        claims(&access(&first_tokens))["consent_id"],
+        consent_id.as_str()
+    );
+
+    // The consent: refresh refused, access token refused at the gateway.
+    let (status, revoked) = api
+        .post(
+            &format!("/api/v1/oauth/consents/{consent_id}/revoke"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{revoked}");
+    assert_eq!(revoked["state"], "revoked");
+    let (took, _) = wait_initialize_status(
+        &mcp,
+        Some(&access(&first_tokens)),
+        401,
+        Duration::from_secs(5),
+    )
+    .await;
+    eprintln!("consent revocation reached the gateway in {took:?}");
+    assert_token_refused(
+        &mcp,
+        &access(&first_tokens),
+        "token revoked: an administrator revoked the consent it was issued under",
+    )
+    .await;
+    let (status, body) = token(
+        &base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh(&first_tokens)),
+            ("client_id", &first),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    assert_eq!(body["error_description"], "the refresh token was revoked");
+
+    // The client: token endpoint refuses it, its access token fails.
+    let (status, revoked) = api
+        .post(&format!("/api/v1/oauth/clients/{second}/revoke"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{revoked}");
+    assert_eq!(revoked["state"], "revoked");
+    let (took, _) = wait_initialize_status(
+        &mcp,
+        Some(&access(&second_tokens)),
+        401,
+        Duration::from_secs(5),
+    )
+    .await;
+    eprintln!("client revocation reached the gateway in {took:?}");
+    assert_token_refused(
+        &mcp,
+        &access(&second_tokens),
+        "token revoked: an administrator revoked its OAuth client",
+    )
+    .await;
+    let (status, body) = token(
+        &base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh(&second_tokens)),
+            ("client_id", &second),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+    let (_, consents) = api.get("/api/v1/oauth/consents").await;
+    assert!(
+        consents
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["client_id"] == second.as_str())
+            .all(|c| c["state"] == "revoked"),
+        "{consents}"
+    );
+
+    // The third client was not touched: its tokens work and refresh.
+    wait_initialize_status(
+        &mcp,
+        Some(&access(&third_tokens)),
+        200,
+        Duration::from_secs(5),
+    )
+    .await;
+    let (status, body) = token(
+        &base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh(&third_tokens)),
+            ("client_id", &third),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Unknown ids: 404 naming them.
+    let (status, body) = api
+        .post("/api/v1/oauth/consents/mcpg_nope/revoke", json!({}))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(error_message(&body), "no OAuth consent \"mcpg_nope\"");
+
+    // Both revocations are admin changes in the audit log (beside the refused one above,
+    // which is newer: each is looked up by its target).
+    for (method, target) in [
+        ("oauth.consent.revoke", consent_id.as_str()),
+        ("oauth.client.revoke", second.as_str()),
+    ] {
+        let record = wait_for(
+            "the revocation's audit record",
+            Duration::from_secs(10),
+            || {
+                let api = api.clone();
+                async move {
+                    let (_, page) = api.get(&format!("/api/v1/audit?method={method}")).await;
+                    page["records"]
+                        .as_array()?
+                        .iter()
+                        .find(|r| r["target"] == target)
+                        .cloned()
+                }
+            },
+        )
+        .await;
+        assert_eq!(record["who_kind"], "admin", "{record}");
+        assert_eq!(record["outcome"], "ok", "{record}");
+    }
+}

@@ -303,8 +303,20 @@ async fn python_sdk_over_streamable_http_in_every_view() {
     // Transparent: the provider as it is, its own serverInfo and tools.
     let transparent = &observed["transparent"];
     assert_session("/mcp/p", transparent, PROVIDER);
-    let (status, api_tools) = api.get(&format!("/api/v1/servers/{PROVIDER}/tools")).await;
+    let (status, mut api_tools) = api.get(&format!("/api/v1/servers/{PROVIDER}/tools")).await;
     assert_eq!(status, 200, "{api_tools}");
+    // The API adds the router's own settings of each tool (`mcpr`: enabled, overrides);
+    // with none set, the rest is the upstream's tool as it listed it.
+    for tool in api_tools.as_array_mut().expect("a list of tools") {
+        let settings = tool
+            .as_object_mut()
+            .and_then(|t| t.remove("mcpr"))
+            .expect("each tool has its mcpr settings");
+        assert_eq!(
+            settings,
+            json!({"enabled": true, "name": null, "description": null})
+        );
+    }
     assert_eq!(
         transparent["tools"], api_tools,
         "/mcp/p/{PROVIDER} tools/list must equal the provider's tools as the API shows them"

@@ -16,6 +16,7 @@
 //! | `crash`      | exits the process at once with `code` (default 3), no answer     |
 //! | `fail`       | returns a tool result with `isError: true` and `message`         |
 //! | `gen_<i>`    | `--tools N` adds `gen_0..gen_{N-1}`, each answers its own name   |
+//! | `meta`       | `--meta` adds it: answers the request's `_meta` as JSON text     |
 //!
 //! Protocol traffic goes to stdout (stdio mode) and everything else to
 //! stderr. On start the server prints `fixture server NAME ready` to stderr;
@@ -86,6 +87,11 @@ struct Cli {
     /// clients share one upstream session or each have their own.
     #[arg(long)]
     stateful: bool,
+
+    /// Add a `meta` tool that answers with the `_meta` its request carried, as JSON text:
+    /// shows what the router sent upstream (`traceparent`, `progressToken`, ...).
+    #[arg(long)]
+    meta: bool,
 
     /// Write `0xff` and a non-JSON line on stdout and stderr before serving and before each
     /// tool call's answer (a server that breaks the protocol).
@@ -411,6 +417,11 @@ impl Fixture {
                 Ok(result.into())
             }
             "whoami" => Ok(text(&*self.name)),
+            "meta" if self.tools.iter().any(|t| t.name == "meta") => {
+                Ok(text(serde_json::to_string(&ctx.meta).map_err(|e| {
+                    McpError::internal_error(e.to_string(), None)
+                })?))
+            }
             "counter" if self.tools.iter().any(|t| t.name == "counter") => {
                 static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
                 Ok(text(
@@ -545,6 +556,13 @@ async fn main() -> anyhow::Result<()> {
             let mut tools = build_tools(cli.tools);
             if cli.interactive {
                 tools.extend(interactive_tools());
+            }
+            if cli.meta {
+                tools.push(Tool::new(
+                    "meta",
+                    "Answer with the request's _meta, as JSON text",
+                    object(json!({"type": "object", "properties": {}})),
+                ));
             }
             if cli.stateful {
                 tools.push(Tool::new(

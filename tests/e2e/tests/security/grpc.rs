@@ -62,12 +62,20 @@ async fn control_plane_rpcs(port: u16, token: Option<&str>) -> Vec<(&'static str
             usage: vec![],
         })
         .await;
+    let audit = config
+        .report_audit(pb::AuditReport {
+            gateway_id: "intruder".into(),
+            entries: vec![],
+            dropped: 0,
+        })
+        .await;
     let register = agents
         .register(pb::RegisterRequest {
             agent_id: "evil".into(),
             relay_url: "http://127.0.0.1:9".into(),
             runtimes: vec!["process".into()],
             version: "0".into(),
+            ..Default::default()
         })
         .await;
     let heartbeat = agents
@@ -90,6 +98,7 @@ async fn control_plane_rpcs(port: u16, token: Option<&str>) -> Vec<(&'static str
     vec![
         ("ConfigService.Watch", watch.err()),
         ("ConfigService.ReportUsage", usage.err()),
+        ("ConfigService.ReportAudit", audit.err()),
         ("AgentService.Register", register.err()),
         ("AgentService.Heartbeat", heartbeat.err()),
         ("AgentService.WatchAssignments", assignments.err()),
@@ -116,6 +125,7 @@ async fn relay_echo(port: u16, token: Option<&str>, provider: &str) -> Result<St
         kind: pb::RelayKind::Request as i32,
         message: call.to_string().into_bytes(),
         related_id: String::new(),
+        ..Default::default()
     };
     // The stream stays open (as a gateway's does) while the answer comes back.
     let frames = futures::stream::once(async { frame }).chain(futures::stream::pending());

@@ -1,0 +1,324 @@
+//! MCP spans as the OpenTelemetry semantic conventions for MCP name them, and the trace
+//! context an MCP request carries in `params._meta` (`traceparent`, `tracestate`, SEP-414).
+//!
+//! Everything here is called only when [`super::enabled`]: an untraced router never parses a
+//! `_meta` nor rewrites a payload.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use opentelemetry::propagation::TextMapPropagator as _;
+use opentelemetry::trace::{Status, TraceContextExt as _};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tracing::{Instrument as _, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use super::TRACE_TARGET;
+use crate::jsonrpc::{Message, RpcError};
+
+pub use opentelemetry::Context;
+
+/// Which side of an exchange a span is (OpenTelemetry span kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Receiving the request: the gateway from its client, the agent from the relay.
+    Server,
+    /// Sending it on: the gateway's relay call, the agent's request to the upstream.
+    Client,
+    /// Work inside a process (a sandbox run).
+    Internal,
+}
+
+/// A W3C trace context as text (`traceparent`, `tracestate`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceContext {
+    pub traceparent: String,
+    pub tracestate: String,
+}
+
+impl TraceContext {
+    /// The context as a parent, or `None` when `traceparent` is not a valid one.
+    pub fn parent(&self) -> Option<Context> {
+        if self.traceparent.is_empty() {
+            return None;
+        }
+        let mut carrier = HashMap::with_capacity(2);
+        carrier.insert("traceparent".to_owned(), self.traceparent.clone());
+        if !self.tracestate.is_empty() {
+            carrier.insert("tracestate".to_owned(), self.tracestate.clone());
+        }
+        let cx = TraceContextPropagator::new().extract(&carrier);
+        cx.span().span_context().is_valid().then_some(cx)
+    }
+
+    /// The context of `span`, for the next hop.
+    pub fn of(span: &Span) -> TraceContext {
+        let mut carrier: HashMap<String, String> = HashMap::with_capacity(2);
+        TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
+        TraceContext {
+            traceparent: carrier.remove("traceparent").unwrap_or_default(),
+            tracestate: carrier.remove("tracestate").unwrap_or_default(),
+        }
+    }
+
+    /// `params._meta.traceparent` (and `tracestate`) of a request, if it has one.
+    pub fn from_meta(message: &Message) -> Option<TraceContext> {
+        #[derive(Deserialize)]
+        struct Params {
+            #[serde(rename = "_meta")]
+            meta: Option<Meta>,
+        }
+        #[derive(Deserialize)]
+        struct Meta {
+            traceparent: Option<String>,
+            tracestate: Option<String>,
+        }
+        let params: Params = serde_json::from_str(message.params.as_ref()?.get()).ok()?;
+        let meta = params.meta?;
+        Some(TraceContext {
+            traceparent: meta.traceparent?,
+            tracestate: meta.tracestate.unwrap_or_default(),
+        })
+    }
+
+    /// Puts this context in `params._meta` of `message`, beside whatever else `_meta` and
+    /// `params` hold (replacing an earlier `traceparent`, which was for the previous hop). A
+    /// message whose `params` or `_meta` is not an object is left as it is.
+    pub fn put_in_meta(&self, message: &mut Message) {
+        if self.traceparent.is_empty() {
+            return;
+        }
+        let mut params = match &message.params {
+            None => Map::new(),
+            Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
+                Ok(Value::Object(params)) => params,
+                _ => return,
+            },
+        };
+        let meta = params
+            .entry("_meta")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(meta) = meta else {
+            return;
+        };
+        meta.insert(
+            "traceparent".into(),
+            Value::String(self.traceparent.clone()),
+        );
+        if self.tracestate.is_empty() {
+            meta.remove("tracestate");
+        } else {
+            meta.insert("tracestate".into(), Value::String(self.tracestate.clone()));
+        }
+        message.params = Some(crate::jsonrpc::to_raw(&Value::Object(params)));
+    }
+}
+
+/// What a request says about itself, for its span's name and attributes.
+struct Described<'a> {
+    method: &'a str,
+    /// The tool or prompt name (`params.name`): the span name's target.
+    name: Option<String>,
+    uri: Option<String>,
+}
+
+fn describe(message: &Message) -> Described<'_> {
+    #[derive(Deserialize)]
+    struct Params {
+        name: Option<String>,
+        uri: Option<String>,
+    }
+    let method = message.method.as_deref().unwrap_or_default();
+    let params = match method {
+        "tools/call"
+        | "prompts/get"
+        | "resources/read"
+        | "resources/subscribe"
+        | "resources/unsubscribe" => message
+            .params
+            .as_ref()
+            .and_then(|raw| serde_json::from_str::<Params>(raw.get()).ok()),
+        _ => None,
+    };
+    let (name, uri) = params.map_or((None, None), |p| (p.name, p.uri));
+    Described { method, name, uri }
+}
+
+/// A span for one MCP request, named `{mcp.method.name} {target}` with the conventions'
+/// attributes. `parent` is the context it continues (a relay frame's, a client's); without
+/// one it is a child of the current span, or a new trace.
+pub fn request_span(message: &Message, side: Side, parent: Option<Context>) -> Span {
+    let described = describe(message);
+    let name = match &described.name {
+        Some(target) => format!("{} {target}", described.method),
+        None => described.method.to_owned(),
+    };
+    let span = operation_span(name, side, parent);
+    span.set_attribute("mcp.method.name", described.method.to_owned());
+    if let Some(id) = &message.id {
+        let id = match id {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        span.set_attribute("jsonrpc.request.id", id);
+    }
+    match described.method {
+        "tools/call" => {
+            span.set_attribute("gen_ai.operation.name", "execute_tool");
+            if let Some(tool) = described.name {
+                span.set_attribute("gen_ai.tool.name", tool);
+            }
+        }
+        "prompts/get" => {
+            if let Some(prompt) = described.name {
+                span.set_attribute("gen_ai.prompt.name", prompt);
+            }
+        }
+        _ => {}
+    }
+    if let Some(uri) = described.uri {
+        span.set_attribute("mcp.resource.uri", uri);
+    }
+    span
+}
+
+/// Records how `answer` ended on `span`: `error.type` is the JSON-RPC error code, or
+/// `tool_error` for a tool's result with `isError` (a failed call the protocol calls a
+/// success), and the span's status says error.
+pub fn record_answer(span: &Span, answer: &Message) {
+    #[derive(Deserialize)]
+    struct Error {
+        code: Option<i64>,
+        message: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Result {
+        #[serde(rename = "isError")]
+        is_error: Option<bool>,
+    }
+    if let Some(error) = &answer.error {
+        let error: Option<Error> = serde_json::from_str(error.get()).ok();
+        let code = error
+            .as_ref()
+            .and_then(|e| e.code)
+            .map_or_else(|| "error".to_owned(), |c| c.to_string());
+        let message = error.and_then(|e| e.message).unwrap_or_default();
+        span.set_attribute("error.type", code.clone());
+        span.set_attribute("rpc.response.status_code", code);
+        span.set_status(Status::error(message));
+    } else if let Some(result) = &answer.result
+        && serde_json::from_str::<Result>(result.get())
+            .ok()
+            .and_then(|r| r.is_error)
+            == Some(true)
+    {
+        span.set_attribute("error.type", "tool_error");
+        span.set_status(Status::error("the tool reported an error"));
+    }
+}
+
+/// Runs `answer` (a request's handling) inside `span`, and records how it ended.
+pub async fn answered_in(span: Span, answer: impl Future<Output = Message>) -> Message {
+    let answer = answer.instrument(span.clone()).await;
+    record_answer(&span, &answer);
+    answer
+}
+
+/// [`answered_in`] for a hop that may fail without an answer (the relay, the upstream).
+pub async fn relayed_in(
+    span: Span,
+    answer: impl Future<Output = Result<Message, RpcError>>,
+) -> Result<Message, RpcError> {
+    let answer = answer.instrument(span.clone()).await;
+    match &answer {
+        Ok(answer) => record_answer(&span, answer),
+        Err(error) => record_answer(&span, &Message::error(Value::Null, error)),
+    }
+    answer
+}
+
+/// Sets an attribute on `span` (the router's own: `mcpr.provider`, `mcpr.view`, ...).
+pub fn set(span: &Span, key: &'static str, value: impl Into<String>) {
+    span.set_attribute(key, value.into());
+}
+
+/// Sets an integer attribute on `span` (`http.response.status_code`, ...).
+pub fn set_int(span: &Span, key: &'static str, value: i64) {
+    span.set_attribute(key, value);
+}
+
+/// A span named `name` (an MCP request, an admin API call, a sandbox run), continuing
+/// `parent` or else the current span. The kind is a field the OpenTelemetry layer reads
+/// when the span is made, so each kind has its own macro call.
+pub fn operation_span(name: String, side: Side, parent: Option<Context>) -> Span {
+    let span = match side {
+        Side::Server => {
+            tracing::info_span!(target: TRACE_TARGET, "span", otel.name = %name, otel.kind = "server")
+        }
+        Side::Client => {
+            tracing::info_span!(target: TRACE_TARGET, "span", otel.name = %name, otel.kind = "client")
+        }
+        Side::Internal => {
+            tracing::info_span!(target: TRACE_TARGET, "span", otel.name = %name, otel.kind = "internal")
+        }
+    };
+    if let Some(parent) = parent {
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_keeps_what_it_had() {
+        let mut message = Message::parse(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"a":1},"_meta":{"progressToken":7,"traceparent":"old"}}}"#,
+        )
+        .unwrap();
+        let cx = TraceContext {
+            traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+            tracestate: "vendor=x".into(),
+        };
+        cx.put_in_meta(&mut message);
+        let params: Value = serde_json::from_str(message.params.as_ref().unwrap().get()).unwrap();
+        assert_eq!(params["name"], "echo");
+        assert_eq!(params["arguments"]["a"], 1);
+        assert_eq!(params["_meta"]["progressToken"], 7);
+        assert_eq!(params["_meta"]["traceparent"], cx.traceparent.as_str());
+        assert_eq!(params["_meta"]["tracestate"], "vendor=x");
+        assert_eq!(TraceContext::from_meta(&message), Some(cx.clone()));
+        assert!(cx.parent().is_some());
+    }
+
+    #[test]
+    fn meta_made_when_absent_and_left_alone_when_not_an_object() {
+        let mut bare = Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).unwrap();
+        let cx = TraceContext {
+            traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+            tracestate: String::new(),
+        };
+        cx.put_in_meta(&mut bare);
+        assert_eq!(
+            bare.params.as_ref().unwrap().get(),
+            r#"{"_meta":{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}"#
+        );
+        let text = br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":3}}"#;
+        let mut odd = Message::parse(text).unwrap();
+        cx.put_in_meta(&mut odd);
+        assert_eq!(odd.params.as_ref().unwrap().get(), r#"{"_meta":3}"#);
+    }
+
+    #[test]
+    fn a_bad_traceparent_is_no_parent() {
+        let cx = TraceContext {
+            traceparent: "not-a-traceparent".into(),
+            tracestate: String::new(),
+        };
+        assert!(cx.parent().is_none());
+    }
+}

@@ -1,0 +1,458 @@
+//! The gateway's half of the audit log (docs/OBSERVABILITY.md, "Audit"): the per-call seam's
+//! audit sink ([`AuditQueue`], `observe/mod.rs`) copies what the log keeps of a finished
+//! tool call, resource read, prompt get or sandbox run (and of any refused request) onto a
+//! bounded queue, and [`ship`] sends the queue to the control plane in batches
+//! (`ConfigService.ReportAudit`), every [`SHIP_INTERVAL`] or as soon as [`SHIP_BATCH`] wait.
+//!
+//! On the request path this is one snapshot load, a few small copies and one uncontended
+//! lock; it never waits. A full queue drops the record and counts it; the count rides the
+//! next report. What to record (on or off, arguments or not) comes from the control plane in
+//! the snapshot, so one setting holds for every gateway.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use mcpr_proto as pb;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+
+use crate::Gateway;
+use crate::access::Who;
+use crate::observe::{CallRecord, CallSink, Outcome};
+use crate::snapshot::{AuditArguments, Snapshot};
+
+/// Records waiting to be shipped, at most; beyond, new ones are dropped and counted.
+pub const MAX_QUEUED: usize = 10_000;
+pub const SHIP_INTERVAL: Duration = Duration::from_millis(500);
+/// This many waiting wake the shipper before its interval.
+pub const SHIP_BATCH: usize = 500;
+/// Arguments kept in full are cut here (the control plane cuts there too).
+const MAX_ARGUMENTS_BYTES: usize = 64 * 1024;
+
+/// The methods the log keeps (any refused request is kept too): what a caller did, not how
+/// its client looked around (lists, initialize, ping).
+const AUDITED: [&str; 3] = ["tools/call", "resources/read", "prompts/get"];
+
+pub struct AuditQueue {
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    queue: Mutex<Vec<pb::AuditEntry>>,
+    max_queued: usize,
+    /// Dropped since the last report (the control plane counts them too).
+    dropped: AtomicU64,
+    /// Lost for good since start, for this gateway's metrics.
+    lost: AtomicU64,
+    wake: Notify,
+}
+
+impl AuditQueue {
+    pub fn new(snapshot: Arc<ArcSwap<Snapshot>>) -> AuditQueue {
+        AuditQueue::bounded(snapshot, MAX_QUEUED)
+    }
+
+    fn bounded(snapshot: Arc<ArcSwap<Snapshot>>, max_queued: usize) -> AuditQueue {
+        AuditQueue {
+            snapshot,
+            queue: Mutex::new(Vec::new()),
+            max_queued,
+            dropped: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Records dropped since the last report.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records lost for good since start: the queue was full, or stayed full while the
+    /// control planes could not be reached.
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    /// Records waiting to be shipped.
+    pub fn queued(&self) -> usize {
+        self.queue.lock().unwrap().len()
+    }
+
+    /// Takes what waits: the entries and the count of those dropped.
+    fn take(&self) -> (Vec<pb::AuditEntry>, u64) {
+        let entries = std::mem::take(&mut *self.queue.lock().unwrap());
+        (entries, self.dropped.swap(0, Ordering::Relaxed))
+    }
+
+    /// Puts back what could not be sent, before what came meanwhile, as far as it fits.
+    fn put_back(&self, mut entries: Vec<pb::AuditEntry>, dropped: u64) {
+        let mut queue = self.queue.lock().unwrap();
+        let room = self.max_queued.saturating_sub(queue.len());
+        let lost = entries.len().saturating_sub(room);
+        entries.truncate(room);
+        entries.append(&mut queue);
+        *queue = entries;
+        self.dropped
+            .fetch_add(dropped + lost as u64, Ordering::Relaxed);
+        self.lost.fetch_add(lost as u64, Ordering::Relaxed);
+    }
+
+    fn push(&self, entry: pb::AuditEntry) {
+        let mut queue = self.queue.lock().unwrap();
+        if queue.len() >= self.max_queued {
+            drop(queue);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.lost.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        queue.push(entry);
+        let wake = queue.len() == SHIP_BATCH;
+        drop(queue);
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+}
+
+impl CallSink for AuditQueue {
+    fn record(&self, record: &CallRecord<'_>) {
+        let refused = matches!(record.outcome, Outcome::Refused(_));
+        if !refused && !AUDITED.contains(&record.method) {
+            return;
+        }
+        let snapshot = self.snapshot.load();
+        let policy = &snapshot.audit;
+        if !policy.enabled {
+            return;
+        }
+        let (who_kind, who_id, who_name, who_client) = match record.caller {
+            Who::Stdio => ("stdio", "", "", ""),
+            Who::Anonymous => ("anonymous", "", "", ""),
+            Who::ApiKey(key) => ("api_key", key.id.as_str(), key.name.as_str(), ""),
+            Who::OAuth(token) => (
+                "oauth",
+                token.subject.as_str(),
+                "",
+                token.client_id.as_str(),
+            ),
+        };
+        let (outcome, error_code, reason) = match record.outcome {
+            Outcome::Ok => ("ok", 0, ""),
+            Outcome::ToolError => ("error", 0, "tool_error"),
+            Outcome::Error(code) => ("error", code, ""),
+            Outcome::Refused(why) => ("refused", 0, why.reason()),
+        };
+        let arguments = match (policy.arguments, record.arguments) {
+            (AuditArguments::Off, _) | (_, None) => String::new(),
+            (AuditArguments::Hash, Some(json)) => argument_hash(json),
+            (AuditArguments::Full, Some(json)) => cut(json, MAX_ARGUMENTS_BYTES),
+        };
+        let entry = pb::AuditEntry {
+            at_ms: now_ms(),
+            who_kind: who_kind.to_owned(),
+            who_id: who_id.to_owned(),
+            who_name: who_name.to_owned(),
+            who_client: who_client.to_owned(),
+            method: record.method.to_owned(),
+            view: record.view.to_owned(),
+            provider: record.provider.unwrap_or_default().to_owned(),
+            target: record.target.unwrap_or_default().to_owned(),
+            outcome: outcome.to_owned(),
+            error_code,
+            reason: reason.to_owned(),
+            duration_us: record.duration.as_micros() as u64,
+            request_bytes: record.request_bytes as u64,
+            response_bytes: record.response_bytes as u64,
+            trace_id: String::new(),
+            arguments,
+        };
+        drop(snapshot);
+        self.push(entry);
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// The canonical form of a JSON value: object keys sorted (recursively), no whitespace.
+fn canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// `sha256:` and the hex SHA-256 of the arguments' canonical JSON (`MCPR_AUDIT_ARGUMENTS=hash`):
+/// equal arguments hash alike whatever their key order or spacing.
+pub fn argument_hash(json: &str) -> String {
+    let mut text = String::new();
+    match serde_json::from_str::<Value>(json) {
+        Ok(value) => canonical(&value, &mut text),
+        Err(_) => text.push_str(json),
+    }
+    let digest = Sha256::digest(text.as_bytes());
+    let mut hex = String::with_capacity(7 + 64);
+    hex.push_str("sha256:");
+    for byte in digest {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
+}
+
+/// Ships the gateway's queue to the control plane until the gateway is gone; a report that
+/// fails is put back (as far as the bound allows) and tried again.
+pub async fn ship(
+    gateway: Weak<Gateway>,
+    queue: Arc<AuditQueue>,
+    control_planes: mcpr_tls::control_planes::ControlPlanes,
+) {
+    let mut failover = mcpr_tls::control_planes::Failover::new(&control_planes);
+    let gateway_id = match gateway.upgrade() {
+        Some(gw) => gw.config.gateway_id.clone(),
+        None => return,
+    };
+    let mut client: Option<
+        pb::config_service_client::ConfigServiceClient<mcpr_tls::cluster::GrpcChannel>,
+    > = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SHIP_INTERVAL) => {}
+            _ = queue.wake.notified() => {}
+        }
+        let Some(gw) = gateway.upgrade() else { return };
+        let (entries, dropped) = queue.take();
+        if entries.is_empty() && dropped == 0 {
+            continue;
+        }
+        if client.is_none() {
+            client = crate::access::config_client(&gw, &control_planes, &failover).await;
+        }
+        drop(gw);
+        let report = pb::AuditReport {
+            gateway_id: gateway_id.clone(),
+            entries,
+            dropped,
+        };
+        let failed = match client.as_mut() {
+            Some(c) => match c.report_audit(report.clone()).await {
+                Ok(_) => None,
+                Err(status) => Some(status.to_string()),
+            },
+            None => Some("cannot reach the control plane".to_owned()),
+        };
+        if let Some(why) = failed {
+            tracing::debug!(
+                why,
+                records = report.entries.len(),
+                "audit report failed; will retry"
+            );
+            client = None;
+            // The next round tries the next control plane; the records wait in the queue.
+            failover.next(false);
+            queue.put_back(report.entries, report.dropped);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::KeyGrant;
+    use crate::observe::Refusal;
+
+    fn call<'a>(
+        who: &'a Who,
+        method: &'a str,
+        outcome: Outcome,
+        arguments: Option<&'a str>,
+    ) -> CallRecord<'a> {
+        CallRecord {
+            method,
+            target: Some("get_time"),
+            tool_known: true,
+            provider: Some("time"),
+            view: "flat",
+            caller: who,
+            session: None,
+            protocol_version: None,
+            outcome,
+            duration: Duration::from_micros(1500),
+            request_bytes: 10,
+            response_bytes: 20,
+            arguments,
+        }
+    }
+
+    fn snapshot_with(enabled: bool, arguments: &str) -> Arc<ArcSwap<Snapshot>> {
+        Arc::new(ArcSwap::from_pointee(Snapshot::from_proto(
+            pb::ConfigSnapshot {
+                audit: Some(pb::AuditPolicy {
+                    enabled,
+                    arguments: arguments.into(),
+                }),
+                ..Default::default()
+            },
+        )))
+    }
+
+    #[test]
+    fn records_what_the_log_keeps() {
+        let queue = AuditQueue::new(snapshot_with(true, ""));
+        let key = Who::ApiKey(Arc::new(KeyGrant {
+            id: "key_1".into(),
+            name: "ci".into(),
+            hash: [0; 32],
+            access: crate::access::everything(),
+            expires_at_ms: 0,
+            revoked: false,
+        }));
+        queue.record(&call(&key, "tools/call", Outcome::Ok, Some("{\"a\":1}")));
+        queue.record(&call(&key, "tools/list", Outcome::Ok, None));
+        queue.record(&call(
+            &Who::Stdio,
+            "prompts/get",
+            Outcome::Error(-32602),
+            None,
+        ));
+        queue.record(&call(
+            &Who::Anonymous,
+            "",
+            Outcome::Refused(Refusal::RateLimitAddress),
+            None,
+        ));
+        let (entries, dropped) = queue.take();
+        assert_eq!(dropped, 0);
+        let summary: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.who_kind.as_str(),
+                    e.method.as_str(),
+                    e.outcome.as_str(),
+                    e.error_code,
+                    e.reason.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("api_key", "tools/call", "ok", 0, ""),
+                ("stdio", "prompts/get", "error", -32602, ""),
+                ("anonymous", "", "refused", 0, "rate_limit_address"),
+            ]
+        );
+        let first = &entries[0];
+        assert_eq!(
+            (first.who_id.as_str(), first.who_name.as_str()),
+            ("key_1", "ci")
+        );
+        assert_eq!(
+            (
+                first.provider.as_str(),
+                first.target.as_str(),
+                first.view.as_str()
+            ),
+            ("time", "get_time", "flat")
+        );
+        assert_eq!(
+            (first.duration_us, first.request_bytes, first.response_bytes),
+            (1500, 10, 20)
+        );
+        // Arguments are not kept unless asked for.
+        assert_eq!(first.arguments, "");
+
+        let off = AuditQueue::new(snapshot_with(false, ""));
+        off.record(&call(&Who::Stdio, "tools/call", Outcome::Ok, None));
+        assert!(off.take().0.is_empty());
+    }
+
+    #[test]
+    fn arguments_hashed_canonically_or_kept() {
+        let hashed = AuditQueue::new(snapshot_with(true, "hash"));
+        hashed.record(&call(
+            &Who::Stdio,
+            "tools/call",
+            Outcome::Ok,
+            Some("{\"b\": [1, {\"y\":2,\"x\":1}], \"a\": \"é\"}"),
+        ));
+        hashed.record(&call(
+            &Who::Stdio,
+            "tools/call",
+            Outcome::Ok,
+            Some("{\"a\":\"é\",\"b\":[1,{\"x\":1,\"y\":2}]}"),
+        ));
+        let (entries, _) = hashed.take();
+        assert_eq!(entries[0].arguments, entries[1].arguments);
+        // sha256 of the canonical text, computed independently.
+        let expected = Sha256::digest("{\"a\":\"é\",\"b\":[1,{\"x\":1,\"y\":2}]}".as_bytes());
+        let hex: String = expected.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(entries[0].arguments, format!("sha256:{hex}"));
+        let full = AuditQueue::new(snapshot_with(true, "full"));
+        full.record(&call(
+            &Who::Stdio,
+            "tools/call",
+            Outcome::Ok,
+            Some("{\"q\": 1}"),
+        ));
+        assert_eq!(full.take().0[0].arguments, "{\"q\": 1}");
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts() {
+        let queue = AuditQueue::bounded(snapshot_with(true, ""), 3);
+        for _ in 0..5 {
+            queue.record(&call(&Who::Stdio, "tools/call", Outcome::Ok, None));
+        }
+        assert_eq!(queue.dropped(), 2);
+        let (entries, dropped) = queue.take();
+        assert_eq!((entries.len(), dropped, queue.dropped()), (3, 2, 0));
+        // A failed report comes back first; what does not fit beside newer ones is counted.
+        queue.record(&call(&Who::Stdio, "resources/read", Outcome::Ok, None));
+        queue.put_back(entries, dropped);
+        let (again, dropped) = queue.take();
+        assert_eq!(again.len(), 3);
+        assert_eq!(again[2].method, "resources/read");
+        assert_eq!(dropped, 2 + 1);
+        // Lost for good: the two the full queue refused, and the one that did not fit back.
+        assert_eq!((queue.lost(), queue.queued()), (3, 0));
+    }
+}
