@@ -774,6 +774,35 @@ impl Cluster {
     pub fn mcp_url(&self, gateway: usize, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.gateway_ports[gateway])
     }
+
+    /// Waits until every gateway serves the control plane's current configuration version
+    /// (the gateway's own `mcpr_gateway_config_version` on its `/metrics`), so that what the
+    /// API just changed (a new key, a disabled server) holds for the next client request.
+    /// `mcpr up` answers API writes only once its gateway serves them; separate gateways
+    /// learn of a change a moment after the API's answer.
+    pub async fn wait_gateways_current(&self) {
+        let (status, cluster) = self.api().get("/api/v1/cluster").await;
+        assert_eq!(status, 200, "{cluster}");
+        let wanted = cluster["config_version"].as_u64().expect("config_version");
+        for port in &self.gateway_ports {
+            let url = format!("http://127.0.0.1:{port}/metrics");
+            wait_for(
+                &format!("the gateway on port {port} at config version {wanted}"),
+                Duration::from_secs(10),
+                || async {
+                    let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+                    let served = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("mcpr_gateway_config_version "))?
+                        .trim()
+                        .parse::<f64>()
+                        .ok()?;
+                    (served >= wanted as f64).then_some(())
+                },
+            )
+            .await;
+        }
+    }
 }
 
 /// A fresh, empty database on the Postgres named by `MCPR_TEST_DATABASE_URL` (scripts/test

@@ -79,14 +79,19 @@ async fn all_records(api: &Api) -> Vec<Value> {
 
 /// The mixed run: admin changes (two keys, a server, a disable), then through the gateway
 /// at `mcp_base` a call that works, one whose tool fails, one outside the key's scope and
-/// one over the rate limit. Returns the full key's id.
-async fn mixed_run(api: &Api, mcp_base: &str) -> String {
+/// one over the rate limit. Returns the full key's id. With `cluster`, its separate gateway
+/// is waited for until it knows the new keys (a gateway that does not yet would take the
+/// key-holding client for an anonymous one on a router without keys).
+async fn mixed_run(api: &Api, mcp_base: &str, cluster: Option<&Cluster>) -> String {
     api.add_fixture("fx", &[]).await;
     api.wait_state("fx", "running").await;
     let (full, full_view) = api.create_key("full", None).await;
     let (narrow, _) = api.create_key("narrow", Some(&["fx/add"])).await;
     let (status, _) = api.post("/api/v1/servers/nope/disable", json!(null)).await;
     assert_eq!(status, 404);
+    if let Some(cluster) = cluster {
+        cluster.wait_gateways_current().await;
+    }
 
     // Requests 1 and 2 of the full key: initialize, initialized.
     let mut client = RawMcp::with_key(&format!("{mcp_base}/mcp/p/fx"), &full);
@@ -284,7 +289,7 @@ async fn check_log(api: &Api, full_key_id: &str) -> Vec<Value> {
 async fn the_log_holds_exactly_a_mixed_run_on_sqlite() {
     let router = Router::start_with(&[], &[RATE_LIMIT]).await;
     let api = router.api();
-    let full_key_id = mixed_run(&api, &router.url()).await;
+    let full_key_id = mixed_run(&api, &router.url(), None).await;
     let all = check_log(&api, &full_key_id).await;
 
     // `mcpr audit --json`: the API's page; the table names the key.
@@ -367,6 +372,6 @@ async fn the_log_holds_exactly_a_mixed_run_on_postgres_distributed() {
     let cluster = Cluster::start_with_env(1, Some(database_url), &[RATE_LIMIT]).await;
     let api = cluster.api();
     let base = cluster.mcp_url(0, "");
-    let full_key_id = mixed_run(&api, &base).await;
+    let full_key_id = mixed_run(&api, &base, Some(&cluster)).await;
     check_log(&api, &full_key_id).await;
 }
