@@ -365,7 +365,11 @@ fn record_of(e: pb::AuditEntry, source: &str, now: i64) -> Result<AuditRecord, &
     if !OUTCOMES.contains(&e.outcome.as_str()) {
         return Err("unknown outcome");
     }
-    if !WHO_KINDS.contains(&e.who_kind.as_str()) || e.who_kind == "admin" {
+    // A gateway names an admin only as the caller of an admin MCP token (`keys/mcp_token.rs`),
+    // marked so: it cannot pass a record off as an admin change made through the API.
+    let admin_by_token =
+        e.who_kind == "admin" && e.who_client == crate::keys::mcp_token::AUDIT_CLIENT;
+    if !WHO_KINDS.contains(&e.who_kind.as_str()) || (e.who_kind == "admin" && !admin_by_token) {
         return Err("unknown kind of caller");
     }
     // A request refused by the gateway's authentication step was refused before its body
