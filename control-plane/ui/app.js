@@ -752,15 +752,16 @@ function renderExplorer() {
       const ann = t.annotations ? Object.entries(t.annotations).map(([k, v]) => k + ": " + JSON.stringify(v)).join(", ") : "";
       const tryButton = el("button", { type: "button", class: "small try-open", "aria-label": "Try the tool " + s.name + "__" + t.name }, "Try");
       tryButton.addEventListener("click", () => tryTool.show(s.name, t, tryButton));
-      cards.push(el("details", { class: "tool", "data-tool": s.name + "__" + t.name },
+      // The Try button sits beside the card, not in it: controls in a closed <details> are
+      // out of the Tab order.
+      cards.push(el("div", { class: "tool-card", "data-try": s.name + "__" + t.name }, el("details", { class: "tool", "data-tool": s.name + "__" + t.name },
         el("summary", {}, el("code", {}, s.name + "__" + t.name), " ", el("span", { class: "muted" }, shorten(t.description, 120))),
         el("p", {}, t.description || ""),
-        el("p", {}, tryButton),
         ann ? el("p", { class: "muted" }, "Annotations: " + ann) : null,
         el("h4", {}, "Input schema"), el("pre", { class: "schema" }, JSON.stringify(t.inputSchema || {}, null, 2)),
         t.outputSchema ? el("h4", {}, "Output schema") : null,
-        t.outputSchema ? el("pre", { class: "schema" }, JSON.stringify(t.outputSchema, null, 2)) : null));
-      if (open.has(s.name + "__" + t.name)) cards[cards.length - 1].open = true;
+        t.outputSchema ? el("pre", { class: "schema" }, JSON.stringify(t.outputSchema, null, 2)) : null), tryButton));
+      if (open.has(s.name + "__" + t.name)) cards[cards.length - 1].firstChild.open = true;
     }
   }
   $("t-list").replaceChildren(...cards);

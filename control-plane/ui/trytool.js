@@ -429,7 +429,7 @@ const tryTool = (() => {
     if (s.stderr_truncated) limits.push("stderr cut at the output limit");
     return el("div", { class: "try-sandbox-run" },
       el("dl", { class: "info" },
-        el("dt", {}, "Exit code"), el("dd", { id: "try-exit-code" }, s.exit_code === null || s.exit_code === undefined ? "none" : String(s.exit_code)),
+        el("dt", {}, "Exit code"), el("dd", { id: "try-exit-code", class: s.exit_code === 0 ? "" : "error-text" }, s.exit_code === null || s.exit_code === undefined ? "none" : String(s.exit_code)),
         el("dt", {}, "Ran for"), el("dd", {}, typeof s.duration_ms === "number" ? s.duration_ms + " ms in the sandbox" : "—"),
         el("dt", {}, "Limits hit"), el("dd", { id: "try-limits", class: limits.length ? "error-text" : "" }, limits.length ? limits.join("; ") : "none")),
       el("h4", {}, "stdout"), output(s.stdout, "try-stdout"),

@@ -22,27 +22,20 @@ const WAIT: Duration = Duration::from_secs(20);
 const ENTER: &str = "\u{E007}";
 const ESCAPE: &str = "\u{E00C}";
 
-/// Waits for the tool explorer to list `tool` (as `server__tool`), opens its card and its
-/// try form; checks that focus moved into the form.
+/// Waits for the tool explorer to list `tool` (as `server__tool`), opens its try form with
+/// the Try button beside its card; checks that focus moved into the form.
 async fn open_try(browser: &Browser, tool: &str) {
     browser
         .wait(
             &format!("the explorer to list {tool}"),
-            &format!("return !!document.querySelector('[data-tool=\"{tool}\"]')"),
-            WAIT,
-        )
-        .await;
-    browser
-        .wait(
-            &format!("the Try button of {tool}"),
             &format!(
-                "const d = document.querySelector('[data-tool=\"{tool}\"]'); d.open = true; return d.querySelector('button.try-open').offsetParent !== null"
+                "const b = document.querySelector('[data-try=\"{tool}\"] > button.try-open'); return !!b && b.offsetParent !== null"
             ),
             WAIT,
         )
         .await;
     browser
-        .click(&format!("[data-tool=\"{tool}\"] button.try-open"))
+        .click(&format!("[data-try=\"{tool}\"] > button.try-open"))
         .await;
     browser
         .wait(
@@ -50,6 +43,19 @@ async fn open_try(browser: &Browser, tool: &str) {
             &format!(
                 "const p = document.getElementById('try-panel'); return !p.hidden && document.getElementById('try-title').textContent === 'Try {tool}' && p.contains(document.activeElement)"
             ),
+            WAIT,
+        )
+        .await;
+}
+
+/// Logs in on the login form the page shows, and waits until the pages show.
+async fn log_in(browser: &Browser) {
+    browser.type_into("#l-passcode", PASSCODE).await;
+    browser.click("#l-submit").await;
+    browser
+        .wait(
+            "logged in",
+            "return document.getElementById('login').hidden && !document.body.classList.contains('locked')",
             WAIT,
         )
         .await;
@@ -330,7 +336,7 @@ async fn the_form_calls_tools_through_the_gateway_and_shows_every_kind_of_result
     browser
         .wait(
             "the form closed, focus back on Try",
-            "return document.getElementById('try-panel').hidden && document.activeElement.matches('[data-tool=\"fx__picture\"] button.try-open')",
+            "return document.getElementById('try-panel').hidden && document.activeElement.matches('[data-try=\"fx__picture\"] > button.try-open')",
             WAIT,
         )
         .await;
@@ -471,8 +477,7 @@ async fn with_credentials_required_the_admin_tries_tools_and_logout_ends_the_tok
             WAIT,
         )
         .await;
-    browser.type_into("#l-passcode", PASSCODE).await;
-    browser.click("#l-submit").await;
+    log_in(&browser).await;
     open_try(&browser, "fx__echo").await;
     browser.type_into("#try-arg-text", "as the admin").await;
     call_and_wait(&browser, "as the admin").await;
@@ -538,8 +543,7 @@ async fn with_credentials_required_the_admin_tries_tools_and_logout_ends_the_tok
     wait_initialize_status(&mcp, Some(&cli_token), 200, WAIT).await;
 
     // Logged in again, the page mints a new token by itself.
-    browser.type_into("#l-passcode", PASSCODE).await;
-    browser.click("#l-submit").await;
+    log_in(&browser).await;
     browser.goto(&format!("{}/#/tools", router.url())).await;
     open_try(&browser, "fx__echo").await;
     browser.type_into("#try-arg-text", "again").await;
