@@ -515,6 +515,20 @@ async fn with_credentials_required_the_admin_tries_tools_and_logout_ends_the_tok
         "{record}"
     );
 
+    // A tool the admin tried is a call of the server on the Activity page, as any client's.
+    wait_for("the admin's call in the activity window", WAIT, || {
+        let admin = admin.clone();
+        async move {
+            let (_, activity) = admin.get("/api/v1/activity").await;
+            activity["servers"]
+                .as_array()?
+                .iter()
+                .find(|s| s["provider"] == "fx" && s["total"]["calls"].as_u64() >= Some(1))
+                .map(|_| ())
+        }
+    })
+    .await;
+
     // A token of the browser's session, minted as the page does; logging out ends it.
     let token = browser
         .js(
