@@ -206,6 +206,7 @@ async fn the_form_calls_tools_through_the_gateway_and_shows_every_kind_of_result
     let (kind, took) = outcome(&browser).await;
     assert_eq!(kind, "rpc-error");
     assert_took(&took);
+    browser.screenshot("try-rpc-error").await;
     // Not JSON: refused in the page.
     browser.clear("#try-json").await;
     browser.type_into("#try-json", "{nope").await;
@@ -279,6 +280,11 @@ async fn the_form_calls_tools_through_the_gateway_and_shows_every_kind_of_result
         json!({"received": {"title": "a title", "count": 3, "ratio": 0.25, "loud": true, "color": "blue", "tags": ["a", "b"], "options": {"depth": 2}}})
     );
     browser.screenshot("try-arguments").await;
+    browser.color_scheme("dark").await;
+    browser.resize(390, 900).await;
+    browser.screenshot("try-arguments-390-dark").await;
+    browser.color_scheme("light").await;
+    browser.resize(1280, 1000).await;
 
     // An image, a resource link and an embedded resource.
     open_try(&browser, "fx__picture").await;
