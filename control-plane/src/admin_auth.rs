@@ -22,6 +22,9 @@
 //! The passcode is argon2-hashed in memory at start and verified off the async threads.
 //! Login attempts are rate limited per client address. Sessions are stored hashed (SHA-256,
 //! they are 256-bit random tokens) so they survive a restart.
+//!
+//! A session may mint short-lived MCP tokens (`POST /api/v1/session/mcp-token`,
+//! `keys/mcp_token.rs`) to call MCP through the gateway as the admin; logging out ends them.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -41,7 +44,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::api::{ApiError, ApiJson};
-use crate::keys::{hash_hex, now_ms, now_rfc3339};
+use crate::keys::{KeyRing, hash_hex, now_ms, now_rfc3339};
 use crate::ratelimit::{AddressLimiter, client_address, retry_after};
 use crate::secrets::random_bytes;
 use crate::store::{AdminTokenRecord, Store};
@@ -66,6 +69,8 @@ pub struct AdminAuth {
     cookie_secure: bool,
     /// Without a passcode: the CSRF token of browsers' writes, made at start.
     open_csrf: String,
+    /// Where the sessions' MCP tokens are minted and ended (`keys/mcp_token.rs`).
+    keys: Arc<KeyRing>,
 }
 
 impl AdminAuth {
@@ -73,6 +78,7 @@ impl AdminAuth {
         passcode: Option<&str>,
         store: Store,
         cookie_secure: bool,
+        keys: Arc<KeyRing>,
     ) -> anyhow::Result<AdminAuth> {
         let passcode = match passcode.filter(|p| !p.is_empty()) {
             None => None,
@@ -106,6 +112,7 @@ impl AdminAuth {
             login_attempts: AddressLimiter::new(1.0 / 6.0, 10),
             cookie_secure,
             open_csrf: URL_SAFE_NO_PAD.encode(random_bytes::<32>()),
+            keys,
         })
     }
 
@@ -182,6 +189,9 @@ impl AdminAuth {
             .retain(|_, s| s.id != session.id && s.expires_at_ms > now);
         if let Err(e) = self.store.delete_admin_token(&session.id, now).await {
             tracing::error!(error = %e, "forgetting an admin session");
+        }
+        if let Err(e) = self.keys.end_admin_mcp_tokens(&session.id).await {
+            tracing::error!(error = %e, "ending an admin session's MCP tokens");
         }
     }
 }
@@ -340,14 +350,39 @@ struct Login {
     cookie: bool,
 }
 
-/// `POST /api/v1/login`, `POST /api/v1/logout`, `GET /api/v1/session`.
+/// `POST /api/v1/login`, `POST /api/v1/logout`, `GET /api/v1/session`,
+/// `POST /api/v1/session/mcp-token`.
 pub fn router(auth: Arc<AdminAuth>) -> Router {
     use axum::routing::{get, post};
     Router::new()
         .route("/api/v1/login", post(login))
         .route("/api/v1/logout", post(logout))
         .route("/api/v1/session", get(session))
+        .route("/api/v1/session/mcp-token", post(mint_mcp_token))
         .with_state(auth)
+}
+
+/// A short-lived MCP token for the admin session the request carries (`keys/mcp_token.rs`):
+/// `{"token", "expires_at_ms"}`. Behind [`require_admin`] like every write: an admin token,
+/// or the UI's cookie with its CSRF token; without `ADMIN_PASSCODE`, the open API's rules.
+async fn mint_mcp_token(State(auth): State<Arc<AdminAuth>>, headers: HeaderMap) -> Response {
+    let (session_id, session_kind, session_expires_at_ms) = match auth.session_of(&headers) {
+        Some(s) => (s.id, s.kind, s.expires_at_ms),
+        None if !auth.enabled() => (String::new(), "open".to_owned(), 0),
+        None => return refusal(StatusCode::UNAUTHORIZED, "unauthorized", "not logged in"),
+    };
+    match auth
+        .keys
+        .mint_admin_mcp_token(&session_id, &session_kind, session_expires_at_ms)
+        .await
+    {
+        Ok(minted) => Json(minted).into_response(),
+        Err(e) => refusal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &format!("storing the MCP token: {e}"),
+        ),
+    }
 }
 
 async fn login(

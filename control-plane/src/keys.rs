@@ -20,6 +20,9 @@ use sha2::{Digest, Sha256};
 use crate::fleet::Fleet;
 use crate::secrets::random_bytes;
 use crate::store::{ApiKeyRecord, Store, StoreError};
+use mcp_token::{AdminMcpTokens, MintedToken};
+
+pub mod mcp_token;
 
 /// Every key starts with this, so that secret scanners and people recognise one.
 pub const KEY_PREFIX: &str = "mcpr_";
@@ -130,6 +133,9 @@ pub struct KeyRing {
     /// Read from the store with the keys, so that a revocation made by another control
     /// plane arrives with the cluster's reload like a revoked key.
     oauth_revocations: RwLock<Option<OAuthRevocations>>,
+    /// The short-lived MCP credentials of admin sessions (`keys/mcp_token.rs`): in snapshots
+    /// beside the keys, never in the key list nor in [`KeyRing::required`].
+    admin_mcp: AdminMcpTokens,
 }
 
 /// Clients and consents an admin revoked, whose access tokens may still be unexpired.
@@ -151,6 +157,7 @@ impl KeyRing {
         limits: RateLimits,
     ) -> Result<KeyRing, StoreError> {
         let keys = store.list_api_keys().await?;
+        let admin_mcp = AdminMcpTokens::load(store.clone()).await?;
         Ok(KeyRing {
             store,
             fleet,
@@ -159,6 +166,7 @@ impl KeyRing {
             keys: RwLock::new(Arc::new(keys)),
             oauth: RwLock::new(None),
             oauth_revocations: RwLock::new(None),
+            admin_mcp,
         })
     }
 
@@ -194,7 +202,32 @@ impl KeyRing {
     pub async fn reload(&self) -> Result<(), StoreError> {
         let keys = self.store.list_api_keys().await?;
         *self.keys.write().unwrap() = Arc::new(keys);
+        self.admin_mcp.reload().await?;
         self.reload_oauth_revocations().await
+    }
+
+    /// Mints an admin MCP token for an admin session (`keys/mcp_token.rs`) and announces it,
+    /// as a new key is: gateways accept it once they serve the next snapshot.
+    pub async fn mint_admin_mcp_token(
+        &self,
+        session_id: &str,
+        session_kind: &str,
+        session_expires_at_ms: i64,
+    ) -> Result<MintedToken, StoreError> {
+        let minted = self
+            .admin_mcp
+            .mint(session_id, session_kind, session_expires_at_ms)
+            .await?;
+        self.fleet.changed();
+        Ok(minted)
+    }
+
+    /// The admin session `session_id` ended: so do its MCP tokens, on every gateway.
+    pub async fn end_admin_mcp_tokens(&self, session_id: &str) -> Result<(), StoreError> {
+        if self.admin_mcp.end_session(session_id).await? {
+            self.fleet.changed();
+        }
+        Ok(())
     }
 
     /// Starts publishing the built-in issuer's revocations (`oauth`): access tokens live
@@ -409,9 +442,9 @@ impl KeyRing {
     }
 
     /// What goes into a configuration snapshot: every key (revoked ones too, so that the
-    /// gateway can say "revoked") and the policy.
+    /// gateway can say "revoked"), the admin MCP tokens not expired, and the policy.
     pub fn snapshot_part(&self) -> (Vec<pb::Credential>, pb::AuthPolicy) {
-        let credentials = self
+        let mut credentials: Vec<pb::Credential> = self
             .keys()
             .iter()
             .filter_map(|k| {
@@ -426,6 +459,7 @@ impl KeyRing {
                 })
             })
             .collect();
+        credentials.extend(self.admin_mcp.credentials(now_ms()));
         let policy = pb::AuthPolicy {
             required: self.required(),
             per_key_rate: self.limits.per_key_rate,
@@ -564,7 +598,7 @@ pub fn hex_encode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn hex_decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn hex_decode(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }

@@ -235,6 +235,7 @@ impl ControlPlane {
                 security.admin_passcode.as_deref(),
                 store.clone(),
                 security.cookie_secure,
+                keys.clone(),
             )
             .await?,
         );

@@ -1,6 +1,7 @@
 //! All SQL of the router lives here. Persisted: the server registry (name, description,
 //! runtime spec, enabled, session mode, restart generation, placement selector, timestamps), API keys (hashes,
-//! scopes, expiry, revocation, last use), admin sessions (hashes), per-tool settings
+//! scopes, expiry, revocation, last use), admin sessions and the admin MCP tokens they mint
+//! (hashes), per-tool settings
 //! (disabled, name and description overrides) and the audit log (`store/audit.rs`). Not
 //! persisted: what
 //! agents report (status, tools, logs), which is rebuilt from the agents within a heartbeat.
@@ -113,6 +114,19 @@ pub struct AdminTokenRecord {
     pub hash: String,
     pub kind: String,
     pub csrf: String,
+    pub created_at: String,
+    pub expires_at_ms: i64,
+}
+
+/// A short-lived MCP credential an admin session minted (`keys/mcp_token.rs`), hashed like keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminMcpTokenRecord {
+    pub id: String,
+    pub hash: String,
+    /// The admin session that minted it ('' without `ADMIN_PASSCODE`).
+    pub session_id: String,
+    /// That session's kind: `ui`, `cli` or `open`.
+    pub session_kind: String,
     pub created_at: String,
     pub expires_at_ms: i64,
 }
@@ -540,6 +554,67 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    /// The admin MCP tokens that have not expired by `now_ms`.
+    pub async fn list_admin_mcp_tokens(
+        &self,
+        now_ms: i64,
+    ) -> Result<Vec<AdminMcpTokenRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, hash, session_id, session_kind, created_at, expires_at_ms \
+             FROM admin_mcp_tokens WHERE expires_at_ms > $1",
+        )
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AdminMcpTokenRecord {
+                    id: row.try_get("id")?,
+                    hash: row.try_get("hash")?,
+                    session_id: row.try_get("session_id")?,
+                    session_kind: row.try_get("session_kind")?,
+                    created_at: row.try_get("created_at")?,
+                    expires_at_ms: row.try_get("expires_at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a new admin MCP token, and forgets those expired before it was made.
+    pub async fn insert_admin_mcp_token(
+        &self,
+        token: &AdminMcpTokenRecord,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM admin_mcp_tokens WHERE expires_at_ms <= $1")
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO admin_mcp_tokens (id, hash, session_id, session_kind, created_at, expires_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&token.id)
+        .bind(&token.hash)
+        .bind(&token.session_id)
+        .bind(&token.session_kind)
+        .bind(&token.created_at)
+        .bind(token.expires_at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes every admin MCP token of the admin session `session_id` (it logged out);
+    /// answers how many went.
+    pub async fn delete_admin_mcp_tokens_of(&self, session_id: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM admin_mcp_tokens WHERE session_id = $1")
+            .bind(session_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
 }
 
 const COLUMNS: &str = "id, name, description, runtime, enabled, session_mode, restart_generation, created_at, updated_at, source, placement";
@@ -783,6 +858,34 @@ pub(crate) mod tests {
         assert_eq!(store.list_admin_tokens().await.unwrap(), vec![token]);
         store.delete_admin_token("t1", 0).await.unwrap();
         assert!(store.list_admin_tokens().await.unwrap().is_empty());
+        let mcp = |id: &str, session: &str, expires_at_ms: i64| AdminMcpTokenRecord {
+            id: id.into(),
+            hash: format!("hash-{id}"),
+            session_id: session.into(),
+            session_kind: "ui".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            expires_at_ms,
+        };
+        store
+            .insert_admin_mcp_token(&mcp("m1", "s1", 5_000), 0)
+            .await
+            .unwrap();
+        store
+            .insert_admin_mcp_token(&mcp("m2", "s2", 9_000), 0)
+            .await
+            .unwrap();
+        // Expired ones are not listed, and go when the next one is made.
+        assert_eq!(
+            store.list_admin_mcp_tokens(6_000).await.unwrap(),
+            vec![mcp("m2", "s2", 9_000)]
+        );
+        store
+            .insert_admin_mcp_token(&mcp("m3", "s2", 20_000), 6_000)
+            .await
+            .unwrap();
+        assert_eq!(store.list_admin_mcp_tokens(0).await.unwrap().len(), 2);
+        assert_eq!(store.delete_admin_mcp_tokens_of("s2").await.unwrap(), 2);
+        assert!(store.list_admin_mcp_tokens(0).await.unwrap().is_empty());
     }
 
     #[tokio::test]

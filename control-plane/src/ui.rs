@@ -14,6 +14,8 @@ const ACTIVITY_JS: &str = include_str!("../ui/activity.js");
 const KEYS_JS: &str = include_str!("../ui/keys.js");
 /// "Add from URL" and the MCP Registry search (`#/add`).
 const ADD_FROM_JS: &str = include_str!("../ui/addfrom.js");
+/// "Try a tool" on the Tools page: calls MCP through the gateway (`#/tools`).
+const TRY_TOOL_JS: &str = include_str!("../ui/trytool.js");
 const STYLE: &str = include_str!("../ui/style.css");
 
 pub fn router() -> Router {
@@ -37,6 +39,10 @@ pub fn router() -> Router {
         .route(
             "/ui/addfrom.js",
             get(|| async { page("text/javascript; charset=utf-8", ADD_FROM_JS) }),
+        )
+        .route(
+            "/ui/trytool.js",
+            get(|| async { page("text/javascript; charset=utf-8", TRY_TOOL_JS) }),
         )
         .route(
             "/ui/style.css",

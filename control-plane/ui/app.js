@@ -653,6 +653,7 @@ async function submitLogin(ev) {
 
 async function logout() {
   try { await api("POST", "/logout"); } catch (_) { /* the session is gone either way */ }
+  tryTool.forget();
   showLogin();
 }
 
@@ -739,6 +740,8 @@ async function loadAllTools() {
 function renderExplorer() {
   if (currentPage !== "tools") return;
   const filter = $("t-filter").value.trim().toLowerCase();
+  // Cards open before stay open (a tool list event must not close what the admin reads).
+  const open = new Set([...$("t-list").querySelectorAll("details.tool[open]")].map((d) => d.dataset.tool));
   const cards = [];
   let total = 0;
   for (const s of servers) {
@@ -747,13 +750,18 @@ function renderExplorer() {
       const text = (s.name + "__" + t.name + " " + (t.description || "")).toLowerCase();
       if (filter && !text.includes(filter)) continue;
       const ann = t.annotations ? Object.entries(t.annotations).map(([k, v]) => k + ": " + JSON.stringify(v)).join(", ") : "";
-      cards.push(el("details", { class: "tool", "data-tool": s.name + "__" + t.name },
+      const tryButton = el("button", { type: "button", class: "small try-open", "aria-label": "Try the tool " + s.name + "__" + t.name }, "Try");
+      tryButton.addEventListener("click", () => tryTool.show(s.name, t, tryButton));
+      // The Try button sits beside the card, not in it: controls in a closed <details> are
+      // out of the Tab order.
+      cards.push(el("div", { class: "tool-card", "data-try": s.name + "__" + t.name }, el("details", { class: "tool", "data-tool": s.name + "__" + t.name },
         el("summary", {}, el("code", {}, s.name + "__" + t.name), " ", el("span", { class: "muted" }, shorten(t.description, 120))),
         el("p", {}, t.description || ""),
         ann ? el("p", { class: "muted" }, "Annotations: " + ann) : null,
         el("h4", {}, "Input schema"), el("pre", { class: "schema" }, JSON.stringify(t.inputSchema || {}, null, 2)),
         t.outputSchema ? el("h4", {}, "Output schema") : null,
-        t.outputSchema ? el("pre", { class: "schema" }, JSON.stringify(t.outputSchema, null, 2)) : null));
+        t.outputSchema ? el("pre", { class: "schema" }, JSON.stringify(t.outputSchema, null, 2)) : null), tryButton));
+      if (open.has(s.name + "__" + t.name)) cards[cards.length - 1].firstChild.open = true;
     }
   }
   $("t-list").replaceChildren(...cards);

@@ -130,6 +130,9 @@ impl CallSink for AuditQueue {
             Who::Stdio => ("stdio", "", "", ""),
             Who::Anonymous => ("anonymous", "", "", ""),
             Who::ApiKey(key) => ("api_key", key.id.as_str(), key.name.as_str(), ""),
+            // The admin session that minted the token, and its kind (`keys/mcp_token.rs` of the
+            // control plane); `who_client` marks it as an admin MCP token's call.
+            Who::Admin(admin) => ("admin", admin.id.as_str(), admin.name.as_str(), "mcp_token"),
             Who::OAuth(token) => (
                 "oauth",
                 token.subject.as_str(),

@@ -63,6 +63,7 @@ fn action_of(method: &Method, path: &str) -> Option<(String, String)> {
         ("POST", ["oauth", "consents", id, "revoke"]) => ("oauth.consent.revoke", *id),
         ("POST", ["login"]) => ("admin.login", ""),
         ("POST", ["logout"]) => ("admin.logout", ""),
+        ("POST", ["session", "mcp-token"]) => ("admin.mcp_token", ""),
         (m, _) => return Some((format!("{m} {path}"), String::new())),
     };
     Some((action.to_owned(), object.to_owned()))

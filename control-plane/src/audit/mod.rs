@@ -326,7 +326,9 @@ async fn write_batches(
         {
             let mut window = audit.activity.lock().unwrap();
             for r in &records {
-                if r.who_kind != "admin" {
+                // Admin changes are no calls; the tools an admin tried (an admin MCP token's
+                // calls, through a gateway) are.
+                if r.who_kind != "admin" || r.who_client == crate::keys::mcp_token::AUDIT_CLIENT {
                     window.add(r.at_ms, &r.provider, &r.outcome, r.duration_us, now);
                 }
             }
@@ -365,7 +367,11 @@ fn record_of(e: pb::AuditEntry, source: &str, now: i64) -> Result<AuditRecord, &
     if !OUTCOMES.contains(&e.outcome.as_str()) {
         return Err("unknown outcome");
     }
-    if !WHO_KINDS.contains(&e.who_kind.as_str()) || e.who_kind == "admin" {
+    // A gateway names an admin only as the caller of an admin MCP token (`keys/mcp_token.rs`),
+    // marked so: it cannot pass a record off as an admin change made through the API.
+    let admin_by_token =
+        e.who_kind == "admin" && e.who_client == crate::keys::mcp_token::AUDIT_CLIENT;
+    if !WHO_KINDS.contains(&e.who_kind.as_str()) || (e.who_kind == "admin" && !admin_by_token) {
         return Err("unknown kind of caller");
     }
     // A request refused by the gateway's authentication step was refused before its body
@@ -447,6 +453,30 @@ mod tests {
             duration_us: 1200,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_gateway_names_an_admin_only_for_an_admin_mcp_token() {
+        let admin = |client: &str| pb::AuditEntry {
+            who_kind: "admin".into(),
+            who_id: "session-1".into(),
+            who_name: "ui".into(),
+            who_client: client.into(),
+            ..entry("ok")
+        };
+        let kept = record_of(admin("mcp_token"), "gw-1", now_ms()).unwrap();
+        assert_eq!(
+            (
+                kept.who_kind.as_str(),
+                kept.who_id.as_str(),
+                kept.who_client.as_str()
+            ),
+            ("admin", "session-1", "mcp_token")
+        );
+        assert_eq!(
+            record_of(admin(""), "gw-1", now_ms()).unwrap_err(),
+            "unknown kind of caller"
+        );
     }
 
     async fn wait_written(audit: &Audit, n: u64) {

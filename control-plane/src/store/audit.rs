@@ -229,14 +229,16 @@ impl Store {
     }
 
     /// The calls to servers since `since_ms`, oldest first: what the activity window is
-    /// rebuilt from at start.
+    /// rebuilt from at start. Admin changes are left out, not the tool calls an admin made
+    /// with an admin MCP token (`who_client` `mcp_token`, `keys/mcp_token.rs`).
     pub async fn audit_activity_since(
         &self,
         since_ms: i64,
     ) -> Result<Vec<ActivityRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT at_ms, provider, outcome, duration_us FROM audit_log \
-             WHERE at_ms >= $1 AND provider <> '' AND who_kind <> 'admin' ORDER BY at_ms",
+             WHERE at_ms >= $1 AND provider <> '' \
+             AND (who_kind <> 'admin' OR who_client = 'mcp_token') ORDER BY at_ms",
         )
         .bind(since_ms)
         .fetch_all(&self.pool)

@@ -1,7 +1,8 @@
 //! Who a caller is and what it may do, checked locally from the snapshot: the request path
 //! never calls the control plane.
 //!
-//! The credentials a snapshot carries ([`Credentials`]: API keys by hash, the rate limits,
+//! The credentials a snapshot carries ([`Credentials`]: API keys and admin MCP tokens by
+//! hash, the rate limits,
 //! with OAuth the [`oauth::ResourceServer`] and its JWT [`jwt::Verifier`]) are checked by the
 //! front door's authentication step (`transport/authenticate.rs`), which then runs the
 //! request with the caller's [`Access`] in a task-local; the views read it ([`caller`]) to
@@ -37,6 +38,8 @@ use oauth::ResourceServer;
 pub const UNAUTHORIZED: i64 = -32003;
 pub const RATE_LIMITED: i64 = -32004;
 pub const REALM_CHALLENGE: &str = "Bearer realm=\"mcp-router\"";
+/// `Credential.kind` of an admin MCP token in the snapshot (proto/proto/mcpr.proto).
+pub const ADMIN_KIND: &str = "admin";
 /// How often gateways report key use to the control plane.
 pub const USAGE_REPORT_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -115,6 +118,9 @@ pub enum Who {
     Anonymous,
     ApiKey(Arc<KeyGrant>),
     OAuth(Arc<jwt::TokenGrant>),
+    /// An admin MCP token (`Credential.kind` "admin"): the admin session that minted it
+    /// (`id`) and its kind (`name`: ui, cli, open).
+    Admin(Arc<KeyGrant>),
 }
 
 /// The client whose request is being handled: what it may use, who it is, and the protocol
@@ -198,6 +204,9 @@ pub struct Credentials {
     pub required: bool,
     /// SHA-256 of the key -> grant.
     pub keys: HashMap<[u8; 32], Arc<KeyGrant>>,
+    /// SHA-256 of an admin MCP token -> grant (always everything): the short-lived tokens
+    /// with which an admin calls MCP, e.g. from the web UI's "Try a tool".
+    pub admins: HashMap<[u8; 32], Arc<KeyGrant>>,
     pub per_key: Limit,
     pub per_address: Limit,
     /// JWT access tokens accepted besides keys (OAuth enabled or an external IdP).
@@ -208,27 +217,38 @@ impl Credentials {
     pub fn from_proto(credentials: Vec<pb::Credential>, policy: Option<pb::AuthPolicy>) -> Self {
         let policy = policy.unwrap_or_default();
         let oauth = ResourceServer::from_proto(policy.oauth.as_ref());
-        let keys = credentials
+        let (admin_tokens, api_keys): (Vec<_>, Vec<_>) = credentials
             .into_iter()
-            .filter(|c| c.kind == "api_key")
-            .filter_map(|c| {
-                let hash: [u8; 32] = c.hash.as_slice().try_into().ok()?;
-                Some((
-                    hash,
-                    Arc::new(KeyGrant {
-                        access: Arc::new(Access::from_scopes(&c.scopes)),
-                        id: c.id,
-                        name: c.name,
+            .filter(|c| c.kind == "api_key" || c.kind == ADMIN_KIND)
+            .partition(|c| c.kind == ADMIN_KIND);
+        let grants = |credentials: Vec<pb::Credential>, admin: bool| {
+            credentials
+                .into_iter()
+                .filter_map(|c| {
+                    let hash: [u8; 32] = c.hash.as_slice().try_into().ok()?;
+                    let access = if admin {
+                        everything()
+                    } else {
+                        Arc::new(Access::from_scopes(&c.scopes))
+                    };
+                    Some((
                         hash,
-                        expires_at_ms: c.expires_at_ms,
-                        revoked: c.revoked,
-                    }),
-                ))
-            })
-            .collect();
+                        Arc::new(KeyGrant {
+                            access,
+                            id: c.id,
+                            name: c.name,
+                            hash,
+                            expires_at_ms: c.expires_at_ms,
+                            revoked: c.revoked,
+                        }),
+                    ))
+                })
+                .collect()
+        };
         Credentials {
             required: policy.required,
-            keys,
+            keys: grants(api_keys, false),
+            admins: grants(admin_tokens, true),
             per_key: Limit {
                 rate: policy.per_key_rate,
                 burst: f64::from(policy.per_key_burst.max(1)),
@@ -239,6 +259,25 @@ impl Credentials {
             },
             oauth,
         }
+    }
+
+    /// Checks a presented admin MCP token: `None` when it is none (it may be an API key),
+    /// else its grant or why it is refused. Expiry is checked on this gateway's clock: an
+    /// expired token may still be in the snapshot until the next one leaves it out.
+    pub fn check_admin(
+        &self,
+        presented: &str,
+        now_ms: i64,
+    ) -> Option<Result<&Arc<KeyGrant>, &'static str>> {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let grant = self.admins.get(&digest)?;
+        if !bool::from(grant.hash.ct_eq(&digest)) {
+            return None;
+        }
+        if grant.revoked || (grant.expires_at_ms != 0 && grant.expires_at_ms <= now_ms) {
+            return Some(Err("the admin MCP token expired: ask for a new one"));
+        }
+        Some(Ok(grant))
     }
 
     /// Checks a presented key: the grant, or why it is refused.
@@ -609,6 +648,53 @@ mod tests {
             "the API key expired"
         );
         assert!(creds.check("mcpr_e", 500).is_ok());
+    }
+
+    #[test]
+    fn admin_tokens_grant_everything_until_they_expire_and_are_no_api_keys() {
+        let credential =
+            |kind: &str, secret: &str, granted: &[&str], expires_at_ms: i64| pb::Credential {
+                id: "session-1".into(),
+                kind: kind.into(),
+                hash: Sha256::digest(secret.as_bytes()).to_vec(),
+                scopes: scopes(granted),
+                name: "ui".into(),
+                expires_at_ms,
+                revoked: false,
+            };
+        let creds = Credentials::from_proto(
+            vec![
+                // Whatever scopes come with it, an admin token may use everything.
+                credential("admin", "mcprm_live", &["time"], 10_000),
+                credential("admin", "mcprm_old", &["*"], 1_000),
+                credential("api_key", "mcpr_key", &["time"], 0),
+                credential("other", "mcprm_other", &["*"], 0),
+            ],
+            Some(pb::AuthPolicy {
+                required: true,
+                ..Default::default()
+            }),
+        );
+        let grant = creds.check_admin("mcprm_live", 5_000).unwrap().unwrap();
+        assert!(grant.access.is_all());
+        assert_eq!(
+            (grant.id.as_str(), grant.name.as_str()),
+            ("session-1", "ui")
+        );
+        assert_eq!(
+            creds.check_admin("mcprm_old", 5_000).unwrap().unwrap_err(),
+            "the admin MCP token expired: ask for a new one"
+        );
+        assert!(creds.check_admin("mcprm_live", 10_000).unwrap().is_err());
+        // An admin token is not an API key, nor an API key an admin token; unknown kinds
+        // are neither.
+        assert_eq!(
+            creds.check("mcprm_live", 5_000).unwrap_err(),
+            "unknown API key"
+        );
+        assert!(creds.check_admin("mcpr_key", 5_000).is_none());
+        assert!(creds.check_admin("mcprm_other", 5_000).is_none());
+        assert!(creds.check("mcpr_key", 5_000).is_ok());
     }
 
     #[test]

@@ -62,7 +62,7 @@ fn looks_like_jwt(token: &str) -> bool {
     token.starts_with("ey") && token.bytes().filter(|b| *b == b'.').count() == 2
 }
 
-/// Who is calling: an API key or an OAuth token.
+/// Who is calling: an API key, an OAuth token or an admin MCP token.
 struct Credential {
     /// Rate limit bucket.
     bucket: String,
@@ -192,34 +192,49 @@ pub async fn authenticate(
         return unauthorized(what, oauth, false);
     };
     let now_ms = unix_ms();
-    let credential = match oauth {
-        Some(rs) if looks_like_jwt(key) => match rs.check(key, now_ms / 1000) {
-            Ok(grant) => Credential {
-                bucket: format!("oauth:{}:{}", grant.client_id, grant.subject),
-                name: format!("OAuth token of client {:?}", grant.client_id),
-                access: grant.access.clone(),
-                key_id: None,
-                who: Who::OAuth(grant),
-            },
-            Err(problem) => {
-                let refusal = Refusal::InvalidToken;
-                record_refusal(&gateway, &request, &Who::Anonymous, refusal, started);
-                return unauthorized(&format!("invalid token: {problem}"), oauth, true);
-            }
+    // An admin MCP token (`mcprm_…`) is looked up first: it is neither a JWT nor an API key.
+    let credential = match credentials.check_admin(key, now_ms) {
+        Some(Ok(grant)) => Credential {
+            bucket: format!("admin:{}", grant.id),
+            name: "the admin MCP token".to_owned(),
+            access: grant.access.clone(),
+            key_id: None,
+            who: Who::Admin(grant.clone()),
         },
-        _ => match credentials.check(key, now_ms) {
-            Ok(grant) => Credential {
-                bucket: grant.id.clone(),
-                name: format!("API key {:?}", grant.name),
-                access: grant.access.clone(),
-                key_id: Some(grant.id.clone()),
-                who: Who::ApiKey(grant.clone()),
+        Some(Err(problem)) => {
+            let refusal = Refusal::ExpiredKey;
+            record_refusal(&gateway, &request, &Who::Anonymous, refusal, started);
+            return unauthorized(problem, oauth, oauth.is_some());
+        }
+        None => match oauth {
+            Some(rs) if looks_like_jwt(key) => match rs.check(key, now_ms / 1000) {
+                Ok(grant) => Credential {
+                    bucket: format!("oauth:{}:{}", grant.client_id, grant.subject),
+                    name: format!("OAuth token of client {:?}", grant.client_id),
+                    access: grant.access.clone(),
+                    key_id: None,
+                    who: Who::OAuth(grant),
+                },
+                Err(problem) => {
+                    let refusal = Refusal::InvalidToken;
+                    record_refusal(&gateway, &request, &Who::Anonymous, refusal, started);
+                    return unauthorized(&format!("invalid token: {problem}"), oauth, true);
+                }
             },
-            Err(problem) => {
-                let refusal = Refusal::of_key_problem(problem);
-                record_refusal(&gateway, &request, &Who::Anonymous, refusal, started);
-                return unauthorized(problem, oauth, oauth.is_some());
-            }
+            _ => match credentials.check(key, now_ms) {
+                Ok(grant) => Credential {
+                    bucket: grant.id.clone(),
+                    name: format!("API key {:?}", grant.name),
+                    access: grant.access.clone(),
+                    key_id: Some(grant.id.clone()),
+                    who: Who::ApiKey(grant.clone()),
+                },
+                Err(problem) => {
+                    let refusal = Refusal::of_key_problem(problem);
+                    record_refusal(&gateway, &request, &Who::Anonymous, refusal, started);
+                    return unauthorized(problem, oauth, oauth.is_some());
+                }
+            },
         },
     };
     if let Err(wait) = gateway

@@ -17,6 +17,8 @@
 //! | `fail`       | returns a tool result with `isError: true` and `message`         |
 //! | `gen_<i>`    | `--tools N` adds `gen_0..gen_{N-1}`, each answers its own name   |
 //! | `meta`       | `--meta` adds it: answers the request's `_meta` as JSON text     |
+//! | `picture`    | `--rich` adds it: an image, a resource link and an embedded resource |
+//! | `arguments`  | `--rich` adds it: answers its arguments (every JSON Schema type of a form) as JSON text and as structured content |
 //!
 //! Protocol traffic goes to stdout (stdio mode) and everything else to
 //! stderr. On start the server prints `fixture server NAME ready` to stderr;
@@ -92,6 +94,12 @@ struct Cli {
     /// shows what the router sent upstream (`traceparent`, `progressToken`, ...).
     #[arg(long)]
     meta: bool,
+
+    /// Add `picture` (an image, a resource link and an embedded resource in one result) and
+    /// `arguments` (an input schema with every kind of field, answered back): the content
+    /// and inputs a client shows, for the web UI's "Try a tool".
+    #[arg(long)]
+    rich: bool,
 
     /// Write `0xff` and a non-JSON line on stdout and stderr before serving and before each
     /// tool call's answer (a server that breaks the protocol).
@@ -255,6 +263,56 @@ fn interactive_tools() -> Vec<Tool> {
             schema(json!({})),
         ),
     ]
+}
+
+/// An 8×8 PNG of four squares, red and blue, as base64: the image `picture` answers.
+pub const PICTURE_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAHElEQVR42mO4YGAARwYJF+CIgYoSyBxkRVSUAAAKqFIBWUslBwAAAABJRU5ErkJggg==";
+
+/// The tools `--rich` adds.
+fn rich_tools() -> Vec<Tool> {
+    vec![
+        tool(
+            "picture",
+            "Answer with an image (PNG), a resource link and an embedded text resource",
+            json!({"type": "object", "properties": {}}),
+        ),
+        tool(
+            "arguments",
+            "Answer with the arguments received, as JSON text and as structured content",
+            json!({
+                "type": "object",
+                "properties": {
+                    "title": {"type": "string", "description": "Any text"},
+                    "count": {"type": "integer", "minimum": 0, "description": "A whole number"},
+                    "ratio": {"type": "number", "description": "Any number"},
+                    "loud": {"type": "boolean", "description": "Yes or no"},
+                    "color": {"type": "string", "enum": ["red", "green", "blue"], "description": "One of three"},
+                    "tags": {"type": "array", "items": {"type": "string"}, "description": "A list of strings"},
+                    "options": {"type": "object", "properties": {"depth": {"type": "integer"}}, "description": "A nested object"}
+                },
+                "required": ["title", "count"]
+            }),
+        ),
+    ]
+}
+
+/// The answers of the `--rich` tools (`picture`, else `arguments`).
+fn rich_answer(name: &str, args: &JsonObject) -> Result<CallToolResponse, McpError> {
+    let answer = match name {
+        "picture" => json!({
+            "content": [
+                {"type": "text", "text": "four squares"},
+                {"type": "image", "data": PICTURE_PNG, "mimeType": "image/png"},
+                {"type": "resource_link", "uri": "fixture://squares.png", "name": "squares.png", "mimeType": "image/png", "description": "the same picture, as a resource"},
+                {"type": "resource", "resource": {"uri": "fixture://notes.txt", "mimeType": "text/plain", "text": "two red, two blue"}}
+            ]
+        }),
+        _ => json!({
+            "content": [{"type": "text", "text": Value::Object(args.clone()).to_string()}],
+            "structuredContent": {"received": args},
+        }),
+    };
+    from_json::<CallToolResult>(answer).map(Into::into)
 }
 
 /// Builds an rmcp parameter type from its JSON form (its structs are non-exhaustive).
@@ -475,6 +533,9 @@ impl Fixture {
                     .await
                     .expect("an interactive tool")
             }
+            "picture" | "arguments" if self.tools.iter().any(|t| t.name == name) => {
+                rich_answer(name, args)
+            }
             _ if self.tools.iter().any(|t| t.name == name) && name.starts_with("gen_") => {
                 Ok(text(name))
             }
@@ -556,6 +617,9 @@ async fn main() -> anyhow::Result<()> {
             let mut tools = build_tools(cli.tools);
             if cli.interactive {
                 tools.extend(interactive_tools());
+            }
+            if cli.rich {
+                tools.extend(rich_tools());
             }
             if cli.meta {
                 tools.push(Tool::new(
