@@ -236,8 +236,17 @@ pub fn init(service: &str) -> Result<Telemetry, String> {
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
     let tracer = provider.tracer("mcpr");
+    // What the layer adds by default costs on every span, sampled or not (docs/BENCHMARKS.md,
+    // issue 14): source location and thread attributes (one place in telemetry/mcp.rs makes
+    // every span, and a task hops threads), idle/busy timings (two clock reads per poll of
+    // an instrumented future) and making the span the current context on every poll (the
+    // router asks a span for its context explicitly, `TraceContext::of`).
     let otel = tracing_opentelemetry::layer()
         .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .with_tracked_inactivity(false)
+        .with_context_activation(false)
         .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
             meta.target() == TRACE_TARGET
         }));

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError};
+use super::{Backend, Store, StoreError};
 
 /// One audit record, as stored and as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -87,33 +87,53 @@ pub struct ActivityRow {
 const AUDIT_COLUMNS: &str = "id, at_ms, who_kind, who_id, who_name, who_client, method, view, provider, target, \
      outcome, error_code, reason, duration_us, request_bytes, response_bytes, trace_id, arguments, source";
 const AUDIT_COLUMN_COUNT: usize = 19;
-/// Rows per INSERT statement: 19 × 50 placeholders stays far below every backend's limit.
+/// Rows per INSERT statement on Postgres: one round trip per 50 rows, and 19 × 50
+/// placeholders stay far below its limit. SQLite takes one row per statement: it runs in
+/// the process (no round trip to save), sqlx keeps the one-row statement prepared, and a
+/// statement of 950 placeholders cost about 200,000 instructions per row there, parsed
+/// again for every batch and bound through a look-up of each placeholder's name that scans
+/// them all (docs/BENCHMARKS.md, issue 14).
 const ROWS_PER_INSERT: usize = 50;
 
+/// `INSERT INTO audit_log (…) VALUES ($1, …), (…)` for `rows` rows.
+fn insert_sql(rows: usize) -> String {
+    use std::fmt::Write;
+    let mut sql = format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ");
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..AUDIT_COLUMN_COUNT {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "${}", row * AUDIT_COLUMN_COUNT + column + 1);
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 impl Store {
-    /// Inserts a batch in one transaction (a few multi-row statements); a row whose id is
-    /// already stored fails the whole batch.
+    /// Inserts a batch in one transaction; a row whose id is already stored fails the
+    /// whole batch.
     pub async fn insert_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        static ONE_ROW: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| insert_sql(1));
         if records.is_empty() {
             return Ok(());
         }
+        let rows_per_insert = match self.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => ROWS_PER_INSERT,
+        };
         let mut tx = self.pool.begin().await?;
-        for chunk in records.chunks(ROWS_PER_INSERT) {
-            let mut sql = format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ");
-            for row in 0..chunk.len() {
-                if row > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                for column in 0..AUDIT_COLUMN_COUNT {
-                    if column > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push_str(&format!("${}", row * AUDIT_COLUMN_COUNT + column + 1));
-                }
-                sql.push(')');
-            }
-            let mut query = sqlx::query(&sql);
+        for chunk in records.chunks(rows_per_insert) {
+            let many;
+            let sql = if chunk.len() == 1 {
+                ONE_ROW.as_str()
+            } else {
+                many = insert_sql(chunk.len());
+                many.as_str()
+            };
+            let mut query = sqlx::query(sql);
             for r in chunk {
                 query = query
                     .bind(&r.id)

@@ -156,6 +156,10 @@ pub fn request_span(message: &Message, side: Side, parent: Option<Context>) -> S
         None => described.method.to_owned(),
     };
     let span = operation_span(name, side, parent);
+    // A span the sampler dropped records nothing: its attributes would be built for nobody.
+    if !is_sampled(&span) {
+        return span;
+    }
     span.set_attribute("mcp.method.name", described.method.to_owned());
     if let Some(id) = &message.id {
         let id = match id {
@@ -184,10 +188,19 @@ pub fn request_span(message: &Message, side: Side, parent: Option<Context>) -> S
     span
 }
 
+/// Whether `span` is being recorded and exported: the sampler's decision, made when the span
+/// starts (asking for its context starts it).
+pub fn is_sampled(span: &Span) -> bool {
+    span.context().span().span_context().is_sampled()
+}
+
 /// Records how `answer` ended on `span`: `error.type` is the JSON-RPC error code, or
 /// `tool_error` for a tool's result with `isError` (a failed call the protocol calls a
 /// success), and the span's status says error.
 pub fn record_answer(span: &Span, answer: &Message) {
+    if !is_sampled(span) {
+        return;
+    }
     #[derive(Deserialize)]
     struct Error {
         code: Option<i64>,
