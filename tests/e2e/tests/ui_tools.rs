@@ -158,6 +158,26 @@ async fn tools_are_disabled_enabled_and_renamed_from_the_ui_as_a_client_sees_the
         .await;
     browser.press("\u{E007}").await;
     wait_toggle(&browser, &toggle, "Disable").await;
+    // A change made elsewhere (the REST API, as `mcpr tool disable` makes it) arrives over the
+    // feed: add's card flips in place, focus stays on echo's toggle.
+    let (status, _) = api
+        .post("/api/v1/servers/fx/tools/add/disable", json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let add_toggle = card_button("fx/add", "tool-toggle");
+    wait_toggle(&browser, &add_toggle, "Enable").await;
+    let (status, _) = api
+        .post("/api/v1/servers/fx/tools/add/enable", json!({}))
+        .await;
+    assert_eq!(status, 200);
+    wait_toggle(&browser, &add_toggle, "Disable").await;
+    let focused = browser
+        .js(
+            "return document.activeElement === document.querySelector(arguments[0])",
+            json!([toggle]),
+        )
+        .await;
+    assert_eq!(focused, true, "focus stays through the feed's updates");
     let on = client_sees(&router, "fx__echo").await;
     assert!(listed(&on, "fx__echo").is_some(), "back: {on}");
     assert_eq!(
