@@ -337,8 +337,7 @@ function follow() {
   });
   on("tools", (d) => {
     toolsByServer.set(d.server, d.tools);
-    if (detailsName === d.server) renderTools(d.tools);
-    renderExplorer();
+    toolsChanged(d.server);
   });
   on("keys", (list) => renderKeys(list));
   on("log", (d) => {
@@ -392,6 +391,7 @@ function showDetails(name) {
   $("d-title").textContent = name;
   $("d-info").replaceChildren();
   $("d-tools").replaceChildren();
+  detailRows.clear();
   $("d-logs").textContent = "";
   $("details").hidden = false;
   renderInfo();
@@ -420,7 +420,10 @@ async function loadDetails() {
     detailsGone(name);
     return;
   }
-  if (tools.status === "fulfilled") renderTools(tools.value);
+  if (tools.status === "fulfilled") {
+    if (Array.isArray(tools.value)) toolsByServer.set(name, tools.value);
+    renderTools(tools.value);
+  }
   else { renderTools([]); setText($("d-tools-note"), tools.reason.message); }
   const pre = $("d-logs");
   if (logs.status === "fulfilled") {
@@ -453,14 +456,34 @@ function renderInfo() {
   $("d-info").replaceChildren(...info.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v || "—")]));
 }
 
+// The details page's tools: one row per tool, kept across updates (changed in place, so
+// focus and an open overrides form stay).
+const detailRows = new Map();
+
 function renderTools(list) {
   list = Array.isArray(list) ? list : [];
-  const json = JSON.stringify(list);
-  if ($("d-tools").dataset.json !== json) {
-    $("d-tools").dataset.json = json;
-    $("d-tools").replaceChildren(...list.map((t) => el("li", {},
-      el("code", {}, String(t.name || "")), el("span", { class: "muted" }, String(t.description || "")))));
-  }
+  const ul = $("d-tools");
+  const seen = new Set();
+  list.forEach((t, i) => {
+    const upstream = String(t.name || "");
+    const key = detailsName + "\n" + upstream;
+    let r = detailRows.get(key);
+    if (!r) {
+      const c = makeToolControls(detailsName, upstream);
+      r = { c, code: el("code", {}), desc: el("span", { class: "muted tool-desc" }) };
+      r.li = el("li", { "data-tool-key": detailsName + "/" + upstream },
+        el("div", { class: "tool-line" }, el("span", { class: "tool-text" }, r.code, " ", c.badge, " ", c.shownAs, " ", r.desc),
+          el("span", { class: "tool-actions" }, c.toggle, c.edit)), c.form);
+      detailRows.set(key, r);
+    }
+    updateToolControls(r.c, t);
+    setText(r.code, shownName(t));
+    setText(r.desc, shownDescription(t));
+    r.li.classList.toggle("tool-disabled", !toolSettings(t).enabled);
+    if (ul.children[i] !== r.li) ul.insertBefore(r.li, ul.children[i] || null);
+    seen.add(key);
+  });
+  for (const [key, r] of detailRows) if (!seen.has(key)) { r.li.remove(); detailRows.delete(key); }
   setText($("d-tools-note"), list.length ? "" : "No tools reported (yet).");
   $("d-tools-note").hidden = !$("d-tools-note").textContent;
 }
@@ -737,35 +760,206 @@ async function loadAllTools() {
   renderExplorer();
 }
 
+// One card per tool (server and upstream name -> its parts), kept across updates and
+// changed in place: a `tools` event keeps open cards open and focus where it is.
+const toolCards = new Map();
+
+function makeToolCard(server, upstream) {
+  const k = { c: makeToolControls(server, upstream), schemas: null };
+  k.code = el("code", {});
+  k.summaryDesc = el("span", { class: "muted" });
+  k.desc = el("p", {});
+  k.body = el("div", {});
+  k.details = el("details", { class: "tool" },
+    el("summary", {}, k.code, " ", k.c.badge, " ", k.c.shownAs, " ", k.summaryDesc), k.desc, k.body);
+  k.try = el("button", { type: "button", class: "small try-open" }, "Try");
+  k.try.addEventListener("click", () => tryTool.show(server, k.c.t, k.try));
+  // The buttons sit beside the card, not in it: controls in a closed <details> are out of
+  // the Tab order.
+  k.card = el("div", { class: "tool-card", "data-tool-key": server + "/" + upstream },
+    k.details, k.c.toggle, k.c.edit, k.try, k.c.form);
+  return k;
+}
+
+function updateToolCard(k, s, t) {
+  updateToolControls(k.c, t);
+  const m = toolSettings(t);
+  const full = s.name + "__" + shownName(t);
+  setAttr(k.card, "data-try", full);
+  setAttr(k.details, "data-tool", full);
+  k.card.classList.toggle("tool-disabled", !m.enabled);
+  setText(k.code, full);
+  setText(k.summaryDesc, shorten(shownDescription(t), 120));
+  setText(k.desc, shownDescription(t));
+  setAttr(k.try, "aria-label", "Try the tool " + full);
+  k.try.disabled = offline || !m.enabled;
+  setAttr(k.try, "title", m.enabled ? "" : "enable the tool to try it");
+  // The schemas only change with the upstream's list (not with the admin's settings).
+  const upstream = Object.assign({}, t);
+  delete upstream.mcpr;
+  const json = JSON.stringify(upstream);
+  if (k.schemas !== json) {
+    k.schemas = json;
+    const ann = t.annotations ? Object.entries(t.annotations).map(([a, v]) => a + ": " + JSON.stringify(v)).join(", ") : "";
+    k.body.replaceChildren(...[
+      ann ? el("p", { class: "muted" }, "Annotations: " + ann) : null,
+      el("h4", {}, "Input schema"), el("pre", { class: "schema" }, JSON.stringify(t.inputSchema || {}, null, 2)),
+      t.outputSchema ? el("h4", {}, "Output schema") : null,
+      t.outputSchema ? el("pre", { class: "schema" }, JSON.stringify(t.outputSchema, null, 2)) : null,
+    ].filter(Boolean));
+  }
+}
+
 function renderExplorer() {
   if (currentPage !== "tools") return;
   const filter = $("t-filter").value.trim().toLowerCase();
-  // Cards open before stay open (a tool list event must not close what the admin reads).
-  const open = new Set([...$("t-list").querySelectorAll("details.tool[open]")].map((d) => d.dataset.tool));
-  const cards = [];
+  const list = $("t-list");
+  const seen = new Set();
+  const shown = [];
   let total = 0;
   for (const s of servers) {
     for (const t of toolsByServer.get(s.name) || []) {
       total++;
-      const text = (s.name + "__" + t.name + " " + (t.description || "")).toLowerCase();
+      const upstream = String(t.name || "");
+      const key = s.name + "\n" + upstream;
+      let k = toolCards.get(key);
+      if (!k) { k = makeToolCard(s.name, upstream); toolCards.set(key, k); }
+      updateToolCard(k, s, t);
+      seen.add(key);
+      const text = (s.name + "__" + shownName(t) + " " + upstream + " " + shownDescription(t)).toLowerCase();
       if (filter && !text.includes(filter)) continue;
-      const ann = t.annotations ? Object.entries(t.annotations).map(([k, v]) => k + ": " + JSON.stringify(v)).join(", ") : "";
-      const tryButton = el("button", { type: "button", class: "small try-open", "aria-label": "Try the tool " + s.name + "__" + t.name }, "Try");
-      tryButton.addEventListener("click", () => tryTool.show(s.name, t, tryButton));
-      // The Try button sits beside the card, not in it: controls in a closed <details> are
-      // out of the Tab order.
-      cards.push(el("div", { class: "tool-card", "data-try": s.name + "__" + t.name }, el("details", { class: "tool", "data-tool": s.name + "__" + t.name },
-        el("summary", {}, el("code", {}, s.name + "__" + t.name), " ", el("span", { class: "muted" }, shorten(t.description, 120))),
-        el("p", {}, t.description || ""),
-        ann ? el("p", { class: "muted" }, "Annotations: " + ann) : null,
-        el("h4", {}, "Input schema"), el("pre", { class: "schema" }, JSON.stringify(t.inputSchema || {}, null, 2)),
-        t.outputSchema ? el("h4", {}, "Output schema") : null,
-        t.outputSchema ? el("pre", { class: "schema" }, JSON.stringify(t.outputSchema, null, 2)) : null), tryButton));
-      if (open.has(s.name + "__" + t.name)) cards[cards.length - 1].firstChild.open = true;
+      shown.push(k.card);
     }
   }
-  $("t-list").replaceChildren(...cards);
-  $("t-note").textContent = total ? cards.length + " of " + total + " tools (as /mcp/all names them)" : "No tools reported yet.";
+  for (const [key, k] of toolCards) if (!seen.has(key)) { k.card.remove(); toolCards.delete(key); }
+  // Moved only when out of place: moving a card would drop the focus inside it.
+  shown.forEach((card, i) => { if (list.children[i] !== card) list.insertBefore(card, list.children[i] || null); });
+  while (list.children.length > shown.length) list.lastChild.remove();
+  $("t-note").textContent = total ? shown.length + " of " + total + " tools (as /mcp/all names them)" : "No tools reported yet.";
+}
+
+// --- per-tool settings -----------------------------------------------------------------
+
+// A tool's admin controls (Disable/Enable, Edit and its overrides form, the "disabled"
+// badge), made once per server and upstream tool name and changed in place on updates, so
+// that a `tools` event leaves focus, an open form and what is typed in it alone.
+function makeToolControls(server, upstream) {
+  const c = { server, upstream, t: null };
+  const what = "tool " + upstream + " of server " + server;
+  c.badge = el("span", { class: "badge tool-off", hidden: "" }, "disabled");
+  c.shownAs = el("span", { class: "muted tool-upstream", hidden: "" });
+  c.toggle = el("button", { type: "button", class: "small", "data-action": "tool-toggle" });
+  c.toggle.addEventListener("click", () => toggleTool(c));
+  c.edit = el("button", { type: "button", class: "small", "data-action": "tool-edit", "aria-expanded": "false",
+    "aria-label": "Edit name and description of " + what }, "Edit");
+  c.edit.addEventListener("click", () => (c.form.hidden ? openToolEdit(c) : closeToolEdit(c, true)));
+  c.name = el("input", { type: "text", name: "name", autocomplete: "off", spellcheck: "false", maxlength: "128" });
+  c.description = el("textarea", { name: "description", rows: "2" });
+  c.error = el("span", { class: "field-error", role: "alert" });
+  c.form = el("form", { class: "tool-edit", hidden: "", "aria-label": "Overrides of " + what },
+    el("label", { class: "field" }, el("span", {}, "Name clients see ", el("span", { class: "hint" }, "(empty: " + upstream + ")")), c.name),
+    el("label", { class: "field" }, el("span", {}, "Description ", el("span", { class: "hint" }, "(empty: the upstream's)")), c.description),
+    c.error,
+    el("div", { class: "form-actions" },
+      el("button", { type: "submit", class: "small primary" }, "Save"),
+      el("button", { type: "button", class: "small", "data-action": "tool-edit-cancel", onclick: () => closeToolEdit(c, true) }, "Cancel")));
+  c.form.addEventListener("submit", (ev) => { ev.preventDefault(); saveToolEdit(c); });
+  c.form.addEventListener("keydown", (ev) => {
+    if (ev.key !== "Escape") return;
+    ev.stopPropagation();
+    closeToolEdit(c, true);
+  });
+  for (const f of [c.name, c.description]) f.addEventListener("input", () => { c.error.textContent = ""; f.removeAttribute("aria-invalid"); });
+  return c;
+}
+
+function toolSettings(t) {
+  const m = (t && t.mcpr) || {};
+  return { enabled: m.enabled !== false, name: m.name || null, description: m.description ?? null };
+}
+
+function updateToolControls(c, t) {
+  c.t = t;
+  const m = toolSettings(t);
+  const what = "tool " + c.upstream + " of server " + c.server;
+  c.badge.hidden = m.enabled;
+  const verb = m.enabled ? "Disable" : "Enable";
+  setText(c.toggle, verb);
+  setAttr(c.toggle, "aria-label", verb + " " + what);
+  setAttr(c.toggle, "aria-pressed", m.enabled ? "false" : "true");
+  c.toggle.disabled = offline;
+  c.edit.disabled = offline;
+  setText(c.shownAs, m.name ? "(upstream: " + c.upstream + ")" : "");
+  c.shownAs.hidden = !m.name;
+  c.description.placeholder = shorten(t.description, 200);
+}
+
+async function toggleTool(c) {
+  const verb = toolSettings(c.t).enabled ? "disable" : "enable";
+  try {
+    const r = await api("POST", "/servers/" + enc(c.server) + "/tools/" + enc(c.upstream) + "/" + verb);
+    applyToolSettings(c.server, c.upstream, r);
+    showNotice(verb + 'd tool "' + c.upstream + '" of server "' + c.server + '"', false);
+  } catch (e) {
+    showNotice(verb + ' tool "' + c.upstream + '" of "' + c.server + '": ' + e.message, true);
+  }
+}
+
+function openToolEdit(c) {
+  const m = toolSettings(c.t);
+  c.name.value = m.name || "";
+  c.description.value = m.description || "";
+  c.error.textContent = "";
+  c.name.removeAttribute("aria-invalid");
+  c.form.hidden = false;
+  setAttr(c.edit, "aria-expanded", "true");
+  c.name.focus();
+}
+
+function closeToolEdit(c, refocus) {
+  c.form.hidden = true;
+  setAttr(c.edit, "aria-expanded", "false");
+  if (refocus) c.edit.focus();
+}
+
+// "" restores the upstream's name or description (PATCH /servers/{name}/tools/{tool}).
+async function saveToolEdit(c) {
+  const body = { name: c.name.value.trim(), description: c.description.value };
+  try {
+    const r = await api("PATCH", "/servers/" + enc(c.server) + "/tools/" + enc(c.upstream), body);
+    applyToolSettings(c.server, c.upstream, r);
+    closeToolEdit(c, true);
+    showNotice('saved tool "' + c.upstream + '" of server "' + c.server + '"' + (r && r.name ? ' (clients see "' + r.name + '")' : ""), false);
+  } catch (e) {
+    c.error.textContent = e.message;
+    const field = e.field === "description" ? c.description : c.name;
+    field.setAttribute("aria-invalid", "true");
+    field.focus();
+  }
+}
+
+// An answer of the tool settings API, applied at once (the feed's `tools` event follows).
+function applyToolSettings(server, upstream, r) {
+  const list = toolsByServer.get(server);
+  const t = list && list.find((x) => x.name === upstream);
+  if (!t || !r) return;
+  t.mcpr = { enabled: r.enabled, name: r.name ?? null, description: r.description ?? null };
+  toolsChanged(server);
+}
+
+function toolsChanged(server) {
+  if (detailsName === server) renderTools(toolsByServer.get(server));
+  renderExplorer();
+}
+
+// The name and description clients see (the overrides, else the upstream's).
+function shownName(t) {
+  return toolSettings(t).name || String(t.name || "");
+}
+
+function shownDescription(t) {
+  const d = toolSettings(t).description;
+  return d !== null && d !== "" ? d : t.description || "";
 }
 
 // --- logs page -----------------------------------------------------------------------
