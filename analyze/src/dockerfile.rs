@@ -1,9 +1,11 @@
 //! `Dockerfile`: an image built from the repository. The proposal is a `docker` server of
-//! the image the build makes (`build` says how: `docker build -t IMAGE CONTEXT`); `ENV`
-//! lines name variables with their defaults. A Dockerfile that `EXPOSE`s a port with no
-//! stdio hint is said to serve HTTP, which a container started here does not reach.
+//! the image the build makes, tagged with the commit, and its runtime's `build` says where
+//! from (the repository at that commit, or the local directory): the node agent builds it
+//! once per tag when the saved server first starts. Nothing is built here. `ENV` lines
+//! name variables with their defaults. A Dockerfile that `EXPOSE`s a port with no stdio
+//! hint is said to serve HTTP, which a container started here does not reach.
 
-use mcpr_core::model::{NetworkPolicy, RuntimeSpec};
+use mcpr_core::model::{DockerBuild, NetworkPolicy, RuntimeSpec};
 
 use crate::{
     Context, Evidence, ImageBuild, LookedAt, Proposal, Variable, dir_of, is_env_name, join_path,
@@ -71,6 +73,29 @@ pub(crate) fn analyze(cx: &Context, looked_at: &mut Vec<LookedAt>) -> Vec<Propos
                 }
             }
         }
+        // What the agent builds from: the same commit, or the same local directory.
+        let build = match (&cx.origin.local_dir, &cx.origin.git_url) {
+            (Some(local), _) => DockerBuild {
+                git: None,
+                reference: None,
+                path: None,
+                dir: Some(join_path(local, dir)),
+                dockerfile: "Dockerfile".into(),
+            },
+            (None, git) => {
+                let sub = join_path(&cx.origin.path, dir);
+                DockerBuild {
+                    git: git.clone(),
+                    reference: cx.origin.commit.clone().or(cx.origin.reference.clone()),
+                    path: (!sub.is_empty()).then_some(sub),
+                    dir: None,
+                    dockerfile: "Dockerfile".into(),
+                }
+            }
+        };
+        // A URL the agent does not fetch from (ssh, shell syntax): the image is the admin's
+        // to build.
+        let build = build.validate().ok().map(|()| build);
         let runtime = RuntimeSpec::Docker {
             image: Some(image.clone()),
             npx: None,
@@ -82,18 +107,27 @@ pub(crate) fn analyze(cx: &Context, looked_at: &mut Vec<LookedAt>) -> Vec<Propos
             memory_mb: None,
             millicpus: None,
             pids: None,
+            build: build.clone().map(Box::new),
         };
         let mut p = Proposal::new(Evidence::Dockerfile, file, name, runtime);
         p.reasons.push(format!("an image built from {file}"));
-        p.warnings.push(format!(
-            "build the image first: docker build -t {image} {context}"
-        ));
+        match &build {
+            Some(build) => p.warnings.push(format!(
+                "the node agent builds {image} from {file} ({}) when the server first starts: the Dockerfile's steps run in Docker's builder, with network",
+                build.describe()
+            )),
+            None => {
+                p.warnings.push(format!(
+                    "build the image first: docker build -t {image} {context}"
+                ));
+                p.runnable = false;
+            }
+        }
         if exposes {
             p.warnings
                 .push("the Dockerfile EXPOSEs a port: the server may speak HTTP, not stdio".into());
             p.confidence -= 0.1;
         }
-        p.runnable = false;
         p.build = Some(ImageBuild {
             context,
             dockerfile: "Dockerfile".into(),
