@@ -152,3 +152,75 @@ pub(crate) fn repo_name(url: &str) -> Option<&str> {
     let last = last.strip_suffix(".git").unwrap_or(last);
     (!last.is_empty()).then_some(last)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Origin, RepoFiles, RuntimePreference, analyze_files};
+
+    fn proposal_for(origin: Origin) -> Proposal {
+        let mut files = RepoFiles::default();
+        files.files.insert(
+            "server/Dockerfile".into(),
+            "FROM python:3.12-slim\nENTRYPOINT [\"python\", \"-m\", \"x\"]\n".into(),
+        );
+        files.paths = vec!["server".into(), "server/Dockerfile".into()];
+        analyze_files(&files, &origin, RuntimePreference::Process)
+            .proposals
+            .remove(0)
+    }
+
+    #[test]
+    fn the_runtime_says_what_the_agent_builds_from() {
+        let git = proposal_for(Origin {
+            url: "https://example.com/o/weather-mcp".into(),
+            git_url: Some("https://example.com/o/weather-mcp.git".into()),
+            commit: Some("0123456789abcdef0123".into()),
+            path: "mono".into(),
+            ..Default::default()
+        });
+        let RuntimeSpec::Docker { image, build, .. } = &git.runtime else {
+            panic!("{git:?}")
+        };
+        assert_eq!(image.as_deref(), Some("mcpr-build/server:0123456789ab"));
+        let build = build.as_deref().unwrap();
+        assert_eq!(
+            build,
+            &DockerBuild {
+                git: Some("https://example.com/o/weather-mcp.git".into()),
+                reference: Some("0123456789abcdef0123".into()),
+                path: Some("mono/server".into()),
+                dir: None,
+                dockerfile: "Dockerfile".into(),
+            }
+        );
+        assert!(git.runnable, "{git:?}");
+        git.runtime.validate().unwrap();
+
+        let local = proposal_for(Origin {
+            url: "/srv/weather".into(),
+            local_dir: Some("/srv/weather".into()),
+            ..Default::default()
+        });
+        let RuntimeSpec::Docker { build, .. } = &local.runtime else {
+            panic!("{local:?}")
+        };
+        assert_eq!(
+            build.as_ref().unwrap().dir.as_deref(),
+            Some("/srv/weather/server")
+        );
+
+        // ssh: the agent does not fetch it; the build is the admin's, as before.
+        let ssh = proposal_for(Origin {
+            url: "ssh://git@example.com/o/r.git".into(),
+            git_url: Some("ssh://git@example.com/o/r.git".into()),
+            commit: Some("abc".into()),
+            ..Default::default()
+        });
+        let RuntimeSpec::Docker { build, .. } = &ssh.runtime else {
+            panic!("{ssh:?}")
+        };
+        assert!(build.is_none() && !ssh.runnable, "{ssh:?}");
+        assert!(ssh.warnings.iter().any(|w| w.contains("docker build -t")));
+    }
+}
