@@ -449,7 +449,19 @@ where
     Fut: std::future::Future<Output = Result<BuildContext, BuildFailure>>,
 {
     let docker = runtime.client().await.map_err(BuildFailure::Engine)?;
-    let _one_at_a_time = runtime.builds.lock().await;
+    if docker.inspect_image(tag).await.is_ok() {
+        return Ok(());
+    }
+    let _one_at_a_time = match runtime.builds.try_lock() {
+        Ok(guard) => guard,
+        Err(_) => {
+            report.progress(format!(
+                "waiting for another image build to finish before image {tag}"
+            ));
+            runtime.builds.lock().await
+        }
+    };
+    // Another start may have built it while this one waited.
     if docker.inspect_image(tag).await.is_ok() {
         return Ok(());
     }
@@ -508,6 +520,12 @@ where
                     errors.push(line.to_owned());
                 }
                 report.line("build", line.to_owned());
+                // The builder's own bookkeeping says nothing about what failed.
+                let bookkeeping = line.trim_start().starts_with("--->")
+                    || line.starts_with("Removing intermediate container");
+                if bookkeeping {
+                    continue;
+                }
                 tail.push(line.to_owned());
                 if tail.len() > 3 {
                     tail.remove(0);

@@ -1322,13 +1322,20 @@ async fn a_dockerfile_repository_is_built_once_by_the_agent_and_runs_through_the
         out.contains(&format!("  starting: building image {image}")),
         "{out}"
     );
-    assert!(
-        out.contains(&format!("building image {image}: Step 2/5 : COPY . /ctx/")),
-        "{out}"
-    );
     assert!(out.contains("server \"built\" is running: "), "{out}");
     let saved = api.server("built").await;
     assert_eq!(saved["runtime"]["build"]["ref"], commit.as_str(), "{saved}");
+    // Every line of the build is in the server's log (the status shows the latest).
+    let (status, logs) = api.get("/api/v1/servers/built/logs").await;
+    assert_eq!(status, 200, "{logs}");
+    let logs = logs.to_string();
+    for line in [
+        format!("fetched {url}@{commit} at commit {commit}"),
+        "Step 2/5 : COPY . /ctx/".to_owned(),
+        format!("image {image} built"),
+    ] {
+        assert!(logs.contains(&line), "{line:?} in {logs}");
+    }
     let built_id = image_id(&image).expect("the image is tagged");
 
     let mut mcp = RawMcp::new(&router.mcp_url("/mcp"));
@@ -1376,6 +1383,59 @@ async fn a_dockerfile_repository_is_built_once_by_the_agent_and_runs_through_the
     assert_eq!(status, 200, "{logs}");
     assert!(!logs.to_string().contains("Step 1/5"), "{logs}");
 
+    // Two servers of a new commit saved at once: both wait for one build.
+    std::fs::write(
+        git_server.dir.path().join("built-fixture/proof.txt"),
+        "a second commit\n",
+    )
+    .unwrap();
+    git(
+        &git_server.dir.path().join("built-fixture"),
+        &["commit", "-q", "-am", "a second commit"],
+    );
+    let (status, analysis) = api.post("/api/v1/analyze", json!({"url": url})).await;
+    assert_eq!(status, 200, "{analysis}");
+    let runtime = analysis["proposals"][0]["runtime"].clone();
+    let second_image = runtime["image"].as_str().unwrap().to_owned();
+    assert_ne!(second_image, image, "a new commit, a new tag");
+    let _second = RemoveImages(vec![second_image.clone()]);
+    let (first, second) = tokio::join!(
+        api.post(
+            "/api/v1/servers",
+            json!({"name": "twin-a", "runtime": runtime})
+        ),
+        api.post(
+            "/api/v1/servers",
+            json!({"name": "twin-b", "runtime": runtime})
+        ),
+    );
+    assert_eq!((first.0, second.0), (201, 201), "{first:?} {second:?}");
+    let mut builds = 0;
+    for twin in ["twin-a", "twin-b"] {
+        let what = format!("{twin} running after the one build");
+        let running = wait_for(&what, Duration::from_secs(120), || async {
+            let server = api.server(twin).await;
+            eprintln!(
+                "{twin}: {} {} {}",
+                server["status"]["state"],
+                server["status"]["progress"],
+                server["status"]["last_error"]
+            );
+            (server["status"]["state"] == "running").then_some(())
+        });
+        running.await;
+        let (status, logs) = api.get(&format!("/api/v1/servers/{twin}/logs")).await;
+        assert_eq!(status, 200, "{logs}");
+        if logs
+            .to_string()
+            .contains("Step 1/5 : FROM mcpr/fixture-server:test")
+        {
+            builds += 1;
+        }
+    }
+    assert_eq!(builds, 1, "one build for the two servers of one tag");
+    assert!(image_id(&second_image).is_some());
+
     // A failing step: the start fails naming it, with its output.
     let error = fails(&mcpr(
         &router,
@@ -1402,7 +1462,7 @@ async fn a_dockerfile_repository_is_built_once_by_the_agent_and_runs_through_the
         assert!(last_error.contains(&part), "{part:?} in {last_error}");
     }
     assert_eq!(image_id(&failing_image), None);
-    for name in ["built", "built-again", "broken"] {
+    for name in ["built", "built-again", "twin-a", "twin-b", "broken"] {
         let (status, _) = api
             .call(
                 reqwest::Method::DELETE,
