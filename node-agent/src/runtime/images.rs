@@ -832,6 +832,26 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_build_names_its_step_or_the_tools_errors() {
+        let tail = ["Step 2/4 : RUN make".to_owned(), "cc: error".to_owned()];
+        assert_eq!(
+            build_failed(
+                "mcpr-build/x:1",
+                "Step 2/4 : RUN make",
+                "The command '/bin/sh -c make' returned a non-zero code: 2",
+                &[],
+                &tail
+            ),
+            "building image mcpr-build/x:1 failed at Step 2/4 : RUN make: The command '/bin/sh -c make' returned a non-zero code: 2 (last output: Step 2/4 : RUN make | cc: error)"
+        );
+        let errors = ["ERROR: No matching distribution found for nosuchpkg".to_owned()];
+        assert_eq!(
+            build_failed("t", "Step 3/4 : RUN pip install", "code 1", &errors, &tail),
+            "building image t failed: ERROR: No matching distribution found for nosuchpkg"
+        );
+    }
+
+    #[test]
     fn references_split_into_repository_and_tag() {
         assert_eq!(split_reference("python:3.13-slim"), ("python", "3.13-slim"));
         assert_eq!(split_reference("python"), ("python", "latest"));
