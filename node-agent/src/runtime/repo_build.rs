@@ -33,7 +33,7 @@ pub async fn ensure_built(
     let what = format!("{} of {}", build.dockerfile, build.describe());
     images::build_image(runtime, image, &what, report, || async {
         // The checkout lives until the context is packed.
-        let (_checkout, context_dir) = source(build, report).await?;
+        let (_checkout, context_dir) = source(runtime, build, report).await?;
         let dockerfile = build.dockerfile.clone();
         let packing = context_dir.clone();
         let tar = tokio::task::spawn_blocking(move || {
@@ -59,6 +59,7 @@ pub async fn ensure_built(
 /// The directory the build context is packed from, and the temporary checkout holding it
 /// (a git source).
 async fn source(
+    runtime: &DockerRuntime,
     build: &DockerBuild,
     report: Report<'_>,
 ) -> Result<(Option<tempfile::TempDir>, PathBuf), BuildFailure> {
@@ -79,7 +80,7 @@ async fn source(
     };
     report.progress(format!("fetching {} for the image build", build.describe()));
     let checkout = tempfile::Builder::new()
-        .prefix("mcpr-build-")
+        .prefix(&checkout_prefix(&runtime.settings.owner))
         .tempdir()
         .map_err(|e| BuildFailure::Engine(format!("cannot make a temporary directory: {e}")))?;
     let commit = shallow_fetch(
@@ -107,6 +108,32 @@ async fn source(
         )));
     }
     Ok((Some(checkout), dir))
+}
+
+/// The name prefix of this agent's checkouts in the temporary directory: its owner label
+/// (as the containers'), so that an agent that died mid-build finds what it left.
+fn checkout_prefix(owner: &str) -> String {
+    let owner: String = owner
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(64)
+        .collect();
+    format!("mcpr-build-{owner}.")
+}
+
+/// Removes the checkouts a crash of this agent left behind (`owner` as in
+/// [`checkout_prefix`]): at start, with its containers. How many.
+pub fn reap_checkouts(owner: &str) -> usize {
+    let prefix = checkout_prefix(owner);
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| std::fs::remove_dir_all(e.path()).is_ok())
+        .count()
 }
 
 /// A tar archive of `dir`: every file and directory except `.git` and what `.dockerignore`
@@ -250,6 +277,21 @@ fn matches_glob(pattern: &[u8], text: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checkouts_left_by_a_crash_are_reaped_per_owner() {
+        let mine = tempfile::Builder::new()
+            .prefix(&checkout_prefix("e2e-reap/1"))
+            .tempdir()
+            .unwrap()
+            .keep();
+        let other = tempfile::Builder::new()
+            .prefix(&checkout_prefix("e2e-reap/10"))
+            .tempdir()
+            .unwrap();
+        assert_eq!(reap_checkouts("e2e-reap/1"), 1);
+        assert!(!mine.exists() && other.path().exists());
+    }
 
     #[test]
     fn dockerignore_rules() {
