@@ -267,8 +267,15 @@ fn accept(server: AnswerServer) -> Result<Proposal, String> {
             }
         }
         RuntimeSpec::Docker {
-            command, env, args, ..
+            command,
+            env,
+            args,
+            build,
+            ..
         } => {
+            if build.is_some() {
+                return Err(format!("{label}: the answer asks for an image build"));
+            }
             if command.is_some() {
                 return Err(format!("{label}: the answer sets a container command"));
             }

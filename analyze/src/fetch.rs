@@ -1,13 +1,14 @@
 //! Brings a repository's files for the analysis: a shallow `git` fetch of one commit into a
 //! temporary directory, or a local directory read in place. Nothing from the repository is
-//! executed: the fetch runs with no hooks (`core.hooksPath=/dev/null`, an empty template),
-//! no LFS smudge, no submodules, no credential prompts, within a time limit and a size
-//! limit (the directory is measured while git runs, and git is killed past it). Only the
-//! files the analysis reads are read, at most [`Limits::max_file_bytes`] each.
+//! executed: the fetch is [`mcpr_core::git::shallow_fetch`] (no hooks, no LFS smudge, no
+//! submodules, no credential prompts, within a time limit and a size limit), the same one
+//! the node agent builds a repository's Dockerfile from. Only the files the analysis reads
+//! are read, at most [`Limits::max_file_bytes`] each.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use mcpr_core::git::{GitError, GitLimits, shallow_fetch};
 use tokio::process::Command;
 
 use crate::github::GithubApi;
@@ -23,6 +24,16 @@ pub struct Limits {
     /// Directories below the analyzed one that are walked (monorepos: `src/NAME/…`).
     pub max_depth: usize,
     pub max_paths: usize,
+}
+
+impl Limits {
+    /// The limits of the git fetch itself.
+    pub fn git(&self) -> GitLimits {
+        GitLimits {
+            timeout: self.timeout,
+            max_repo_bytes: self.max_repo_bytes,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -41,9 +52,10 @@ impl Default for Limits {
 pub enum FetchError {
     #[error("{0}")]
     BadUrl(String),
-    #[error("git fetch of {url} failed: {message}")]
-    Git { url: String, message: String },
-    #[error("git fetch of {url} took more than {seconds} s")]
+    /// The git fetch (its own limits say the same as `Timeout` and `TooLarge`).
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error("fetch of {url} took more than {seconds} s")]
     Timeout { url: String, seconds: u64 },
     #[error("the repository {url} is over {limit} {what}")]
     TooLarge {
@@ -267,7 +279,7 @@ pub async fn fetch(
                 git_url,
                 reference.as_deref(),
                 checkout.path(),
-                limits,
+                limits.git(),
                 github.token.as_deref(),
             )
             .await?;
@@ -295,124 +307,6 @@ async fn git_installed() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn git(dir: &Path) -> Command {
-    let mut command = Command::new("git");
-    command
-        .current_dir(dir)
-        .args([
-            "-c",
-            "core.hooksPath=/dev/null",
-            "-c",
-            "filter.lfs.smudge=",
-            "-c",
-            "filter.lfs.process=",
-            "-c",
-            "filter.lfs.required=false",
-            "-c",
-            "submodule.recurse=false",
-            "-c",
-            "protocol.ext.allow=never",
-            "-c",
-            "credential.helper=",
-        ])
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_LFS_SKIP_SMUDGE", "1")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_ASKPASS", "/bin/false")
-        .env("SSH_ASKPASS", "/bin/false")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    command
-}
-
-async fn run_git(
-    mut command: Command,
-    url: &str,
-    dir: &Path,
-    limits: Limits,
-) -> Result<String, FetchError> {
-    command
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = command.spawn().map_err(|e| FetchError::Git {
-        url: url.into(),
-        message: format!("cannot start git: {e}"),
-    })?;
-    let output = child.wait_with_output();
-    tokio::pin!(output);
-    let deadline = tokio::time::Instant::now() + limits.timeout;
-    loop {
-        tokio::select! {
-            done = &mut output => {
-                let out = done.map_err(|e| FetchError::Git { url: url.into(), message: e.to_string() })?;
-                if !out.status.success() {
-                    let stderr = String::from_utf8_lossy(&out.stderr);
-                    let message = stderr.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("failed").trim().to_owned();
-                    return Err(FetchError::Git { url: url.into(), message });
-                }
-                return Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned());
-            }
-            _ = tokio::time::sleep_until(deadline) => {
-                return Err(FetchError::Timeout { url: url.into(), seconds: limits.timeout.as_secs() });
-            }
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {
-                let dir = dir.to_owned();
-                let used = tokio::task::spawn_blocking(move || disk_usage(&dir)).await.unwrap_or(0);
-                if used > limits.max_repo_bytes {
-                    return Err(FetchError::TooLarge { url: url.into(), limit: limits.max_repo_bytes, what: "bytes" });
-                }
-            }
-        }
-    }
-}
-
-/// `git init`, `git fetch --depth 1 URL REF`, `git checkout FETCH_HEAD`: one commit, no
-/// tags, no history; works for branches, tags and (where the server allows) commits.
-async fn shallow_fetch(
-    git_url: &str,
-    reference: Option<&str>,
-    dir: &Path,
-    limits: Limits,
-    github_token: Option<&str>,
-) -> Result<String, FetchError> {
-    if git_url.starts_with('-') {
-        return Err(FetchError::BadUrl(format!("bad git URL {git_url:?}")));
-    }
-    let mut init = git(dir);
-    init.args(["init", "-q", "--template=", "."]);
-    run_git(init, git_url, dir, limits).await?;
-    let mut fetch = git(dir);
-    if let Some(token) = github_token.filter(|_| git_url.starts_with("https://github.com/")) {
-        use base64_header::encode;
-        fetch.args([
-            "-c",
-            &format!(
-                "http.https://github.com/.extraHeader=Authorization: Basic {}",
-                encode(&format!("x-access-token:{token}"))
-            ),
-        ]);
-    }
-    fetch.args([
-        "fetch",
-        "-q",
-        "--depth",
-        "1",
-        "--no-tags",
-        "--no-recurse-submodules",
-        "--",
-        git_url,
-        reference.unwrap_or("HEAD"),
-    ]);
-    run_git(fetch, git_url, dir, limits).await?;
-    let mut checkout = git(dir);
-    checkout.args(["checkout", "-q", "FETCH_HEAD"]);
-    run_git(checkout, git_url, dir, limits).await?;
-    let mut rev = git(dir);
-    rev.args(["rev-parse", "HEAD"]);
-    run_git(rev, git_url, dir, limits).await
-}
-
 /// The commit of a local checkout, if it is one (read from `.git`, git is not run on it).
 async fn local_commit(dir: &Path) -> Option<String> {
     let head = tokio::fs::read_to_string(dir.join(".git/HEAD"))
@@ -426,25 +320,6 @@ async fn local_commit(dir: &Path) -> Option<String> {
             .map(|c| c.trim().to_owned()),
         None => Some(head.to_owned()),
     }
-}
-
-fn disk_usage(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else {
-                total += meta.len();
-            }
-        }
-    }
-    total
 }
 
 /// Directories never walked: dependencies, build output, VCS data.
@@ -542,32 +417,6 @@ fn read_files_blocking(root: &Path, limits: Limits) -> Result<RepoFiles, FetchEr
     Ok(files)
 }
 
-/// Base64 for the one HTTP header git sends to GitHub (standard alphabet, padded).
-mod base64_header {
-    pub fn encode(text: &str) -> String {
-        const TABLE: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let bytes = text.as_bytes();
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,9 +450,5 @@ mod tests {
             assert!(parse_target(bad, None, None).is_err(), "{bad}");
         }
         assert!(parse_target("https://github.com/o/r", None, Some("../etc")).is_err());
-        assert_eq!(
-            base64_header::encode("x-access-token:abc"),
-            "eC1hY2Nlc3MtdG9rZW46YWJj"
-        );
     }
 }

@@ -113,6 +113,7 @@ fn proposal(cx: &Context, file: &str, text: &str) -> Result<Proposal, String> {
             memory_mb: None,
             millicpus: None,
             pids: None,
+            build: None,
         },
         RuntimePreference::Process => RuntimeSpec::Process {
             command: "npx".into(),

@@ -333,6 +333,7 @@ fn docker_run(
         memory_mb: None,
         millicpus: None,
         pids: None,
+        build: None,
     };
     Some((runtime, variables))
 }

@@ -343,6 +343,7 @@ fn package_runtime(
                     memory_mb: None,
                     millicpus: None,
                     pids: None,
+                    build: None,
                 },
                 format!("OCI image {image} (needs the docker runtime)"),
             )
@@ -401,6 +402,7 @@ fn container_package(
         memory_mb: None,
         millicpus: None,
         pids: None,
+        build: None,
     }
 }
 

@@ -75,15 +75,18 @@ type St = State<Arc<Analyzer>>;
 
 fn fetch_error(e: mcpr_analyze::fetch::FetchError) -> ApiError {
     use mcpr_analyze::fetch::FetchError;
+    use mcpr_core::git::GitError;
     let message = e.to_string();
     match e {
-        FetchError::BadUrl(_) => ApiError::new(
+        FetchError::BadUrl(_) | FetchError::Git(GitError::BadUrl(_)) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_field",
             Some("url".into()),
             message,
         ),
-        FetchError::Timeout { .. } | FetchError::TooLarge { .. } => ApiError::new(
+        FetchError::Timeout { .. }
+        | FetchError::TooLarge { .. }
+        | FetchError::Git(GitError::Timeout { .. } | GitError::TooLarge { .. }) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "fetch_limit",
             Some("url".into()),
@@ -95,14 +98,14 @@ fn fetch_error(e: mcpr_analyze::fetch::FetchError) -> ApiError {
             Some("url".into()),
             message,
         ),
-        FetchError::Git { .. } | FetchError::Github { .. } | FetchError::Io { .. } => {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "fetch_failed",
-                Some("url".into()),
-                message,
-            )
-        }
+        FetchError::Git(GitError::Git { .. })
+        | FetchError::Github { .. }
+        | FetchError::Io { .. } => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "fetch_failed",
+            Some("url".into()),
+            message,
+        ),
     }
 }
 

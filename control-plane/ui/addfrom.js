@@ -216,6 +216,9 @@ const addFrom = (() => {
       p.untrusted ? el("p", { class: "u-untrusted", role: "note" },
         "Proposed by Claude, not read from the repository's files: check every field before saving.") : null,
       p.runnable === false ? el("p", { class: "u-warn" }, "Not runnable as proposed: see the warnings.") : null,
+      rt.kind === "docker" && rt.build ? el("p", { id: "p-build", class: "u-warn" },
+        "Saving builds the image " + String(rt.image || "") + " from the repository's " + String(rt.build.dockerfile || "Dockerfile") +
+        " on the agent, when the server first starts: its steps run in Docker's builder then, not before.") : null,
       (p.warnings || []).length ? el("ul", { id: "p-warnings", class: "u-warnings" },
         ...p.warnings.map((w) => el("li", {}, String(w)))) : null,
       (p.reasons || []).length ? el("details", { id: "p-reasons", open: "" }, el("summary", {}, "Why"),
@@ -333,6 +336,8 @@ const addFrom = (() => {
       const rt = { kind, args, env, network: $("p-d-network").value };
       rt[source] = what;
       for (const k of ["memory_mb", "millicpus", "pids"]) if (was.kind === "docker" && was[k] != null) rt[k] = was[k];
+      // The image the agent builds from the repository's Dockerfile, while it is the one proposed.
+      if (was.kind === "docker" && was.build && source === "image" && what === was.image) rt.build = was.build;
       return rt;
     }
     let words;

@@ -2,6 +2,7 @@
 //! validation, the JSON-RPC envelope the data path parses, and start-up plumbing (logging).
 //! It holds no business logic of any one binary.
 
+pub mod git;
 pub mod jsonrpc;
 pub mod mcp_headers;
 pub mod metrics;

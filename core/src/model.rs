@@ -111,7 +111,179 @@ pub enum RuntimeSpec {
         /// Most processes and threads in the container (default 256).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pids: Option<u64>,
+        /// How to build `image` when this host does not have it: a repository's Dockerfile.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        build: Option<Box<DockerBuild>>,
     },
+}
+
+/// Where a `docker` server's image is built from when the host does not have it: a
+/// Dockerfile in a git repository (one commit, fetched shallow by the agent) or in a local
+/// directory of the agent's host. The image is built once per tag (`image`), the first
+/// time the server starts after it was saved: never during analysis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerBuild {
+    /// The repository: an `https://`, `http://`, `git://` or `file://` git URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<String>,
+    /// The commit (or branch or tag) of `git`; none: its default branch.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// The build context's directory inside the repository (none: its root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Instead of `git`: an absolute directory on the agent's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    /// The Dockerfile, relative to the context (default `Dockerfile`).
+    #[serde(default = "default_dockerfile")]
+    pub dockerfile: String,
+}
+
+fn default_dockerfile() -> String {
+    "Dockerfile".into()
+}
+
+/// Characters a shell gives meaning to: never in what a build is fetched from.
+const SHELL_SYNTAX: &[char] = &[
+    ';', '|', '&', '$', '`', '<', '>', '(', ')', '{', '}', '\\', '"', '\'', '*', '?', '[', ']',
+    '!', '~', '#',
+];
+
+/// A relative path inside a context: `/`-separated segments, none empty, `.` or `..`.
+fn validate_relative(field: &str, value: &str) -> Result<(), FieldError> {
+    if value.starts_with('/') {
+        return Err(FieldError::new(field, "must be a relative path"));
+    }
+    if value.split('/').any(|s| s == "..") {
+        return Err(FieldError::new(field, "must not contain \"..\""));
+    }
+    if value.split('/').any(|s| s.is_empty() || s == ".") {
+        return Err(FieldError::new(
+            field,
+            "must not have empty or \".\" segments",
+        ));
+    }
+    Ok(())
+}
+
+/// One word of at most 2048 characters, no whitespace, control characters or shell syntax,
+/// not an option.
+fn validate_word(field: &str, value: &str) -> Result<(), FieldError> {
+    if value.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if value.starts_with('-') {
+        return Err(FieldError::new(field, "must not start with '-'"));
+    }
+    if value.len() > 2048 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(FieldError::new(
+            field,
+            "must be one word of at most 2048 characters",
+        ));
+    }
+    if let Some(bad) = value.chars().find(|c| SHELL_SYNTAX.contains(c)) {
+        return Err(FieldError::new(
+            field,
+            format!("must not contain shell syntax (found {bad:?})"),
+        ));
+    }
+    Ok(())
+}
+
+impl DockerBuild {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        match (&self.git, &self.dir) {
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(FieldError::new(
+                    "runtime.build",
+                    "give one of git (a repository URL) or dir (a local directory)",
+                ));
+            }
+            (Some(git), None) => {
+                validate_word("runtime.build.git", git)?;
+                let rest = ["https://", "http://", "git://", "file://"]
+                    .iter()
+                    .find_map(|scheme| git.strip_prefix(scheme))
+                    .ok_or_else(|| {
+                        FieldError::new(
+                            "runtime.build.git",
+                            "must be an https://, http://, git:// or file:// URL",
+                        )
+                    })?;
+                if rest.is_empty() {
+                    return Err(FieldError::new(
+                        "runtime.build.git",
+                        "must name a repository",
+                    ));
+                }
+            }
+            (None, Some(dir)) => {
+                validate_word("runtime.build.dir", dir)?;
+                if !dir.starts_with('/') {
+                    return Err(FieldError::new(
+                        "runtime.build.dir",
+                        "must be an absolute path",
+                    ));
+                }
+                if dir.split('/').any(|s| s == "..") {
+                    return Err(FieldError::new(
+                        "runtime.build.dir",
+                        "must not contain \"..\"",
+                    ));
+                }
+            }
+        }
+        if let Some(reference) = &self.reference {
+            if self.git.is_none() {
+                return Err(FieldError::new(
+                    "runtime.build.ref",
+                    "goes with git, not with dir",
+                ));
+            }
+            validate_word("runtime.build.ref", reference)?;
+            if reference.contains("..") || reference.contains(':') {
+                return Err(FieldError::new(
+                    "runtime.build.ref",
+                    "must be a commit, branch or tag",
+                ));
+            }
+        }
+        if let Some(path) = &self.path {
+            if self.git.is_none() {
+                return Err(FieldError::new(
+                    "runtime.build.path",
+                    "goes with git (dir names the directory itself)",
+                ));
+            }
+            validate_word("runtime.build.path", path)?;
+            validate_relative("runtime.build.path", path)?;
+        }
+        validate_word("runtime.build.dockerfile", &self.dockerfile)?;
+        validate_relative("runtime.build.dockerfile", &self.dockerfile)?;
+        Ok(())
+    }
+
+    /// What the build is made from, for messages: `URL@REF:PATH` or the directory.
+    pub fn describe(&self) -> String {
+        match (&self.git, &self.dir) {
+            (Some(git), _) => {
+                let mut text = git.clone();
+                if let Some(reference) = &self.reference {
+                    text.push('@');
+                    text.push_str(reference);
+                }
+                if let Some(path) = &self.path {
+                    text.push(':');
+                    text.push_str(path);
+                }
+                text
+            }
+            (None, Some(dir)) => dir.clone(),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 /// Whether a container may reach the network.
@@ -294,6 +466,7 @@ impl RuntimeSpec {
                 memory_mb,
                 millicpus,
                 pids,
+                build,
             } => {
                 let sources = [image.is_some(), npx.is_some(), uvx.is_some()];
                 if sources.iter().filter(|s| **s).count() > 1
@@ -337,6 +510,15 @@ impl RuntimeSpec {
                 validate_limit("runtime.memory_mb", *memory_mb, 16, 1 << 20)?;
                 validate_limit("runtime.millicpus", *millicpus, 10, 1_000_000)?;
                 validate_limit("runtime.pids", *pids, 8, 1 << 22)?;
+                if let Some(build) = build {
+                    if image.is_none() {
+                        return Err(FieldError::new(
+                            "runtime.build",
+                            "needs runtime.image: the tag the build makes",
+                        ));
+                    }
+                    build.validate()?;
+                }
                 Ok(())
             }
         }
@@ -439,6 +621,7 @@ impl RuntimeSpec {
                 memory_mb,
                 millicpus,
                 pids,
+                build,
             } => RuntimeSpec::Docker {
                 image,
                 npx,
@@ -450,6 +633,7 @@ impl RuntimeSpec {
                 memory_mb,
                 millicpus,
                 pids,
+                build,
             },
         }
     }
@@ -690,6 +874,7 @@ impl From<&RuntimeSpec> for pb::RuntimeSpec {
                 memory_mb,
                 millicpus,
                 pids,
+                build,
             } => pb::runtime_spec::Kind::Docker(pb::DockerSpec {
                 image: image.unwrap_or_default(),
                 npx: npx.unwrap_or_default(),
@@ -701,6 +886,13 @@ impl From<&RuntimeSpec> for pb::RuntimeSpec {
                 memory_mb: memory_mb.unwrap_or_default(),
                 millicpus: millicpus.unwrap_or_default(),
                 pids: pids.unwrap_or_default(),
+                build: build.map(|b| *b).map(|b| pb::DockerBuild {
+                    git: b.git.unwrap_or_default(),
+                    r#ref: b.reference.unwrap_or_default(),
+                    path: b.path.unwrap_or_default(),
+                    dir: b.dir.unwrap_or_default(),
+                    dockerfile: b.dockerfile,
+                }),
             }),
         };
         pb::RuntimeSpec { kind: Some(kind) }
@@ -735,6 +927,15 @@ impl TryFrom<pb::RuntimeSpec> for RuntimeSpec {
                     memory_mb: number(d.memory_mb),
                     millicpus: number(d.millicpus),
                     pids: number(d.pids),
+                    build: d.build.map(|b| {
+                        Box::new(DockerBuild {
+                            git: text(b.git),
+                            reference: text(b.r#ref),
+                            path: text(b.path),
+                            dir: text(b.dir),
+                            dockerfile: text(b.dockerfile).unwrap_or_else(default_dockerfile),
+                        })
+                    }),
                 }
             }
             None => return Err(FieldError::new("runtime", "missing")),
@@ -852,11 +1053,95 @@ mod tests {
             memory_mb: None,
             millicpus: Some(500),
             pids: None,
+            build: None,
         };
         let back = RuntimeSpec::try_from(pb::RuntimeSpec::from(&spec)).unwrap();
         assert_eq!(back, spec);
         let shown = serde_json::to_string(&spec.redacted()).unwrap();
         assert!(!shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn docker_builds() {
+        let field = |json: &str| {
+            serde_json::from_str::<RuntimeSpec>(json)
+                .unwrap()
+                .validate()
+                .map_err(|e| e.field)
+        };
+        let image = r#""kind":"docker","image":"mcpr-build/x:1""#;
+        for ok in [
+            r#"{"git":"https://example.com/o/r.git","ref":"0123abc","path":"servers/x"}"#,
+            r#"{"git":"git://127.0.0.1:9418/r","dockerfile":"docker/Dockerfile.mcp"}"#,
+            r#"{"git":"file:///srv/repos/r.git"}"#,
+            r#"{"dir":"/home/me/server"}"#,
+        ] {
+            assert_eq!(
+                field(&format!("{{{image},\"build\":{ok}}}")),
+                Ok(()),
+                "{ok}"
+            );
+        }
+        for (bad, at) in [
+            (r#"{"git":"ssh://h/r"}"#, "runtime.build.git"),
+            (r#"{"git":"https://h/r;rm -rf /"}"#, "runtime.build.git"),
+            (r#"{"git":"https://h/$(id)"}"#, "runtime.build.git"),
+            (r#"{"git":"--upload-pack=x"}"#, "runtime.build.git"),
+            (r#"{"git":"https://h/r","ref":"-x"}"#, "runtime.build.ref"),
+            (r#"{"git":"https://h/r","ref":"a`b`"}"#, "runtime.build.ref"),
+            (
+                r#"{"git":"https://h/r","path":"../up"}"#,
+                "runtime.build.path",
+            ),
+            (
+                r#"{"git":"https://h/r","path":"/abs"}"#,
+                "runtime.build.path",
+            ),
+            (
+                r#"{"git":"https://h/r","dockerfile":"../Dockerfile"}"#,
+                "runtime.build.dockerfile",
+            ),
+            (
+                r#"{"git":"https://h/r","dockerfile":"/etc/x"}"#,
+                "runtime.build.dockerfile",
+            ),
+            (r#"{"dir":"relative/dir"}"#, "runtime.build.dir"),
+            (r#"{"dir":"/a/../b"}"#, "runtime.build.dir"),
+            (r#"{"dir":"/a","ref":"main"}"#, "runtime.build.ref"),
+            (r#"{}"#, "runtime.build"),
+            (r#"{"git":"https://h/r","dir":"/a"}"#, "runtime.build"),
+        ] {
+            assert_eq!(
+                field(&format!("{{{image},\"build\":{bad}}}")),
+                Err(at.to_owned()),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            field(r#"{"kind":"docker","uvx":"x","build":{"dir":"/a"}}"#),
+            Err("runtime.build".to_owned())
+        );
+        assert!(
+            serde_json::from_str::<RuntimeSpec>(&format!(
+                "{{{image},\"build\":{{\"dir\":\"/a\",\"shell\":\"x\"}}}}"
+            ))
+            .is_err(),
+            "unknown fields are refused"
+        );
+        // Stored servers without a build read as before, and write without one.
+        let plain: RuntimeSpec = serde_json::from_str(&format!("{{{image}}}")).unwrap();
+        assert!(!serde_json::to_string(&plain).unwrap().contains("\"build\""));
+        let built: RuntimeSpec = serde_json::from_str(&format!(
+            "{{{image},\"build\":{{\"git\":\"git://h/r\",\"ref\":\"abc\",\"path\":\"s\"}}}}"
+        ))
+        .unwrap();
+        let back = RuntimeSpec::try_from(pb::RuntimeSpec::from(&built)).unwrap();
+        assert_eq!(back, built);
+        let RuntimeSpec::Docker { build: Some(b), .. } = &back else {
+            unreachable!()
+        };
+        assert_eq!(b.dockerfile, "Dockerfile");
+        assert_eq!(b.describe(), "git://h/r@abc:s");
     }
 
     #[test]

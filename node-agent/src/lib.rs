@@ -57,6 +57,14 @@ pub async fn start(config: Config, relay_listener: TcpListener) -> anyhow::Resul
     if let Ok(count @ 1..) = reaped {
         tracing::info!(count, "reaped containers of a previous run of this agent");
     }
+    // And so do the checkouts of image builds it was running.
+    let checkouts = runtime::repo_build::reap_checkouts(&agent.docker.settings.owner);
+    if checkouts > 0 {
+        tracing::info!(
+            count = checkouts,
+            "removed image build checkouts of a previous run of this agent"
+        );
+    }
     let service = pb::relay_service_server::RelayServiceServer::new(relay::RelayService {
         agent: agent.clone(),
     });

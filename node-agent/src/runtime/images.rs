@@ -3,7 +3,8 @@
 //! built from a generated Dockerfile and tagged with a hash of the recipe and the base
 //! image's id, so it is built once, reused while the spec and base stay the same, and
 //! rebuilt when either changes. The sandbox's `libraries` are built the same way
-//! ([`sandbox_libraries`]).
+//! ([`sandbox_libraries`]), and so is an image from a repository's Dockerfile
+//! ([`super::repo_build`]).
 //!
 //! Base images (`MCPR_PYTHON_IMAGE`, `MCPR_NODE_IMAGE`) default to official registry images,
 //! pulled on first use with their progress in the server's status. Where no registry is
@@ -102,13 +103,13 @@ pub enum Report<'a> {
 
 impl Report<'_> {
     /// The current step of a long start, shown in the server's status.
-    fn progress(&self, line: String) {
+    pub(super) fn progress(&self, line: String) {
         match self {
             Report::Server(logs) => logs.progress(line),
             Report::Agent => tracing::info!("{line}"),
         }
     }
-    fn line(&self, stream: &str, line: String) {
+    pub(super) fn line(&self, stream: &str, line: String) {
         match self {
             Report::Server(logs) => logs.line(stream, line),
             Report::Agent if stream == "agent" => tracing::info!("{line}"),
@@ -129,6 +130,7 @@ pub async fn resolve(
         uvx,
         command,
         args,
+        build,
         ..
     } = spec
     else {
@@ -168,7 +170,14 @@ pub async fn resolve(
     let entrypoint = command.as_ref().map(|c| vec![c.clone()]);
     match image {
         Some(image) => {
-            ensure_present(runtime, image, report).await?;
+            match build {
+                Some(build) => {
+                    super::repo_build::ensure_built(runtime, image, build, report).await?
+                }
+                None => {
+                    ensure_present(runtime, image, report).await?;
+                }
+            }
             Ok(Launch {
                 image: image.clone(),
                 entrypoint,
@@ -328,7 +337,7 @@ pub async fn sandbox_libraries(
     let building = tag.clone();
     let what = format!("python_sandbox libraries {}", requirements.join(" "));
     tokio::spawn(async move {
-        build_image(&runtime, &building, &dockerfile, &what, Report::Agent).await
+        build_generated(&runtime, &building, &dockerfile, &what, Report::Agent).await
     })
     .await
     .map_err(|e| LibrariesError::Unavailable(format!("image build task failed: {e}")))?
@@ -364,7 +373,7 @@ async fn build_package(
     }
     let tag = build_tag(kind, package, &base.id, &recipe);
     let what = format!("{kind} {package}");
-    build_image(runtime, &tag, dockerfile, &what, report)
+    build_generated(runtime, &tag, dockerfile, &what, report)
         .await
         .map_err(BuildFailure::into_message)?;
     Ok(tag)
@@ -372,7 +381,7 @@ async fn build_package(
 
 /// Why a build failed.
 #[derive(Debug)]
-enum BuildFailure {
+pub(super) enum BuildFailure {
     /// The engine: unreachable, broken context.
     Engine(String),
     /// A step of the Dockerfile failed (the package install): what it printed as errors.
@@ -380,45 +389,89 @@ enum BuildFailure {
 }
 
 impl BuildFailure {
-    fn into_message(self) -> String {
+    pub(super) fn into_message(self) -> String {
         match self {
             BuildFailure::Engine(text) | BuildFailure::Recipe(text) => text,
         }
     }
 }
 
-/// Builds `tag` from `dockerfile` (its `{TRUST}` line filled in) unless it exists. One
-/// build at a time per agent; the tag is checked again once it is this build's turn, so
-/// two starts with the same recipe build once.
-async fn build_image(
+/// What a build sends the engine: a tar archive of the context, and the Dockerfile's path
+/// in it.
+pub(super) struct BuildContext {
+    pub tar: Vec<u8>,
+    pub dockerfile: String,
+}
+
+/// Builds `tag` from a generated `dockerfile` (its `{TRUST}` line filled in) unless it
+/// exists.
+async fn build_generated(
     runtime: &DockerRuntime,
     tag: &str,
     dockerfile: &str,
     what: &str,
     report: Report<'_>,
 ) -> Result<(), BuildFailure> {
+    build_image(runtime, tag, what, report, || async {
+        let ca_bundle = host_ca_bundle();
+        let dockerfile = dockerfile.replace(
+            "{TRUST}",
+            if ca_bundle.is_some() {
+                TRUST_HOST_CAS
+            } else {
+                ""
+            },
+        );
+        let tar = build_context(&dockerfile, ca_bundle.as_deref())
+            .map_err(|e| BuildFailure::Engine(format!("cannot pack the build context: {e}")))?;
+        Ok(BuildContext {
+            tar,
+            dockerfile: "Dockerfile".into(),
+        })
+    })
+    .await
+}
+
+/// Builds `tag` from the context `prepare` makes, unless the image exists. One build at a
+/// time per agent; the tag is checked again once it is this build's turn (and only then is
+/// the context prepared), so two starts with the same tag build once. Dockerfile steps are
+/// the progress, every line of output goes to the log, and a failure says the step and its
+/// last lines.
+pub(super) async fn build_image<F, Fut>(
+    runtime: &DockerRuntime,
+    tag: &str,
+    what: &str,
+    report: Report<'_>,
+    prepare: F,
+) -> Result<(), BuildFailure>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<BuildContext, BuildFailure>>,
+{
     let docker = runtime.client().await.map_err(BuildFailure::Engine)?;
-    let _one_at_a_time = runtime.builds.lock().await;
     if docker.inspect_image(tag).await.is_ok() {
         return Ok(());
     }
-    let ca_bundle = host_ca_bundle();
-    let dockerfile = dockerfile.replace(
-        "{TRUST}",
-        if ca_bundle.is_some() {
-            TRUST_HOST_CAS
-        } else {
-            ""
-        },
-    );
+    let _one_at_a_time = match runtime.builds.try_lock() {
+        Ok(guard) => guard,
+        Err(_) => {
+            report.progress(format!(
+                "waiting for another image build to finish before image {tag}"
+            ));
+            runtime.builds.lock().await
+        }
+    };
+    // Another start may have built it while this one waited.
+    if docker.inspect_image(tag).await.is_ok() {
+        return Ok(());
+    }
     report.progress(format!(
         "building image {tag} for {what} (once; later uses reuse it)"
     ));
-    let context = build_context(&dockerfile, ca_bundle.as_deref())
-        .map_err(|e| BuildFailure::Engine(format!("cannot pack the build context: {e}")))?;
+    let context = prepare().await?;
     let build_args = proxy_build_args();
     let options = BuildImageOptions {
-        dockerfile: "Dockerfile".into(),
+        dockerfile: context.dockerfile,
         t: Some(tag.to_owned()),
         rm: true,
         forcerm: true,
@@ -429,8 +482,11 @@ async fn build_image(
         )])),
         ..Default::default()
     };
-    let mut progress = docker.build_image(options, None, Some(bollard::body_full(context.into())));
+    let mut progress =
+        docker.build_image(options, None, Some(bollard::body_full(context.tar.into())));
     let mut tail: Vec<String> = Vec::new();
+    // The Dockerfile step running ("Step 4/6 : RUN …"), named when it fails.
+    let mut step = String::new();
     // What the install step printed as errors (pip's `ERROR:`, npm's `npm error`): the
     // part of a failed build's output that says what is wrong.
     let mut errors: Vec<String> = Vec::new();
@@ -439,7 +495,7 @@ async fn build_image(
             Ok(info) => info,
             Err(bollard::errors::Error::DockerStreamError { error }) => {
                 return Err(BuildFailure::Recipe(build_failed(
-                    tag, &error, &errors, &tail,
+                    tag, &step, &error, &errors, &tail,
                 )));
             }
             Err(e) => {
@@ -450,7 +506,7 @@ async fn build_image(
         };
         if let Some(error) = info.error.or(info.error_detail.and_then(|d| d.message)) {
             return Err(BuildFailure::Recipe(build_failed(
-                tag, &error, &errors, &tail,
+                tag, &step, &error, &errors, &tail,
             )));
         }
         if let Some(text) = info.stream {
@@ -458,11 +514,18 @@ async fn build_image(
                 // Dockerfile steps ("Step 2/5 : RUN …") are the build's progress.
                 if line.starts_with("Step ") {
                     report.progress(format!("building image {tag}: {line}"));
+                    line.clone_into(&mut step);
                 }
                 if is_error_line(line) && errors.len() < 8 {
                     errors.push(line.to_owned());
                 }
                 report.line("build", line.to_owned());
+                // The builder's own bookkeeping says nothing about what failed.
+                let bookkeeping = line.trim_start().starts_with("--->")
+                    || line.starts_with("Removing intermediate container");
+                if bookkeeping {
+                    continue;
+                }
                 tail.push(line.to_owned());
                 if tail.len() > 3 {
                     tail.remove(0);
@@ -482,11 +545,22 @@ fn is_error_line(line: &str) -> bool {
 }
 
 /// A failed build's message: the tool's own error lines when it printed some, else the
-/// engine's error and the last lines of output.
-fn build_failed(tag: &str, engine_error: &str, errors: &[String], tail: &[String]) -> String {
+/// step that failed, the engine's error and the last lines of output.
+fn build_failed(
+    tag: &str,
+    step: &str,
+    engine_error: &str,
+    errors: &[String],
+    tail: &[String],
+) -> String {
     if errors.is_empty() {
+        let at = if step.is_empty() {
+            String::new()
+        } else {
+            format!(" at {step}")
+        };
         format!(
-            "building image {tag} failed: {engine_error} (last output: {})",
+            "building image {tag} failed{at}: {engine_error} (last output: {})",
             tail.join(" | ")
         )
     } else {
@@ -755,6 +829,26 @@ mod tests {
         assert_eq!(a, build_tag("uvx", "mcp-server-time", "sha256:1", "FROM x"));
         assert!(build_tag("npx", "@scope/pkg@1", "i", "d").starts_with("mcpr/npx-scope-pkg-1:"));
         assert_eq!(json_quote("a'b"), r"'a'\''b'");
+    }
+
+    #[test]
+    fn a_failed_build_names_its_step_or_the_tools_errors() {
+        let tail = ["Step 2/4 : RUN make".to_owned(), "cc: error".to_owned()];
+        assert_eq!(
+            build_failed(
+                "mcpr-build/x:1",
+                "Step 2/4 : RUN make",
+                "The command '/bin/sh -c make' returned a non-zero code: 2",
+                &[],
+                &tail
+            ),
+            "building image mcpr-build/x:1 failed at Step 2/4 : RUN make: The command '/bin/sh -c make' returned a non-zero code: 2 (last output: Step 2/4 : RUN make | cc: error)"
+        );
+        let errors = ["ERROR: No matching distribution found for nosuchpkg".to_owned()];
+        assert_eq!(
+            build_failed("t", "Step 3/4 : RUN pip install", "code 1", &errors, &tail),
+            "building image t failed: ERROR: No matching distribution found for nosuchpkg"
+        );
     }
 
     #[test]

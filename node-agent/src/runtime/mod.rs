@@ -1,11 +1,13 @@
 //! Runtimes that isolate what they run: `docker` (one locked-down container per server, via
 //! the Docker Engine API) and the images it needs. The `process` and `remote` runtimes are
-//! plain upstream sessions (`crate::upstream`). The `sandbox` (python_sandbox's warm pool)
+//! plain upstream sessions (`crate::upstream`); `repo_build` builds a server's image from a
+//! repository's Dockerfile. The `sandbox` (python_sandbox's warm pool)
 //! sits beside the docker runtime whose containers it uses. Below the supervisor: nothing
 //! here imports it.
 
 pub mod docker;
 pub mod images;
+pub mod repo_build;
 pub mod sandbox;
 
 pub use docker::{DockerRuntime, DockerSettings};

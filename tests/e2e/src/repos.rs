@@ -56,13 +56,16 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 pub fn make_repo(base: &Path, name: &str) -> String {
     let dir = base.join(name);
     copy_dir(&data_repos().join(name), &dir);
-    git(&dir, &["init", "-q", "-b", "main"]);
-    git(&dir, &["add", "-A"]);
-    git(
-        &dir,
-        &["commit", "-q", "-m", "the layout of a public MCP server"],
-    );
-    git(&dir, &["rev-parse", "HEAD"])
+    commit_all(&dir, "the layout of a public MCP server")
+}
+
+/// `dir` made a git repository of one commit (branch `main`) holding all of its files; the
+/// commit.
+pub fn commit_all(dir: &Path, message: &str) -> String {
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", message]);
+    git(dir, &["rev-parse", "HEAD"])
 }
 
 /// Every layout in tests/e2e/data/repos as a repository, served by `git daemon` on loopback.

@@ -14,8 +14,8 @@ use std::time::Duration;
 use mcpr_e2e::harness::{HttpFixture, Router, bin, wait_for, workspace_root};
 use mcpr_e2e::mcpr_cli::{fails, mcpr, ok};
 use mcpr_e2e::repos::{
-    GITHUB_STANDIN_COMMIT, GitServer, GithubMode, GithubStandIn, RegistryStandIn, data_repos, git,
-    make_repo,
+    GITHUB_STANDIN_COMMIT, GitServer, GithubMode, GithubStandIn, RegistryStandIn, commit_all,
+    data_repos, git, make_repo,
 };
 use mcpr_e2e::rmcp_client::connect_http;
 use serde_json::{Value, json};
@@ -1164,4 +1164,312 @@ async fn a_github_repository_through_the_contents_api() {
         !router.proc.log().contains(token),
         "the token is never logged"
     );
+}
+
+/// A repository of `files` (path, content), one commit, in the git server's directory (its
+/// daemon serves it as `git.url(name)`); its commit.
+fn repo_of(server: &GitServer, name: &str, files: &[(&str, &str)]) -> String {
+    let dir = server.dir.path().join(name);
+    for (path, content) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    commit_all(&dir, "a server with only a Dockerfile")
+}
+
+/// Removes the images a test built, whatever happens.
+struct RemoveImages(Vec<String>);
+
+impl Drop for RemoveImages {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rmi", "-f"])
+            .args(&self.0)
+            .output();
+    }
+}
+
+fn image_id(image: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", image])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The files of `image` under `dir`, listed from a created (never started) container.
+fn files_in_image(image: &str, dir: &str) -> Vec<String> {
+    let created = Command::new("docker")
+        .args(["create", image])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "docker create {image}");
+    let id = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    let out = tempfile::tempdir().unwrap();
+    let copied = Command::new("docker")
+        .args(["cp", &format!("{id}:{dir}"), out.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let _ = Command::new("docker").args(["rm", "-f", &id]).output();
+    assert!(copied.status.success(), "docker cp {dir}");
+    let mut names = Vec::new();
+    let mut stack = vec![out.path().to_owned()];
+    while let Some(here) = stack.pop() {
+        for entry in std::fs::read_dir(&here).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                let rel = entry.path().strip_prefix(out.path()).unwrap().to_owned();
+                names.push(rel.display().to_string());
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
+/// A repository with only a Dockerfile (`FROM` the local fixture image, so no registry is
+/// needed): analyzed, added with `--from URL --yes`, its image built by the agent from the
+/// commit the git daemon serves (progress printed by `--wait`), the server called through
+/// the gateway by an MCP client, and what the build added (a COPY'd context without `.git`
+/// and `.dockerignore`d files, an `ENV`, the entrypoint's arguments) seen. A second server of
+/// the same commit builds nothing; a Dockerfile whose step fails says which step in the
+/// server's status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dockerfile_repository_is_built_once_by_the_agent_and_runs_through_the_gateway() {
+    use mcpr_e2e::harness::{DockerCleanup, RawMcp, docker_owner, docker_ready};
+    if !docker_ready() {
+        return;
+    }
+    let git_server = GitServer::start().await;
+    let commit = repo_of(
+        &git_server,
+        "built-fixture",
+        &[
+            (
+                "Dockerfile",
+                "FROM mcpr/fixture-server:test\n\
+                 COPY . /ctx/\n\
+                 ENV BUILT_BY=the-repository-dockerfile\n\
+                 ENTRYPOINT [\"/bin/fixture-server\", \"--name\", \"built-from-dockerfile\"]\n",
+            ),
+            (".dockerignore", "*.key\nscratch/\n"),
+            ("proof.txt", "copied by the build\n"),
+            ("deploy.key", "never in the image\n"),
+            ("scratch/tmp.txt", "ignored\n"),
+            ("src/server.txt", "kept\n"),
+        ],
+    );
+    let failing = repo_of(
+        &git_server,
+        "failing-build",
+        &[(
+            "Dockerfile",
+            "FROM mcpr/python:bookworm\n\
+             RUN echo preparing the build && exit 3\n\
+             ENTRYPOINT [\"python3\"]\n",
+        )],
+    );
+    let image = format!("mcpr-build/built-fixture:{}", &commit[..12]);
+    let failing_image = format!("mcpr-build/failing-build:{}", &failing[..12]);
+    let _images = RemoveImages(vec![image.clone(), failing_image.clone()]);
+    let owner = docker_owner("dockerfile-build");
+    let _containers = DockerCleanup(owner.clone());
+    let router = Router::start_with(
+        &[],
+        &[("MCPR_DOCKER_OWNER", &owner), ("MCPR_SANDBOX_POOL", "0")],
+    )
+    .await;
+    let api = router.api();
+    let url = git_server.url("built-fixture");
+
+    // The analysis proposes the build and runs nothing.
+    let (status, analysis) = api.post("/api/v1/analyze", json!({"url": url})).await;
+    assert_eq!(status, 200, "{analysis}");
+    let proposal = &analysis["proposals"][0];
+    assert_eq!(proposal["runtime"]["image"], image.as_str(), "{proposal}");
+    assert_eq!(
+        proposal["runtime"]["build"],
+        json!({"git": url, "ref": commit, "dockerfile": "Dockerfile"}),
+        "{proposal}"
+    );
+    assert_eq!(proposal["runnable"], true, "{proposal}");
+    assert_eq!(image_id(&image), None, "nothing is built during analysis");
+
+    let started = std::time::Instant::now();
+    let out = ok(&mcpr(
+        &router,
+        &[
+            "server",
+            "add",
+            "built",
+            "--from",
+            &url,
+            "--yes",
+            "--wait-timeout",
+            "300",
+        ],
+    ));
+    eprintln!(
+        "the image was fetched, built and run in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        out.contains(&format!("  starting: building image {image}")),
+        "{out}"
+    );
+    assert!(out.contains("server \"built\" is running: "), "{out}");
+    let saved = api.server("built").await;
+    assert_eq!(saved["runtime"]["build"]["ref"], commit.as_str(), "{saved}");
+    // Every line of the build is in the server's log (the status shows the latest).
+    let (status, logs) = api.get("/api/v1/servers/built/logs").await;
+    assert_eq!(status, 200, "{logs}");
+    let logs = logs.to_string();
+    for line in [
+        format!("fetched {url}@{commit} at commit {commit}"),
+        "Step 2/5 : COPY . /ctx/".to_owned(),
+        format!("image {image} built"),
+    ] {
+        assert!(logs.contains(&line), "{line:?} in {logs}");
+    }
+    let built_id = image_id(&image).expect("the image is tagged");
+
+    let mut mcp = RawMcp::new(&router.mcp_url("/mcp"));
+    mcp.initialize().await;
+    let call = |tool: &str, arguments: Value| json!({"provider": "built", "tool": tool, "arguments": arguments});
+    let whoami = mcp
+        .call("call_tool", call("whoami", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(
+        whoami["content"][0]["text"], "built-from-dockerfile",
+        "{whoami}"
+    );
+    let env = mcp
+        .call("call_tool", call("get_env", json!({"name": "BUILT_BY"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        env["content"][0]["text"], "the-repository-dockerfile",
+        "{env}"
+    );
+    assert_eq!(
+        files_in_image(&image, "/ctx"),
+        [
+            "ctx/.dockerignore",
+            "ctx/Dockerfile",
+            "ctx/proof.txt",
+            "ctx/src/server.txt"
+        ],
+        "the context has no .git and nothing .dockerignore excludes"
+    );
+
+    // The same commit again: the image is there, nothing is fetched or built.
+    let again = ok(&mcpr(
+        &router,
+        &["server", "add", "built-again", "--from", &url, "--yes"],
+    ));
+    assert!(!again.contains("building image"), "{again}");
+    assert!(
+        again.contains("server \"built-again\" is running: "),
+        "{again}"
+    );
+    assert_eq!(image_id(&image).as_deref(), Some(built_id.as_str()));
+    let (status, logs) = api.get("/api/v1/servers/built-again/logs").await;
+    assert_eq!(status, 200, "{logs}");
+    assert!(!logs.to_string().contains("Step 1/5"), "{logs}");
+
+    // Two servers of a new commit saved at once: both wait for one build.
+    std::fs::write(
+        git_server.dir.path().join("built-fixture/proof.txt"),
+        "a second commit\n",
+    )
+    .unwrap();
+    git(
+        &git_server.dir.path().join("built-fixture"),
+        &["commit", "-q", "-am", "a second commit"],
+    );
+    let (status, analysis) = api.post("/api/v1/analyze", json!({"url": url})).await;
+    assert_eq!(status, 200, "{analysis}");
+    let runtime = analysis["proposals"][0]["runtime"].clone();
+    let second_image = runtime["image"].as_str().unwrap().to_owned();
+    assert_ne!(second_image, image, "a new commit, a new tag");
+    let _second = RemoveImages(vec![second_image.clone()]);
+    let (first, second) = tokio::join!(
+        api.post(
+            "/api/v1/servers",
+            json!({"name": "twin-a", "runtime": runtime})
+        ),
+        api.post(
+            "/api/v1/servers",
+            json!({"name": "twin-b", "runtime": runtime})
+        ),
+    );
+    assert_eq!((first.0, second.0), (201, 201), "{first:?} {second:?}");
+    let mut builds = 0;
+    for twin in ["twin-a", "twin-b"] {
+        let what = format!("{twin} running after the one build");
+        let running = wait_for(&what, Duration::from_secs(120), || async {
+            let server = api.server(twin).await;
+            eprintln!(
+                "{twin}: {} {} {}",
+                server["status"]["state"],
+                server["status"]["progress"],
+                server["status"]["last_error"]
+            );
+            (server["status"]["state"] == "running").then_some(())
+        });
+        running.await;
+        let (status, logs) = api.get(&format!("/api/v1/servers/{twin}/logs")).await;
+        assert_eq!(status, 200, "{logs}");
+        if logs
+            .to_string()
+            .contains("Step 1/5 : FROM mcpr/fixture-server:test")
+        {
+            builds += 1;
+        }
+    }
+    assert_eq!(builds, 1, "one build for the two servers of one tag");
+    assert!(image_id(&second_image).is_some());
+
+    // A failing step: the start fails naming it, with its output.
+    let error = fails(&mcpr(
+        &router,
+        &[
+            "server",
+            "add",
+            "broken",
+            "--from",
+            &git_server.url("failing-build"),
+            "--yes",
+            "--wait-timeout",
+            "120",
+        ],
+    ));
+    let step = "Step 2/4 : RUN echo preparing the build && exit 3";
+    assert!(error.contains(step), "{error}");
+    let last_error = api.wait_last_error("broken", "the failed build").await;
+    eprintln!("the failed build's status: {last_error}");
+    for part in [
+        format!("building image {failing_image} failed at {step}"),
+        "returned a non-zero code: 3".to_owned(),
+        "preparing the build".to_owned(),
+    ] {
+        assert!(last_error.contains(&part), "{part:?} in {last_error}");
+    }
+    assert_eq!(image_id(&failing_image), None);
+    for name in ["built", "built-again", "twin-a", "twin-b", "broken"] {
+        let (status, _) = api
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/servers/{name}"),
+                None,
+            )
+            .await;
+        assert!((200..300).contains(&status), "delete {name}: {status}");
+    }
 }

@@ -22,6 +22,20 @@ async fn fill(browser: &Browser, css: &str, text: &str) {
     browser.type_into(css, text).await;
 }
 
+/// A browser on the router's "Add from URL" form (`None`: no browser here, the test skips).
+async fn open_add_from(router: &Router) -> Option<Browser> {
+    let browser = Browser::start(1280, 1000).await?;
+    browser.goto(&format!("{}/#/add/url", router.url())).await;
+    browser
+        .wait(
+            "the add-from form",
+            "return document.getElementById('u-url') && !document.getElementById('add').hidden",
+            WAIT,
+        )
+        .await;
+    Some(browser)
+}
+
 async fn text_of(browser: &Browser, css: &str) -> String {
     browser
         .js(
@@ -73,17 +87,9 @@ async fn add_from_a_repository_and_the_registry_in_the_browser() {
     let registry = RegistryStandIn::start(documents).await;
     let router = Router::start_with(&[], &[("MCPR_REGISTRY_URL", &registry.url)]).await;
     let api = router.api();
-    let Some(browser) = Browser::start(1280, 1000).await else {
+    let Some(browser) = open_add_from(&router).await else {
         return;
     };
-    browser.goto(&format!("{}/#/add/url", router.url())).await;
-    browser
-        .wait(
-            "the add-from form",
-            "return document.getElementById('u-url') && !document.getElementById('add').hidden",
-            WAIT,
-        )
-        .await;
 
     // Nothing to run: said plainly, with every file looked at and what came of it.
     fill(&browser, "#u-url", &git.url("nothing-usable")).await;
@@ -338,4 +344,53 @@ async fn add_from_a_repository_and_the_registry_in_the_browser() {
         json!(["added from the browser"]),
         "{observed}"
     );
+}
+
+/// A repository with only a Dockerfile, added from the form: it says that saving builds the
+/// image from the repository's Dockerfile on the agent, and the saved server keeps the
+/// `build` (the repository at the analyzed commit). Saved stopped, so nothing is built here
+/// (the layout's `FROM` is a registry image).
+#[tokio::test]
+async fn a_dockerfile_repository_is_saved_with_its_build_from_the_form() {
+    let git = GitServer::start().await;
+    let router = Router::start().await;
+    let api = router.api();
+    let Some(browser) = open_add_from(&router).await else {
+        return;
+    };
+    let url = git.url("dockerfile-only");
+    let commit = &git.commits["dockerfile-only"];
+    fill(&browser, "#u-url", &url).await;
+    browser.click("#u-analyze").await;
+    browser
+        .wait(
+            "the Dockerfile proposal",
+            "return document.getElementById('p-name') && document.getElementById('p-name').value === 'dockerfile-only'",
+            WAIT,
+        )
+        .await;
+    let note = text_of(&browser, "#p-build").await;
+    let image = format!("mcpr-build/dockerfile-only:{}", &commit[..12]);
+    assert!(
+        note.contains(&format!("Saving builds the image {image}"))
+            && note.contains("its steps run in Docker's builder then, not before"),
+        "{note}"
+    );
+    browser.click("#p-enabled").await;
+    browser.click("#p-save").await;
+    browser
+        .wait(
+            "the saved server's details",
+            "return location.hash === '#/servers/dockerfile-only' && !document.getElementById('details').hidden",
+            WAIT,
+        )
+        .await;
+    let server = api.server("dockerfile-only").await;
+    assert_eq!(server["runtime"]["image"], image.as_str(), "{server}");
+    assert_eq!(
+        server["runtime"]["build"],
+        json!({"git": url, "ref": commit, "dockerfile": "Dockerfile"}),
+        "{server}"
+    );
+    assert_eq!(server["enabled"], false, "{server}");
 }
