@@ -158,8 +158,31 @@ impl Browser {
         .await;
     }
 
+    /// Loads `url`. Chromium aborts a load in flight with `net::ERR_NETWORK_CHANGED` when the
+    /// host's network interfaces change, which other tests do (every Docker network they
+    /// create adds one): that says nothing of the page under test, so such a load is made
+    /// again, a few times at most; any other failure fails at once.
     pub async fn goto(&self, url: &str) {
-        self.post("/url", json!({ "url": url })).await;
+        for _ in 0..3 {
+            let response = self
+                .http
+                .post(format!("{}/url", self.session))
+                .json(&json!({ "url": url }))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("webdriver POST /url: {e}"));
+            let status = response.status();
+            let answer: Value = response.json().await.unwrap_or(Value::Null);
+            if status.is_success() {
+                return;
+            }
+            assert!(
+                answer.to_string().contains("ERR_NETWORK_CHANGED"),
+                "webdriver POST /url {url}: {status} {answer}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("loading {url}: the host's network kept changing (ERR_NETWORK_CHANGED)");
     }
 
     /// Runs `script` (a function body; `arguments` are `args`) and returns what it returns.
