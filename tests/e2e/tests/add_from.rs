@@ -1318,10 +1318,9 @@ async fn a_dockerfile_repository_is_built_once_by_the_agent_and_runs_through_the
         "the image was fetched, built and run in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    assert!(
-        out.contains(&format!("  starting: building image {image}")),
-        "{out}"
-    );
+    // `--wait` prints the progress it sees every 500 ms, so a build quicker than that may
+    // show no step of its own there: the server's log below holds every line, whatever the
+    // timing.
     assert!(out.contains("server \"built\" is running: "), "{out}");
     let saved = api.server("built").await;
     assert_eq!(saved["runtime"]["build"]["ref"], commit.as_str(), "{saved}");
