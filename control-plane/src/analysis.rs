@@ -112,9 +112,7 @@ fn fetch_error(e: mcpr_analyze::fetch::FetchError) -> ApiError {
 fn registry_error(e: McpRegistryError) -> ApiError {
     let message = e.to_string();
     match e {
-        McpRegistryError::NotFound(_) => {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", None, message)
-        }
+        McpRegistryError::NotFound(_) => ApiError::not_found(message),
         McpRegistryError::Config(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "registry_unconfigured",

@@ -272,6 +272,11 @@ impl ApiError {
             message,
         }
     }
+
+    /// 404 `not_found`: what was asked for does not exist (`message` names it).
+    pub fn not_found(message: String) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", None, message)
+    }
 }
 
 impl From<RegistryError> for ApiError {
@@ -284,9 +289,7 @@ impl From<RegistryError> for ApiError {
                 Some(f.field),
                 message,
             ),
-            RegistryError::NotFound(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", None, message)
-            }
+            RegistryError::NotFound(_) => ApiError::not_found(message),
             RegistryError::UnknownTool { .. } => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -317,9 +320,7 @@ impl From<KeyError> for ApiError {
                 Some(f.field),
                 message,
             ),
-            KeyError::NotFound(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", None, message)
-            }
+            KeyError::NotFound(_) => ApiError::not_found(message),
             KeyError::Ambiguous(_) => {
                 ApiError::new(StatusCode::CONFLICT, "ambiguous", None, message)
             }

@@ -157,12 +157,9 @@ async fn revoke_client(State(oauth): Server, Path(id): Path<String>) -> Result<R
         .await
         .map_err(internal)?
     {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            None,
-            format!("no registered OAuth client {id:?}"),
-        ));
+        return Err(ApiError::not_found(format!(
+            "no registered OAuth client {id:?}"
+        )));
     }
     oauth.keyring.oauth_revoked().await.map_err(internal)?;
     tracing::info!(client_id = %id, "OAuth client revoked by the admin");
@@ -187,12 +184,7 @@ async fn revoke_consent(
         .await
         .map_err(internal)?
     {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            None,
-            format!("no OAuth consent {id:?}"),
-        ));
+        return Err(ApiError::not_found(format!("no OAuth consent {id:?}")));
     }
     oauth.keyring.oauth_revoked().await.map_err(internal)?;
     tracing::info!(consent = %id, "OAuth consent revoked by the admin");
