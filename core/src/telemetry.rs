@@ -8,13 +8,16 @@
 
 pub mod mcp;
 
+use std::cell::Cell;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, Sampler, SdkTracerProvider};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::fmt::format::Writer;
@@ -34,6 +37,47 @@ static ENABLED: AtomicBool = AtomicBool::new(false);
 #[inline]
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
+}
+
+/// The sampler the exporter was built with, asked once per request before any span exists
+/// (`mcp::first_span`): a request it drops costs no span in any process.
+static SAMPLER: OnceLock<Sampler> = OnceLock::new();
+
+pub(crate) fn sampler() -> Option<&'static Sampler> {
+    SAMPLER.get()
+}
+
+thread_local! {
+    /// The trace id a root span is to take: the one its sampling decision was made on.
+    static HANDED_OVER: Cell<Option<TraceId>> = const { Cell::new(None) };
+}
+
+/// Runs `start` (which starts a root span) so that the span's trace id is `trace_id`.
+/// Every sampler the router offers is a function of the parent and the trace id, so the
+/// SDK, deciding again on the span, decides as [`mcp::first_span`] did.
+pub(crate) fn with_trace_id<T>(trace_id: TraceId, start: impl FnOnce() -> T) -> T {
+    HANDED_OVER.with(|next| next.set(Some(trace_id)));
+    let started = start();
+    // Cleared even when `start` made no root span (it had a current span as parent).
+    HANDED_OVER.with(|next| next.set(None));
+    started
+}
+
+/// The SDK's id generator: random ids, except the trace id handed over by
+/// [`with_trace_id`].
+#[derive(Debug, Default)]
+struct Ids(RandomIdGenerator);
+
+impl IdGenerator for Ids {
+    fn new_trace_id(&self) -> TraceId {
+        HANDED_OVER
+            .with(Cell::take)
+            .unwrap_or_else(|| self.0.new_trace_id())
+    }
+
+    fn new_span_id(&self) -> SpanId {
+        self.0.new_span_id()
+    }
 }
 
 /// How spans leave the process (`OTEL_EXPORTER_OTLP_PROTOCOL`).
@@ -230,6 +274,7 @@ pub fn init(service: &str) -> Result<Telemetry, String> {
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_sampler(settings.sampler.sampler())
+        .with_id_generator(Ids::default())
         .with_resource(resource)
         .build();
     opentelemetry::global::set_text_map_propagator(
@@ -282,6 +327,7 @@ pub fn init(service: &str) -> Result<Telemetry, String> {
         let _ = provider.shutdown();
         return Ok(Telemetry { provider: None });
     }
+    let _ = SAMPLER.set(settings.sampler.sampler());
     ENABLED.store(true, Ordering::Relaxed);
     tracing::info!(
         endpoint = %settings.endpoint,
@@ -548,6 +594,79 @@ mod tests {
         assert_eq!(lines[0]["span_id"], span_id.as_str(), "{text}");
         assert_eq!(lines[0]["fields"]["message"], "inside");
         assert!(lines[1].get("trace_id").is_none(), "{text}");
+    }
+
+    /// The sampler decides before any span exists (`mcp::first_span`); a kept root span must
+    /// then be sampled by the SDK too, which it is only if it has the trace id decided on.
+    #[test]
+    fn a_first_span_keeps_what_its_sampler_decided() {
+        use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState};
+        let sampler = || Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(0.5)));
+        let _ = SAMPLER.set(sampler());
+        let provider = SdkTracerProvider::builder()
+            .with_sampler(sampler())
+            .with_id_generator(Ids::default())
+            .build();
+        let otel = tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("test"))
+            .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                meta.target() == TRACE_TARGET
+            }));
+        let message = crate::jsonrpc::Message::parse(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#,
+        )
+        .unwrap();
+        let span_context = |span: &tracing::Span| {
+            use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+            span.context().span().span_context().clone()
+        };
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(otel), || {
+            let (mut kept, mut dropped) = (0, 0);
+            for _ in 0..400 {
+                match mcp::first_span(&message, mcp::Side::Server, None) {
+                    mcp::Traced::Span(span) => {
+                        assert!(span_context(&span).is_sampled(), "kept, so sampled");
+                        kept += 1;
+                    }
+                    mcp::Traced::Dropped(cx) => {
+                        assert!(cx.traceparent.ends_with("-00"), "{}", cx.traceparent);
+                        assert!(cx.parent().is_some(), "a valid traceparent");
+                        dropped += 1;
+                    }
+                }
+            }
+            assert!(
+                kept > 100 && dropped > 100,
+                "kept {kept}, dropped {dropped}"
+            );
+
+            // A client's context decides: its trace goes on, sampled or not.
+            for flags in [TraceFlags::SAMPLED, TraceFlags::default()] {
+                let client = SpanContext::new(
+                    TraceId::from(0x0af7651916cd43dd8448eb211c80319c),
+                    SpanId::from(0xb7ad6b7169203331),
+                    flags,
+                    true,
+                    TraceState::default(),
+                );
+                let parent = mcp::Context::new().with_remote_span_context(client.clone());
+                match mcp::first_span(&message, mcp::Side::Server, Some(parent)) {
+                    mcp::Traced::Span(span) => {
+                        assert!(flags.is_sampled());
+                        assert_eq!(span_context(&span).trace_id(), client.trace_id());
+                    }
+                    mcp::Traced::Dropped(cx) => {
+                        assert!(!flags.is_sampled());
+                        assert!(
+                            cx.traceparent
+                                .starts_with("00-0af7651916cd43dd8448eb211c80319c-"),
+                            "{}",
+                            cx.traceparent
+                        );
+                    }
+                }
+            }
+        });
     }
 
     #[test]

@@ -94,15 +94,16 @@ async fn handle_frame(agent: &Agent, frame: pb::RelayFrame) -> Option<pb::RelayF
     };
     match kind {
         pb::RelayKind::Request if mcpr_core::telemetry::enabled() => {
+            let _in_flight = agent.relay_in_flight.hold();
             let context = mcpr_core::telemetry::mcp::TraceContext {
                 traceparent: frame.traceparent.clone(),
                 tracestate: frame.tracestate.clone(),
             };
-            let response = Box::pin(agent.relay_request_traced(
+            let response = Box::pin(agent.relay_frame_request(
                 &frame.provider,
                 &frame.client_session,
                 message,
-                context.parent(),
+                &context,
             ))
             .await;
             Some(reply(&frame, response))

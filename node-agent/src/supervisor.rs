@@ -345,25 +345,44 @@ impl Agent {
         client_session: &str,
         msg: Message,
     ) -> Message {
-        if mcpr_core::telemetry::enabled() {
+        use mcpr_core::telemetry::mcp;
+        // A request of a dropped trace (the in-process gateway decided) makes no span.
+        if mcpr_core::telemetry::enabled() && !mcp::is_dropped() {
             // The in-process gateway's relay span is the current span: it is the parent.
+            let span = mcp::request_span(&msg, mcp::Side::Server, None);
             // Boxed: an untraced request's future stays the size it was.
-            return Box::pin(self.relay_request_traced(provider, client_session, msg, None)).await;
+            return Box::pin(self.serve_in(span, provider, client_session, msg)).await;
         }
         self.serve_request(provider, client_session, msg).await
     }
 
-    /// [`relay_request`](Self::relay_request) as the agent's SERVER span, continuing
-    /// `parent` (the relay frame's trace context) or else the current span.
-    pub async fn relay_request_traced(
+    /// A request from a remote gateway's relay frame while tracing is on: the agent's first
+    /// span continues the frame's trace `context`, unless the sampler drops the trace.
+    pub async fn relay_frame_request(
         &self,
         provider: &str,
         client_session: &str,
         msg: Message,
-        parent: Option<mcpr_core::telemetry::mcp::Context>,
+        context: &mcpr_core::telemetry::mcp::TraceContext,
     ) -> Message {
         use mcpr_core::telemetry::mcp;
-        let span = mcp::request_span(&msg, mcp::Side::Server, parent);
+        match mcp::first_span(&msg, mcp::Side::Server, context.parent()) {
+            mcp::Traced::Span(span) => self.serve_in(span, provider, client_session, msg).await,
+            mcp::Traced::Dropped(context) => {
+                mcp::dropped_in(context, self.serve_request(provider, client_session, msg)).await
+            }
+        }
+    }
+
+    /// The request served as the agent's SERVER `span`.
+    async fn serve_in(
+        &self,
+        span: tracing::Span,
+        provider: &str,
+        client_session: &str,
+        msg: Message,
+    ) -> Message {
+        use mcpr_core::telemetry::mcp;
         mcp::set(&span, "mcpr.provider", provider);
         mcp::set(&span, "mcpr.agent", self.id.as_str());
         if !client_session.is_empty() {

@@ -3,14 +3,22 @@
 //!
 //! Everything here is called only when [`super::enabled`]: an untraced router never parses a
 //! `_meta` nor rewrites a payload.
+//!
+//! The sampling decision is made once per request, at its first span in a process
+//! ([`first_span`]), before any `tracing` span exists. A request the sampler drops then runs
+//! with no span at all ([`dropped_in`]): the gateway, the relay, the agent and the upstream
+//! call only pass its context on, with flags `00`, so that tracing at a low ratio costs
+//! almost nothing on the calls it does not keep (docs/BENCHMARKS.md, issue 14).
 
 use std::collections::HashMap;
 use std::future::Future;
 
 use opentelemetry::propagation::TextMapPropagator as _;
-use opentelemetry::trace::{Status, TraceContextExt as _};
+use opentelemetry::trace::{SamplingDecision, SpanKind, Status, TraceContextExt as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, ShouldSample as _};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tracing::{Instrument as _, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -90,6 +98,10 @@ impl TraceContext {
         if self.traceparent.is_empty() {
             return;
         }
+        if let Some(spliced) = self.spliced(message.params.as_deref()) {
+            message.params = Some(spliced);
+            return;
+        }
         let mut params = match &message.params {
             None => Map::new(),
             Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
@@ -114,6 +126,100 @@ impl TraceContext {
         }
         message.params = Some(crate::jsonrpc::to_raw(&Value::Object(params)));
     }
+}
+
+impl TraceContext {
+    /// `params` with `_meta` written in front of its members, without parsing it into a
+    /// tree: for the usual `params`, an object with no `_meta`. Anything that might hold one
+    /// (the text `meta` anywhere, or a `\u` escape that could spell it) is left to the
+    /// parsing path (`None`).
+    fn spliced(&self, params: Option<&RawValue>) -> Option<Box<RawValue>> {
+        let text = params.map_or("{}", RawValue::get);
+        let members = text.strip_prefix('{')?;
+        if text.contains("meta") || text.contains("\\u") {
+            return None;
+        }
+        let mut out = String::with_capacity(text.len() + 40 + self.traceparent.len() * 2);
+        out.push_str(r#"{"_meta":{"traceparent":"#);
+        out.push_str(&serde_json::to_string(&self.traceparent).ok()?);
+        if !self.tracestate.is_empty() {
+            out.push_str(r#","tracestate":"#);
+            out.push_str(&serde_json::to_string(&self.tracestate).ok()?);
+        }
+        out.push('}');
+        if !members.trim_start().starts_with('}') {
+            out.push(',');
+        }
+        out.push_str(members);
+        RawValue::from_string(out).ok()
+    }
+}
+
+tokio::task_local! {
+    /// The context of the request being handled when its trace was dropped by the sampler.
+    static DROPPED: TraceContext;
+}
+
+/// A request's first span in this process, or the context it goes on with when the sampler
+/// dropped its trace.
+pub enum Traced {
+    Span(Span),
+    Dropped(TraceContext),
+}
+
+/// The first span of a request in this process: the gateway's for a client's request, a
+/// remote agent's for a relay frame. `parent` is the context it continues (the client's, the
+/// frame's), `None` for a new trace. The configured sampler decides here, on `parent` and on
+/// the trace id the span will have, before any span is made; the span then takes that trace
+/// id, so the SDK, deciding again as it starts the span, agrees. A dropped trace gets a
+/// `traceparent` of its own (a new span id, flags `00`) for the next hops, and no span.
+pub fn first_span(message: &Message, side: Side, parent: Option<Context>) -> Traced {
+    let Some(sampler) = super::sampler() else {
+        return Traced::Span(request_span(message, side, parent));
+    };
+    let ids = RandomIdGenerator::default();
+    let parent_trace = parent
+        .as_ref()
+        .map(|cx| cx.span().span_context().trace_id());
+    let trace_id = parent_trace.unwrap_or_else(|| ids.new_trace_id());
+    let kind = match side {
+        Side::Server => SpanKind::Server,
+        Side::Client => SpanKind::Client,
+        Side::Internal => SpanKind::Internal,
+    };
+    let method = message.method.as_deref().unwrap_or_default();
+    let decided = sampler.should_sample(parent.as_ref(), trace_id, method, &kind, &[], &[]);
+    if decided.decision == SamplingDecision::Drop {
+        return Traced::Dropped(TraceContext {
+            traceparent: format!("00-{trace_id}-{}-00", ids.new_span_id()),
+            tracestate: decided.trace_state.header(),
+        });
+    }
+    Traced::Span(super::with_trace_id(trace_id, || {
+        request_span(message, side, parent)
+    }))
+}
+
+/// Runs `work`, a request whose trace was dropped, with `context` as what its next hops
+/// receive ([`dropped`]) and no span made for it ([`is_dropped`]).
+pub async fn dropped_in<F: Future>(context: TraceContext, work: F) -> F::Output {
+    DROPPED.scope(context, work).await
+}
+
+/// Whether the request being handled belongs to a dropped trace: no span is made for it.
+pub fn is_dropped() -> bool {
+    DROPPED.try_with(|_| ()).is_ok()
+}
+
+/// The context of the dropped trace the request being handled belongs to, for its next hop.
+pub fn dropped() -> Option<TraceContext> {
+    DROPPED.try_with(Clone::clone).ok()
+}
+
+/// Puts the dropped trace's context in `message`'s `_meta` (for the upstream); false when
+/// the request being handled does not belong to a dropped trace.
+pub fn put_dropped_in_meta(message: &mut Message) -> bool {
+    DROPPED.try_with(|cx| cx.put_in_meta(message)).is_ok()
 }
 
 /// What a request says about itself, for its span's name and attributes.
@@ -324,6 +430,40 @@ mod tests {
         let mut odd = Message::parse(text).unwrap();
         cx.put_in_meta(&mut odd);
         assert_eq!(odd.params.as_ref().unwrap().get(), r#"{"_meta":3}"#);
+    }
+
+    #[test]
+    fn meta_spliced_in_front_without_a_parse() {
+        let cx = TraceContext {
+            traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00".into(),
+            tracestate: "k=\"v\"".into(),
+        };
+        for (params, kept) in [
+            (r#"{"name":"echo","arguments":{"text":"hi"}}"#, true),
+            (r#"{ }"#, true),
+            // Might spell `_meta`: parsed, and the result is the same.
+            (r#"{"name":"echo","arguments":{"\u005fmeta":1}}"#, false),
+        ] {
+            let text =
+                format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{params}}}"#);
+            let mut message = Message::parse(text.as_bytes()).unwrap();
+            assert_eq!(
+                cx.spliced(message.params.as_deref()).is_some(),
+                kept,
+                "{params}"
+            );
+            cx.put_in_meta(&mut message);
+            let got: Value = serde_json::from_str(message.params.as_ref().unwrap().get()).unwrap();
+            let mut want: Value = serde_json::from_str(params).unwrap();
+            want["_meta"] =
+                serde_json::json!({"traceparent": cx.traceparent, "tracestate": cx.tracestate});
+            if !kept {
+                // The escaped key is the same key as `_meta`: the parse replaced it.
+                assert_eq!(got["_meta"]["traceparent"], cx.traceparent.as_str());
+                continue;
+            }
+            assert_eq!(got, want, "{params}");
+        }
     }
 
     #[test]

@@ -83,7 +83,7 @@ impl RelayPool {
         session: &str,
         message: Message,
     ) -> Result<Message, RpcError> {
-        if telemetry::enabled() {
+        if telemetry::enabled() && !mcp::is_dropped() {
             // Boxed: an untraced call's future stays the size it was.
             return Box::pin(self.request_traced(relay_url, provider, session, message)).await;
         }
@@ -133,6 +133,8 @@ impl RelayPool {
                     )
                 });
         }
+        // A request of a dropped trace tells the remote agent so (flags `00`).
+        let trace = trace.or_else(mcp::dropped);
         let link = self.link(relay_url).await?;
         let exchange_id = self.next_exchange.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();

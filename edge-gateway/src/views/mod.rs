@@ -185,7 +185,8 @@ impl Gateway {
 
     /// A request as the gateway's SERVER span: its parent is the client's trace context
     /// (`params._meta.traceparent`, else the HTTP `traceparent` header), and the relay below
-    /// adds the provider and agent it went to.
+    /// adds the provider and agent it went to. A request whose trace the sampler drops runs
+    /// with no span here nor below, passing on only its context.
     async fn traced_request(
         &self,
         view: &View,
@@ -198,7 +199,12 @@ impl Gateway {
         let parent = mcp::TraceContext::from_meta(&message)
             .and_then(|c| c.parent())
             .or_else(|| came.context.and_then(|c| c.parent()));
-        let span = mcp::request_span(&message, mcp::Side::Server, parent);
+        let span = match mcp::first_span(&message, mcp::Side::Server, parent) {
+            mcp::Traced::Span(span) => span,
+            mcp::Traced::Dropped(context) => {
+                return mcp::dropped_in(context, self.request(view, session, message)).await;
+            }
+        };
         if !session.is_empty() {
             mcp::set(&span, "mcp.session.id", session);
         }

@@ -154,7 +154,9 @@ impl Sandbox {
                     .and_then(Value::as_object)
                     .cloned()
                     .unwrap_or_default();
-                let called = if mcpr_core::telemetry::enabled() {
+                let called = if mcpr_core::telemetry::enabled()
+                    && !mcpr_core::telemetry::mcp::is_dropped()
+                {
                     Box::pin(self.traced_call(&arguments)).await
                 } else {
                     self.call(&arguments).await

@@ -145,10 +145,13 @@ impl Connection {
     /// opened with `initialize` as a legacy request (`era.rs`).
     pub async fn request_from(
         &self,
-        msg: Message,
+        mut msg: Message,
         origin: routing::Origin,
     ) -> Result<Message, RpcError> {
-        if mcpr_core::telemetry::enabled() {
+        // A request of a dropped trace only passes its context on, in `_meta`.
+        if mcpr_core::telemetry::enabled()
+            && !mcpr_core::telemetry::mcp::put_dropped_in_meta(&mut msg)
+        {
             // Boxed: an untraced request's future stays the size it was.
             return Box::pin(self.request_traced(msg, origin)).await;
         }

@@ -266,9 +266,10 @@ impl HttpTransport {
             headers.insert(VERSION_HEADER, version);
         }
         // The trace context the agent put in `_meta` (only while tracing), for an HTTP
-        // server's own instrumentation, which reads headers.
+        // server's own instrumentation, which reads headers. A dropped trace's is at hand.
         if mcpr_core::telemetry::enabled()
-            && let Some(context) = mcpr_core::telemetry::mcp::TraceContext::from_meta(msg)
+            && let Some(context) = mcpr_core::telemetry::mcp::dropped()
+                .or_else(|| mcpr_core::telemetry::mcp::TraceContext::from_meta(msg))
         {
             for (name, value) in [
                 ("traceparent", context.traceparent),

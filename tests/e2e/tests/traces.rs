@@ -214,18 +214,26 @@ fn otel_env<'a>(endpoint: &'a str, protocol: &'a str) -> Vec<(&'a str, &'a str)>
 const GATEWAY: &str = "mcpr-edge-gateway";
 const AGENT: &str = "mcpr-node-agent";
 
-// Multi-threaded: the receivers run on the test's runtime, and must answer while the test
-// blocks in `terminate`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_trace_from_the_gateway_through_the_agent_to_the_upstream() {
-    let (endpoint, received) = grpc_receiver().await;
-    let env = otel_env(&endpoint, "grpc");
-    let cluster = Cluster::start_with_env(1, None, &env).await;
+/// `mcpr up` with tracing `env`, serving the fixture `traced` (`--meta`), and an initialized
+/// session on its transparent view.
+async fn traced_router(env: &[(&str, &str)]) -> (Router, RawMcp) {
+    let router = Router::start_with(&[], env).await;
+    router.api().add_fixture("traced", &["--meta"]).await;
+    router.api().wait_state("traced", "running").await;
+    let mut mcp = RawMcp::new(&router.mcp_url("/mcp/p/traced"));
+    mcp.initialize().await;
+    (router, mcp)
+}
+
+/// The three binaries with tracing `env`, serving the fixture `traced` (`--meta`); the
+/// transparent view's URL and an initialized session on it.
+async fn traced_cluster(env: &[(&str, &str)]) -> (Cluster, String, RawMcp) {
+    let cluster = Cluster::start_with_env(1, None, env).await;
     let api = cluster.api();
     api.add_fixture("traced", &["--meta"]).await;
     api.wait_state("traced", "running").await;
     let url = cluster.mcp_url(0, "/mcp/p/traced");
-    let mut mcp = wait_for(
+    let mcp = wait_for(
         "the gateway to serve traced",
         Duration::from_secs(15),
         || {
@@ -242,6 +250,17 @@ async fn one_trace_from_the_gateway_through_the_agent_to_the_upstream() {
         },
     )
     .await;
+    (cluster, url, mcp)
+}
+
+// Multi-threaded: the receivers run on the test's runtime, and must answer while the test
+// blocks in `terminate`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_from_the_gateway_through_the_agent_to_the_upstream() {
+    let (endpoint, received) = grpc_receiver().await;
+    let env = otel_env(&endpoint, "grpc");
+    // Held to the end: dropping it stops the binaries.
+    let (_cluster, url, mut mcp) = traced_cluster(&env).await;
 
     // A call of the client's own: the upstream gets the agent's span as its parent.
     let meta = upstream_meta(&mut mcp).await;
@@ -305,23 +324,12 @@ async fn one_trace_from_the_gateway_through_the_agent_to_the_upstream() {
     // A client's `traceparent` header is the parent of the gateway's span.
     let client_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let client_span = "00f067aa0ba902b7";
-    let response = reqwest::Client::new()
-        .post(&url)
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
-        .header("mcp-session-id", mcp.session.clone().unwrap())
-        .header("traceparent", format!("00-{client_trace}-{client_span}-01"))
-        .body(
-            json!({"jsonrpc": "2.0", "id": 100, "method": "tools/call",
-                "params": {"name": "meta", "arguments": {}}})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let answer: Value = response.json().await.unwrap();
-    let text = answer["result"]["content"][0]["text"].as_str().unwrap();
-    let meta: Value = serde_json::from_str(text).unwrap();
+    let meta = meta_with_traceparent(
+        &url,
+        &mcp.session.clone().unwrap(),
+        &format!("00-{client_trace}-{client_span}-01"),
+    )
+    .await;
     let (upstream_trace, _, _) = traceparent_parts(meta["traceparent"].as_str().unwrap());
     assert_eq!(
         upstream_trace, client_trace,
@@ -461,11 +469,7 @@ async fn mcpr_up_exports_over_http_protobuf_and_flushes_at_shutdown() {
     env.retain(|(k, _)| *k != "OTEL_BSP_SCHEDULE_DELAY");
     env.push(("OTEL_BSP_SCHEDULE_DELAY", "600000"));
     env.push(("OTEL_SERVICE_NAME", "router-under-test"));
-    let mut router = Router::start_with(&[], &env).await;
-    router.api().add_fixture("traced", &["--meta"]).await;
-    router.api().wait_state("traced", "running").await;
-    let mut mcp = RawMcp::new(&router.mcp_url("/mcp/p/traced"));
-    mcp.initialize().await;
+    let (mut router, mut mcp) = traced_router(&env).await;
     let meta = upstream_meta(&mut mcp).await;
     let (trace_id, upstream_parent, _) =
         traceparent_parts(meta["traceparent"].as_str().expect("_meta.traceparent"));
@@ -509,11 +513,7 @@ async fn sampler_zero_exports_nothing_and_still_propagates() {
     env.retain(|(k, _)| *k != "OTEL_TRACES_SAMPLER");
     env.push(("OTEL_TRACES_SAMPLER", "traceidratio"));
     env.push(("OTEL_TRACES_SAMPLER_ARG", "0"));
-    let mut router = Router::start_with(&[], &env).await;
-    router.api().add_fixture("traced", &["--meta"]).await;
-    router.api().wait_state("traced", "running").await;
-    let mut mcp = RawMcp::new(&router.mcp_url("/mcp/p/traced"));
-    mcp.initialize().await;
+    let (mut router, mut mcp) = traced_router(&env).await;
     for _ in 0..5 {
         let meta = upstream_meta(&mut mcp).await;
         let (_, _, flags) = traceparent_parts(meta["traceparent"].as_str().unwrap());
@@ -535,4 +535,168 @@ async fn a_wrong_tracing_variable_stops_the_start_naming_it() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("OTEL_TRACES_SAMPLER"), "{stderr}");
+}
+
+/// A `tools/call meta` on `session` with the HTTP `traceparent` header; returns the
+/// upstream's `_meta` as it reports it.
+async fn meta_with_traceparent(url: &str, session: &str, traceparent: &str) -> Value {
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-session-id", session)
+        .header("traceparent", traceparent)
+        .body(
+            json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                "params": {"name": "meta", "arguments": {}}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = response.json().await.unwrap();
+    let text = answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a text result: {answer}"));
+    serde_json::from_str(text).unwrap()
+}
+
+/// The sampler decides once, at the gateway, before any span: through the three binaries a
+/// dropped trace makes no span in any of them and still reaches the upstream (flags `00`,
+/// the client's trace id when it sent one), and a kept one is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_trace_makes_no_span_anywhere_and_goes_on_with_flags_00() {
+    let (endpoint, received) = grpc_receiver().await;
+    let mut env = otel_env(&endpoint, "grpc");
+    env.retain(|(k, _)| *k != "OTEL_TRACES_SAMPLER");
+    // New traces are dropped; a client's decision is followed.
+    env.push(("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"));
+    env.push(("OTEL_TRACES_SAMPLER_ARG", "0"));
+    // Held to the end: dropping it stops the binaries.
+    let (_cluster, url, mut mcp) = traced_cluster(&env).await;
+    let session = mcp.session.clone().unwrap();
+
+    let mut dropped = Vec::new();
+    for _ in 0..3 {
+        let meta = upstream_meta(&mut mcp).await;
+        let (trace_id, _, flags) = traceparent_parts(meta["traceparent"].as_str().unwrap());
+        assert_eq!(flags, "00", "a new trace at ratio 0 is dropped: {meta}");
+        assert!(!dropped.contains(&trace_id), "each call a trace of its own");
+        dropped.push(trace_id);
+    }
+    let unsampled_client = "6e0c63257de34c926f9efcd03927272e";
+    let meta = meta_with_traceparent(
+        &url,
+        &session,
+        &format!("00-{unsampled_client}-a3ce929d0e0e4736-00"),
+    )
+    .await;
+    let (trace_id, parent, flags) = traceparent_parts(meta["traceparent"].as_str().unwrap());
+    assert_eq!(
+        (trace_id.as_str(), flags.as_str()),
+        (unsampled_client, "00"),
+        "the client's unsampled trace goes on"
+    );
+    assert_ne!(parent, "a3ce929d0e0e4736", "with the router's own span id");
+    dropped.push(trace_id);
+
+    // A client that samples is followed through the gateway and the remote agent.
+    let sampled_client = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let meta = meta_with_traceparent(
+        &url,
+        &session,
+        &format!("00-{sampled_client}-00f067aa0ba902b7-01"),
+    )
+    .await;
+    let (trace_id, upstream_parent, flags) =
+        traceparent_parts(meta["traceparent"].as_str().unwrap());
+    assert_eq!((trace_id.as_str(), flags.as_str()), (sampled_client, "01"));
+    let spans = received
+        .wait_trace(
+            sampled_client,
+            &[
+                (GATEWAY, SpanKind::Server, "tools/call meta"),
+                (GATEWAY, SpanKind::Client, "tools/call meta"),
+                (AGENT, SpanKind::Server, "tools/call meta"),
+                (AGENT, SpanKind::Client, "tools/call meta"),
+            ],
+        )
+        .await;
+    assert_eq!(spans[0].parent_id(), "00f067aa0ba902b7");
+    assert_eq!(spans[2].parent_id(), spans[1].span_id());
+    assert_eq!(spans[3].span_id(), upstream_parent);
+    // The sampled call came last, so whatever the dropped ones had made was exported with
+    // or before its spans, in each process.
+    let all = received.all();
+    assert!(
+        all.iter().all(|s| s.trace_id() == sampled_client),
+        "only the sampled trace was exported: {:#?}",
+        all.iter()
+            .filter(|s| s.trace_id() != sampled_client)
+            .map(|s| (&s.service, &s.span.name, s.trace_id()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(all.len(), 4, "{all:#?}");
+}
+
+/// At a ratio between 0 and 1 each call is kept or dropped whole: in `mcpr up` a kept call's
+/// four spans share the trace id the upstream got with flags `01`, a dropped one has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_a_ratio_each_call_is_traced_whole_or_not_at_all() {
+    let (endpoint, received) = http_receiver().await;
+    let mut env = otel_env(&endpoint, "http/protobuf");
+    env.retain(|(k, _)| *k != "OTEL_TRACES_SAMPLER");
+    env.push(("OTEL_TRACES_SAMPLER", "traceidratio"));
+    env.push(("OTEL_TRACES_SAMPLER_ARG", "0.5"));
+    let (mut router, mut mcp) = traced_router(&env).await;
+    let mut kept = Vec::new();
+    let mut dropped = Vec::new();
+    for _ in 0..40 {
+        let meta = upstream_meta(&mut mcp).await;
+        let (trace_id, _, flags) = traceparent_parts(meta["traceparent"].as_str().unwrap());
+        match flags.as_str() {
+            "01" => kept.push(trace_id),
+            "00" => dropped.push(trace_id),
+            other => panic!("flags {other:?}"),
+        }
+    }
+    // 40 fair coins: fewer than 5 of either side has a chance below one in a million.
+    assert!(
+        kept.len() >= 5 && dropped.len() >= 5,
+        "kept {}, dropped {}",
+        kept.len(),
+        dropped.len()
+    );
+    router.proc.terminate().expect("mcpr up stops on SIGTERM");
+    for trace_id in &kept {
+        received
+            .wait_trace(
+                trace_id,
+                &[
+                    ("mcpr", SpanKind::Server, "tools/call meta"),
+                    ("mcpr", SpanKind::Client, "tools/call meta"),
+                ],
+            )
+            .await;
+    }
+    // (The admin API's calls of the set-up and `initialize` are traces of their own.)
+    let all = received.all();
+    for trace_id in &kept {
+        let spans = all.iter().filter(|s| &s.trace_id() == trace_id).count();
+        assert_eq!(spans, 4, "a kept call's spans, all of them: {trace_id}");
+    }
+    let leaked: Vec<&Got> = all
+        .iter()
+        .filter(|s| dropped.contains(&s.trace_id()))
+        .collect();
+    assert!(leaked.is_empty(), "spans of dropped calls: {leaked:#?}");
+    let meta_spans = all
+        .iter()
+        .filter(|s| s.span.name == "tools/call meta")
+        .count();
+    assert_eq!(
+        meta_spans,
+        4 * kept.len(),
+        "the meta calls' spans are the kept ones"
+    );
 }
