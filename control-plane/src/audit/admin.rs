@@ -122,7 +122,7 @@ pub async fn record_admin_changes(
         let refused = matches!(status.as_u16(), 401 | 403 | 429);
         (
             if refused { "refused" } else { "error" },
-            bounded(message, 1024),
+            bounded(message.to_owned(), 1024),
         )
     };
     let provider = if action.starts_with("server.") {
@@ -138,7 +138,7 @@ pub async fn record_admin_changes(
         who_name,
         method: action,
         provider,
-        target: bounded(&target, 1024),
+        target: bounded(target, 1024),
         outcome: outcome.to_owned(),
         error_code: if outcome == "ok" {
             0

@@ -251,7 +251,7 @@ impl Audit {
         self.dropped_by_gateways
             .fetch_add(report.dropped, Ordering::Relaxed);
         let now = now_ms();
-        let source = bounded(&report.gateway_id, 128);
+        let source = bounded(report.gateway_id, 128);
         let mut records = Vec::with_capacity(report.entries.len());
         for entry in report.entries {
             match record_of(entry, &source, now) {
@@ -341,21 +341,26 @@ async fn write_batches(
     }
 }
 
-/// A new record id: unique across control planes, so rows from several never collide.
+/// A new record id: unique across control planes, so rows from several never collide, and
+/// in time order (UUIDv7: the time in milliseconds, then random bits), so each insert
+/// lands at the end of the primary key's index instead of anywhere in it: with random ids
+/// that index cost more than the table and its other indexes together (docs/BENCHMARKS.md,
+/// issue 14).
 pub fn new_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
-/// `text` cut to at most `max` bytes, on a character boundary.
-fn bounded(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
+/// `text` cut to at most `max` bytes, on a character boundary (in place: a gateway's
+/// fields are moved into the record, not copied).
+fn bounded(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
     }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
+    text
 }
 
 const WHO_KINDS: [&str; 5] = ["api_key", "oauth", "anonymous", "stdio", "admin"];
@@ -389,21 +394,21 @@ fn record_of(e: pb::AuditEntry, source: &str, now: i64) -> Result<AuditRecord, &
             e.at_ms
         },
         who_kind: e.who_kind,
-        who_id: bounded(&e.who_id, 256),
-        who_name: bounded(&e.who_name, 256),
-        who_client: bounded(&e.who_client, 256),
-        method: bounded(&e.method, 128),
-        view: bounded(&e.view, 64),
-        provider: bounded(&e.provider, 256),
-        target: bounded(&e.target, 1024),
+        who_id: bounded(e.who_id, 256),
+        who_name: bounded(e.who_name, 256),
+        who_client: bounded(e.who_client, 256),
+        method: bounded(e.method, 128),
+        view: bounded(e.view, 64),
+        provider: bounded(e.provider, 256),
+        target: bounded(e.target, 1024),
         outcome: e.outcome,
         error_code: e.error_code,
-        reason: bounded(&e.reason, 1024),
+        reason: bounded(e.reason, 1024),
         duration_us: clamp(e.duration_us),
         request_bytes: clamp(e.request_bytes),
         response_bytes: clamp(e.response_bytes),
-        trace_id: bounded(&e.trace_id, 64),
-        arguments: bounded(&e.arguments, MAX_ARGUMENTS_BYTES),
+        trace_id: bounded(e.trace_id, 64),
+        arguments: bounded(e.arguments, MAX_ARGUMENTS_BYTES),
         source: source.to_owned(),
     })
 }
