@@ -83,7 +83,12 @@ impl TraceContext {
             traceparent: Option<String>,
             tracestate: Option<String>,
         }
-        let params: Params = serde_json::from_str(message.params.as_ref()?.get()).ok()?;
+        let params = message.params.as_ref()?.get();
+        // Most requests carry none: a substring search spares them the parse.
+        if !params.contains("traceparent") {
+            return None;
+        }
+        let params: Params = serde_json::from_str(params).ok()?;
         let meta = params.meta?;
         Some(TraceContext {
             traceparent: meta.traceparent?,

@@ -168,7 +168,10 @@ impl Gateway {
         }
     }
 
-    /// A request, as a span while tracing is on.
+    /// A request, as a span while tracing is on: the gateway's SERVER span, whose parent is
+    /// the client's trace context (`params._meta.traceparent`, else the HTTP `traceparent`
+    /// header). A request whose trace the sampler drops runs with no span here nor below,
+    /// passing on only its context.
     async fn request_from(
         &self,
         view: &View,
@@ -176,35 +179,36 @@ impl Gateway {
         message: Message,
         came: Option<Came>,
     ) -> Message {
-        if mcpr_core::telemetry::enabled() {
-            // Boxed: an untraced request's future stays the size it was.
-            return Box::pin(self.traced_request(view, session, message, came)).await;
+        use mcpr_core::telemetry::{self, mcp};
+        if !telemetry::enabled() {
+            return self.request(view, session, message).await;
         }
-        self.request(view, session, message).await
+        let came = came.unwrap_or_default();
+        let parent = mcp::TraceContext::from_meta(&message)
+            .and_then(|c| c.parent())
+            .or_else(|| came.context.as_ref().and_then(|c| c.parent()));
+        match mcp::first_span(&message, mcp::Side::Server, parent) {
+            mcp::Traced::Dropped(context) => {
+                mcp::dropped_in(context, self.request(view, session, message)).await
+            }
+            // Boxed: an untraced request's future stays the size it was.
+            mcp::Traced::Span(span) => {
+                Box::pin(self.traced_request(view, session, message, came, span)).await
+            }
+        }
     }
 
-    /// A request as the gateway's SERVER span: its parent is the client's trace context
-    /// (`params._meta.traceparent`, else the HTTP `traceparent` header), and the relay below
-    /// adds the provider and agent it went to. A request whose trace the sampler drops runs
-    /// with no span here nor below, passing on only its context.
+    /// A request in the gateway's SERVER `span`, with what the span records of how it came;
+    /// the relay below adds the provider and agent it went to.
     async fn traced_request(
         &self,
         view: &View,
         session: &str,
         message: Message,
-        came: Option<Came>,
+        came: Came,
+        span: tracing::Span,
     ) -> Message {
         use mcpr_core::telemetry::mcp;
-        let came = came.unwrap_or_default();
-        let parent = mcp::TraceContext::from_meta(&message)
-            .and_then(|c| c.parent())
-            .or_else(|| came.context.and_then(|c| c.parent()));
-        let span = match mcp::first_span(&message, mcp::Side::Server, parent) {
-            mcp::Traced::Span(span) => span,
-            mcp::Traced::Dropped(context) => {
-                return mcp::dropped_in(context, self.request(view, session, message)).await;
-            }
-        };
         if !session.is_empty() {
             mcp::set(&span, "mcp.session.id", session);
         }
