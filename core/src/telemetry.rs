@@ -271,9 +271,11 @@ pub fn init(service: &str) -> Result<Telemetry, String> {
     // The builder's detectors read OTEL_RESOURCE_ATTRIBUTES; the service name is set last so
     // that a binary's own name never shows as `unknown_service`.
     let resource = Resource::builder().with_service_name(service_name).build();
+    // One sampler for the SDK and for the decision before any span (`mcp::first_span`).
+    let sampler = settings.sampler.sampler();
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_sampler(settings.sampler.sampler())
+        .with_sampler(sampler.clone())
         .with_id_generator(Ids::default())
         .with_resource(resource)
         .build();
@@ -327,7 +329,7 @@ pub fn init(service: &str) -> Result<Telemetry, String> {
         let _ = provider.shutdown();
         return Ok(Telemetry { provider: None });
     }
-    let _ = SAMPLER.set(settings.sampler.sampler());
+    let _ = SAMPLER.set(sampler);
     ENABLED.store(true, Ordering::Relaxed);
     tracing::info!(
         endpoint = %settings.endpoint,
