@@ -161,6 +161,10 @@ pub struct Registry {
     servers: RwLock<Arc<Vec<ServerRecord>>>,
     /// The stored tool settings by server id, refreshed with the servers.
     tool_overrides: RwLock<Arc<HashMap<String, Vec<ToolOverrideRecord>>>>,
+    /// Held from a reload's read of the store to its swap of the copies above: without it
+    /// two writes at once could each read, and the slower read (without the other's row)
+    /// be swapped in last, losing a server that was stored and answered 201.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Registry {
@@ -172,6 +176,7 @@ impl Registry {
             fleet,
             servers: RwLock::new(Arc::new(servers)),
             tool_overrides: RwLock::new(Arc::new(tool_overrides)),
+            reloading: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -189,6 +194,9 @@ impl Registry {
     /// Reads the servers again without announcing it (another control plane wrote them and
     /// the cluster's version says so already, `cluster/`).
     pub async fn reload(&self) -> Result<(), StoreError> {
+        // Reads in lock order see every write committed before them, so the last swap holds
+        // them all.
+        let _one_at_a_time = self.reloading.lock().await;
         let servers = self.store.list_servers().await?;
         let tool_overrides = by_server(self.store.list_tool_overrides().await?);
         *self.servers.write().unwrap() = Arc::new(servers);

@@ -557,3 +557,36 @@ async fn rmcp_client_over_stdio_to_mcpr_stdio() {
     );
     bridge.close().await.unwrap();
 }
+
+/// Servers added at the same moment are all kept: each answered 201, and each is then in the
+/// list (two writes at once once lost one: each re-read the store and the slower, older read
+/// was kept last).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_added_at_once_are_all_kept() {
+    let router = Router::start().await;
+    let api = router.api();
+    let names: Vec<String> = (0..16).map(|i| format!("at-once-{i}")).collect();
+    let adds = names.iter().map(|name| {
+        api.post(
+            "/api/v1/servers",
+            json!({"name": name, "enabled": false,
+                "runtime": {"kind": "process", "command": bin("mcpr-fixture-server"), "args": []}}),
+        )
+    });
+    for (status, answer) in futures::future::join_all(adds).await {
+        assert_eq!(status, 201, "{answer}");
+    }
+    let (status, list) = api.get("/api/v1/servers").await;
+    assert_eq!(status, 200, "{list}");
+    let listed: Vec<&str> = list
+        .as_array()
+        .or_else(|| list["servers"].as_array())
+        .expect("a list of servers")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    for name in &names {
+        assert!(listed.contains(&name.as_str()), "{name} lost: {listed:?}");
+        assert_eq!(api.server(name).await["name"], name.as_str());
+    }
+}
