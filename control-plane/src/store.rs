@@ -191,11 +191,19 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Database(e.into()))?;
-        Ok(Store {
+        let store = Store {
             pool,
             backend,
             master_key: None,
-        })
+        };
+        let moved = store.move_audit_rows_into_chunks().await?;
+        if moved > 0 {
+            tracing::info!(
+                records = moved,
+                "moved the audit log into chunks (migration 0012)"
+            );
+        }
+        Ok(store)
     }
 
     /// Seals server secrets under `key` from now on (and opens sealed ones when reading).

@@ -1,17 +1,23 @@
-//! The SQL of the audit log (`0006_audit.sql`): batched inserts, the filtered and cursor-paged
-//! read of `GET /api/v1/audit`, the rows the activity window is rebuilt from, and the
-//! retention prune. What a row holds is said in the migration.
+//! The SQL of the audit log, stored in chunks (`0012_audit_chunks.sql`): one row per batch
+//! the writer takes, its records as a JSON array beside lists of the values the API filters
+//! on. Here: the chunk insert, the filtered and cursor-paged read of `GET /api/v1/audit`, the
+//! rows the activity window is rebuilt from, the retention prune, and the move of the rows
+//! of the table before chunks (`0006_audit.sql`). What a record holds is said there.
 //!
-//! Paging is by keyset, newest first, on `(at_ms, id)`: a cursor names the last row a page
-//! showed, and the next page is what sorts strictly after it. Rows inserted meanwhile never
-//! shift a page (no OFFSET), so paging through a log that grows never repeats or skips a row
-//! that was already there.
+//! Paging is by keyset, newest first, on `(at_ms, id)`: a cursor names the last record a
+//! page showed, and the next page is what sorts strictly after it. Records stored meanwhile
+//! never shift a page (no OFFSET), so paging through a log that grows never repeats or skips
+//! a record that was already there. A read takes the chunks that may hold a match newest
+//! first (by their latest record) and stops at the first chunk whose latest record is older
+//! than the page's last one: no record of it or of any later chunk could be on the page.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use sqlx::any::AnyRow;
 
-use super::{Backend, Store, StoreError};
+use super::{Store, StoreError};
 
 /// One audit record, as stored and as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -53,6 +59,22 @@ pub struct AuditFilter {
     pub until_ms: Option<i64>,
 }
 
+impl AuditFilter {
+    fn matches(&self, r: &AuditRecord) -> bool {
+        let is =
+            |wanted: &Option<String>, value: &str| wanted.as_deref().is_none_or(|w| w == value);
+        self.who
+            .as_deref()
+            .is_none_or(|w| w == r.who_id || w == r.who_name || w == r.who_kind)
+            && is(&self.provider, &r.provider)
+            && is(&self.target, &r.target)
+            && is(&self.method, &r.method)
+            && is(&self.outcome, &r.outcome)
+            && self.since_ms.is_none_or(|since| r.at_ms >= since)
+            && self.until_ms.is_none_or(|until| r.at_ms < until)
+    }
+}
+
 /// Where a page ends: the `(at_ms, id)` of its last row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditCursor {
@@ -73,6 +95,11 @@ impl AuditCursor {
             id: id.to_owned(),
         })
     }
+
+    /// Whether `r` sorts strictly after the cursor, newest first.
+    fn before(&self, r: &AuditRecord) -> bool {
+        (r.at_ms, r.id.as_str()) < (self.at_ms, self.id.as_str())
+    }
 }
 
 /// One row of the activity window's rebuild: a call's time, server, outcome and duration.
@@ -84,79 +111,91 @@ pub struct ActivityRow {
     pub duration_us: i64,
 }
 
-const AUDIT_COLUMNS: &str = "id, at_ms, who_kind, who_id, who_name, who_client, method, view, provider, target, \
-     outcome, error_code, reason, duration_us, request_bytes, response_bytes, trace_id, arguments, source";
-const AUDIT_COLUMN_COUNT: usize = 19;
-/// Rows per INSERT statement on Postgres: one round trip per 50 rows, and 19 × 50
-/// placeholders stay far below its limit. SQLite takes one row per statement: it runs in
-/// the process (no round trip to save), sqlx keeps the one-row statement prepared, and a
-/// statement of 950 placeholders cost about 200,000 instructions per row there, parsed
-/// again for every batch and bound through a look-up of each placeholder's name that scans
-/// them all (docs/BENCHMARKS.md, issue 14).
-const ROWS_PER_INSERT: usize = 50;
+/// Records one chunk holds at most (the writer's batch is at most as large).
+pub const MAX_CHUNK: usize = 1000;
+/// Distinct values a chunk lists per filtered field at most; beyond, it lists [`ANY`].
+const MAX_LISTED: usize = 64;
+/// A chunk with too many distinct values of a field to list: read for every filter on it.
+const ANY: &str = "*";
+/// Chunks a read takes from the database at a time.
+const CHUNKS_PER_READ: i64 = 8;
+/// Rows of the table before chunks moved into one chunk at a time.
+const ROWS_PER_MOVE: i64 = 1000;
 
-/// `INSERT INTO audit_log (…) VALUES ($1, …), (…)` for `rows` rows.
-fn insert_sql(rows: usize) -> String {
-    use std::fmt::Write;
-    let mut sql = format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ");
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..AUDIT_COLUMN_COUNT {
-            if column > 0 {
-                sql.push_str(", ");
+/// Newest first: `(at_ms, id)` descending.
+fn newest_first(a: &AuditRecord, b: &AuditRecord) -> Ordering {
+    (b.at_ms, &b.id).cmp(&(a.at_ms, &a.id))
+}
+
+/// The distinct `values`, each between newlines, or [`ANY`] past [`MAX_LISTED`]. Records of
+/// one batch mostly share their values, so a short list searched in order beats a hash set.
+fn listed<'a>(values: impl Iterator<Item = &'a str>) -> String {
+    let mut distinct: Vec<&str> = Vec::new();
+    for value in values {
+        if !distinct.contains(&value) {
+            if distinct.len() == MAX_LISTED {
+                return ANY.to_owned();
             }
-            let _ = write!(sql, "${}", row * AUDIT_COLUMN_COUNT + column + 1);
+            distinct.push(value);
         }
-        sql.push(')');
     }
-    sql
+    let mut text = String::with_capacity(1 + distinct.iter().map(|v| v.len() + 1).sum::<usize>());
+    text.push('\n');
+    for value in distinct {
+        text.push_str(value);
+        text.push('\n');
+    }
+    text
+}
+
+/// The `LIKE` pattern (with `ESCAPE '\'`) of a list holding `value`.
+fn listed_pattern(value: &str) -> String {
+    let mut pattern = String::with_capacity(value.len() + 4);
+    pattern.push_str("%\n");
+    for c in value.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push_str("\n%");
+    pattern
+}
+
+/// A value bound to a read's placeholders, in their order.
+enum Bind {
+    Text(String),
+    Number(i64),
+}
+
+/// The fields of a stored record the activity window reads; the rest is skipped unparsed.
+#[derive(Deserialize)]
+struct ActivityPart<'a> {
+    at_ms: i64,
+    #[serde(borrow)]
+    provider: Cow<'a, str>,
+    #[serde(borrow)]
+    outcome: Cow<'a, str>,
+    duration_us: i64,
+    #[serde(borrow)]
+    who_kind: Cow<'a, str>,
+    #[serde(borrow)]
+    who_client: Cow<'a, str>,
+}
+
+fn corrupt(chunk: &str, e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(format!("audit chunk {chunk}: {e}"))
 }
 
 impl Store {
-    /// Inserts a batch in one transaction; a row whose id is already stored fails the
-    /// whole batch.
+    /// Stores `records` (up to [`MAX_CHUNK`] per chunk) in one transaction.
     pub async fn insert_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
-        static ONE_ROW: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| insert_sql(1));
         if records.is_empty() {
             return Ok(());
         }
-        let rows_per_insert = match self.backend() {
-            Backend::Sqlite => 1,
-            Backend::Postgres => ROWS_PER_INSERT,
-        };
         let mut tx = self.pool.begin().await?;
-        for chunk in records.chunks(rows_per_insert) {
-            let many;
-            let sql = if chunk.len() == 1 {
-                ONE_ROW.as_str()
-            } else {
-                many = insert_sql(chunk.len());
-                many.as_str()
-            };
-            let mut query = sqlx::query(sql);
-            for r in chunk {
-                query = query
-                    .bind(&r.id)
-                    .bind(r.at_ms)
-                    .bind(&r.who_kind)
-                    .bind(&r.who_id)
-                    .bind(&r.who_name)
-                    .bind(&r.who_client)
-                    .bind(&r.method)
-                    .bind(&r.view)
-                    .bind(&r.provider)
-                    .bind(&r.target)
-                    .bind(&r.outcome)
-                    .bind(r.error_code)
-                    .bind(&r.reason)
-                    .bind(r.duration_us)
-                    .bind(r.request_bytes)
-                    .bind(r.response_bytes)
-                    .bind(&r.trace_id)
-                    .bind(&r.arguments)
-                    .bind(&r.source);
-            }
-            query.execute(&mut *tx).await?;
+        for chunk in records.chunks(MAX_CHUNK) {
+            insert_chunk(&mut tx, chunk).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -170,82 +209,117 @@ impl Store {
         cursor: Option<&AuditCursor>,
         limit: usize,
     ) -> Result<(Vec<AuditRecord>, Option<AuditCursor>), StoreError> {
-        let mut clauses: Vec<String> = Vec::new();
-        let mut texts: Vec<String> = Vec::new();
-        let mut numbers: Vec<i64> = Vec::new();
-        // Placeholders are numbered in bind order: texts first, then numbers.
-        let text_clause = |template: &str, value: &str, texts: &mut Vec<String>| {
-            texts.push(value.to_owned());
-            template.replace('?', &format!("${}", texts.len()))
-        };
-        if let Some(who) = &filter.who {
-            clauses.push(text_clause(
-                "(who_id = ? OR who_name = ? OR who_kind = ?)",
-                who,
-                &mut texts,
-            ));
+        // One more than asked: whether a next page exists, without a count.
+        let want = limit + 1;
+        let mut found: Vec<AuditRecord> = Vec::new();
+        let mut read_past: Option<(i64, String)> = None;
+        'chunks: loop {
+            let chunks = self
+                .audit_chunks(filter, cursor, read_past.as_ref())
+                .await?;
+            let last_read = chunks.len() < CHUNKS_PER_READ as usize;
+            for (id, last_ms, records) in chunks {
+                if found.len() == want && last_ms < found[want - 1].at_ms {
+                    break 'chunks;
+                }
+                let records: Vec<AuditRecord> =
+                    serde_json::from_str(&records).map_err(|e| corrupt(&id, e))?;
+                found.extend(
+                    records.into_iter().filter(|r| {
+                        filter.matches(r) && cursor.is_none_or(|cursor| cursor.before(r))
+                    }),
+                );
+                found.sort_unstable_by(newest_first);
+                found.truncate(want);
+                read_past = Some((last_ms, id));
+            }
+            if last_read {
+                break;
+            }
         }
-        if let Some(provider) = &filter.provider {
-            clauses.push(text_clause("provider = ?", provider, &mut texts));
-        }
-        if let Some(target) = &filter.target {
-            clauses.push(text_clause("target = ?", target, &mut texts));
-        }
-        if let Some(method) = &filter.method {
-            clauses.push(text_clause("method = ?", method, &mut texts));
-        }
-        if let Some(outcome) = &filter.outcome {
-            clauses.push(text_clause("outcome = ?", outcome, &mut texts));
-        }
-        if let Some(cursor) = cursor {
-            texts.push(cursor.id.clone());
-            let id_at = texts.len();
-            numbers.push(cursor.at_ms);
-            let n = texts.len() + numbers.len();
-            clauses.push(format!(
-                "(at_ms < ${n} OR (at_ms = ${n} AND id < ${id_at}))"
-            ));
-        }
-        if let Some(since) = filter.since_ms {
-            numbers.push(since);
-            clauses.push(format!("at_ms >= ${}", texts.len() + numbers.len()));
-        }
-        if let Some(until) = filter.until_ms {
-            numbers.push(until);
-            clauses.push(format!("at_ms < ${}", texts.len() + numbers.len()));
-        }
-        let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log");
-        if !clauses.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&clauses.join(" AND "));
-        }
-        // One more than asked: whether a next page exists, without a COUNT.
-        sql.push_str(&format!(
-            " ORDER BY at_ms DESC, id DESC LIMIT {}",
-            limit + 1
-        ));
-        let mut query = sqlx::query(&sql);
-        for text in &texts {
-            query = query.bind(text);
-        }
-        for number in &numbers {
-            query = query.bind(*number);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        let mut records = rows
-            .iter()
-            .map(audit_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = if records.len() > limit {
-            records.truncate(limit);
-            records.last().map(|last| AuditCursor {
+        let next = if found.len() > limit {
+            found.truncate(limit);
+            found.last().map(|last| AuditCursor {
                 at_ms: last.at_ms,
                 id: last.id.clone(),
             })
         } else {
             None
         };
-        Ok((records, next))
+        Ok((found, next))
+    }
+
+    /// The next [`CHUNKS_PER_READ`] chunks that may hold a record of `filter` after `cursor`,
+    /// newest first, after the chunk `read_past` (its `last_ms` and id): `(id, last_ms,
+    /// records)`.
+    async fn audit_chunks(
+        &self,
+        filter: &AuditFilter,
+        cursor: Option<&AuditCursor>,
+        read_past: Option<&(i64, String)>,
+    ) -> Result<Vec<(String, i64, String)>, StoreError> {
+        let mut clauses: Vec<String> = Vec::new();
+        let mut binds: Vec<Bind> = Vec::new();
+        let mut clause = |template: &str, values: Vec<Bind>| {
+            let mut text = template.to_owned();
+            for value in values {
+                binds.push(value);
+                text = text.replacen('?', &format!("${}", binds.len()), 1);
+            }
+            clauses.push(text);
+        };
+        for (column, wanted) in [
+            ("whos", &filter.who),
+            ("providers", &filter.provider),
+            ("targets", &filter.target),
+            ("methods", &filter.method),
+            ("outcomes", &filter.outcome),
+        ] {
+            if let Some(value) = wanted {
+                clause(
+                    &format!("({column} = '{ANY}' OR {column} LIKE ? ESCAPE '\\')"),
+                    vec![Bind::Text(listed_pattern(value))],
+                );
+            }
+        }
+        if let Some(cursor) = cursor {
+            clause("first_ms <= ?", vec![Bind::Number(cursor.at_ms)]);
+        }
+        if let Some(since) = filter.since_ms {
+            clause("last_ms >= ?", vec![Bind::Number(since)]);
+        }
+        if let Some(until) = filter.until_ms {
+            clause("first_ms < ?", vec![Bind::Number(until)]);
+        }
+        if let Some((last_ms, id)) = read_past {
+            clause(
+                "(last_ms < ? OR (last_ms = ? AND id < ?))",
+                vec![
+                    Bind::Number(*last_ms),
+                    Bind::Number(*last_ms),
+                    Bind::Text(id.clone()),
+                ],
+            );
+        }
+        let mut sql = "SELECT id, last_ms, records FROM audit_chunk".to_owned();
+        if !clauses.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&clauses.join(" AND "));
+        }
+        sql.push_str(&format!(
+            " ORDER BY last_ms DESC, id DESC LIMIT {CHUNKS_PER_READ}"
+        ));
+        let mut query = sqlx::query(&sql);
+        for bind in binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(text),
+                Bind::Number(number) => query.bind(number),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+            .collect()
     }
 
     /// The calls to servers since `since_ms`, oldest first: what the activity window is
@@ -255,37 +329,144 @@ impl Store {
         &self,
         since_ms: i64,
     ) -> Result<Vec<ActivityRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT at_ms, provider, outcome, duration_us FROM audit_log \
-             WHERE at_ms >= $1 AND provider <> '' \
-             AND (who_kind <> 'admin' OR who_client = 'mcp_token') ORDER BY at_ms",
-        )
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ActivityRow {
-                    at_ms: row.try_get("at_ms")?,
-                    provider: row.try_get("provider")?,
-                    outcome: row.try_get("outcome")?,
-                    duration_us: row.try_get("duration_us")?,
-                })
-            })
-            .collect()
+        let chunks = sqlx::query("SELECT id, records FROM audit_chunk WHERE last_ms >= $1")
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut rows = Vec::new();
+        for chunk in &chunks {
+            let id: String = chunk.try_get(0)?;
+            let records: String = chunk.try_get(1)?;
+            let parts: Vec<ActivityPart> =
+                serde_json::from_str(&records).map_err(|e| corrupt(&id, e))?;
+            rows.extend(
+                parts
+                    .into_iter()
+                    .filter(|p| {
+                        p.at_ms >= since_ms
+                            && !p.provider.is_empty()
+                            && (p.who_kind != "admin" || p.who_client == "mcp_token")
+                    })
+                    .map(|p| ActivityRow {
+                        at_ms: p.at_ms,
+                        provider: p.provider.into_owned(),
+                        outcome: p.outcome.into_owned(),
+                        duration_us: p.duration_us,
+                    }),
+            );
+        }
+        rows.sort_by_key(|row| row.at_ms);
+        Ok(rows)
     }
 
-    /// Deletes the records older than `before_ms`; returns how many.
+    /// Deletes the records older than `before_ms`; returns how many. A chunk with records on
+    /// both sides of the cut is written again with the younger ones.
     pub async fn prune_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM audit_log WHERE at_ms < $1")
+        let mut tx = self.pool.begin().await?;
+        let whole: i64 = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(record_count), 0) AS BIGINT) FROM audit_chunk \
+             WHERE last_ms < $1",
+        )
+        .bind(before_ms)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        sqlx::query("DELETE FROM audit_chunk WHERE last_ms < $1")
             .bind(before_ms)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected())
+        let straddling = sqlx::query(
+            "SELECT id, records FROM audit_chunk WHERE first_ms < $1 AND last_ms >= $1",
+        )
+        .bind(before_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut pruned = u64::try_from(whole).unwrap_or(0);
+        for chunk in &straddling {
+            let id: String = chunk.try_get(0)?;
+            let text: String = chunk.try_get(1)?;
+            let mut records: Vec<AuditRecord> =
+                serde_json::from_str(&text).map_err(|e| corrupt(&id, e))?;
+            let before = records.len();
+            records.retain(|r| r.at_ms >= before_ms);
+            pruned += (before - records.len()) as u64;
+            sqlx::query("DELETE FROM audit_chunk WHERE id = $1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            insert_chunk(&mut tx, &records).await?;
+        }
+        tx.commit().await?;
+        Ok(pruned)
+    }
+
+    /// Moves the rows of the table before chunks (`0006_audit.sql`) into chunks, a
+    /// transaction per [`ROWS_PER_MOVE`]; at start, after the migrations. Rows a second
+    /// control plane moves at the same time are deleted by one of them only (the other's
+    /// `DELETE` finds them gone), so none is moved twice.
+    pub(super) async fn move_audit_rows_into_chunks(&self) -> Result<u64, StoreError> {
+        let mut moved = 0;
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let rows = sqlx::query(&format!(
+                "DELETE FROM audit_log WHERE id IN \
+                 (SELECT id FROM audit_log ORDER BY at_ms, id LIMIT {ROWS_PER_MOVE}) \
+                 RETURNING {OLD_COLUMNS}"
+            ))
+            .fetch_all(&mut *tx)
+            .await?;
+            if rows.is_empty() {
+                return Ok(moved);
+            }
+            let records = rows.iter().map(old_row).collect::<Result<Vec<_>, _>>()?;
+            for chunk in records.chunks(MAX_CHUNK) {
+                insert_chunk(&mut tx, chunk).await?;
+            }
+            tx.commit().await?;
+            moved += records.len() as u64;
+        }
     }
 }
 
-fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
+/// One chunk of `records` (at most [`MAX_CHUNK`]; none: nothing is stored).
+async fn insert_chunk(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    records: &[AuditRecord],
+) -> Result<(), StoreError> {
+    let (Some(first), Some(last)) = (
+        records.iter().map(|r| r.at_ms).min(),
+        records.iter().map(|r| r.at_ms).max(),
+    ) else {
+        return Ok(());
+    };
+    let json = serde_json::to_string(records)
+        .map_err(|e| StoreError::Corrupt(format!("an audit record does not serialize: {e}")))?;
+    sqlx::query(
+        "INSERT INTO audit_chunk (id, first_ms, last_ms, record_count, whos, providers, \
+         targets, methods, outcomes, records) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(uuid::Uuid::now_v7().simple().to_string())
+    .bind(first)
+    .bind(last)
+    .bind(records.len() as i64)
+    .bind(listed(records.iter().flat_map(|r| {
+        [r.who_id.as_str(), r.who_name.as_str(), r.who_kind.as_str()]
+    })))
+    .bind(listed(records.iter().map(|r| r.provider.as_str())))
+    .bind(listed(records.iter().map(|r| r.target.as_str())))
+    .bind(listed(records.iter().map(|r| r.method.as_str())))
+    .bind(listed(records.iter().map(|r| r.outcome.as_str())))
+    .bind(json)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+const OLD_COLUMNS: &str = "id, at_ms, who_kind, who_id, who_name, who_client, method, view, provider, target, \
+     outcome, error_code, reason, duration_us, request_bytes, response_bytes, trace_id, arguments, source";
+
+/// A row of the table before chunks.
+fn old_row(row: &sqlx::any::AnyRow) -> Result<AuditRecord, StoreError> {
     Ok(AuditRecord {
         id: row.try_get("id")?,
         at_ms: row.try_get("at_ms")?,
@@ -434,6 +615,96 @@ pub(crate) mod tests {
         assert_eq!(left.len(), 60 + late);
         assert!(left.iter().all(|r| r.at_ms >= 1_006_000));
         assert_eq!(store.prune_audit(1_006_000).await.unwrap(), 0);
+
+        chunk_lists(store).await;
+        rows_of_the_table_before_chunks_are_moved(store).await;
+    }
+
+    /// A filter skips chunks by their lists of values, and never one that holds a match:
+    /// values with LIKE's wildcards, its escape, a newline, other case; a chunk with more
+    /// distinct values than it lists.
+    async fn chunk_lists(store: &Store) {
+        let at = 50_000_000;
+        let odd = ["50%_off", "a\\b", "two\nlines", "Case", "case"];
+        let records: Vec<AuditRecord> = odd
+            .iter()
+            .enumerate()
+            .map(|(i, target)| AuditRecord {
+                target: (*target).to_owned(),
+                ..audit(&format!("o{i}"), at + i as i64, "key_o", "odd", "ok")
+            })
+            .collect();
+        store.insert_audit(&records).await.unwrap();
+        let many: Vec<AuditRecord> = (0..2 * MAX_LISTED)
+            .map(|i| AuditRecord {
+                target: format!("t{i}"),
+                ..audit(&format!("m{i:03}"), at + 100, "key_m", "many", "ok")
+            })
+            .collect();
+        store.insert_audit(&many).await.unwrap();
+        let by_target = |target: &str| {
+            let filter = AuditFilter {
+                target: Some(target.to_owned()),
+                since_ms: Some(at),
+                ..Default::default()
+            };
+            async move {
+                let (rows, _) = store.list_audit(&filter, None, 1000).await.unwrap();
+                rows.into_iter().map(|r| r.id).collect::<Vec<_>>()
+            }
+        };
+        for (i, target) in odd.iter().enumerate() {
+            assert_eq!(by_target(target).await, [format!("o{i}")], "{target:?}");
+        }
+        // Near misses of the wildcards and the newline match nothing.
+        for near in ["50", "50x_off", "50%xoff", "a\\", "two", "lines", "CASE"] {
+            assert!(by_target(near).await.is_empty(), "{near:?}");
+        }
+        assert_eq!(by_target("t77").await, ["m077"]);
+        assert!(by_target("t999").await.is_empty());
+    }
+
+    /// Rows of `audit_log` (the table before chunks) are moved at start, once, in order.
+    async fn rows_of_the_table_before_chunks_are_moved(store: &Store) {
+        let at = 60_000_000;
+        for i in 0..3 {
+            sqlx::query(
+                "INSERT INTO audit_log (id, at_ms, who_kind, who_id, method, provider, target, \
+                 outcome, duration_us) VALUES ($1, $2, 'api_key', 'key_old', 'tools/call', 'old', \
+                 'get_time', 'ok', 7)",
+            )
+            .bind(format!("old{i}"))
+            .bind(at + i)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        assert_eq!(store.move_audit_rows_into_chunks().await.unwrap(), 3);
+        assert_eq!(store.move_audit_rows_into_chunks().await.unwrap(), 0);
+        let filter = AuditFilter {
+            provider: Some("old".into()),
+            ..Default::default()
+        };
+        let (rows, _) = store.list_audit(&filter, None, 10).await.unwrap();
+        let ids: Vec<_> = rows.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["old2", "old1", "old0"]);
+        assert_eq!(
+            (
+                rows[0].who_id.as_str(),
+                rows[0].target.as_str(),
+                rows[0].duration_us
+            ),
+            ("key_old", "get_time", 7)
+        );
+    }
+
+    #[test]
+    fn lists_escape_like_and_give_up_past_their_bound() {
+        assert_eq!(listed(["a", "b", "a"].into_iter()), "\na\nb\n");
+        assert_eq!(listed(std::iter::empty()), "\n");
+        let names: Vec<String> = (0..=MAX_LISTED).map(|i| i.to_string()).collect();
+        assert_eq!(listed(names.iter().map(String::as_str)), ANY);
+        assert_eq!(listed_pattern("5%_\\x"), "%\n5\\%\\_\\\\x\n%");
     }
 
     #[test]
