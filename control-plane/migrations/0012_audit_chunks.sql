@@ -1,10 +1,10 @@
 -- The audit log in chunks (issue 14): one row per batch the control plane's writer takes
 -- (up to 1000 records), instead of one row per record. A row per call with its indexes cost
 -- SQLite about 20,000 instructions per record (its B-trees and the statement), on the same
--- cores as the call itself (about 140,000); a chunk costs its JSON, once per record.
--- What a record holds is said in 0006_audit.sql; `records` is the JSON array of them, the
--- shape `GET /api/v1/audit` shows (SQLite: `json_each(records)`, Postgres:
--- `json_array_elements(records::json)` read them in SQL).
+-- cores as the call itself (about 140,000); a chunk costs its encoding, once per record.
+-- What a record holds is said in 0006_audit.sql; `records` holds them as length-delimited
+-- protobuf messages in base64 (`AuditRecord` in control-plane/src/store/audit.rs, whose
+-- tags are this format). `GET /api/v1/audit` (and its CSV and JSON-lines export) reads them.
 --
 -- The lists below let a filtered read skip the chunks that cannot hold a match: each is the
 -- chunk's distinct values of a filtered field, every one between newlines ("\na\nb\n"), or

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use mcpr_proto as pb;
+use prost::Message;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
@@ -274,14 +275,16 @@ pub async fn ship(
             entries,
             dropped,
         };
+        // Kept encoded for a retry: the report is sent by value, and encoding it is a
+        // fraction of a copy of every record's strings (docs/BENCHMARKS.md, issue 14).
+        let kept = report.encode_to_vec();
         let failed = match client.as_mut() {
-            Some(c) => match c.report_audit(report.clone()).await {
-                Ok(_) => None,
-                Err(status) => Some(status.to_string()),
-            },
+            Some(c) => c.report_audit(report).await.err().map(|s| s.to_string()),
             None => Some("cannot reach the control plane".to_owned()),
         };
         if let Some(why) = failed {
+            let report = pb::AuditReport::decode(kept.as_slice())
+                .expect("a report this gateway encoded decodes");
             tracing::debug!(
                 why,
                 records = report.entries.len(),

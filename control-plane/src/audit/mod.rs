@@ -346,8 +346,13 @@ async fn write_batches(
 /// lands at the end of the primary key's index instead of anywhere in it: with random ids
 /// that index cost more than the table and its other indexes together (docs/BENCHMARKS.md,
 /// issue 14).
+/// (`fast-rng`: the random bits come from a thread's CSPRNG, not a system call per id.)
 pub fn new_id() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
+    let mut text = uuid::Uuid::encode_buffer();
+    uuid::Uuid::now_v7()
+        .simple()
+        .encode_lower(&mut text)
+        .to_owned()
 }
 
 /// `text` cut to at most `max` bytes, on a character boundary (in place: a gateway's

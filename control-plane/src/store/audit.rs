@@ -11,35 +11,57 @@
 //! first (by their latest record) and stops at the first chunk whose latest record is older
 //! than the page's last one: no record of it or of any later chunk could be on the page.
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use prost::Message;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{Store, StoreError};
 
-/// One audit record, as stored and as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// One audit record, as the API shows it (JSON) and as a chunk stores it (protobuf: the tags
+/// below are the stored format, never to be reused or renumbered).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, prost::Message)]
 pub struct AuditRecord {
+    #[prost(string, tag = "1")]
     pub id: String,
+    #[prost(int64, tag = "2")]
     pub at_ms: i64,
+    #[prost(string, tag = "3")]
     pub who_kind: String,
+    #[prost(string, tag = "4")]
     pub who_id: String,
+    #[prost(string, tag = "5")]
     pub who_name: String,
+    #[prost(string, tag = "6")]
     pub who_client: String,
+    #[prost(string, tag = "7")]
     pub method: String,
+    #[prost(string, tag = "8")]
     pub view: String,
+    #[prost(string, tag = "9")]
     pub provider: String,
+    #[prost(string, tag = "10")]
     pub target: String,
+    #[prost(string, tag = "11")]
     pub outcome: String,
+    #[prost(int64, tag = "12")]
     pub error_code: i64,
+    #[prost(string, tag = "13")]
     pub reason: String,
+    #[prost(int64, tag = "14")]
     pub duration_us: i64,
+    #[prost(int64, tag = "15")]
     pub request_bytes: i64,
+    #[prost(int64, tag = "16")]
     pub response_bytes: i64,
+    #[prost(string, tag = "17")]
     pub trace_id: String,
+    #[prost(string, tag = "18")]
     pub arguments: String,
+    #[prost(string, tag = "19")]
     pub source: String,
 }
 
@@ -168,23 +190,32 @@ enum Bind {
     Number(i64),
 }
 
-/// The fields of a stored record the activity window reads; the rest is skipped unparsed.
-#[derive(Deserialize)]
-struct ActivityPart<'a> {
-    at_ms: i64,
-    #[serde(borrow)]
-    provider: Cow<'a, str>,
-    #[serde(borrow)]
-    outcome: Cow<'a, str>,
-    duration_us: i64,
-    #[serde(borrow)]
-    who_kind: Cow<'a, str>,
-    #[serde(borrow)]
-    who_client: Cow<'a, str>,
+fn corrupt(chunk: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("audit chunk {chunk}: {e}"))
 }
 
-fn corrupt(chunk: &str, e: serde_json::Error) -> StoreError {
-    StoreError::Corrupt(format!("audit chunk {chunk}: {e}"))
+/// A chunk's `records`: the records as length-delimited protobuf messages, in base64 (the
+/// column is TEXT on both databases). serde_json cost about 5,200 instructions per record
+/// here, for every call; this about a fifth of it (docs/BENCHMARKS.md, issue 14).
+fn encode_records(records: &[AuditRecord]) -> String {
+    let mut bytes = Vec::with_capacity(records.len() * 160);
+    for record in records {
+        record
+            .encode_length_delimited(&mut bytes)
+            .expect("a Vec grows as needed");
+    }
+    BASE64.encode(bytes)
+}
+
+fn decode_records(chunk: &str, text: &str) -> Result<Vec<AuditRecord>, StoreError> {
+    let bytes = BASE64.decode(text).map_err(|e| corrupt(chunk, e))?;
+    let mut rest = bytes.as_slice();
+    let mut records = Vec::new();
+    while !rest.is_empty() {
+        records
+            .push(AuditRecord::decode_length_delimited(&mut rest).map_err(|e| corrupt(chunk, e))?);
+    }
+    Ok(records)
 }
 
 impl Store {
@@ -222,8 +253,7 @@ impl Store {
                 if found.len() == want && last_ms < found[want - 1].at_ms {
                     break 'chunks;
                 }
-                let records: Vec<AuditRecord> =
-                    serde_json::from_str(&records).map_err(|e| corrupt(&id, e))?;
+                let records = decode_records(&id, &records)?;
                 found.extend(
                     records.into_iter().filter(|r| {
                         filter.matches(r) && cursor.is_none_or(|cursor| cursor.before(r))
@@ -337,21 +367,19 @@ impl Store {
         for chunk in &chunks {
             let id: String = chunk.try_get(0)?;
             let records: String = chunk.try_get(1)?;
-            let parts: Vec<ActivityPart> =
-                serde_json::from_str(&records).map_err(|e| corrupt(&id, e))?;
             rows.extend(
-                parts
+                decode_records(&id, &records)?
                     .into_iter()
-                    .filter(|p| {
-                        p.at_ms >= since_ms
-                            && !p.provider.is_empty()
-                            && (p.who_kind != "admin" || p.who_client == "mcp_token")
+                    .filter(|r| {
+                        r.at_ms >= since_ms
+                            && !r.provider.is_empty()
+                            && (r.who_kind != "admin" || r.who_client == "mcp_token")
                     })
-                    .map(|p| ActivityRow {
-                        at_ms: p.at_ms,
-                        provider: p.provider.into_owned(),
-                        outcome: p.outcome.into_owned(),
-                        duration_us: p.duration_us,
+                    .map(|r| ActivityRow {
+                        at_ms: r.at_ms,
+                        provider: r.provider,
+                        outcome: r.outcome,
+                        duration_us: r.duration_us,
                     }),
             );
         }
@@ -385,8 +413,7 @@ impl Store {
         for chunk in &straddling {
             let id: String = chunk.try_get(0)?;
             let text: String = chunk.try_get(1)?;
-            let mut records: Vec<AuditRecord> =
-                serde_json::from_str(&text).map_err(|e| corrupt(&id, e))?;
+            let mut records = decode_records(&id, &text)?;
             let before = records.len();
             records.retain(|r| r.at_ms >= before_ms);
             pruned += (before - records.len()) as u64;
@@ -439,8 +466,6 @@ async fn insert_chunk(
     ) else {
         return Ok(());
     };
-    let json = serde_json::to_string(records)
-        .map_err(|e| StoreError::Corrupt(format!("an audit record does not serialize: {e}")))?;
     sqlx::query(
         "INSERT INTO audit_chunk (id, first_ms, last_ms, record_count, whos, providers, \
          targets, methods, outcomes, records) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -456,7 +481,7 @@ async fn insert_chunk(
     .bind(listed(records.iter().map(|r| r.target.as_str())))
     .bind(listed(records.iter().map(|r| r.method.as_str())))
     .bind(listed(records.iter().map(|r| r.outcome.as_str())))
-    .bind(json)
+    .bind(encode_records(records))
     .execute(&mut **tx)
     .await?;
     Ok(())
