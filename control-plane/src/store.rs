@@ -27,7 +27,7 @@ use crate::secrets::{self, MasterKey};
 
 mod audit;
 
-pub use audit::{ActivityRow, AuditCursor, AuditFilter, AuditRecord};
+pub use audit::{ActivityRow, AuditCursor, AuditFilter, AuditRecord, audit_record, batch_of};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -39,7 +39,8 @@ const AUDITED: [&str; 3] = ["tools/call", "resources/read", "prompts/get"];
 
 pub struct AuditQueue {
     snapshot: Arc<ArcSwap<Snapshot>>,
-    queue: Mutex<Vec<pb::AuditEntry>>,
+    /// The records waiting, each text once (`mcpr_proto::audit_batch`).
+    queue: Mutex<pb::AuditBatchBuilder>,
     max_queued: usize,
     /// Dropped since the last report (the control plane counts them too).
     dropped: AtomicU64,
@@ -56,7 +57,7 @@ impl AuditQueue {
     fn bounded(snapshot: Arc<ArcSwap<Snapshot>>, max_queued: usize) -> AuditQueue {
         AuditQueue {
             snapshot,
-            queue: Mutex::new(Vec::new()),
+            queue: Mutex::new(pb::AuditBatchBuilder::new()),
             max_queued,
             dropped: AtomicU64::new(0),
             lost: AtomicU64::new(0),
@@ -77,42 +78,27 @@ impl AuditQueue {
 
     /// Records waiting to be shipped.
     pub fn queued(&self) -> usize {
-        self.queue.lock().unwrap().len()
+        self.queue.lock().unwrap().rows()
     }
 
-    /// Takes what waits: the entries and the count of those dropped.
-    fn take(&self) -> (Vec<pb::AuditEntry>, u64) {
-        let entries = std::mem::take(&mut *self.queue.lock().unwrap());
-        (entries, self.dropped.swap(0, Ordering::Relaxed))
+    /// Takes what waits: the records and the count of those dropped.
+    fn take(&self) -> (pb::AuditBatch, u64) {
+        let batch = self.queue.lock().unwrap().take();
+        (batch, self.dropped.swap(0, Ordering::Relaxed))
     }
 
     /// Puts back what could not be sent, before what came meanwhile, as far as it fits.
-    fn put_back(&self, mut entries: Vec<pb::AuditEntry>, dropped: u64) {
+    fn put_back(&self, batch: pb::AuditBatch, dropped: u64) {
         let mut queue = self.queue.lock().unwrap();
-        let room = self.max_queued.saturating_sub(queue.len());
-        let lost = entries.len().saturating_sub(room);
-        entries.truncate(room);
-        entries.append(&mut queue);
-        *queue = entries;
+        let room = self.max_queued.saturating_sub(queue.rows());
+        let lost = batch.rows.len().saturating_sub(room);
+        let mut again = pb::AuditBatchBuilder::from_batch(batch);
+        again.truncate(room);
+        again.absorb(queue.take());
+        *queue = again;
         self.dropped
             .fetch_add(dropped + lost as u64, Ordering::Relaxed);
         self.lost.fetch_add(lost as u64, Ordering::Relaxed);
-    }
-
-    fn push(&self, entry: pb::AuditEntry) {
-        let mut queue = self.queue.lock().unwrap();
-        if queue.len() >= self.max_queued {
-            drop(queue);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            self.lost.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        queue.push(entry);
-        let wake = queue.len() == SHIP_BATCH;
-        drop(queue);
-        if wake {
-            self.wake.notify_one();
-        }
     }
 }
 
@@ -152,27 +138,42 @@ impl CallSink for AuditQueue {
             (AuditArguments::Hash, Some(json)) => argument_hash(json),
             (AuditArguments::Full, Some(json)) => cut(json, MAX_ARGUMENTS_BYTES),
         };
-        let entry = pb::AuditEntry {
+        drop(snapshot);
+        let duration_us = record.duration.as_micros() as u64;
+        let mut queue = self.queue.lock().unwrap();
+        if queue.rows() >= self.max_queued {
+            drop(queue);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.lost.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let row = pb::AuditRow {
             at_ms: now_ms(),
-            who_kind: who_kind.to_owned(),
-            who_id: who_id.to_owned(),
-            who_name: who_name.to_owned(),
-            who_client: who_client.to_owned(),
-            method: record.method.to_owned(),
-            view: record.view.to_owned(),
-            provider: record.provider.unwrap_or_default().to_owned(),
-            target: record.target.unwrap_or_default().to_owned(),
-            outcome: outcome.to_owned(),
+            who_kind: queue.text(who_kind),
+            who_id: queue.text(who_id),
+            who_name: queue.text(who_name),
+            who_client: queue.text(who_client),
+            method: queue.text(record.method),
+            view: queue.text(record.view),
+            provider: queue.text(record.provider.unwrap_or_default()),
+            target: queue.text(record.target.unwrap_or_default()),
+            outcome: queue.text(outcome),
             error_code,
-            reason: reason.to_owned(),
-            duration_us: record.duration.as_micros() as u64,
+            reason: queue.text(reason),
+            duration_us,
             request_bytes: record.request_bytes as u64,
             response_bytes: record.response_bytes as u64,
             trace_id: String::new(),
             arguments,
+            source: 0,
+            id: String::new(),
         };
-        drop(snapshot);
-        self.push(entry);
+        queue.push(row);
+        let wake = queue.rows() == SHIP_BATCH;
+        drop(queue);
+        if wake {
+            self.wake.notify_one();
+        }
     }
 }
 
@@ -262,8 +263,8 @@ pub async fn ship(
             _ = queue.wake.notified() => {}
         }
         let Some(gw) = gateway.upgrade() else { return };
-        let (entries, dropped) = queue.take();
-        if entries.is_empty() && dropped == 0 {
+        let (batch, dropped) = queue.take();
+        if batch.rows.is_empty() && dropped == 0 {
             continue;
         }
         if client.is_none() {
@@ -272,8 +273,9 @@ pub async fn ship(
         drop(gw);
         let report = pb::AuditReport {
             gateway_id: gateway_id.clone(),
-            entries,
+            entries: Vec::new(),
             dropped,
+            batch: Some(batch),
         };
         // Kept encoded for a retry: the report is sent by value, and encoding it is a
         // fraction of a copy of every record's strings (docs/BENCHMARKS.md, issue 14).
@@ -285,15 +287,16 @@ pub async fn ship(
         if let Some(why) = failed {
             let report = pb::AuditReport::decode(kept.as_slice())
                 .expect("a report this gateway encoded decodes");
+            let batch = report.batch.unwrap_or_default();
             tracing::debug!(
                 why,
-                records = report.entries.len(),
+                records = batch.rows.len(),
                 "audit report failed; will retry"
             );
             client = None;
             // The next round tries the next control plane; the records wait in the queue.
             failover.next(false);
-            queue.put_back(report.entries, report.dropped);
+            queue.put_back(batch, report.dropped);
         }
     }
 }
@@ -364,7 +367,8 @@ mod tests {
             Outcome::Refused(Refusal::RateLimitAddress),
             None,
         ));
-        let (entries, dropped) = queue.take();
+        let (batch, dropped) = queue.take();
+        let entries = batch.entries();
         assert_eq!(dropped, 0);
         let summary: Vec<_> = entries
             .iter()
@@ -408,7 +412,7 @@ mod tests {
 
         let off = AuditQueue::new(snapshot_with(false, ""));
         off.record(&call(&Who::Stdio, "tools/call", Outcome::Ok, None));
-        assert!(off.take().0.is_empty());
+        assert!(off.take().0.rows.is_empty());
     }
 
     #[test]
@@ -426,7 +430,7 @@ mod tests {
             Outcome::Ok,
             Some("{\"a\":\"é\",\"b\":[1,{\"x\":1,\"y\":2}]}"),
         ));
-        let (entries, _) = hashed.take();
+        let entries = hashed.take().0.entries();
         assert_eq!(entries[0].arguments, entries[1].arguments);
         // sha256 of the canonical text, computed independently.
         let expected = Sha256::digest("{\"a\":\"é\",\"b\":[1,{\"x\":1,\"y\":2}]}".as_bytes());
@@ -439,7 +443,7 @@ mod tests {
             Outcome::Ok,
             Some("{\"q\": 1}"),
         ));
-        assert_eq!(full.take().0[0].arguments, "{\"q\": 1}");
+        assert_eq!(full.take().0.entries()[0].arguments, "{\"q\": 1}");
     }
 
     #[test]
@@ -449,14 +453,18 @@ mod tests {
             queue.record(&call(&Who::Stdio, "tools/call", Outcome::Ok, None));
         }
         assert_eq!(queue.dropped(), 2);
-        let (entries, dropped) = queue.take();
-        assert_eq!((entries.len(), dropped, queue.dropped()), (3, 2, 0));
+        let (batch, dropped) = queue.take();
+        assert_eq!((batch.rows.len(), dropped, queue.dropped()), (3, 2, 0));
         // A failed report comes back first; what does not fit beside newer ones is counted.
         queue.record(&call(&Who::Stdio, "resources/read", Outcome::Ok, None));
-        queue.put_back(entries, dropped);
+        queue.put_back(batch, dropped);
         let (again, dropped) = queue.take();
+        let again = again.entries();
         assert_eq!(again.len(), 3);
-        assert_eq!(again[2].method, "resources/read");
+        assert_eq!(
+            again.iter().map(|e| e.method.as_str()).collect::<Vec<_>>(),
+            ["tools/call", "tools/call", "resources/read"]
+        );
         assert_eq!(dropped, 2 + 1);
         // Lost for good: the two the full queue refused, and the one that did not fit back.
         assert_eq!((queue.lost(), queue.queued()), (3, 0));

@@ -6,3 +6,6 @@ pub mod v1 {
     tonic::include_proto!("mcpr.v1");
 }
 pub use v1::*;
+
+pub mod audit_batch;
+pub use audit_batch::AuditBatchBuilder;

@@ -25,8 +25,9 @@ use mcpr_proto as pb;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
+use crate::keys::mcp_token::AUDIT_CLIENT;
 use crate::keys::now_ms;
-use crate::store::{AuditRecord, Store};
+use crate::store::{AuditRecord, Store, audit_record, batch_of};
 
 /// Records waiting for the writer, at most: beyond, new ones are dropped and counted.
 pub const MAX_QUEUED: usize = 50_000;
@@ -133,7 +134,7 @@ pub struct AuditStats {
 pub struct Audit {
     store: Store,
     settings: AuditSettings,
-    queue: mpsc::UnboundedSender<Vec<AuditRecord>>,
+    queue: mpsc::UnboundedSender<pb::AuditBatch>,
     /// Records in `queue` (the bound is on records, not batches), at most `max_queued`.
     queued: AtomicUsize,
     max_queued: usize,
@@ -232,12 +233,16 @@ impl Audit {
     /// Queues records for the writer; false (and counted as dropped) when the queue is full
     /// or auditing is off.
     pub fn submit(&self, records: Vec<AuditRecord>) -> bool {
-        let n = records.len();
+        self.submit_batch(batch_of(&records))
+    }
+
+    fn submit_batch(&self, batch: pb::AuditBatch) -> bool {
+        let n = batch.rows.len();
         if n == 0 || !self.settings.enabled {
             return n == 0;
         }
         let before = self.queued.fetch_add(n, Ordering::AcqRel);
-        if before + n > self.max_queued || self.queue.send(records).is_err() {
+        if before + n > self.max_queued || self.queue.send(batch).is_err() {
             self.queued.fetch_sub(n, Ordering::AcqRel);
             self.dropped_by_control_plane
                 .fetch_add(n as u64, Ordering::Relaxed);
@@ -246,24 +251,14 @@ impl Audit {
         true
     }
 
-    /// A gateway's batch: checked and bounded field by field (it is input), then queued.
+    /// A gateway's report: checked and bounded row by row (it is input), then queued.
     pub fn ingest(&self, report: pb::AuditReport) {
         self.dropped_by_gateways
             .fetch_add(report.dropped, Ordering::Relaxed);
-        let now = now_ms();
-        let source = bounded(report.gateway_id, 128);
-        let mut records = Vec::with_capacity(report.entries.len());
-        for entry in report.entries {
-            match record_of(entry, &source, now) {
-                Ok(r) => records.push(r),
-                Err(why) => {
-                    tracing::warn!(gateway = %source, why, "malformed audit entry dropped");
-                    self.dropped_by_control_plane
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
-        self.submit(records);
+        let (batch, malformed) = checked(report, now_ms());
+        self.dropped_by_control_plane
+            .fetch_add(malformed, Ordering::Relaxed);
+        self.submit_batch(batch);
     }
 
     pub fn stats(&self) -> AuditStats {
@@ -297,45 +292,70 @@ impl Audit {
     }
 }
 
-/// The writer: takes what is queued (up to [`MAX_BATCH`] records), inserts it in one
-/// transaction, then counts it into the activity window and the feed.
+/// The writer: takes what is queued (up to [`MAX_BATCH`] records), stores it as one chunk,
+/// then counts it into the activity window and the feed.
 async fn write_batches(
     audit: std::sync::Weak<Audit>,
-    mut batches: mpsc::UnboundedReceiver<Vec<AuditRecord>>,
+    mut batches: mpsc::UnboundedReceiver<pb::AuditBatch>,
 ) {
-    while let Some(first) = batches.recv().await {
+    let mut next: Option<pb::AuditBatch> = None;
+    loop {
+        let first = match next.take() {
+            Some(batch) => batch,
+            None => match batches.recv().await {
+                Some(batch) => batch,
+                None => return,
+            },
+        };
         let Some(audit) = audit.upgrade() else { return };
-        let mut records = first;
-        while records.len() < MAX_BATCH {
+        let mut first = first;
+        if first.rows.len() > MAX_BATCH {
+            let rest = first.rows.split_off(MAX_BATCH);
+            next = Some(pb::AuditBatch {
+                texts: first.texts.clone(),
+                rows: rest,
+            });
+        }
+        // Absorbing copies only the texts the rows name: a chunk holds no text it does not use.
+        let mut builder = pb::AuditBatchBuilder::new();
+        builder.absorb(first);
+        while next.is_none() && builder.rows() < MAX_BATCH {
             match batches.try_recv() {
-                Ok(more) => records.extend(more),
+                Ok(more) if builder.rows() + more.rows.len() <= MAX_BATCH => builder.absorb(more),
+                Ok(more) => next = Some(more),
                 Err(_) => break,
             }
         }
-        let n = records.len();
+        let batch = builder.finish();
+        let n = batch.rows.len();
         audit.queued.fetch_sub(n, Ordering::AcqRel);
-        if let Err(e) = audit.store.insert_audit(&records).await {
-            tracing::warn!(error = %e, records = n, "storing audit records failed; dropped");
-            audit
-                .dropped_by_control_plane
-                .fetch_add(n as u64, Ordering::Relaxed);
-            continue;
-        }
+        let chunk = match audit.store.insert_audit_batch(&batch).await {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                tracing::warn!(error = %e, records = n, "storing audit records failed; dropped");
+                audit
+                    .dropped_by_control_plane
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                continue;
+            }
+        };
         audit.written.fetch_add(n as u64, Ordering::Relaxed);
         let now = now_ms();
         {
             let mut window = audit.activity.lock().unwrap();
-            for r in &records {
+            for r in &batch.rows {
                 // Admin changes are no calls; the tools an admin tried (an admin MCP token's
                 // calls, through a gateway) are.
-                if r.who_kind != "admin" || r.who_client == crate::keys::mcp_token::AUDIT_CLIENT {
-                    window.add(r.at_ms, &r.provider, &r.outcome, r.duration_us, now);
+                if batch.text(r.who_kind) != "admin" || batch.text(r.who_client) == AUDIT_CLIENT {
+                    let duration = i64::try_from(r.duration_us).unwrap_or(i64::MAX);
+                    let (provider, outcome) = (batch.text(r.provider), batch.text(r.outcome));
+                    window.add(r.at_ms, provider, outcome, duration, now);
                 }
             }
         }
         if audit.feed.receiver_count() > 0 {
-            for r in records {
-                let _ = audit.feed.send(Arc::new(r));
+            for i in 0..n {
+                let _ = audit.feed.send(Arc::new(audit_record(&batch, i, &chunk)));
             }
         }
     }
@@ -373,49 +393,91 @@ const OUTCOMES: [&str; 3] = ["ok", "error", "refused"];
 /// Arguments kept in full are cut here: the log is not a payload store.
 pub const MAX_ARGUMENTS_BYTES: usize = 64 * 1024;
 
-fn record_of(e: pb::AuditEntry, source: &str, now: i64) -> Result<AuditRecord, &'static str> {
-    if !OUTCOMES.contains(&e.outcome.as_str()) {
+/// A gateway's report as a batch of checked rows (of its `batch` and of the `entries` of a
+/// gateway of before batches), and how many rows were malformed and left out. Each row is
+/// checked by its texts' indexes; a text past a field's bound is cut into a new text.
+fn checked(report: pb::AuditReport, now: i64) -> (pb::AuditBatch, u64) {
+    let source = bounded(report.gateway_id, 128);
+    let mut batch = report.batch.unwrap_or_default();
+    let mut malformed = 0;
+    if batch.texts.first().is_some_and(|t| !t.is_empty()) {
+        tracing::warn!(gateway = %source, rows = batch.rows.len(), "audit report dropped: its first text is not the empty one");
+        malformed += batch.rows.len() as u64;
+        batch = pb::AuditBatch::default();
+    }
+    let mut builder = pb::AuditBatchBuilder::from_batch(batch);
+    for entry in report.entries {
+        builder.push_entry(entry);
+    }
+    let source_text = builder.text(&source);
+    let mut batch = builder.finish();
+    let pb::AuditBatch { texts, rows } = &mut batch;
+    rows.retain_mut(|row| match check_row(texts, row, source_text, now) {
+        Ok(()) => true,
+        Err(why) => {
+            tracing::warn!(gateway = %source, why, "malformed audit entry dropped");
+            malformed += 1;
+            false
+        }
+    });
+    (batch, malformed)
+}
+
+fn check_row(
+    texts: &mut Vec<String>,
+    row: &mut pb::AuditRow,
+    source: u32,
+    now: i64,
+) -> Result<(), &'static str> {
+    // A gateway names neither the source nor an id: the control plane does.
+    row.source = 0;
+    row.id.clear();
+    if row
+        .text_fields_mut()
+        .iter()
+        .any(|i| **i as usize >= texts.len())
+    {
+        return Err("a text index past the report's texts");
+    }
+    let text = |i: u32| texts[i as usize].as_str();
+    let (kind, outcome) = (text(row.who_kind), text(row.outcome));
+    if !OUTCOMES.contains(&outcome) {
         return Err("unknown outcome");
     }
     // A gateway names an admin only as the caller of an admin MCP token (`keys/mcp_token.rs`),
     // marked so: it cannot pass a record off as an admin change made through the API.
-    let admin_by_token =
-        e.who_kind == "admin" && e.who_client == crate::keys::mcp_token::AUDIT_CLIENT;
-    if !WHO_KINDS.contains(&e.who_kind.as_str()) || (e.who_kind == "admin" && !admin_by_token) {
+    let admin_by_token = kind == "admin" && text(row.who_client) == AUDIT_CLIENT;
+    if !WHO_KINDS.contains(&kind) || (kind == "admin" && !admin_by_token) {
         return Err("unknown kind of caller");
     }
     // A request refused by the gateway's authentication step was refused before its body
     // (and so its method) was read.
-    if e.method.is_empty() && e.outcome != "refused" {
+    if text(row.method).is_empty() && outcome != "refused" {
         return Err("no method");
     }
-    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    Ok(AuditRecord {
-        id: new_id(),
-        // A gateway's clock may be off; a time far from ours is replaced by ours.
-        at_ms: if (e.at_ms - now).abs() > 86_400_000 {
-            now
-        } else {
-            e.at_ms
-        },
-        who_kind: e.who_kind,
-        who_id: bounded(e.who_id, 256),
-        who_name: bounded(e.who_name, 256),
-        who_client: bounded(e.who_client, 256),
-        method: bounded(e.method, 128),
-        view: bounded(e.view, 64),
-        provider: bounded(e.provider, 256),
-        target: bounded(e.target, 1024),
-        outcome: e.outcome,
-        error_code: e.error_code,
-        reason: bounded(e.reason, 1024),
-        duration_us: clamp(e.duration_us),
-        request_bytes: clamp(e.request_bytes),
-        response_bytes: clamp(e.response_bytes),
-        trace_id: bounded(e.trace_id, 64),
-        arguments: bounded(e.arguments, MAX_ARGUMENTS_BYTES),
-        source: source.to_owned(),
-    })
+    for (field, max) in [
+        (&mut row.who_id, 256),
+        (&mut row.who_name, 256),
+        (&mut row.who_client, 256),
+        (&mut row.method, 128),
+        (&mut row.view, 64),
+        (&mut row.provider, 256),
+        (&mut row.target, 1024),
+        (&mut row.reason, 1024),
+    ] {
+        if texts[*field as usize].len() > max {
+            texts.push(bounded(texts[*field as usize].clone(), max));
+            *field = (texts.len() - 1) as u32;
+        }
+    }
+    row.trace_id = bounded(std::mem::take(&mut row.trace_id), 64);
+    row.arguments = bounded(std::mem::take(&mut row.arguments), MAX_ARGUMENTS_BYTES);
+    // A gateway's clock may be off; a time far from ours is replaced by ours.
+    if (row.at_ms - now).abs() > 86_400_000 {
+        row.at_ms = now;
+    }
+    row.source = source;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -465,6 +527,31 @@ mod tests {
         }
     }
 
+    /// The records `checked` keeps of `entries` (as a gateway of before batches sends them)
+    /// and of the same entries as a batch, which must agree; and how many it left out.
+    fn checked_both(entries: Vec<pb::AuditEntry>) -> (Vec<AuditRecord>, u64) {
+        let report = |entries: Vec<pb::AuditEntry>, batch| pb::AuditReport {
+            gateway_id: "gw-1".into(),
+            entries,
+            dropped: 0,
+            batch,
+        };
+        let mut builder = pb::AuditBatchBuilder::new();
+        for entry in entries.clone() {
+            builder.push_entry(entry);
+        }
+        let (old, old_malformed) = checked(report(entries, None), now_ms());
+        let (new, new_malformed) = checked(report(Vec::new(), Some(builder.finish())), now_ms());
+        let records = |batch: &pb::AuditBatch| -> Vec<AuditRecord> {
+            (0..batch.rows.len())
+                .map(|i| audit_record(batch, i, "c"))
+                .collect()
+        };
+        assert_eq!(records(&old), records(&new));
+        assert_eq!(old_malformed, new_malformed);
+        (records(&new), new_malformed)
+    }
+
     #[test]
     fn a_gateway_names_an_admin_only_for_an_admin_mcp_token() {
         let admin = |client: &str| pb::AuditEntry {
@@ -474,19 +561,53 @@ mod tests {
             who_client: client.into(),
             ..entry("ok")
         };
-        let kept = record_of(admin("mcp_token"), "gw-1", now_ms()).unwrap();
+        let (kept, malformed) = checked_both(vec![admin("mcp_token"), admin("")]);
+        assert_eq!(malformed, 1);
         assert_eq!(
             (
-                kept.who_kind.as_str(),
-                kept.who_id.as_str(),
-                kept.who_client.as_str()
+                kept[0].who_kind.as_str(),
+                kept[0].who_id.as_str(),
+                kept[0].who_client.as_str(),
+                kept[0].source.as_str()
             ),
-            ("admin", "session-1", "mcp_token")
+            ("admin", "session-1", "mcp_token", "gw-1")
         );
-        assert_eq!(
-            record_of(admin(""), "gw-1", now_ms()).unwrap_err(),
-            "unknown kind of caller"
-        );
+    }
+
+    #[test]
+    fn rows_are_checked_by_their_texts_and_cut_to_their_bounds() {
+        let mut long = entry("error");
+        long.target = "t".repeat(5000);
+        long.view = "v".repeat(100);
+        let (kept, malformed) = checked_both(vec![long, entry("sideways"), {
+            let mut no_method = entry("ok");
+            no_method.method.clear();
+            no_method
+        }]);
+        assert_eq!(malformed, 2);
+        assert_eq!((kept[0].target.len(), kept[0].view.len()), (1024, 64));
+        // Indexes past the texts, and a first text that is not the empty one.
+        let row = |target| pb::AuditRow {
+            at_ms: now_ms(),
+            who_kind: 1,
+            method: 2,
+            outcome: 3,
+            target,
+            ..Default::default()
+        };
+        let texts: Vec<String> = ["", "stdio", "tools/call", "ok"].map(String::from).into();
+        let report = |texts: Vec<String>| pb::AuditReport {
+            batch: Some(pb::AuditBatch {
+                texts,
+                rows: vec![row(0), row(4), row(3)],
+            }),
+            ..Default::default()
+        };
+        let (batch, malformed) = checked(report(texts.clone()), now_ms());
+        assert_eq!((batch.rows.len(), malformed), (2, 1));
+        let mut shifted = texts;
+        shifted[0] = "x".into();
+        assert_eq!(checked(report(shifted), now_ms()).1, 3);
     }
 
     async fn wait_written(audit: &Audit, n: u64) {
@@ -508,14 +629,19 @@ mod tests {
         let mut long = entry("error");
         long.reason = "é".repeat(2000);
         long.at_ms = 1;
+        let mut batch = pb::AuditBatchBuilder::new();
+        for e in [entry("ok"), long, entry("sideways"), {
+            let mut admin = entry("ok");
+            admin.who_kind = "admin".into();
+            admin
+        }] {
+            batch.push_entry(e);
+        }
         audit.ingest(pb::AuditReport {
             gateway_id: "gw-1".into(),
-            entries: vec![entry("ok"), long, entry("sideways"), {
-                let mut admin = entry("ok");
-                admin.who_kind = "admin".into();
-                admin
-            }],
+            entries: Vec::new(),
             dropped: 5,
+            batch: Some(batch.finish()),
         });
         wait_written(&audit, 2).await;
         let stats = audit.stats();

@@ -15,53 +15,35 @@ use std::cmp::Ordering;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use mcpr_proto as pb;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{Store, StoreError};
 
-/// One audit record, as the API shows it (JSON) and as a chunk stores it (protobuf: the tags
-/// below are the stored format, never to be reused or renumbered).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, prost::Message)]
+/// One audit record, as the API shows it. A chunk stores records as an
+/// [`AuditBatch`](pb::AuditBatch) ([`batch_of`], [`audit_record`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct AuditRecord {
-    #[prost(string, tag = "1")]
     pub id: String,
-    #[prost(int64, tag = "2")]
     pub at_ms: i64,
-    #[prost(string, tag = "3")]
     pub who_kind: String,
-    #[prost(string, tag = "4")]
     pub who_id: String,
-    #[prost(string, tag = "5")]
     pub who_name: String,
-    #[prost(string, tag = "6")]
     pub who_client: String,
-    #[prost(string, tag = "7")]
     pub method: String,
-    #[prost(string, tag = "8")]
     pub view: String,
-    #[prost(string, tag = "9")]
     pub provider: String,
-    #[prost(string, tag = "10")]
     pub target: String,
-    #[prost(string, tag = "11")]
     pub outcome: String,
-    #[prost(int64, tag = "12")]
     pub error_code: i64,
-    #[prost(string, tag = "13")]
     pub reason: String,
-    #[prost(int64, tag = "14")]
     pub duration_us: i64,
-    #[prost(int64, tag = "15")]
     pub request_bytes: i64,
-    #[prost(int64, tag = "16")]
     pub response_bytes: i64,
-    #[prost(string, tag = "17")]
     pub trace_id: String,
-    #[prost(string, tag = "18")]
     pub arguments: String,
-    #[prost(string, tag = "19")]
     pub source: String,
 }
 
@@ -149,22 +131,25 @@ fn newest_first(a: &AuditRecord, b: &AuditRecord) -> Ordering {
     (b.at_ms, &b.id).cmp(&(a.at_ms, &a.id))
 }
 
-/// The distinct `values`, each between newlines, or [`ANY`] past [`MAX_LISTED`]. Records of
-/// one batch mostly share their values, so a short list searched in order beats a hash set.
-fn listed<'a>(values: impl Iterator<Item = &'a str>) -> String {
-    let mut distinct: Vec<&str> = Vec::new();
-    for value in values {
-        if !distinct.contains(&value) {
-            if distinct.len() == MAX_LISTED {
-                return ANY.to_owned();
+/// The distinct texts the rows name in `fields`, each between newlines, or [`ANY`] past
+/// [`MAX_LISTED`]. A batch's rows mostly name a handful: a short list of indexes searched in
+/// order beats a hash set.
+fn listed(batch: &pb::AuditBatch, fields: &[fn(&pb::AuditRow) -> u32]) -> String {
+    let mut distinct: Vec<u32> = Vec::new();
+    for row in &batch.rows {
+        for field in fields {
+            let index = field(row);
+            if !distinct.contains(&index) {
+                if distinct.len() == MAX_LISTED {
+                    return ANY.to_owned();
+                }
+                distinct.push(index);
             }
-            distinct.push(value);
         }
     }
-    let mut text = String::with_capacity(1 + distinct.iter().map(|v| v.len() + 1).sum::<usize>());
-    text.push('\n');
-    for value in distinct {
-        text.push_str(value);
+    let mut text = String::from("\n");
+    for index in distinct {
+        text.push_str(batch.text(index));
         text.push('\n');
     }
     text
@@ -194,42 +179,101 @@ fn corrupt(chunk: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("audit chunk {chunk}: {e}"))
 }
 
-/// A chunk's `records`: the records as length-delimited protobuf messages, in base64 (the
-/// column is TEXT on both databases). serde_json cost about 5,200 instructions per record
-/// here, for every call; this about a fifth of it (docs/BENCHMARKS.md, issue 14).
-fn encode_records(records: &[AuditRecord]) -> String {
-    let mut bytes = Vec::with_capacity(records.len() * 160);
-    for record in records {
-        record
-            .encode_length_delimited(&mut bytes)
-            .expect("a Vec grows as needed");
+/// The batch of `records`, each keeping its id.
+pub fn batch_of(records: &[AuditRecord]) -> pb::AuditBatch {
+    let mut batch = pb::AuditBatchBuilder::new();
+    for r in records {
+        let row = pb::AuditRow {
+            at_ms: r.at_ms,
+            who_kind: batch.text(&r.who_kind),
+            who_id: batch.text(&r.who_id),
+            who_name: batch.text(&r.who_name),
+            who_client: batch.text(&r.who_client),
+            method: batch.text(&r.method),
+            view: batch.text(&r.view),
+            provider: batch.text(&r.provider),
+            target: batch.text(&r.target),
+            outcome: batch.text(&r.outcome),
+            error_code: r.error_code,
+            reason: batch.text(&r.reason),
+            duration_us: r.duration_us.max(0) as u64,
+            request_bytes: r.request_bytes.max(0) as u64,
+            response_bytes: r.response_bytes.max(0) as u64,
+            trace_id: r.trace_id.clone(),
+            arguments: r.arguments.clone(),
+            source: batch.text(&r.source),
+            id: r.id.clone(),
+        };
+        batch.push(row);
     }
-    BASE64.encode(bytes)
+    batch.finish()
 }
 
+/// The record at `index` of `batch`, stored as chunk `chunk`: its id is its own or, for a
+/// row without one, the chunk's id and its place in the chunk (time-ordered and unique,
+/// since chunk ids are UUIDv7, and made without a random draw per record).
+pub fn audit_record(batch: &pb::AuditBatch, index: usize, chunk: &str) -> AuditRecord {
+    let r = &batch.rows[index];
+    let text = |i: u32| batch.text(i).to_owned();
+    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    AuditRecord {
+        id: if r.id.is_empty() {
+            format!("{chunk}{index:04x}")
+        } else {
+            r.id.clone()
+        },
+        at_ms: r.at_ms,
+        who_kind: text(r.who_kind),
+        who_id: text(r.who_id),
+        who_name: text(r.who_name),
+        who_client: text(r.who_client),
+        method: text(r.method),
+        view: text(r.view),
+        provider: text(r.provider),
+        target: text(r.target),
+        outcome: text(r.outcome),
+        error_code: r.error_code,
+        reason: text(r.reason),
+        duration_us: clamp(r.duration_us),
+        request_bytes: clamp(r.request_bytes),
+        response_bytes: clamp(r.response_bytes),
+        trace_id: r.trace_id.clone(),
+        arguments: r.arguments.clone(),
+        source: text(r.source),
+    }
+}
+
+/// The records of a chunk's `records` (base64 of its [`AuditBatch`](pb::AuditBatch)).
 fn decode_records(chunk: &str, text: &str) -> Result<Vec<AuditRecord>, StoreError> {
     let bytes = BASE64.decode(text).map_err(|e| corrupt(chunk, e))?;
-    let mut rest = bytes.as_slice();
-    let mut records = Vec::new();
-    while !rest.is_empty() {
-        records
-            .push(AuditRecord::decode_length_delimited(&mut rest).map_err(|e| corrupt(chunk, e))?);
-    }
-    Ok(records)
+    let batch = pb::AuditBatch::decode(bytes.as_slice()).map_err(|e| corrupt(chunk, e))?;
+    Ok((0..batch.rows.len())
+        .map(|i| audit_record(&batch, i, chunk))
+        .collect())
 }
 
 impl Store {
-    /// Stores `records` (up to [`MAX_CHUNK`] per chunk) in one transaction.
+    /// Stores `records` (up to [`MAX_CHUNK`] per chunk), each keeping its id, in one
+    /// transaction.
     pub async fn insert_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
         for chunk in records.chunks(MAX_CHUNK) {
-            insert_chunk(&mut tx, chunk).await?;
+            insert_chunk(&mut tx, &batch_of(chunk)).await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Stores `batch` (at most [`MAX_CHUNK`] rows) as one chunk; returns the chunk's id,
+    /// which the ids of its rows without one of their own derive from ([`audit_record`]).
+    pub async fn insert_audit_batch(&self, batch: &pb::AuditBatch) -> Result<String, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id = insert_chunk(&mut tx, batch).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// Up to `limit` records matching `filter`, newest first, after `cursor`; and the cursor
@@ -421,7 +465,7 @@ impl Store {
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
-            insert_chunk(&mut tx, &records).await?;
+            insert_chunk(&mut tx, &batch_of(&records)).await?;
         }
         tx.commit().await?;
         Ok(pruned)
@@ -447,7 +491,7 @@ impl Store {
             }
             let records = rows.iter().map(old_row).collect::<Result<Vec<_>, _>>()?;
             for chunk in records.chunks(MAX_CHUNK) {
-                insert_chunk(&mut tx, chunk).await?;
+                insert_chunk(&mut tx, &batch_of(chunk)).await?;
             }
             tx.commit().await?;
             moved += records.len() as u64;
@@ -455,36 +499,38 @@ impl Store {
     }
 }
 
-/// One chunk of `records` (at most [`MAX_CHUNK`]; none: nothing is stored).
+/// One chunk of `batch`'s rows (at most [`MAX_CHUNK`]; none: nothing is stored); its id.
 async fn insert_chunk(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    records: &[AuditRecord],
-) -> Result<(), StoreError> {
+    batch: &pb::AuditBatch,
+) -> Result<String, StoreError> {
+    let id = uuid::Uuid::now_v7().simple().to_string();
     let (Some(first), Some(last)) = (
-        records.iter().map(|r| r.at_ms).min(),
-        records.iter().map(|r| r.at_ms).max(),
+        batch.rows.iter().map(|r| r.at_ms).min(),
+        batch.rows.iter().map(|r| r.at_ms).max(),
     ) else {
-        return Ok(());
+        return Ok(id);
     };
     sqlx::query(
         "INSERT INTO audit_chunk (id, first_ms, last_ms, record_count, whos, providers, \
          targets, methods, outcomes, records) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
-    .bind(uuid::Uuid::now_v7().simple().to_string())
+    .bind(&id)
     .bind(first)
     .bind(last)
-    .bind(records.len() as i64)
-    .bind(listed(records.iter().flat_map(|r| {
-        [r.who_id.as_str(), r.who_name.as_str(), r.who_kind.as_str()]
-    })))
-    .bind(listed(records.iter().map(|r| r.provider.as_str())))
-    .bind(listed(records.iter().map(|r| r.target.as_str())))
-    .bind(listed(records.iter().map(|r| r.method.as_str())))
-    .bind(listed(records.iter().map(|r| r.outcome.as_str())))
-    .bind(encode_records(records))
+    .bind(batch.rows.len() as i64)
+    .bind(listed(
+        batch,
+        &[|r| r.who_id, |r| r.who_name, |r| r.who_kind],
+    ))
+    .bind(listed(batch, &[|r| r.provider]))
+    .bind(listed(batch, &[|r| r.target]))
+    .bind(listed(batch, &[|r| r.method]))
+    .bind(listed(batch, &[|r| r.outcome]))
+    .bind(BASE64.encode(batch.encode_to_vec()))
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(id)
 }
 
 const OLD_COLUMNS: &str = "id, at_ms, who_kind, who_id, who_name, who_client, method, view, provider, target, \
@@ -725,10 +771,22 @@ pub(crate) mod tests {
 
     #[test]
     fn lists_escape_like_and_give_up_past_their_bound() {
-        assert_eq!(listed(["a", "b", "a"].into_iter()), "\na\nb\n");
-        assert_eq!(listed(std::iter::empty()), "\n");
+        let of = |targets: &[&str]| {
+            let records: Vec<AuditRecord> = (targets.iter())
+                .map(|t| AuditRecord {
+                    target: (*t).to_owned(),
+                    ..Default::default()
+                })
+                .collect();
+            listed(&batch_of(&records), &[|r| r.target])
+        };
+        assert_eq!(of(&["a", "b", "a"]), "\na\nb\n");
+        assert_eq!(of(&[]), "\n");
         let names: Vec<String> = (0..=MAX_LISTED).map(|i| i.to_string()).collect();
-        assert_eq!(listed(names.iter().map(String::as_str)), ANY);
+        assert_eq!(
+            of(&names.iter().map(String::as_str).collect::<Vec<_>>()),
+            ANY
+        );
         assert_eq!(listed_pattern("5%_\\x"), "%\n5\\%\\_\\\\x\n%");
     }
 

@@ -65,8 +65,7 @@ async fn control_plane_rpcs(port: u16, token: Option<&str>) -> Vec<(&'static str
     let audit = config
         .report_audit(pb::AuditReport {
             gateway_id: "intruder".into(),
-            entries: vec![],
-            dropped: 0,
+            ..Default::default()
         })
         .await;
     let register = agents
