@@ -182,10 +182,12 @@ async fn watch_changes(events: Arc<Events>, audit: Arc<Audit>) {
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
-            record = records.recv() => match record {
-                Ok(record) => {
+            stored = records.recv() => match stored {
+                Ok(stored) => {
                     if events.latest.receiver_count() > 0 {
-                        events.push("audit", json!(*record));
+                        for record in stored.records() {
+                            events.push("audit", json!(record));
+                        }
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(lost)) => {

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use mcpr_proto as pb;
-use prost::Message;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
@@ -277,17 +276,15 @@ pub async fn ship(
             dropped,
             batch: Some(batch),
         };
-        // Kept encoded for a retry: the report is sent by value, and encoding it is a
-        // fraction of a copy of every record's strings (docs/BENCHMARKS.md, issue 14).
-        let kept = report.encode_to_vec();
+        // Kept for a retry (the report is sent by value): a batch's rows name their texts,
+        // so the copy is of the rows and a few texts.
+        let kept = report.batch.clone().unwrap_or_default();
         let failed = match client.as_mut() {
             Some(c) => c.report_audit(report).await.err().map(|s| s.to_string()),
             None => Some("cannot reach the control plane".to_owned()),
         };
         if let Some(why) = failed {
-            let report = pb::AuditReport::decode(kept.as_slice())
-                .expect("a report this gateway encoded decodes");
-            let batch = report.batch.unwrap_or_default();
+            let batch = kept;
             tracing::debug!(
                 why,
                 records = batch.rows.len(),
@@ -296,7 +293,7 @@ pub async fn ship(
             client = None;
             // The next round tries the next control plane; the records wait in the queue.
             failover.next(false);
-            queue.put_back(batch, report.dropped);
+            queue.put_back(batch, dropped);
         }
     }
 }

@@ -143,7 +143,7 @@ pub struct Audit {
     dropped_by_control_plane: AtomicU64,
     pruned: AtomicU64,
     activity: Mutex<activity::Activity>,
-    feed: broadcast::Sender<Arc<AuditRecord>>,
+    feed: broadcast::Sender<Arc<Stored>>,
 }
 
 impl Audit {
@@ -170,7 +170,7 @@ impl Audit {
             dropped_by_control_plane: AtomicU64::new(0),
             pruned: AtomicU64::new(0),
             activity: Mutex::new(activity::Activity::default()),
-            feed: broadcast::channel(1024).0,
+            feed: broadcast::channel(256).0,
         });
         audit.prune().await;
         let now = now_ms();
@@ -277,9 +277,9 @@ impl Audit {
         }
     }
 
-    /// Every record once stored, for the live feed (`events.rs`). A receiver that lags
+    /// Every batch once stored, for the live feed (`events.rs`). A receiver that lags
     /// loses records (the API has them all).
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AuditRecord>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Stored>> {
         self.feed.subscribe()
     }
 
@@ -289,6 +289,19 @@ impl Audit {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+}
+
+/// A batch as the writer stored it, in chunk `chunk`.
+pub struct Stored {
+    chunk: String,
+    batch: pb::AuditBatch,
+}
+
+impl Stored {
+    /// Its records, as the API shows them.
+    pub fn records(&self) -> impl Iterator<Item = AuditRecord> + '_ {
+        (0..self.batch.rows.len()).map(|i| audit_record(&self.batch, i, &self.chunk))
     }
 }
 
@@ -353,10 +366,9 @@ async fn write_batches(
                 }
             }
         }
+        // Records are written out only for a feed that shows them (`Stored::records`).
         if audit.feed.receiver_count() > 0 {
-            for i in 0..n {
-                let _ = audit.feed.send(Arc::new(audit_record(&batch, i, &chunk)));
-            }
+            let _ = audit.feed.send(Arc::new(Stored { chunk, batch }));
         }
     }
 }
@@ -665,7 +677,8 @@ mod tests {
         // Its time was a day off ours: replaced.
         assert!(error.at_ms > now_ms() - 60_000);
         assert!(rows.iter().all(|r| r.source == "gw-1"));
-        assert_eq!(feed.recv().await.unwrap().provider, "time");
+        let stored = feed.recv().await.unwrap();
+        assert_eq!(stored.records().next().unwrap().provider, "time");
         let activity = audit.activity();
         assert_eq!(activity[0].total.calls, 2);
         assert_eq!(activity[0].total.errors, 1);
