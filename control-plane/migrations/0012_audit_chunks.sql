@@ -2,9 +2,10 @@
 -- (up to 1000 records), instead of one row per record. A row per call with its indexes cost
 -- SQLite about 20,000 instructions per record (its B-trees and the statement), on the same
 -- cores as the call itself (about 140,000); a chunk costs its encoding, once per record.
--- What a record holds is said in 0006_audit.sql; `records` holds them as length-delimited
--- protobuf messages in base64 (`AuditRecord` in control-plane/src/store/audit.rs, whose
--- tags are this format). `GET /api/v1/audit` (and its CSV and JSON-lines export) reads them.
+-- What a record holds is said in 0006_audit.sql; `records` holds them as the protobuf
+-- `AuditBatch` of proto/mcpr.proto (each text once, rows naming texts by index), in base64.
+-- A row without an id of its own has the chunk's id and its place in the chunk (four hex
+-- digits) as its id. `GET /api/v1/audit` (and its CSV and JSON-lines export) reads them.
 --
 -- The lists below let a filtered read skip the chunks that cannot hold a match: each is the
 -- chunk's distinct values of a filtered field, every one between newlines ("\na\nb\n"), or
