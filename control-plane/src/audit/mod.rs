@@ -3,8 +3,9 @@
 //! Gateways record one entry per finished client request (tool call, resource read, prompt
 //! get, sandbox run; refusals too) into a bounded queue of their own and ship them here in
 //! batches (`ConfigService.ReportAudit`); the control plane records the admin changes it
-//! makes itself ([`admin::record_admin_changes`]). Both go through [`Audit::submit`]: a
-//! bounded queue again, emptied by one writer task that inserts in batches, then feeds the
+//! makes itself ([`admin::record_admin_changes`]). Both are queued as `AuditBatch`es (each
+//! text once, rows naming texts by index: `mcpr_proto::audit_batch`) in a bounded queue
+//! again, emptied by one writer task that stores each batch as a chunk, then feeds the
 //! Activity window ([`activity`]) and the live feed ([`Audit::subscribe`]). Nothing here is on
 //! an MCP request's path; what does not fit a queue is dropped and counted ([`AuditStats`]).
 //!
@@ -31,7 +32,7 @@ use crate::store::{AuditRecord, Store, audit_record, batch_of};
 
 /// Records waiting for the writer, at most: beyond, new ones are dropped and counted.
 pub const MAX_QUEUED: usize = 50_000;
-/// Records one insert transaction takes at most.
+/// Records one chunk (one insert transaction) takes at most.
 const MAX_BATCH: usize = 1000;
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 /// Whose record an admin change or a control-plane record is (`source`).
@@ -373,12 +374,10 @@ async fn write_batches(
     }
 }
 
-/// A new record id: unique across control planes, so rows from several never collide, and
-/// in time order (UUIDv7: the time in milliseconds, then random bits), so each insert
-/// lands at the end of the primary key's index instead of anywhere in it: with random ids
-/// that index cost more than the table and its other indexes together (docs/BENCHMARKS.md,
-/// issue 14).
-/// (`fast-rng`: the random bits come from a thread's CSPRNG, not a system call per id.)
+/// The id of a record the control plane makes itself (an admin change): unique across
+/// control planes and in time order (UUIDv7: the time in milliseconds, then random bits
+/// from a thread's CSPRNG, `uuid`'s `fast-rng`). A gateway's records take their chunk's id
+/// and their place in it instead (`store::audit_record`).
 pub fn new_id() -> String {
     let mut text = uuid::Uuid::encode_buffer();
     uuid::Uuid::now_v7()

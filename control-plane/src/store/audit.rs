@@ -1,6 +1,6 @@
 //! The SQL of the audit log, stored in chunks (`0012_audit_chunks.sql`): one row per batch
-//! the writer takes, its records as a JSON array beside lists of the values the API filters
-//! on. Here: the chunk insert, the filtered and cursor-paged read of `GET /api/v1/audit`, the
+//! the writer takes, its records as an `AuditBatch` (each text once) beside lists of the
+//! values the API filters on. Here: the chunk insert, the filtered and cursor-paged read of `GET /api/v1/audit`, the
 //! rows the activity window is rebuilt from, the retention prune, and the move of the rows
 //! of the table before chunks (`0006_audit.sql`). What a record holds is said there.
 //!
