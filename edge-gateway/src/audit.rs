@@ -241,6 +241,27 @@ pub fn argument_hash(json: &str) -> String {
     hex
 }
 
+/// The report of `batch`: as it is to a control plane that takes batches, its rows as
+/// entries to one of before them.
+fn report_of(
+    gateway_id: &str,
+    batch: pb::AuditBatch,
+    dropped: u64,
+    batches: bool,
+) -> pb::AuditReport {
+    let (entries, batch) = if batches {
+        (Vec::new(), Some(batch))
+    } else {
+        (batch.entries(), None)
+    };
+    pb::AuditReport {
+        gateway_id: gateway_id.to_owned(),
+        entries,
+        dropped,
+        batch,
+    }
+}
+
 /// Ships the gateway's queue to the control plane until the gateway is gone; a report that
 /// fails is put back (as far as the bound allows) and tried again.
 pub async fn ship(
@@ -270,15 +291,11 @@ pub async fn ship(
             client = crate::access::config_client(&gw, &control_planes, &failover).await;
         }
         drop(gw);
-        let report = pb::AuditReport {
-            gateway_id: gateway_id.clone(),
-            entries: Vec::new(),
-            dropped,
-            batch: Some(batch),
-        };
         // Kept for a retry (the report is sent by value): a batch's rows name their texts,
         // so the copy is of the rows and a few texts.
-        let kept = report.batch.clone().unwrap_or_default();
+        let kept = batch.clone();
+        let batches = queue.snapshot.load().audit.batches;
+        let report = report_of(&gateway_id, batch, dropped, batches);
         let failed = match client.as_mut() {
             Some(c) => c.report_audit(report).await.err().map(|s| s.to_string()),
             None => Some("cannot reach the control plane".to_owned()),
@@ -333,6 +350,7 @@ mod tests {
                 audit: Some(pb::AuditPolicy {
                     enabled,
                     arguments: arguments.into(),
+                    ..Default::default()
                 }),
                 ..Default::default()
             },
@@ -441,6 +459,23 @@ mod tests {
             Some("{\"q\": 1}"),
         ));
         assert_eq!(full.take().0.entries()[0].arguments, "{\"q\": 1}");
+    }
+
+    #[test]
+    fn a_control_plane_of_before_batches_is_sent_entries() {
+        let queue = AuditQueue::new(snapshot_with(true, ""));
+        queue.record(&call(&Who::Stdio, "tools/call", Outcome::Ok, None));
+        let (batch, _) = queue.take();
+        let entries = batch.entries();
+        let new = report_of("gw", batch.clone(), 2, true);
+        assert_eq!(
+            (new.batch.as_ref(), new.entries.len(), new.dropped),
+            (Some(&batch), 0, 2)
+        );
+        let old = report_of("gw", batch, 2, false);
+        assert_eq!((old.batch, old.entries), (None, entries));
+        // What a snapshot without the flag (a control plane of before batches) says.
+        assert!(!snapshot_with(true, "").load().audit.batches);
     }
 
     #[test]

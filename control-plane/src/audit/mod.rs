@@ -210,6 +210,7 @@ impl Audit {
         pb::AuditPolicy {
             enabled: self.settings.enabled,
             arguments: self.settings.arguments.as_str().to_owned(),
+            batches: true,
         }
     }
 

@@ -193,6 +193,9 @@ pub struct AuditPolicy {
     /// False when the control plane sends none (one from before the audit log).
     pub enabled: bool,
     pub arguments: AuditArguments,
+    /// The control plane takes reports as batches (`AuditReport.batch`); false for one of
+    /// before them, which is sent `entries` instead.
+    pub batches: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +218,7 @@ impl AuditPolicy {
                 "full" => AuditArguments::Full,
                 _ => AuditArguments::Off,
             },
+            batches: policy.batches,
         }
     }
 }
