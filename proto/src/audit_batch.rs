@@ -153,34 +153,38 @@ impl AuditBatch {
 
     /// The rows as entries, each text written out (a gateway of before batches sent these).
     pub fn entries(&self) -> Vec<AuditEntry> {
+        (0..self.rows.len()).map(|i| self.entry(i)).collect()
+    }
+
+    /// Row `index` as an entry, each text written out.
+    pub fn entry(&self, index: usize) -> AuditEntry {
+        let r = &self.rows[index];
         let text = |i: u32| self.text(i).to_owned();
-        (self.rows.iter())
-            .map(|r| AuditEntry {
-                at_ms: r.at_ms,
-                who_kind: text(r.who_kind),
-                who_id: text(r.who_id),
-                who_name: text(r.who_name),
-                who_client: text(r.who_client),
-                method: text(r.method),
-                view: text(r.view),
-                provider: text(r.provider),
-                target: text(r.target),
-                outcome: text(r.outcome),
-                error_code: r.error_code,
-                reason: text(r.reason),
-                duration_us: r.duration_us,
-                request_bytes: r.request_bytes,
-                response_bytes: r.response_bytes,
-                trace_id: r.trace_id.clone(),
-                arguments: r.arguments.clone(),
-            })
-            .collect()
+        AuditEntry {
+            at_ms: r.at_ms,
+            who_kind: text(r.who_kind),
+            who_id: text(r.who_id),
+            who_name: text(r.who_name),
+            who_client: text(r.who_client),
+            method: text(r.method),
+            view: text(r.view),
+            provider: text(r.provider),
+            target: text(r.target),
+            outcome: text(r.outcome),
+            error_code: r.error_code,
+            reason: text(r.reason),
+            duration_us: r.duration_us,
+            request_bytes: r.request_bytes,
+            response_bytes: r.response_bytes,
+            trace_id: r.trace_id.clone(),
+            arguments: r.arguments.clone(),
+        }
     }
 }
 
 impl AuditBatchBuilder {
-    /// The row of `entry`, its texts added.
-    pub fn push_entry(&mut self, entry: AuditEntry) {
+    /// The row of `entry`, its texts added; the row, for the fields an entry has not.
+    pub fn push_entry(&mut self, entry: AuditEntry) -> &mut AuditRow {
         let row = AuditRow {
             at_ms: entry.at_ms,
             who_kind: self.text(&entry.who_kind),
@@ -203,6 +207,7 @@ impl AuditBatchBuilder {
             id: String::new(),
         };
         self.push(row);
+        self.batch.rows.last_mut().expect("just pushed")
     }
 }
 

@@ -183,28 +183,28 @@ fn corrupt(chunk: &str, e: impl std::fmt::Display) -> StoreError {
 pub fn batch_of(records: &[AuditRecord]) -> pb::AuditBatch {
     let mut batch = pb::AuditBatchBuilder::new();
     for r in records {
-        let row = pb::AuditRow {
+        let source = batch.text(&r.source);
+        let row = batch.push_entry(pb::AuditEntry {
             at_ms: r.at_ms,
-            who_kind: batch.text(&r.who_kind),
-            who_id: batch.text(&r.who_id),
-            who_name: batch.text(&r.who_name),
-            who_client: batch.text(&r.who_client),
-            method: batch.text(&r.method),
-            view: batch.text(&r.view),
-            provider: batch.text(&r.provider),
-            target: batch.text(&r.target),
-            outcome: batch.text(&r.outcome),
+            who_kind: r.who_kind.clone(),
+            who_id: r.who_id.clone(),
+            who_name: r.who_name.clone(),
+            who_client: r.who_client.clone(),
+            method: r.method.clone(),
+            view: r.view.clone(),
+            provider: r.provider.clone(),
+            target: r.target.clone(),
+            outcome: r.outcome.clone(),
             error_code: r.error_code,
-            reason: batch.text(&r.reason),
+            reason: r.reason.clone(),
             duration_us: r.duration_us.max(0) as u64,
             request_bytes: r.request_bytes.max(0) as u64,
             response_bytes: r.response_bytes.max(0) as u64,
             trace_id: r.trace_id.clone(),
             arguments: r.arguments.clone(),
-            source: batch.text(&r.source),
-            id: r.id.clone(),
-        };
-        batch.push(row);
+        });
+        row.source = source;
+        row.id = r.id.clone();
     }
     batch.finish()
 }
@@ -214,7 +214,7 @@ pub fn batch_of(records: &[AuditRecord]) -> pb::AuditBatch {
 /// since chunk ids are UUIDv7, and made without a random draw per record).
 pub fn audit_record(batch: &pb::AuditBatch, index: usize, chunk: &str) -> AuditRecord {
     let r = &batch.rows[index];
-    let text = |i: u32| batch.text(i).to_owned();
+    let e = batch.entry(index);
     let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     AuditRecord {
         id: if r.id.is_empty() {
@@ -222,24 +222,24 @@ pub fn audit_record(batch: &pb::AuditBatch, index: usize, chunk: &str) -> AuditR
         } else {
             r.id.clone()
         },
-        at_ms: r.at_ms,
-        who_kind: text(r.who_kind),
-        who_id: text(r.who_id),
-        who_name: text(r.who_name),
-        who_client: text(r.who_client),
-        method: text(r.method),
-        view: text(r.view),
-        provider: text(r.provider),
-        target: text(r.target),
-        outcome: text(r.outcome),
-        error_code: r.error_code,
-        reason: text(r.reason),
-        duration_us: clamp(r.duration_us),
-        request_bytes: clamp(r.request_bytes),
-        response_bytes: clamp(r.response_bytes),
-        trace_id: r.trace_id.clone(),
-        arguments: r.arguments.clone(),
-        source: text(r.source),
+        at_ms: e.at_ms,
+        who_kind: e.who_kind,
+        who_id: e.who_id,
+        who_name: e.who_name,
+        who_client: e.who_client,
+        method: e.method,
+        view: e.view,
+        provider: e.provider,
+        target: e.target,
+        outcome: e.outcome,
+        error_code: e.error_code,
+        reason: e.reason,
+        duration_us: clamp(e.duration_us),
+        request_bytes: clamp(e.request_bytes),
+        response_bytes: clamp(e.response_bytes),
+        trace_id: e.trace_id,
+        arguments: e.arguments,
+        source: batch.text(r.source).to_owned(),
     }
 }
 
