@@ -148,6 +148,8 @@ pub struct Fleet {
     shared: std::sync::atomic::AtomicBool,
     /// Wakes the cluster sync loop when something is in the outbox.
     outbox_ready: tokio::sync::Notify,
+    /// The highest snapshot version a gateway said it holds when it came to watch.
+    highest_heard: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Fleet {
@@ -159,6 +161,7 @@ impl Default for Fleet {
             log_lines: tokio::sync::broadcast::channel(1024).0,
             shared: Default::default(),
             outbox_ready: Default::default(),
+            highest_heard: Default::default(),
         }
     }
 }
@@ -323,6 +326,22 @@ impl Fleet {
 
     pub fn version(&self) -> u64 {
         *self.version.borrow()
+    }
+
+    /// A gateway came to watch holding snapshot `version` (`WatchRequest.known_version`),
+    /// perhaps from another control plane or from before this one started.
+    pub fn heard_version(&self, version: u64) {
+        self.highest_heard
+            .fetch_max(version, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The highest version served here or held by a gateway that came to watch: in a
+    /// cluster, the shared counter must not be below it (`cluster::Cluster::sync`).
+    pub fn highest_seen(&self) -> u64 {
+        self.version().max(
+            self.highest_heard
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     pub fn register_agent(&self, id: &str, relay_url: &str, labels: Labels) {

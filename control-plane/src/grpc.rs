@@ -98,6 +98,7 @@ pub fn build_snapshot(registry: &Registry, keys: &KeyRing) -> pb::ConfigSnapshot
         built_at_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),
+        shared_version: registry.fleet.is_shared(),
     }
 }
 
@@ -227,7 +228,9 @@ impl pb::config_service_server::ConfigService for ConfigService {
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let gateway_id = request.get_ref().gateway_id.clone();
-        tracing::info!(gateway = %gateway_id, "gateway watching config");
+        let known = request.get_ref().known_version;
+        tracing::info!(gateway = %gateway_id, known_version = known, "gateway watching config");
+        self.registry.fleet.heard_version(known);
         // Each version once (a status report moves it too, and the gateway's
         // `mcpr_gateway_config_version` follows the control plane's).
         let (keys, latest) = (self.keys.clone(), self.latest.clone());

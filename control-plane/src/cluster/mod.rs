@@ -141,7 +141,21 @@ impl Cluster {
             .announce_control_plane(&self.id, &self.grpc_addr, &gateways)
             .await?;
         self.lead(lease_until).await?;
-        if self.store.config_version().await? != self.fleet().version() {
+        let stored = self.store.config_version().await?;
+        let seen = self.fleet().highest_seen();
+        if stored < seen {
+            // The counter only grows, and gateways ignore a snapshot older than theirs
+            // (edge-gateway `snapshot/watch.rs`): it went back only if the database did (a
+            // restore from a backup), and must be raised past what was served.
+            tracing::warn!(
+                control_plane = %self.id,
+                stored,
+                seen,
+                "the cluster's config version went back (a restored database?); raising it past the versions already served"
+            );
+            self.store.raise_config_version(seen + 1).await?;
+            self.reload().await?;
+        } else if stored != self.fleet().version() {
             self.reload().await?;
         }
         Ok(())

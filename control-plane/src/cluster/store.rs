@@ -333,6 +333,17 @@ impl Store {
     }
 
     /// The shared config version alone (read every tick).
+    /// Raises the config version to `version` unless it is there already.
+    pub async fn raise_config_version(&self, version: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE cluster_version SET version = $1 WHERE name = 'config' AND version < $1",
+        )
+        .bind(version as i64)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     pub async fn config_version(&self) -> Result<u64, StoreError> {
         let row = sqlx::query("SELECT version FROM cluster_version WHERE name = 'config'")
             .fetch_one(self.pool())
@@ -491,6 +502,22 @@ mod tests {
     use super::*;
     use crate::fleet::AgentNote;
     use crate::store::tests::fresh_postgres;
+
+    /// Raising the version never lowers it.
+    #[tokio::test]
+    async fn the_config_version_is_raised_never_lowered() {
+        let Some(url) = fresh_postgres().await else {
+            return;
+        };
+        let store = Store::connect(&url).await.unwrap();
+        let start = store.config_version().await.unwrap();
+        store.raise_config_version(start + 10).await.unwrap();
+        assert_eq!(store.config_version().await.unwrap(), start + 10);
+        store.raise_config_version(start + 3).await.unwrap();
+        assert_eq!(store.config_version().await.unwrap(), start + 10);
+        store.bump_config_version().await.unwrap();
+        assert_eq!(store.config_version().await.unwrap(), start + 11);
+    }
 
     /// The lease moves only when it expired, with a new epoch; the deposed holder's write of
     /// assignments is refused and leaves the successor's placement as it was.

@@ -165,6 +165,8 @@ fn apply(object: &mut Map<String, Value>, o: &ToolOverride) {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub version: u64,
+    /// `version` is the cluster's one growing counter (`ConfigSnapshot.shared_version`).
+    pub shared_version: bool,
     pub providers: HashMap<String, Arc<Provider>>,
     /// Enabled providers sorted by name, as listed to clients.
     pub listed: Vec<Arc<Provider>>,
@@ -270,6 +272,7 @@ impl Snapshot {
         let search = SearchIndex::build(&listed);
         Snapshot {
             version: snapshot.version,
+            shared_version: snapshot.shared_version,
             providers,
             any_starting: listed.iter().any(|p| p.is_starting()),
             listed,

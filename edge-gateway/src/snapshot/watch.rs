@@ -4,6 +4,13 @@
 //! none answers it keeps serving from the last snapshot it had.
 //! Every swap is announced on a `watch` channel (a count of swaps): lists waiting for a
 //! provider to start and the list-change announcer (`list_changes.rs`) wake on it.
+//!
+//! In a cluster the versions are one counter in Postgres that only grows (a control plane
+//! raises it past any version it or a gateway has seen, should the database go back:
+//! `control-plane/src/cluster`). A control plane that has not caught up with Postgres yet
+//! (it syncs every 200 ms, or cannot reach it) serves an older snapshot: moving to it, the
+//! gateway keeps what it has, or it would forget servers and their placement that the
+//! cluster still has, until that control plane catches up.
 
 use std::sync::Arc;
 
@@ -76,7 +83,18 @@ async fn stream_once(
         .await?
         .into_inner();
     while let Some(next) = stream.next().await {
-        let next = Snapshot::from_proto(next?);
+        let next = next?;
+        let current = snapshot.load();
+        if is_older(&current, &next) {
+            tracing::info!(
+                version = next.version,
+                serving = current.version,
+                "ignoring a snapshot older than the one served (a control plane catching up)"
+            );
+            continue;
+        }
+        drop(current);
+        let next = Snapshot::from_proto(next);
         tracing::debug!(
             version = next.version,
             providers = next.providers.len(),
@@ -87,4 +105,42 @@ async fn stream_once(
         *received += 1;
     }
     Ok(())
+}
+
+/// Whether `next` is a cluster snapshot older than the `current` one. A lone control plane's
+/// versions start again with its process, so its snapshots are taken as they come.
+fn is_older(current: &Snapshot, next: &pb::ConfigSnapshot) -> bool {
+    current.shared_version && next.shared_version && next.version < current.version
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offered(version: u64, shared_version: bool) -> pb::ConfigSnapshot {
+        pb::ConfigSnapshot {
+            version,
+            shared_version,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_cluster_snapshot_older_than_the_served_one_is_ignored() {
+        let serving = Snapshot::from_proto(offered(7, true));
+        assert!(is_older(&serving, &offered(6, true)));
+        assert!(
+            !is_older(&serving, &offered(7, true)),
+            "the same version again"
+        );
+        assert!(!is_older(&serving, &offered(8, true)));
+        // A lone control plane restarted: its versions count from 1 again.
+        let lone = Snapshot::from_proto(offered(7, false));
+        assert!(!is_older(&lone, &offered(1, false)));
+        // From a lone control plane to a cluster or back (a migration): taken.
+        assert!(!is_older(&lone, &offered(1, true)));
+        assert!(!is_older(&serving, &offered(1, false)));
+        // The empty snapshot a gateway starts with takes anything.
+        assert!(!is_older(&Snapshot::empty(), &offered(1, true)));
+    }
 }

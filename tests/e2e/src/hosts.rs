@@ -202,6 +202,18 @@ impl Host {
             self.iptables(&["-D", chain, interface, "eth0", "-j", "DROP"]);
         }
     }
+
+    /// Drops the traffic between this host and `peer`, both ways; the rest flows.
+    pub fn cut_off_from(&self, peer: &Host) {
+        self.iptables(&["-I", "INPUT", "1", "-s", &peer.ip, "-j", "DROP"]);
+        self.iptables(&["-I", "OUTPUT", "1", "-d", &peer.ip, "-j", "DROP"]);
+    }
+
+    /// Undoes [`Host::cut_off_from`].
+    pub fn restore_to(&self, peer: &Host) {
+        self.iptables(&["-D", "INPUT", "-s", &peer.ip, "-j", "DROP"]);
+        self.iptables(&["-D", "OUTPUT", "-d", &peer.ip, "-j", "DROP"]);
+    }
 }
 
 /// A PostgreSQL server of the test's own on `host` (port 5432, trust authentication for
@@ -259,6 +271,26 @@ impl Postgres {
 
     pub fn url(&self) -> String {
         format!("postgres://postgres@{}:5432/postgres", self.host.ip)
+    }
+
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// Runs one SQL statement with `psql`, as an operator at the database would.
+    pub fn sql(&self, statement: &str) -> String {
+        let out = Command::new(self.bindir.join("psql"))
+            .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1"])
+            .arg(self.url())
+            .args(["-c", statement])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "psql -c {statement:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
     /// Starts the server (again) and waits until it accepts connections. Commits are

@@ -245,6 +245,25 @@ async fn served_to_new_sessions(url: &str, tool: &str) {
     .await;
 }
 
+/// Calls server `name`'s `whoami` on `client` every 300 ms for `during`, each answered with
+/// its name, then lists its tool to a new session (`with` says what is going on, for a failure).
+async fn keeps_serving(client: &mut RawMcp, name: &str, during: Duration, with: &str) {
+    let tool = format!("{name}__whoami");
+    let start = Instant::now();
+    while start.elapsed() < during {
+        let answer = timeout(client.call(&tool, json!({})))
+            .await
+            .expect("an answer")
+            .unwrap_or_else(|e| panic!("{name} failed with {with}: {e}"));
+        assert_eq!(tool_text(&answer), name);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let mut fresh = RawMcp::with_key(&client.url.clone(), API_KEY);
+    fresh.initialize().await;
+    let listed: Value = fresh.request("tools/list", json!({})).await;
+    assert!(listed.to_string().contains(&tool), "{listed}");
+}
+
 /// The copies of server `name` each agent runs (its fixture child processes).
 fn copies(agent_pids: &[u32], name: &str) -> Vec<usize> {
     let needle = format!("--name {name} ");
@@ -629,20 +648,14 @@ async fn control_planes_all_down_gateways_and_agents_keep_serving() {
     }
     // Longer than the agents' lease: with every control plane refusing connections, none
     // can move the server, and the agent keeps it.
-    let down = Instant::now();
-    while down.elapsed() < Duration::from_secs(8) {
-        let answer = timeout(client.call("keep__whoami", json!({})))
-            .await
-            .expect("an answer")
-            .unwrap_or_else(|e| panic!("keep failed with the control planes down: {e}"));
-        assert_eq!(tool_text(&answer), "keep");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
     // A new client session too, from the gateway's last snapshot.
-    let mut fresh = RawMcp::with_key(&client.url.clone(), API_KEY);
-    fresh.initialize().await;
-    let listed: Value = fresh.request("tools/list", json!({})).await;
-    assert!(listed.to_string().contains("keep__whoami"), "{listed}");
+    keeps_serving(
+        &mut client,
+        "keep",
+        Duration::from_secs(8),
+        "the control planes down",
+    )
+    .await;
     assert_eq!(
         children_with(hosted.agents[0].pid(), "--name keep "),
         before,
@@ -672,6 +685,71 @@ async fn control_planes_all_down_gateways_and_agents_keep_serving() {
         .unwrap()
         .unwrap();
     assert_eq!(tool_text(&answer), "keep");
+}
+
+/// A gateway that fails over to a control plane which has not caught up with Postgres (here
+/// cut off from it) keeps the newer snapshot it has: no server is forgotten, no call fails.
+/// Once that control plane catches up the gateway follows it again; and when the database
+/// goes back (restored from a backup) the control planes raise the version past what was
+/// served, so the gateway follows the changes made after.
+#[tokio::test]
+async fn a_gateway_keeps_its_snapshot_when_it_fails_over_to_a_lagging_control_plane() {
+    let Some(mut hosted) = Hosted::start(2, 1, 1).await else {
+        return;
+    };
+    let api = hosted.admin(0).await;
+    // cp-1 stops hearing from Postgres: it goes on serving the cluster as it was.
+    hosted.cp_hosts[1].cut_off_from(hosted.postgres.host());
+    add_server(&api, "late").await;
+    server_agent(&api, "late").await;
+    let mut client = hosted.client(0, "late__whoami").await;
+
+    hosted.control_planes[0].take().unwrap().kill();
+    hosted.gateways[0]
+        .wait_log("moving to another control plane", Duration::from_secs(15))
+        .await;
+    keeps_serving(
+        &mut client,
+        "late",
+        Duration::from_secs(3),
+        "the lagging control plane",
+    )
+    .await;
+    hosted.gateways[0]
+        .wait_log(
+            "ignoring a snapshot older than the one served",
+            Duration::from_secs(1),
+        )
+        .await;
+
+    // Caught up: what is added through cp-1 reaches the gateway.
+    hosted.cp_hosts[1].restore_to(hosted.postgres.host());
+    let api = hosted.admin(1).await;
+    add_server(&api, "caught").await;
+    server_agent(&api, "caught").await;
+    served_to_new_sessions(&client.url, "caught__whoami").await;
+
+    // The database goes back to an older version (as a restored backup would): the next
+    // change still reaches the gateway.
+    hosted
+        .postgres
+        .sql("UPDATE cluster_version SET version = 1 WHERE name = 'config'");
+    add_server(&api, "restored").await;
+    server_agent(&api, "restored").await;
+    served_to_new_sessions(&client.url, "restored__whoami").await;
+    hosted.control_planes[1]
+        .as_ref()
+        .unwrap()
+        .wait_log(
+            "the cluster's config version went back",
+            Duration::from_secs(1),
+        )
+        .await;
+    let answer = timeout(client.call("late__whoami", json!({})))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tool_text(&answer), "late");
 }
 
 /// The all-in-one (SQLite) reports itself as the one control plane, always leading, with its
