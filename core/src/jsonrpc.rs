@@ -209,8 +209,33 @@ pub fn parse_payload(body: &[u8]) -> Result<(Vec<Message>, bool), RpcError> {
     }
 }
 
+/// `v` as raw JSON, written once (`to_raw_value` does not parse what it wrote).
 pub fn to_raw(v: &Value) -> Box<RawValue> {
-    RawValue::from_string(v.to_string()).expect("a Value is valid JSON")
+    serde_json::value::to_raw_value(v).expect("a Value serializes")
+}
+
+/// `json`, one JSON value assembled from valid pieces (a member of our own written into a
+/// valid object), as raw JSON without parsing it all again: serde_json writes a value that
+/// serializes as its raw-value token verbatim, as it does its own `RawValue`s, and
+/// `to_raw_value` keeps what it wrote. Debug builds (the tests) check that it parses.
+pub fn assembled_raw(json: &str) -> Box<RawValue> {
+    struct Verbatim<'a>(&'a str);
+    impl Serialize for Verbatim<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeStruct as _;
+            // serde_json's token for a raw value (its `raw.rs`); a unit test below fails
+            // should a new serde_json write it otherwise.
+            const TOKEN: &str = "$serde_json::private::RawValue";
+            let mut raw = serializer.serialize_struct(TOKEN, 1)?;
+            raw.serialize_field(TOKEN, self.0)?;
+            raw.end()
+        }
+    }
+    debug_assert!(
+        serde_json::from_str::<&RawValue>(json).is_ok_and(|raw| raw.get().len() == json.len()),
+        "not one JSON value: {json}"
+    );
+    serde_json::value::to_raw_value(&Verbatim(json)).expect("text serializes")
 }
 
 /// A JSON-RPC error object.
@@ -255,6 +280,27 @@ impl std::error::Error for RpcError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Written as it is, not as a string nor an object of serde_json's token.
+    #[test]
+    fn assembled_raw_json_is_kept_verbatim() {
+        let text =
+            r#"{"_meta":{"traceparent":"00-ab-cd-00"},"name":"echo","arguments":{"s":"\"}"}}"#;
+        let raw = assembled_raw(text);
+        assert_eq!(raw.get(), text);
+        let message = Message {
+            jsonrpc: JsonRpcVersion,
+            id: Some(Value::from(1)),
+            method: Some("tools/call".into()),
+            params: Some(raw),
+            result: None,
+            error: None,
+        };
+        let sent: Value = serde_json::from_slice(&message.to_bytes()).unwrap();
+        assert_eq!(sent["params"]["_meta"]["traceparent"], "00-ab-cd-00");
+        assert_eq!(sent["params"]["arguments"]["s"], "\"}");
+        assert_eq!(to_raw(&sent["params"]).get(), text);
+    }
 
     #[test]
     fn bodies() {

@@ -269,7 +269,7 @@ async fn handle_post(
     // (progress, sampling, elicitation): it streams when the client accepts SSE.
     if !batch && !is_initialize && accepts.sse && messages[0].id.is_some() {
         let message = messages.into_iter().next().expect("one message");
-        let came = came(gateway, headers, &session_id);
+        let came = came(headers);
         return streamed_answer(gateway, view, session_id, message, accepts.json, came).await;
     }
     let (answers, answered_bytes) =
@@ -449,7 +449,7 @@ async fn answer_each(
     let mut answers = Vec::with_capacity(messages.len());
     let mut answered_bytes = 0;
     for message in messages {
-        let came = came(gateway, headers, session_id);
+        let came = came(headers);
         if let Some(answer) = Box::pin(gateway.handle_from(view, session_id, message, came)).await {
             answered_bytes += crate::transport::limits::answer_size(&answer);
             if answered_bytes > limits.max_response_bytes {
@@ -500,23 +500,16 @@ fn respond(
     }
 }
 
-/// What the span of a request on this session records of how it came: `None` (nothing
-/// read) while tracing is off.
-fn came(gateway: &Gateway, headers: &HeaderMap, session: &str) -> Option<crate::views::Came> {
+/// What the span of a request records of how it came: `None` (nothing read) while tracing
+/// is off. The session's protocol version is read by the span itself, once kept.
+fn came(headers: &HeaderMap) -> Option<crate::views::Came> {
     if !mcpr_core::telemetry::enabled() {
         return None;
     }
-    let context = super::header_trace_context(headers);
-    let protocol_version = gateway
-        .sessions
-        .get(session)
-        .map(|s| s.protocol_version.clone());
-    let caller = crate::sessions::with_credential(|c| (!c.is_empty()).then(|| c.to_owned()));
     Some(crate::views::Came {
         transport: Some("tcp"),
-        context,
-        protocol_version,
-        caller,
+        context: super::header_trace_context(headers),
+        protocol_version: None,
     })
 }
 

@@ -180,8 +180,7 @@ fn came(headers: Option<&HeaderMap>) -> Option<crate::views::Came> {
     Some(crate::views::Came {
         transport: Some(if headers.is_some() { "tcp" } else { "pipe" }),
         context: headers.and_then(super::header_trace_context),
-        protocol_version: Some(MODERN_VERSION.to_owned()),
-        caller: crate::sessions::with_credential(|c| (!c.is_empty()).then(|| c.to_owned())),
+        protocol_version: Some(MODERN_VERSION),
     })
 }
 

@@ -27,10 +27,9 @@ pub struct Came {
     pub transport: Option<&'static str>,
     /// The trace context of the HTTP `traceparent`/`tracestate` headers.
     pub context: Option<mcpr_core::telemetry::mcp::TraceContext>,
-    /// The session's negotiated `MCP-Protocol-Version`.
-    pub protocol_version: Option<String>,
-    /// The credential's id (an API key's id, `oauth:{client}:{subject}`), never a secret.
-    pub caller: Option<String>,
+    /// The request's `MCP-Protocol-Version` when the transport knows it (a modern request);
+    /// otherwise the span reads the session's negotiated one, once it is kept.
+    pub protocol_version: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -212,16 +211,24 @@ impl Gateway {
         if !session.is_empty() {
             mcp::set(&span, "mcp.session.id", session);
         }
-        if let Some(version) = came.protocol_version {
-            mcp::set(&span, "mcp.protocol.version", version);
+        // Read here, for a kept span only: a dropped trace's request never looks them up.
+        match came.protocol_version {
+            Some(version) => mcp::set(&span, "mcp.protocol.version", version),
+            None => {
+                if let Some(s) = self.sessions.get(session) {
+                    mcp::set(&span, "mcp.protocol.version", s.protocol_version.as_str());
+                }
+            }
         }
         if let Some(transport) = came.transport {
             mcp::set(&span, "network.transport", transport);
         }
         // The caller's key id, or `oauth:{client}:{subject}`: never the key or token itself.
-        if let Some(caller) = came.caller {
-            mcp::set(&span, "mcpr.caller", caller);
-        }
+        crate::sessions::with_credential(|caller| {
+            if !caller.is_empty() {
+                mcp::set(&span, "mcpr.caller", caller);
+            }
+        });
         mcp::set(
             &span,
             "mcpr.view",

@@ -220,7 +220,11 @@ async fn traced_router(env: &[(&str, &str)]) -> (Router, RawMcp) {
     let router = Router::start_with(&[], env).await;
     router.api().add_fixture("traced", &["--meta"]).await;
     router.api().wait_state("traced", "running").await;
-    let mut mcp = RawMcp::new(&router.mcp_url("/mcp/p/traced"));
+    let url = router.mcp_url("/mcp/p/traced");
+    let mut mcp = match env.iter().find(|(k, _)| *k == "MCP_API_KEY") {
+        Some((_, key)) => RawMcp::with_key(&url, key),
+        None => RawMcp::new(&url),
+    };
     mcp.initialize().await;
     (router, mcp)
 }
@@ -469,7 +473,18 @@ async fn mcpr_up_exports_over_http_protobuf_and_flushes_at_shutdown() {
     env.retain(|(k, _)| *k != "OTEL_BSP_SCHEDULE_DELAY");
     env.push(("OTEL_BSP_SCHEDULE_DELAY", "600000"));
     env.push(("OTEL_SERVICE_NAME", "router-under-test"));
+    // A caller with a key: the gateway's span names the key by its id.
+    env.push(("MCP_API_KEY", "mcpr-traces-test-key-0123456789abcdef"));
     let (mut router, mut mcp) = traced_router(&env).await;
+    let (status, keys) = router.api().get("/api/v1/keys").await;
+    assert_eq!(status, 200, "{keys}");
+    let key_id = keys
+        .as_array()
+        .or_else(|| keys["keys"].as_array())
+        .and_then(|k| k.first())
+        .and_then(|k| k["id"].as_str())
+        .expect("the key of MCP_API_KEY")
+        .to_owned();
     let meta = upstream_meta(&mut mcp).await;
     let (trace_id, upstream_parent, _) =
         traceparent_parts(meta["traceparent"].as_str().expect("_meta.traceparent"));
@@ -501,6 +516,14 @@ async fn mcpr_up_exports_over_http_protobuf_and_flushes_at_shutdown() {
     assert_eq!(gateway.kind(), SpanKind::Server);
     assert_eq!(gateway.parent_id(), "");
     assert_eq!(gateway.attr("mcpr.view").as_deref(), Some("transparent"));
+    assert_eq!(
+        gateway.attr("mcpr.caller").as_deref(),
+        Some(key_id.as_str())
+    );
+    assert_eq!(
+        gateway.attr("mcp.protocol.version").as_deref(),
+        Some("2025-06-18")
+    );
     for span in &all {
         assert_eq!(span.span.name, "tools/call meta");
     }
