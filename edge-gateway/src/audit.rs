@@ -146,27 +146,30 @@ impl CallSink for AuditQueue {
             self.lost.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let row = pb::AuditRow {
+        let mut row = pb::AuditRow {
             at_ms: now_ms(),
-            who_kind: queue.text(who_kind),
-            who_id: queue.text(who_id),
-            who_name: queue.text(who_name),
-            who_client: queue.text(who_client),
-            method: queue.text(record.method),
-            view: queue.text(record.view),
-            provider: queue.text(record.provider.unwrap_or_default()),
-            target: queue.text(record.target.unwrap_or_default()),
-            outcome: queue.text(outcome),
             error_code,
-            reason: queue.text(reason),
             duration_us,
             request_bytes: record.request_bytes as u64,
             response_bytes: record.response_bytes as u64,
-            trace_id: String::new(),
             arguments,
-            source: 0,
-            id: String::new(),
+            ..Default::default()
         };
+        // In `AuditRow::text_fields_mut`'s order; the source is the control plane's to set.
+        let texts = [
+            who_kind,
+            who_id,
+            who_name,
+            who_client,
+            record.method,
+            record.view,
+            record.provider.unwrap_or_default(),
+            record.target.unwrap_or_default(),
+            outcome,
+            reason,
+            "",
+        ];
+        queue.name_texts(&mut row, texts);
         queue.push(row);
         let wake = queue.rows() == SHIP_BATCH;
         drop(queue);

@@ -271,9 +271,12 @@ impl HttpTransport {
             && let Some(context) = mcpr_core::telemetry::mcp::dropped()
                 .or_else(|| mcpr_core::telemetry::mcp::TraceContext::from_meta(msg))
         {
+            // Named once: a name given as text is parsed and checked on every insert.
+            const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+            const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
             for (name, value) in [
-                ("traceparent", context.traceparent),
-                ("tracestate", context.tracestate),
+                (TRACEPARENT, context.traceparent),
+                (TRACESTATE, context.tracestate),
             ] {
                 if let (false, Ok(value)) = (value.is_empty(), HeaderValue::try_from(value)) {
                     headers.insert(name, value);
