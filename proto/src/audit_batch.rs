@@ -265,61 +265,18 @@ mod tests {
     /// Whether the previous row had the same text or not, a field names its own text.
     #[test]
     fn named_texts_are_the_texts_given() {
-        let mut builder = AuditBatchBuilder::new();
+        let texts = |kind, who, method, tool| {
+            [
+                kind, who, "", "", method, "flat", "time", tool, "ok", "", "",
+            ]
+        };
         let rows = [
-            [
-                "api_key",
-                "k1",
-                "",
-                "",
-                "tools/call",
-                "flat",
-                "time",
-                "now",
-                "ok",
-                "",
-                "",
-            ],
-            [
-                "api_key",
-                "k1",
-                "",
-                "",
-                "tools/call",
-                "flat",
-                "time",
-                "now",
-                "ok",
-                "",
-                "",
-            ],
-            [
-                "api_key",
-                "k2",
-                "",
-                "",
-                "tools/call",
-                "flat",
-                "time",
-                "k1",
-                "error",
-                "",
-                "",
-            ],
-            [
-                "oauth",
-                "k1",
-                "",
-                "c",
-                "prompts/get",
-                "",
-                "time",
-                "now",
-                "ok",
-                "x",
-                "",
-            ],
+            texts("api_key", "k1", "tools/call", "now"),
+            texts("api_key", "k1", "tools/call", "now"),
+            texts("api_key", "k2", "tools/call", "k1"),
+            texts("oauth", "k1", "prompts/get", ""),
         ];
+        let mut builder = AuditBatchBuilder::new();
         for texts in rows {
             let mut row = AuditRow::default();
             builder.name_texts(&mut row, texts);
