@@ -148,8 +148,11 @@ pub struct Fleet {
     shared: std::sync::atomic::AtomicBool,
     /// Wakes the cluster sync loop when something is in the outbox.
     outbox_ready: tokio::sync::Notify,
-    /// The highest snapshot version a gateway said it holds when it came to watch.
+    /// The highest snapshot version a gateway said it holds when it came to watch, or an
+    /// agent followed when it registered.
     highest_heard: std::sync::atomic::AtomicU64,
+    /// The highest leader epoch an agent followed, as it said when it registered.
+    highest_heard_epoch: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Fleet {
@@ -162,6 +165,7 @@ impl Default for Fleet {
             shared: Default::default(),
             outbox_ready: Default::default(),
             highest_heard: Default::default(),
+            highest_heard_epoch: Default::default(),
         }
     }
 }
@@ -335,7 +339,22 @@ impl Fleet {
             .fetch_max(version, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// The highest version served here or held by a gateway that came to watch: in a
+    /// An agent registered having followed assignments of leader epoch `epoch`.
+    pub fn heard_epoch(&self, epoch: u64) {
+        self.highest_heard_epoch
+            .fetch_max(epoch, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The highest leader epoch installed here or followed by an agent that registered: a
+    /// new lease's epoch must be above it (`cluster::Cluster::lead`).
+    pub fn highest_epoch_seen(&self) -> u64 {
+        self.epoch().max(
+            self.highest_heard_epoch
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// The highest version served here or held by a gateway or agent that came: in a
     /// cluster, the shared counter must not be below it (`cluster::Cluster::sync`).
     pub fn highest_seen(&self) -> u64 {
         self.version().max(

@@ -300,6 +300,8 @@ impl pb::agent_service_server::AgentService for AgentService {
         mcpr_core::placement::validate_labels(&labels, "labels")
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         tracing::info!(agent = %r.agent_id, relay = %r.relay_url, ?labels, "agent registered");
+        self.registry.fleet.heard_version(r.newest_version);
+        self.registry.fleet.heard_epoch(r.newest_epoch);
         self.registry
             .fleet
             .register_agent(&r.agent_id, &r.relay_url, labels);

@@ -193,6 +193,7 @@ async fn session(
     let agent = &link.agent;
     let mut client = AgentServiceClient::new(link.channels[index].clone());
     let sent = Instant::now();
+    let (newest_epoch, newest_version) = *link.newest.lock().unwrap();
     let answer = client
         .register(pb::RegisterRequest {
             agent_id: agent.id.clone(),
@@ -200,6 +201,8 @@ async fn session(
             runtimes: vec!["process".into(), "remote".into(), "docker".into()],
             version: env!("CARGO_PKG_VERSION").into(),
             labels: link.labels.clone().into_iter().collect(),
+            newest_epoch,
+            newest_version,
         })
         .await?
         .into_inner();

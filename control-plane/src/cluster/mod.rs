@@ -166,7 +166,13 @@ impl Cluster {
         let held = self.leader_epoch().unwrap_or(0);
         let asked = Instant::now();
         let ttl_ms = LEASE_TTL.as_millis() as i64;
-        match self.store.acquire_lease(&self.id, held, ttl_ms).await? {
+        // Above every epoch followed, should the database have gone back (restored).
+        let floor = held.max(self.fleet().highest_epoch_seen());
+        match self
+            .store
+            .acquire_lease(&self.id, held, ttl_ms, floor)
+            .await?
+        {
             Some(epoch) => {
                 // Counted from before the request: the database's expiry is later still.
                 *lease_until = asked + LEASE_TTL;

@@ -60,14 +60,16 @@ pub struct Lease {
 }
 
 impl Store {
-    /// Renews the placement lease `holder` has at `epoch`, or takes it over when it expired
-    /// (the epoch goes up by one). Returns the epoch held afterwards, `None` when another
-    /// control plane holds it.
+    /// Renews the placement lease `holder` has at `epoch`, or takes it over when it expired:
+    /// the epoch goes up by one, and past `floor` (the highest epoch known to have been
+    /// followed, above the stored one only if the database went back). Returns the epoch
+    /// held afterwards, `None` when another control plane holds it.
     pub async fn acquire_lease(
         &self,
         holder: &str,
         epoch: u64,
         ttl_ms: i64,
+        floor: u64,
     ) -> Result<Option<u64>, StoreError> {
         if epoch > 0 {
             let renewed = sqlx::query(&format!(
@@ -84,11 +86,13 @@ impl Store {
             }
         }
         let taken = sqlx::query(&format!(
-            "UPDATE cluster_lease SET holder = $1, epoch = epoch + 1, expires_at_ms = {NOW_MS} + $2 \
+            "UPDATE cluster_lease SET holder = $1, epoch = GREATEST(epoch, $3) + 1, \
+             expires_at_ms = {NOW_MS} + $2 \
              WHERE name = 'placement' AND expires_at_ms <= {NOW_MS} RETURNING epoch"
         ))
         .bind(holder)
         .bind(ttl_ms)
+        .bind(floor as i64)
         .fetch_optional(self.pool())
         .await?;
         Ok(match taken {
@@ -527,15 +531,15 @@ mod tests {
             return;
         };
         let store = Store::connect(&url).await.unwrap();
-        let first = store.acquire_lease("a", 0, 300).await.unwrap();
+        let first = store.acquire_lease("a", 0, 300, 0).await.unwrap();
         assert_eq!(first, Some(1));
         assert_eq!(
-            store.acquire_lease("b", 0, 300).await.unwrap(),
+            store.acquire_lease("b", 0, 300, 0).await.unwrap(),
             None,
             "held"
         );
         assert_eq!(
-            store.acquire_lease("a", 1, 300).await.unwrap(),
+            store.acquire_lease("a", 1, 300, 0).await.unwrap(),
             Some(1),
             "renewed"
         );
@@ -547,12 +551,12 @@ mod tests {
         );
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(
-            store.acquire_lease("b", 0, 5000).await.unwrap(),
+            store.acquire_lease("b", 0, 5000, 0).await.unwrap(),
             Some(2),
             "taken over"
         );
         assert_eq!(
-            store.acquire_lease("a", 1, 300).await.unwrap(),
+            store.acquire_lease("a", 1, 300, 0).await.unwrap(),
             None,
             "a is deposed"
         );
@@ -617,9 +621,15 @@ mod tests {
         assert_eq!(store.shared_state().await.unwrap().agents["agent-b"], agent);
         store.release_lease("b", 2).await.unwrap();
         assert_eq!(
-            store.acquire_lease("a", 0, 300).await.unwrap(),
+            store.acquire_lease("a", 0, 300, 0).await.unwrap(),
             Some(3),
             "released"
         );
+        // Taken over past the highest epoch followed (a database that went back), and a
+        // floor below the stored epoch changes nothing.
+        store.release_lease("a", 3).await.unwrap();
+        assert_eq!(store.acquire_lease("b", 0, 300, 9).await.unwrap(), Some(10));
+        store.release_lease("b", 10).await.unwrap();
+        assert_eq!(store.acquire_lease("a", 0, 300, 2).await.unwrap(), Some(11));
     }
 }

@@ -729,11 +729,15 @@ async fn a_gateway_keeps_its_snapshot_when_it_fails_over_to_a_lagging_control_pl
     server_agent(&api, "caught").await;
     served_to_new_sessions(&client.url, "caught__whoami").await;
 
-    // The database goes back to an older version (as a restored backup would): the next
-    // change still reaches the gateway.
+    // The database goes back (as a restored backup would): an older config version and
+    // lease epoch. The next change still reaches the agent and the gateway.
     hosted
         .postgres
         .sql("UPDATE cluster_version SET version = 1 WHERE name = 'config'");
+    hosted.postgres.sql(
+        "UPDATE cluster_lease SET holder = 'restored', epoch = 0, expires_at_ms = 0 \
+         WHERE name = 'placement'",
+    );
     add_server(&api, "restored").await;
     server_agent(&api, "restored").await;
     served_to_new_sessions(&client.url, "restored__whoami").await;
