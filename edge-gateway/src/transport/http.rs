@@ -501,7 +501,7 @@ fn respond(
 }
 
 /// What the span of a request records of how it came: `None` (nothing read) while tracing
-/// is off. The session's protocol version is read by the span itself, once kept.
+/// is off. The session's protocol version and the caller are read for a kept span only.
 fn came(headers: &HeaderMap) -> Option<crate::views::Came> {
     if !mcpr_core::telemetry::enabled() {
         return None;
@@ -510,6 +510,8 @@ fn came(headers: &HeaderMap) -> Option<crate::views::Came> {
         transport: Some("tcp"),
         context: super::header_trace_context(headers),
         protocol_version: None,
+        session_version: super::session_version,
+        caller: super::caller,
     })
 }
 

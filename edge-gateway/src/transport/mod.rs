@@ -83,6 +83,17 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// The W3C trace context a client sent in its HTTP `traceparent`/`tracestate` headers: the
 /// parent of the request's span in both eras, unless `params._meta` carries one.
+/// A session's negotiated protocol version, for a kept span (`views::Came`).
+fn session_version(gateway: &Gateway, session: &str) -> Option<String> {
+    let session = gateway.sessions.get(session)?;
+    Some(session.protocol_version.clone())
+}
+
+/// The credential of the request being handled, for a kept span (`views::Came`).
+fn caller() -> Option<String> {
+    crate::sessions::with_credential(|c| (!c.is_empty()).then(|| c.to_owned()))
+}
+
 fn header_trace_context(headers: &HeaderMap) -> Option<mcpr_core::telemetry::mcp::TraceContext> {
     header_str(headers, "traceparent").map(|traceparent| mcpr_core::telemetry::mcp::TraceContext {
         traceparent: traceparent.to_owned(),

@@ -181,6 +181,8 @@ fn came(headers: Option<&HeaderMap>) -> Option<crate::views::Came> {
         transport: Some(if headers.is_some() { "tcp" } else { "pipe" }),
         context: headers.and_then(super::header_trace_context),
         protocol_version: Some(MODERN_VERSION),
+        caller: super::caller,
+        ..Default::default()
     })
 }
 

@@ -21,15 +21,30 @@ pub mod sandbox;
 pub mod visible;
 
 /// How a message came to the gateway, for its span (see [`Gateway::handle_from`]).
-#[derive(Debug, Default)]
 pub struct Came {
     /// `network.transport`: `tcp` (HTTP), `pipe` (stdio).
     pub transport: Option<&'static str>,
     /// The trace context of the HTTP `traceparent`/`tracestate` headers.
     pub context: Option<mcpr_core::telemetry::mcp::TraceContext>,
-    /// The request's `MCP-Protocol-Version` when the transport knows it (a modern request);
-    /// otherwise the span reads the session's negotiated one, once it is kept.
+    /// The request's `MCP-Protocol-Version` when the transport knows it (a modern request).
     pub protocol_version: Option<&'static str>,
+    /// The session's negotiated version, and the caller's key id or `oauth:{client}:{subject}`
+    /// (never a secret), as the transport's layer keeps them: called for a kept span only,
+    /// so that a request whose trace is dropped never looks them up.
+    pub session_version: fn(&Gateway, &str) -> Option<String>,
+    pub caller: fn() -> Option<String>,
+}
+
+impl Default for Came {
+    fn default() -> Self {
+        Came {
+            transport: None,
+            context: None,
+            protocol_version: None,
+            session_version: |_, _| None,
+            caller: || None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -211,24 +226,19 @@ impl Gateway {
         if !session.is_empty() {
             mcp::set(&span, "mcp.session.id", session);
         }
-        // Read here, for a kept span only: a dropped trace's request never looks them up.
-        match came.protocol_version {
-            Some(version) => mcp::set(&span, "mcp.protocol.version", version),
-            None => {
-                if let Some(s) = self.sessions.get(session) {
-                    mcp::set(&span, "mcp.protocol.version", s.protocol_version.as_str());
-                }
-            }
+        let version = match came.protocol_version {
+            Some(version) => Some(version.to_owned()),
+            None => (came.session_version)(self, session),
+        };
+        if let Some(version) = version {
+            mcp::set(&span, "mcp.protocol.version", version);
         }
         if let Some(transport) = came.transport {
             mcp::set(&span, "network.transport", transport);
         }
-        // The caller's key id, or `oauth:{client}:{subject}`: never the key or token itself.
-        crate::sessions::with_credential(|caller| {
-            if !caller.is_empty() {
-                mcp::set(&span, "mcpr.caller", caller);
-            }
-        });
+        if let Some(caller) = (came.caller)() {
+            mcp::set(&span, "mcpr.caller", caller);
+        }
         mcp::set(
             &span,
             "mcpr.view",
