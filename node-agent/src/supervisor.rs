@@ -424,6 +424,14 @@ impl Agent {
         loop {
             let server = self.server(provider);
             if let Some(session) = server.as_ref().and_then(|s| s.session()) {
+                // Closed (its process exited) and not yet replaced by the supervisor: the
+                // caller learns whose session it was, and why, not only the bare reason.
+                if let Some(reason) = session.close_reason() {
+                    return Err(RpcError::new(
+                        code::UPSTREAM_UNAVAILABLE,
+                        format!("provider {provider:?} lost its session: {reason}"),
+                    ));
+                }
                 return Ok(session);
             }
             if server.is_none() && self.lapsed.load(std::sync::atomic::Ordering::Acquire) {
