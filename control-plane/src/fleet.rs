@@ -332,8 +332,9 @@ impl Fleet {
         *self.version.borrow()
     }
 
-    /// A gateway came to watch holding snapshot `version` (`WatchRequest.known_version`),
-    /// perhaps from another control plane or from before this one started.
+    /// A gateway came to watch holding snapshot `version` (`WatchRequest.known_version`), or
+    /// an agent registered having followed assignments of `version`: perhaps from another
+    /// control plane, or from before this one started.
     pub fn heard_version(&self, version: u64) {
         self.highest_heard
             .fetch_max(version, std::sync::atomic::Ordering::Relaxed);

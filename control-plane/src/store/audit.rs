@@ -183,28 +183,32 @@ fn corrupt(chunk: &str, e: impl std::fmt::Display) -> StoreError {
 pub fn batch_of(records: &[AuditRecord]) -> pb::AuditBatch {
     let mut batch = pb::AuditBatchBuilder::new();
     for r in records {
-        let source = batch.text(&r.source);
-        let row = batch.push_entry(pb::AuditEntry {
+        let mut row = pb::AuditRow {
             at_ms: r.at_ms,
-            who_kind: r.who_kind.clone(),
-            who_id: r.who_id.clone(),
-            who_name: r.who_name.clone(),
-            who_client: r.who_client.clone(),
-            method: r.method.clone(),
-            view: r.view.clone(),
-            provider: r.provider.clone(),
-            target: r.target.clone(),
-            outcome: r.outcome.clone(),
             error_code: r.error_code,
-            reason: r.reason.clone(),
             duration_us: r.duration_us.max(0) as u64,
             request_bytes: r.request_bytes.max(0) as u64,
             response_bytes: r.response_bytes.max(0) as u64,
             trace_id: r.trace_id.clone(),
             arguments: r.arguments.clone(),
-        });
-        row.source = source;
-        row.id = r.id.clone();
+            id: r.id.clone(),
+            ..Default::default()
+        };
+        let texts = [
+            r.who_kind.as_str(),
+            &r.who_id,
+            &r.who_name,
+            &r.who_client,
+            &r.method,
+            &r.view,
+            &r.provider,
+            &r.target,
+            &r.outcome,
+            &r.reason,
+            &r.source,
+        ];
+        batch.name_texts(&mut row, texts);
+        batch.push(row);
     }
     batch.finish()
 }
