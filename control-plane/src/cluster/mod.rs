@@ -19,6 +19,7 @@ pub mod status;
 pub mod store;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::fleet::{AGENT_TIMEOUT, Candidate, Fleet, Wanted};
@@ -47,6 +48,9 @@ pub struct Cluster {
     epoch: std::sync::atomic::AtomicU64,
     /// When this control plane took the lease it holds.
     leading_since: std::sync::Mutex<Option<Instant>>,
+    /// The highest epoch agents followed that this control plane has checked the lease
+    /// against ([`Cluster::lead`]).
+    epoch_checked: std::sync::atomic::AtomicU64,
 }
 
 impl Cluster {
@@ -67,6 +71,7 @@ impl Cluster {
             keys,
             epoch: Default::default(),
             leading_since: Default::default(),
+            epoch_checked: Default::default(),
         });
         // What this process wrote while starting (`MCP_API_KEY`, OAuth keys) reaches the others.
         cluster.store.bump_config_version().await?;
@@ -79,7 +84,7 @@ impl Cluster {
 
     /// The epoch of the lease this control plane holds, if it leads.
     pub fn leader_epoch(&self) -> Option<u64> {
-        match self.epoch.load(std::sync::atomic::Ordering::Acquire) {
+        match self.epoch.load(Ordering::Acquire) {
             0 => None,
             epoch => Some(epoch),
         }
@@ -118,7 +123,7 @@ impl Cluster {
     }
 
     fn step_down(&self, why: &str) {
-        let epoch = self.epoch.swap(0, std::sync::atomic::Ordering::AcqRel);
+        let epoch = self.epoch.swap(0, Ordering::AcqRel);
         if epoch != 0 {
             tracing::warn!(control_plane = %self.id, epoch, why, "no longer the leader");
         }
@@ -164,10 +169,23 @@ impl Cluster {
     /// Renews or takes the lease; the leader then expires silent agents and places servers.
     async fn lead(&self, lease_until: &mut Instant) -> anyhow::Result<()> {
         let held = self.leader_epoch().unwrap_or(0);
-        let asked = Instant::now();
-        let ttl_ms = LEASE_TTL.as_millis() as i64;
         // Above every epoch followed, should the database have gone back (restored).
         let floor = held.max(self.fleet().highest_epoch_seen());
+        // A lease held (by any control plane, this one too) since before agents that had
+        // followed a later epoch registered would keep an epoch they ignore: it is ended,
+        // for a takeover past theirs. Checked once per epoch heard.
+        if floor > held.max(self.epoch_checked.load(Ordering::Acquire)) {
+            if self.store.outdate_lease(floor).await? {
+                tracing::warn!(
+                    control_plane = %self.id,
+                    followed = floor,
+                    "agents followed a later placement epoch than the lease's (a restored database?); taking it over past theirs"
+                );
+            }
+            self.epoch_checked.fetch_max(floor, Ordering::AcqRel);
+        }
+        let asked = Instant::now();
+        let ttl_ms = LEASE_TTL.as_millis() as i64;
         match self
             .store
             .acquire_lease(&self.id, held, ttl_ms, floor)
@@ -177,8 +195,7 @@ impl Cluster {
                 // Counted from before the request: the database's expiry is later still.
                 *lease_until = asked + LEASE_TTL;
                 if epoch != held {
-                    self.epoch
-                        .store(epoch, std::sync::atomic::Ordering::Release);
+                    self.epoch.store(epoch, Ordering::Release);
                     *self.leading_since.lock().unwrap() = Some(Instant::now());
                     tracing::info!(control_plane = %self.id, epoch, "leading placement");
                 }

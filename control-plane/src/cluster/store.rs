@@ -101,6 +101,20 @@ impl Store {
         })
     }
 
+    /// Ends a lease whose epoch is below `epoch`, one an agent followed (the database went
+    /// back): its holder's renewal fails, and the next takeover, at once, goes past it.
+    /// Returns whether it did.
+    pub async fn outdate_lease(&self, epoch: u64) -> Result<bool, StoreError> {
+        let outdated = sqlx::query(
+            "UPDATE cluster_lease SET epoch = $1, expires_at_ms = 0 \
+             WHERE name = 'placement' AND epoch < $1",
+        )
+        .bind(epoch as i64)
+        .execute(self.pool())
+        .await?;
+        Ok(outdated.rows_affected() == 1)
+    }
+
     /// Gives the lease up (a clean shutdown), so that another control plane leads at once.
     pub async fn release_lease(&self, holder: &str, epoch: u64) -> Result<(), StoreError> {
         sqlx::query(
@@ -631,5 +645,17 @@ mod tests {
         assert_eq!(store.acquire_lease("b", 0, 300, 9).await.unwrap(), Some(10));
         store.release_lease("b", 10).await.unwrap();
         assert_eq!(store.acquire_lease("a", 0, 300, 2).await.unwrap(), Some(11));
+        // Held at 11 while an agent followed 14: the holder cannot renew, and whoever takes
+        // it next goes past 14; an epoch at or below the lease's changes nothing.
+        assert!(!store.outdate_lease(11).await.unwrap());
+        assert_eq!(
+            store.acquire_lease("a", 11, 300, 0).await.unwrap(),
+            Some(11)
+        );
+        assert!(store.outdate_lease(14).await.unwrap());
+        assert_eq!(
+            store.acquire_lease("a", 11, 300, 0).await.unwrap(),
+            Some(15)
+        );
     }
 }

@@ -691,7 +691,8 @@ async fn control_planes_all_down_gateways_and_agents_keep_serving() {
 /// cut off from it) keeps the newer snapshot it has: no server is forgotten, no call fails.
 /// Once that control plane catches up the gateway follows it again; and when the database
 /// goes back (restored from a backup) the control planes raise the version past what was
-/// served, so the gateway follows the changes made after.
+/// served, so the gateway follows the changes made after, and the agents a leader that took
+/// the lease before they said which epoch they followed.
 #[tokio::test]
 async fn a_gateway_keeps_its_snapshot_when_it_fails_over_to_a_lagging_control_plane() {
     let Some(mut hosted) = Hosted::start(2, 1, 1).await else {
@@ -749,6 +750,42 @@ async fn a_gateway_keeps_its_snapshot_when_it_fails_over_to_a_lagging_control_pl
             Duration::from_secs(1),
         )
         .await;
+
+    // Gone back again, and every control plane restarts on it: the first to lead takes the
+    // lease (epoch 1) before the agent, paused meanwhile, says it followed a later one. The
+    // lease is ended for a takeover past it, and the agent follows the new leader.
+    hosted.control_planes[1].take().unwrap().kill();
+    hosted.postgres.sql(
+        "UPDATE cluster_lease SET holder = 'restored', epoch = 0, expires_at_ms = 0 \
+         WHERE name = 'placement'",
+    );
+    let agent = hosted.agents[0].pid().to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, &agent])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {name} {agent}");
+    };
+    signal("-STOP");
+    for i in 0..2 {
+        hosted.control_planes[i] = Some(hosted.spawn_control_plane(i));
+    }
+    let api = hosted.admin(0).await;
+    wait_for("a leader", Duration::from_secs(10), || leader(&api)).await;
+    signal("-CONT");
+    add_server(&api, "restarted").await;
+    server_agent(&api, "restarted").await;
+    served_to_new_sessions(&client.url, "restarted__whoami").await;
+    let outdated = "agents followed a later placement epoch than the lease's";
+    assert!(
+        hosted
+            .control_planes
+            .iter()
+            .flatten()
+            .any(|cp| cp.log().contains(outdated)),
+        "a control plane ended the outdated lease"
+    );
     let answer = timeout(client.call("late__whoami", json!({})))
         .await
         .unwrap()
