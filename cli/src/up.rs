@@ -171,6 +171,8 @@ pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
         },
         Some((relay_url, local)),
     );
+    let audit = control_plane.audit.clone();
+    gateway.report_audit_locally(Arc::new(move |report| audit.ingest(report)));
     if !gateway.wait_for_snapshot(Duration::from_secs(10)).await {
         anyhow::bail!(
             "the gateway got no configuration from the in-process control plane within 10 s"

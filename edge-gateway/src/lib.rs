@@ -194,6 +194,12 @@ impl Gateway {
         self.snapshot.load().version
     }
 
+    /// Hands this gateway's audit reports to a control plane in the same process (`mcpr
+    /// up`) instead of sending them over gRPC.
+    pub fn report_audit_locally(&self, local: audit::LocalAudit) {
+        self.audit.report_locally(local);
+    }
+
     /// Waits up to `timeout` for the first snapshot; true when one has arrived.
     pub async fn wait_for_snapshot(&self, timeout: Duration) -> bool {
         self.wait_for_version(1, timeout).await
