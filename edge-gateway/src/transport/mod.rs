@@ -6,7 +6,7 @@
 //! `Gateway` every layer extends with an `impl Gateway` of its own.
 
 use axum::Router;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mcpr_core::jsonrpc::{Message, RpcError, code};
 use serde_json::Value;
@@ -81,8 +81,6 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The W3C trace context a client sent in its HTTP `traceparent`/`tracestate` headers: the
-/// parent of the request's span in both eras, unless `params._meta` carries one.
 /// A session's negotiated protocol version, for a kept span (`views::Came`).
 fn session_version(gateway: &Gateway, session: &str) -> Option<String> {
     let session = gateway.sessions.get(session)?;
@@ -94,11 +92,15 @@ fn caller() -> Option<String> {
     crate::sessions::with_credential(|c| (!c.is_empty()).then(|| c.to_owned()))
 }
 
+/// The W3C trace context a client sent in its HTTP `traceparent`/`tracestate` headers: the
+/// parent of the request's span in both eras, unless `params._meta` carries one.
 fn header_trace_context(headers: &HeaderMap) -> Option<mcpr_core::telemetry::mcp::TraceContext> {
-    header_str(headers, "traceparent").map(|traceparent| mcpr_core::telemetry::mcp::TraceContext {
+    // Named once: a name given as text is parsed again on every look-up.
+    static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+    let text = |name: &'static HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    text(&TRACEPARENT).map(|traceparent| mcpr_core::telemetry::mcp::TraceContext {
         traceparent: traceparent.to_owned(),
-        tracestate: header_str(headers, "tracestate")
-            .unwrap_or_default()
-            .to_owned(),
+        tracestate: text(&TRACESTATE).unwrap_or_default().to_owned(),
     })
 }
