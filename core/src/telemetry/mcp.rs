@@ -229,21 +229,23 @@ pub fn first_span(message: &Message, side: Side, parent: Option<Context>) -> Tra
     }))
 }
 
-/// `00-{trace id}-{span id}-00` (W3C Trace Context, not sampled), written digit by digit
-/// into a fixed buffer: the formatting machinery cost more than the rest of a dropped
-/// trace's decision, and a `String` grown a character at a time half as much again.
+/// `00-{trace id}-{span id}-00` (W3C Trace Context, not sampled), written digit by digit:
+/// the formatting machinery cost more than the rest of a dropped trace's decision.
 fn unsampled_traceparent(trace_id: TraceId, span_id: SpanId) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
-    let (trace, span) = (trace_id.to_bytes(), span_id.to_bytes());
-    let (trace_digits, rest) = out[3..].split_at_mut(32);
-    let span_digits = &mut rest[1..17];
-    let digits = trace_digits.chunks_exact_mut(2).zip(trace);
-    for (pair, b) in digits.chain(span_digits.chunks_exact_mut(2).zip(span)) {
-        pair[0] = HEX[usize::from(b >> 4)];
-        pair[1] = HEX[usize::from(b & 15)];
-    }
-    String::from_utf8(out.to_vec()).expect("hex digits and dashes are ASCII")
+    let hex = |out: &mut String, bytes: &[u8]| {
+        for b in bytes {
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
+        }
+    };
+    let mut out = String::with_capacity(55);
+    out.push_str("00-");
+    hex(&mut out, &trace_id.to_bytes());
+    out.push('-');
+    hex(&mut out, &span_id.to_bytes());
+    out.push_str("-00");
+    out
 }
 
 /// Runs `work`, a request whose trace was dropped, with `context` as what its next hops
