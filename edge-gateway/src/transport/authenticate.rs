@@ -29,8 +29,8 @@ use crate::access::{
 };
 use crate::observe::{CallRecord, Outcome, Refusal};
 use crate::sessions;
-use crate::transport::http::SESSION_HEADER;
-use crate::transport::{VERSION_HEADER, rpc_refusal};
+use crate::transport::http::SESSION;
+use crate::transport::{VERSION, rpc_refusal};
 use crate::views::SUPPORTED_VERSIONS;
 use mcpr_core::mcp_headers::MODERN_VERSION;
 
@@ -111,7 +111,7 @@ fn view_label(path: &str) -> &'static str {
 /// The protocol version a request names in `MCP-Protocol-Version`, when it is one the
 /// gateway speaks (a label, so never the client's own text).
 fn protocol_version(request: &Request) -> Option<&'static str> {
-    let named = request.headers().get(VERSION_HEADER)?.to_str().ok()?;
+    let named = request.headers().get(&VERSION)?.to_str().ok()?;
     SUPPORTED_VERSIONS
         .iter()
         .copied()
@@ -142,7 +142,7 @@ fn record_refusal(
         caller: who,
         session: request
             .headers()
-            .get(SESSION_HEADER)
+            .get(&SESSION)
             .and_then(|v| v.to_str().ok()),
         protocol_version: protocol_version(request),
         outcome: Outcome::Refused(refusal),

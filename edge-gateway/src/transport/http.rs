@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures::StreamExt;
@@ -21,10 +21,12 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::Gateway;
-use crate::transport::{VERSION_HEADER, header_str, rpc_refusal};
+use crate::transport::{VERSION, header_str, rpc_refusal};
 use crate::views::{SUPPORTED_VERSIONS, View};
 
 pub const SESSION_HEADER: &str = "mcp-session-id";
+/// [`SESSION_HEADER`] as a header name, for look-ups (as `transport::VERSION`).
+pub(crate) static SESSION: HeaderName = HeaderName::from_static(SESSION_HEADER);
 
 /// Largest accepted MCP request body.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -154,7 +156,7 @@ fn session_of<'h>(
     view: &View,
     headers: &'h HeaderMap,
 ) -> Result<&'h str, Response> {
-    let Some(id) = header_str(headers, SESSION_HEADER) else {
+    let Some(id) = header_str(headers, &SESSION) else {
         return Err(rpc_refusal(
             StatusCode::BAD_REQUEST,
             code::INVALID_REQUEST,
@@ -301,7 +303,7 @@ struct Accepts {
 
 /// `Accept` must allow JSON or SSE, and a body, when typed, must be JSON.
 fn accepted(headers: &HeaderMap) -> Result<Accepts, Response> {
-    let accept = header_str(headers, header::ACCEPT.as_str())
+    let accept = header_str(headers, &header::ACCEPT)
         .unwrap_or("*/*")
         .to_ascii_lowercase();
     let accepts = Accepts {
@@ -317,7 +319,7 @@ fn accepted(headers: &HeaderMap) -> Result<Accepts, Response> {
             "Accept must include application/json or text/event-stream",
         ));
     }
-    if let Some(content_type) = header_str(headers, header::CONTENT_TYPE.as_str())
+    if let Some(content_type) = header_str(headers, &header::CONTENT_TYPE)
         && !content_type
             .to_ascii_lowercase()
             .starts_with("application/json")
@@ -371,7 +373,7 @@ async fn read_messages(gateway: &Gateway, body: Body) -> Result<(Vec<Message>, b
 
 /// A legacy request's `MCP-Protocol-Version`, when sent, must be one we speak.
 fn check_version(headers: &HeaderMap) -> Result<(), Response> {
-    match header_str(headers, VERSION_HEADER) {
+    match header_str(headers, &VERSION) {
         Some(version) if !SUPPORTED_VERSIONS.contains(&version) => Err(rpc_refusal(
             StatusCode::BAD_REQUEST,
             code::INVALID_REQUEST,
@@ -782,7 +784,7 @@ fn sse_event(message: &[u8]) -> Bytes {
 /// The session's own SSE stream (GET): notifications and server-to-client requests that
 /// belong to no open request. One stream per session at a time.
 async fn open_session_stream(gateway: &Gateway, view: &View, headers: &HeaderMap) -> Response {
-    let accept = header_str(headers, header::ACCEPT.as_str()).unwrap_or_default();
+    let accept = header_str(headers, &header::ACCEPT).unwrap_or_default();
     if !accept.contains("text/event-stream") && !accept.contains("*/*") {
         return rpc_refusal(
             StatusCode::NOT_ACCEPTABLE,

@@ -6,6 +6,7 @@
 //! `Gateway` every layer extends with an `impl Gateway` of its own.
 
 use axum::Router;
+use axum::http::header::AsHeaderName;
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mcpr_core::jsonrpc::{Message, RpcError, code};
@@ -27,6 +28,9 @@ pub mod stdio;
 
 /// The header that names a request's protocol version, in both eras.
 pub const VERSION_HEADER: &str = "mcp-protocol-version";
+/// [`VERSION_HEADER`] as a header name, for look-ups: a name given as text is parsed again on
+/// every one (a few hundred instructions each, several a request).
+pub(crate) static VERSION: HeaderName = HeaderName::from_static(VERSION_HEADER);
 
 /// The client-session name modern requests are relayed under. The era has no sessions;
 /// requests are told apart by the unique id each gets on the way (`modern::internal_id`),
@@ -77,7 +81,7 @@ pub fn host_refusal(refusal: &mcpr_tls::host_policy::Refusal) -> Response {
 }
 
 /// A header's value when it is text.
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: impl AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::Gateway;
-use crate::transport::{MODERN_SESSION, VERSION_HEADER, header_str};
+use crate::transport::{MODERN_SESSION, VERSION, header_str};
 use crate::views::{SUPPORTED_VERSIONS, View};
 
 /// MCP error codes of the modern era.
@@ -53,7 +53,7 @@ pub fn supported_versions() -> Vec<&'static str> {
 /// Whether a POST belongs to the modern era: a modern `MCP-Protocol-Version` header, or a
 /// request whose `_meta` names its protocol version.
 pub fn applies(headers: &HeaderMap, messages: &[Message]) -> bool {
-    let header_is_modern = header_str(headers, VERSION_HEADER)
+    let header_is_modern = header_str(headers, &VERSION)
         .is_some_and(|v| !SUPPORTED_VERSIONS.contains(&v) && std_headers::is_modern_version(v));
     header_is_modern || messages.iter().any(names_its_version)
 }
@@ -249,7 +249,7 @@ fn malformed_meta(missing: &str) -> RpcError {
 
 /// Over HTTP, `MCP-Protocol-Version` must be there and match the request's `_meta`.
 fn check_version_header(headers: &HeaderMap, meta_version: &str) -> Result<(), RpcError> {
-    let Some(header_version) = header_str(headers, VERSION_HEADER) else {
+    let Some(header_version) = header_str(headers, &VERSION) else {
         return Err(RpcError::new(
             error_code::HEADER_MISMATCH,
             format!(
