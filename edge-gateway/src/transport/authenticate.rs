@@ -153,6 +153,24 @@ fn record_refusal(
     });
 }
 
+/// A refusal answered before the request's body was read, for HTTP/1: hyper reads what
+/// has already arrived and otherwise closes the connection after the answer, which would
+/// not say so; a client that reuses the connection for its next request (its retry with a
+/// token, say) then meets a closed socket. `Connection: close` tells it to open a new one.
+fn closing(request: &Request, mut response: Response) -> Response {
+    let has_body = request.headers().contains_key(header::TRANSFER_ENCODING)
+        || request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|length| length != "0");
+    if request.version() <= axum::http::Version::HTTP_11 && has_body {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
 /// The layer in front of every MCP route (see the module comment).
 pub async fn authenticate(
     State(gateway): State<Arc<Gateway>>,
@@ -170,7 +188,7 @@ pub async fn authenticate(
     {
         let refusal = Refusal::RateLimitAddress;
         record_refusal(&gateway, &request, &Who::Anonymous, refusal, started);
-        return too_many("client address", wait);
+        return closing(&request, too_many("client address", wait));
     }
     if !credentials.required && !gateway.config.require_auth {
         let caller = Caller {
@@ -189,7 +207,7 @@ pub async fn authenticate(
         };
         let refusal = Refusal::MissingCredentials;
         record_refusal(&gateway, &request, &Who::Anonymous, refusal, started);
-        return unauthorized(what, oauth, false);
+        return closing(&request, unauthorized(what, oauth, false));
     };
     let now_ms = unix_ms();
     // An admin MCP token (`mcprm_…`) is looked up first: it is neither a JWT nor an API key.
@@ -204,7 +222,7 @@ pub async fn authenticate(
         Some(Err(problem)) => {
             let refusal = Refusal::ExpiredKey;
             record_refusal(&gateway, &request, &Who::Anonymous, refusal, started);
-            return unauthorized(problem, oauth, oauth.is_some());
+            return closing(&request, unauthorized(problem, oauth, oauth.is_some()));
         }
         None => match oauth {
             Some(rs) if looks_like_jwt(key) => match rs.check(key, now_ms / 1000) {
@@ -218,7 +236,10 @@ pub async fn authenticate(
                 Err(problem) => {
                     let refusal = Refusal::InvalidToken;
                     record_refusal(&gateway, &request, &Who::Anonymous, refusal, started);
-                    return unauthorized(&format!("invalid token: {problem}"), oauth, true);
+                    return closing(
+                        &request,
+                        unauthorized(&format!("invalid token: {problem}"), oauth, true),
+                    );
                 }
             },
             _ => match credentials.check(key, now_ms) {
@@ -232,7 +253,7 @@ pub async fn authenticate(
                 Err(problem) => {
                     let refusal = Refusal::of_key_problem(problem);
                     record_refusal(&gateway, &request, &Who::Anonymous, refusal, started);
-                    return unauthorized(problem, oauth, oauth.is_some());
+                    return closing(&request, unauthorized(problem, oauth, oauth.is_some()));
                 }
             },
         },
@@ -243,7 +264,7 @@ pub async fn authenticate(
     {
         let refusal = Refusal::RateLimitKey;
         record_refusal(&gateway, &request, &credential.who, refusal, started);
-        return too_many("API key", wait);
+        return closing(&request, too_many("API key", wait));
     }
     if let Some(provider) = transparent_provider(request.uri().path())
         && !credential.access.allows_provider(provider)
@@ -262,7 +283,7 @@ pub async fn authenticate(
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, rs.insufficient_scope(provider));
         }
-        return response;
+        return closing(&request, response);
     }
     if let Some(id) = &credential.key_id {
         gateway.auth.record_use(id, now_ms);

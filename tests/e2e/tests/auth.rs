@@ -939,3 +939,29 @@ async fn a_gateway_off_loopback_requires_keys_even_before_the_first_one() {
     // The loopback gateway of the same cluster stays open while no key exists.
     RawMcp::new(&cluster.mcp_url(0, "/mcp")).initialize().await;
 }
+
+/// A request refused before its body was read (here, every byte of it still unsent) is
+/// answered with `Connection: close`, and the connection is closed: hyper gives up on an
+/// unread body, and a client that reused the connection for its retry with a token (the
+/// Python SDK's OAuth flow under load) met a closed socket instead of an answer.
+#[tokio::test]
+async fn a_refusal_before_the_body_is_read_says_the_connection_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let router = Router::start_with(&[], &[("MCP_API_KEY", "mcpr_the_only_key")]).await;
+    let address = router.url().trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Length: 80\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the router closes the connection after its answer");
+    read.unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 401"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    assert!(answer.contains("missing api key"), "{answer}");
+}
