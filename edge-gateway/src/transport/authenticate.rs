@@ -171,6 +171,19 @@ fn closing(request: &Request, mut response: Response) -> Response {
     response
 }
 
+/// `response`, refusing `request`: recorded, and closing the connection where it must.
+fn refused(
+    gateway: &Gateway,
+    request: &Request,
+    who: &Who,
+    refusal: Refusal,
+    started: Instant,
+    response: Response,
+) -> Response {
+    record_refusal(gateway, request, who, refusal, started);
+    closing(request, response)
+}
+
 /// The layer in front of every MCP route (see the module comment).
 pub async fn authenticate(
     State(gateway): State<Arc<Gateway>>,
@@ -178,6 +191,8 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    let refuse =
+        |who: &Who, refusal, response| refused(&gateway, &request, who, refusal, started, response);
     let snapshot = gateway.snapshot.load();
     let credentials = &snapshot.credentials;
     if credentials.per_address.rate > 0.0
@@ -186,9 +201,11 @@ pub async fn authenticate(
             .auth
             .take_per_address(&addr.ip(), credentials.per_address)
     {
-        let refusal = Refusal::RateLimitAddress;
-        record_refusal(&gateway, &request, &Who::Anonymous, refusal, started);
-        return closing(&request, too_many("client address", wait));
+        return refuse(
+            &Who::Anonymous,
+            Refusal::RateLimitAddress,
+            too_many("client address", wait),
+        );
     }
     if !credentials.required && !gateway.config.require_auth {
         let caller = Caller {
@@ -205,9 +222,11 @@ pub async fn authenticate(
         } else {
             "missing API key"
         };
-        let refusal = Refusal::MissingCredentials;
-        record_refusal(&gateway, &request, &Who::Anonymous, refusal, started);
-        return closing(&request, unauthorized(what, oauth, false));
+        return refuse(
+            &Who::Anonymous,
+            Refusal::MissingCredentials,
+            unauthorized(what, oauth, false),
+        );
     };
     let now_ms = unix_ms();
     // An admin MCP token (`mcprm_…`) is looked up first: it is neither a JWT nor an API key.
@@ -220,9 +239,11 @@ pub async fn authenticate(
             who: Who::Admin(grant.clone()),
         },
         Some(Err(problem)) => {
-            let refusal = Refusal::ExpiredKey;
-            record_refusal(&gateway, &request, &Who::Anonymous, refusal, started);
-            return closing(&request, unauthorized(problem, oauth, oauth.is_some()));
+            return refuse(
+                &Who::Anonymous,
+                Refusal::ExpiredKey,
+                unauthorized(problem, oauth, oauth.is_some()),
+            );
         }
         None => match oauth {
             Some(rs) if looks_like_jwt(key) => match rs.check(key, now_ms / 1000) {
@@ -234,10 +255,9 @@ pub async fn authenticate(
                     who: Who::OAuth(grant),
                 },
                 Err(problem) => {
-                    let refusal = Refusal::InvalidToken;
-                    record_refusal(&gateway, &request, &Who::Anonymous, refusal, started);
-                    return closing(
-                        &request,
+                    return refuse(
+                        &Who::Anonymous,
+                        Refusal::InvalidToken,
                         unauthorized(&format!("invalid token: {problem}"), oauth, true),
                     );
                 }
@@ -251,9 +271,11 @@ pub async fn authenticate(
                     who: Who::ApiKey(grant.clone()),
                 },
                 Err(problem) => {
-                    let refusal = Refusal::of_key_problem(problem);
-                    record_refusal(&gateway, &request, &Who::Anonymous, refusal, started);
-                    return closing(&request, unauthorized(problem, oauth, oauth.is_some()));
+                    return refuse(
+                        &Who::Anonymous,
+                        Refusal::of_key_problem(problem),
+                        unauthorized(problem, oauth, oauth.is_some()),
+                    );
                 }
             },
         },
@@ -262,14 +284,15 @@ pub async fn authenticate(
         .auth
         .take_per_key(&credential.bucket, credentials.per_key)
     {
-        let refusal = Refusal::RateLimitKey;
-        record_refusal(&gateway, &request, &credential.who, refusal, started);
-        return closing(&request, too_many("API key", wait));
+        return refuse(
+            &credential.who,
+            Refusal::RateLimitKey,
+            too_many("API key", wait),
+        );
     }
     if let Some(provider) = transparent_provider(request.uri().path())
         && !credential.access.allows_provider(provider)
     {
-        record_refusal(&gateway, &request, &credential.who, Refusal::Scope, started);
         let mut response = rpc_refusal(
             StatusCode::FORBIDDEN,
             UNAUTHORIZED,
@@ -283,7 +306,7 @@ pub async fn authenticate(
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, rs.insufficient_scope(provider));
         }
-        return closing(&request, response);
+        return refuse(&credential.who, Refusal::Scope, response);
     }
     if let Some(id) = &credential.key_id {
         gateway.auth.record_use(id, now_ms);

@@ -100,11 +100,12 @@ fn caller() -> Option<String> {
 /// parent of the request's span in both eras, unless `params._meta` carries one.
 fn header_trace_context(headers: &HeaderMap) -> Option<mcpr_core::telemetry::mcp::TraceContext> {
     // Named once: a name given as text is parsed again on every look-up.
-    static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-    static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
-    let text = |name: &'static HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    text(&TRACEPARENT).map(|traceparent| mcpr_core::telemetry::mcp::TraceContext {
+    const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+    header_str(headers, &TRACEPARENT).map(|traceparent| mcpr_core::telemetry::mcp::TraceContext {
         traceparent: traceparent.to_owned(),
-        tracestate: text(&TRACESTATE).unwrap_or_default().to_owned(),
+        tracestate: header_str(headers, &TRACESTATE)
+            .unwrap_or_default()
+            .to_owned(),
     })
 }
