@@ -140,8 +140,9 @@ pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
         &format!("http://{}", control_plane.grpc_addr),
         "the in-process control plane",
     )?;
+    let agent_config_id = "local".to_owned();
     let agent_config = mcpr_node_agent::Config {
-        agent_id: "local".into(),
+        agent_id: agent_config_id.clone(),
         // One agent, no constraints: a server with a selector stays unplaced here.
         labels: Default::default(),
         control_planes: control_planes.clone(),
@@ -176,6 +177,15 @@ pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
     if !gateway.wait_for_snapshot(Duration::from_secs(10)).await {
         anyhow::bail!(
             "the gateway got no configuration from the in-process control plane within 10 s"
+        );
+    }
+    // Served once the gateway knows its agent: a call at once (the sandbox) finds it.
+    if !gateway
+        .wait_for_agent(&agent_config_id, Duration::from_secs(10))
+        .await
+    {
+        anyhow::bail!(
+            "the in-process node agent was not registered with the control plane within 10 s"
         );
     }
     // One `/metrics` for the three components and the process: open on loopback, else

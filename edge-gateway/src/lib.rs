@@ -207,8 +207,21 @@ impl Gateway {
 
     /// Waits up to `timeout` for a snapshot of at least `version`; true when it is served.
     pub async fn wait_for_version(&self, version: u64, timeout: Duration) -> bool {
+        self.wait_for_served(timeout, |snapshot| snapshot.version >= version)
+            .await
+    }
+
+    /// Waits up to `timeout` for a snapshot that lists agent `agent_id`; true when it is
+    /// served. The first snapshot may predate the agent's registration, and until a snapshot
+    /// names an agent nothing is relayed to it (servers, the sandbox).
+    pub async fn wait_for_agent(&self, agent_id: &str, timeout: Duration) -> bool {
+        self.wait_for_served(timeout, |snapshot| snapshot.agents.contains_key(agent_id))
+            .await
+    }
+
+    async fn wait_for_served(&self, timeout: Duration, served: impl Fn(&Snapshot) -> bool) -> bool {
         let mut swapped = self.snapshot_swapped.subscribe();
-        let arrived = swapped.wait_for(|_| self.snapshot_version() >= version);
+        let arrived = swapped.wait_for(|_| served(&self.snapshot.load()));
         tokio::time::timeout(timeout, arrived)
             .await
             .is_ok_and(|r| r.is_ok())
