@@ -128,7 +128,9 @@ impl Gateway {
                     client_session,
                     &method,
                     started,
-                    self.request_from(view, session, message, came),
+                    // Boxed: inline, this future made the caller's ~3 times its size, and
+                    // every request moved all of it into the transport's box (docs/BENCHMARKS.md).
+                    Box::pin(self.request_from(view, session, message, came)),
                 )
                 .await;
                 Some(answer)
