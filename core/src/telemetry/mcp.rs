@@ -261,13 +261,19 @@ pub fn is_dropped() -> bool {
 
 /// The context of the dropped trace the request being handled belongs to, for its next hop.
 pub fn dropped() -> Option<TraceContext> {
-    DROPPED.try_with(Clone::clone).ok()
+    with_dropped(Clone::clone)
+}
+
+/// `f` of the dropped trace's context (without a copy of it), when the request being
+/// handled belongs to one.
+pub fn with_dropped<R>(f: impl FnOnce(&TraceContext) -> R) -> Option<R> {
+    DROPPED.try_with(f).ok()
 }
 
 /// Puts the dropped trace's context in `message`'s `_meta` (for the upstream); false when
 /// the request being handled does not belong to a dropped trace.
 pub fn put_dropped_in_meta(message: &mut Message) -> bool {
-    DROPPED.try_with(|cx| cx.put_in_meta(message)).is_ok()
+    with_dropped(|cx| cx.put_in_meta(message)).is_some()
 }
 
 /// What a request says about itself, for its span's name and attributes.

@@ -32,8 +32,9 @@ use tokio::sync::mpsc;
 
 use super::{Connection, Outbound, UpstreamEvent};
 
-const SESSION_HEADER: &str = "mcp-session-id";
-const VERSION_HEADER: &str = "mcp-protocol-version";
+// Named once: a header name given as text is parsed and checked on every insert and look-up.
+const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
+const VERSION_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
 
 /// Largest response body read whole (a JSON answer): the relay's own message limit.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -43,7 +44,7 @@ const MAX_REDIRECTS: usize = 5;
 const MAX_RESUMPTIONS: usize = 10;
 /// The longest `retry` a server may make the agent wait before resuming a stream.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
-const LAST_EVENT_ID: &str = "last-event-id";
+const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
 /// The HTTP client of one upstream: straight to the server, or through the HTTP proxy the
 /// environment names for its URL (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, as
@@ -267,20 +268,24 @@ impl HttpTransport {
         }
         // The trace context the agent put in `_meta` (only while tracing), for an HTTP
         // server's own instrumentation, which reads headers. A dropped trace's is at hand.
-        if mcpr_core::telemetry::enabled()
-            && let Some(context) = mcpr_core::telemetry::mcp::dropped()
-                .or_else(|| mcpr_core::telemetry::mcp::TraceContext::from_meta(msg))
-        {
-            // Named once: a name given as text is parsed and checked on every insert.
-            const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-            const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
-            for (name, value) in [
-                (TRACEPARENT, context.traceparent),
-                (TRACESTATE, context.tracestate),
-            ] {
-                if let (false, Ok(value)) = (value.is_empty(), HeaderValue::try_from(value)) {
-                    headers.insert(name, value);
+        if mcpr_core::telemetry::enabled() {
+            use mcpr_core::telemetry::mcp;
+            let put = |headers: &mut HeaderMap, context: &mcp::TraceContext| {
+                const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+                const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+                for (name, value) in [
+                    (TRACEPARENT, &context.traceparent),
+                    (TRACESTATE, &context.tracestate),
+                ] {
+                    if let (false, Ok(value)) = (value.is_empty(), HeaderValue::from_str(value)) {
+                        headers.insert(name, value);
+                    }
                 }
+            };
+            if mcp::with_dropped(|context| put(&mut headers, context)).is_none()
+                && let Some(context) = mcp::TraceContext::from_meta(msg)
+            {
+                put(&mut headers, &context);
             }
         }
         if modern.is_some() {
