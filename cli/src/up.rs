@@ -109,6 +109,9 @@ pub struct Router {
     pub http: axum::Router,
 }
 
+/// The id of `mcpr up`'s one node agent.
+const LOCAL_AGENT: &str = "local";
+
 /// Starts the three components; returns the gateway and the HTTP router (API, UI, MCP).
 pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
     if !options.mcp_path.starts_with('/') {
@@ -140,9 +143,8 @@ pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
         &format!("http://{}", control_plane.grpc_addr),
         "the in-process control plane",
     )?;
-    let agent_config_id = "local".to_owned();
     let agent_config = mcpr_node_agent::Config {
-        agent_id: agent_config_id.clone(),
+        agent_id: LOCAL_AGENT.into(),
         // One agent, no constraints: a server with a selector stays unplaced here.
         labels: Default::default(),
         control_planes: control_planes.clone(),
@@ -181,7 +183,7 @@ pub async fn start(options: &UpOptions) -> anyhow::Result<Router> {
     }
     // Served once the gateway knows its agent: a call at once (the sandbox) finds it.
     if !gateway
-        .wait_for_agent(&agent_config_id, Duration::from_secs(10))
+        .wait_for_agent(LOCAL_AGENT, Duration::from_secs(10))
         .await
     {
         anyhow::bail!(
