@@ -54,6 +54,11 @@ pub struct BenchArgs {
     /// initialize, no session.
     #[arg(long)]
     pub modern: bool,
+    /// Process ids of the router (repeatable): their CPU time (all threads, user and system)
+    /// over each router level's measured seconds is reported per call. Steadier than calls/s
+    /// on a machine whose cores the client and the upstream share (Linux: /proc).
+    #[arg(long = "cpu-of")]
+    pub cpu_of: Vec<u32>,
 }
 
 pub struct LevelResult {
@@ -64,6 +69,8 @@ pub struct LevelResult {
     pub per_second: f64,
     pub p50_us: u64,
     pub p99_us: u64,
+    /// CPU microseconds the `--cpu-of` processes spent per measured call.
+    pub cpu_us_per_call: Option<f64>,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -97,9 +104,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         results.push(level(&client, "router", &args.url, &args, &arguments, concurrency).await?);
     }
     println!(
-        "| path | callers | calls | calls/s | p50 ms | p99 ms | errors | added p50 ms | added p99 ms |"
+        "| path | callers | calls | calls/s | p50 ms | p99 ms | errors | added p50 ms | added p99 ms | router CPU µs/call |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &results {
         let direct = results
             .iter()
@@ -111,8 +118,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             ),
             _ => ("".into(), "".into()),
         };
+        let cpu = r.cpu_us_per_call.map_or_else(String::new, |us| format!("{us:.1}"));
         println!(
-            "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {} | {} | {} | {cpu} |",
             r.target,
             r.concurrency,
             r.calls,
@@ -179,6 +187,20 @@ async fn level(
         });
     }
     let body = Arc::new(body);
+    // The CPU the router spends over the measured seconds only (not the warm-up).
+    let pids = match target {
+        "router" => args.cpu_of.clone(),
+        _ => Vec::new(),
+    };
+    let cpu = tokio::spawn(async move {
+        if pids.is_empty() {
+            return Ok(None);
+        }
+        tokio::time::sleep_until(warmup_until.into()).await;
+        let before = Cpu::read(&pids)?;
+        tokio::time::sleep_until(stop_at.into()).await;
+        anyhow::Ok(Some(Cpu::read(&pids)?.since(&before)))
+    });
     let workers = sessions.into_iter().map(|session| {
         let client = client.clone();
         let url = url.to_owned();
@@ -222,6 +244,7 @@ async fn level(
             .copied()
             .unwrap_or(0)
     };
+    let cpu = cpu.await??;
     let result = LevelResult {
         target,
         concurrency,
@@ -230,7 +253,18 @@ async fn level(
         per_second: all.len() as f64 / args.seconds as f64,
         p50_us: pct(0.50),
         p99_us: pct(0.99),
+        cpu_us_per_call: cpu
+            .as_ref()
+            .map(|cpu| cpu.process_us / all.len().max(1) as f64),
     };
+    if let Some(cpu) = &cpu {
+        eprintln!(
+            "{target:>6} callers={concurrency:<4} router CPU {:.1} µs/call; machine: busy {:.0}%, stolen {:.1}% (by the hypervisor)",
+            cpu.process_us / all.len().max(1) as f64,
+            cpu.busy_share * 100.0,
+            cpu.steal_share * 100.0,
+        );
+    }
     eprintln!(
         "{target:>6} callers={concurrency:<4} calls/s={:<8.0} p50={:.3}ms p99={:.3}ms errors={}",
         result.per_second,
@@ -239,6 +273,74 @@ async fn level(
         result.errors
     );
     Ok(result)
+}
+
+/// CPU time read from /proc: the processes' (user and system, all threads) and the machine's.
+struct Cpu {
+    process_ticks: u64,
+    /// The machine's jiffies: all of them, the busy ones, the stolen ones.
+    total: u64,
+    busy: u64,
+    steal: u64,
+}
+
+/// The unit of /proc's times: USER_HZ, 100 on every Linux architecture (part of its ABI,
+/// whatever the kernel's own tick rate).
+const USER_HZ: f64 = 100.0;
+
+/// What a span of time cost between two [`Cpu`] readings.
+struct CpuSpent {
+    process_us: f64,
+    busy_share: f64,
+    steal_share: f64,
+}
+
+impl Cpu {
+    fn read(pids: &[u32]) -> anyhow::Result<Cpu> {
+        let mut process_ticks = 0;
+        for pid in pids {
+            let path = format!("/proc/{pid}/stat");
+            let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+            // The fields after the command, which is in parentheses and may hold spaces:
+            // utime and stime are the 14th and 15th of the line, the 12th and 13th after it.
+            let after = stat
+                .rsplit_once(')')
+                .with_context(|| format!("{path}: no command field"))?
+                .1;
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            for at in [11, 12] {
+                process_ticks += fields
+                    .get(at)
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .with_context(|| format!("{path}: field {} is not a number", at + 3))?;
+            }
+        }
+        let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+        let line = stat.lines().next().unwrap_or_default();
+        let jiffies: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        // user nice system idle iowait irq softirq steal ...
+        let at = |i: usize| jiffies.get(i).copied().unwrap_or(0);
+        let total = (0..8).map(at).sum();
+        Ok(Cpu {
+            process_ticks,
+            total,
+            busy: total - at(3) - at(4),
+            steal: at(7),
+        })
+    }
+
+    fn since(&self, before: &Cpu) -> CpuSpent {
+        let total = (self.total - before.total).max(1) as f64;
+        CpuSpent {
+            process_us: (self.process_ticks - before.process_ticks) as f64 * 1e6 / USER_HZ,
+            busy_share: (self.busy - before.busy) as f64 / total,
+            steal_share: (self.steal - before.steal) as f64 / total,
+        }
+    }
 }
 
 struct Session {
