@@ -118,7 +118,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             ),
             _ => ("".into(), "".into()),
         };
-        let cpu = r.cpu_us_per_call.map_or_else(String::new, |us| format!("{us:.1}"));
+        let cpu = r
+            .cpu_us_per_call
+            .map_or_else(String::new, |us| format!("{us:.1}"));
         println!(
             "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {} | {} | {} | {cpu} |",
             r.target,
