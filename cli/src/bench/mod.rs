@@ -286,6 +286,16 @@ struct Cpu {
     steal: u64,
 }
 
+/// utime + stime of a `/proc/PID/stat` line: its 14th and 15th fields, counted after the
+/// command, which is in parentheses and may hold spaces and parentheses itself.
+fn ticks_of(stat: &str) -> Option<u64> {
+    let after = stat.rsplit_once(')')?.1;
+    let mut fields = after.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
 /// The unit of /proc's times: USER_HZ, 100 on every Linux architecture (part of its ABI,
 /// whatever the kernel's own tick rate).
 const USER_HZ: f64 = 100.0;
@@ -303,19 +313,9 @@ impl Cpu {
         for pid in pids {
             let path = format!("/proc/{pid}/stat");
             let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-            // The fields after the command, which is in parentheses and may hold spaces:
-            // utime and stime are the 14th and 15th of the line, the 12th and 13th after it.
-            let after = stat
-                .rsplit_once(')')
-                .with_context(|| format!("{path}: no command field"))?
-                .1;
-            let fields: Vec<&str> = after.split_whitespace().collect();
-            for at in [11, 12] {
-                process_ticks += fields
-                    .get(at)
-                    .and_then(|f| f.parse::<u64>().ok())
-                    .with_context(|| format!("{path}: field {} is not a number", at + 3))?;
-            }
+            process_ticks += ticks_of(&stat).with_context(|| {
+                format!("{path}: no user and system times where Linux puts them")
+            })?;
         }
         let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
         let line = stat.lines().next().unwrap_or_default();
@@ -487,4 +487,45 @@ async fn read_message(response: reqwest::Response) -> anyhow::Result<Value> {
         }
     }
     bail!("SSE stream ended without a response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_times_are_read_after_a_command_of_any_name() {
+        let line = "4242 (mcpr (up) x) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 75 0 0 20 0 9 0";
+        assert_eq!(ticks_of(line), Some(325));
+        assert_eq!(ticks_of("4242 (mcpr) S 1 2"), None);
+        assert_eq!(ticks_of("no command"), None);
+    }
+
+    #[test]
+    fn a_busy_process_is_seen_spending_cpu_and_a_missing_one_is_named() {
+        let me = [std::process::id()];
+        let before = Cpu::read(&me).expect("this process's times");
+        // Busy until the kernel's accounting moves (a tick is 10 ms), or give up.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut spent = 0.0;
+        while spent == 0.0 && Instant::now() < deadline {
+            let mut x = 0u64;
+            for i in 0..1_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            spent = Cpu::read(&me)
+                .expect("this process's times")
+                .since(&before)
+                .process_us;
+        }
+        assert!(
+            spent >= 10_000.0,
+            "no CPU time seen in 10 s of busy work: {spent}"
+        );
+        let missing = Cpu::read(&[u32::MAX]).err().expect("no such process");
+        assert!(
+            format!("{missing:#}").contains("/proc/4294967295/stat"),
+            "{missing:#}"
+        );
+    }
 }
