@@ -93,6 +93,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .pool_max_idle_per_host(1024)
         .tcp_nodelay(true)
         .build()?;
+    if !args.cpu_of.is_empty() {
+        // A wrong pid fails now, not after the first level's seconds.
+        Cpu::read(&args.cpu_of).context("--cpu-of")?;
+    }
     if let Some(count) = args.idle_sessions {
         return idle_sessions(&client, &args.url, count, args.seconds).await;
     }
