@@ -164,31 +164,38 @@ fn format_value(value: f64) -> String {
     }
 }
 
+/// The unit of `/proc`'s times: USER_HZ, 100 on every Linux ABI the router targets
+/// (whatever the kernel's own tick rate).
+pub const USER_HZ: f64 = 100.0;
+
+/// Field `n` (counted from 1, as proc(5) does) of a `/proc/PID/stat` line, for `n` ≥ 3: the
+/// command name (field 2) may hold spaces and parentheses, so fields are counted after its
+/// last closing parenthesis.
+pub fn stat_field(stat: &str, n: usize) -> Option<f64> {
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(n.checked_sub(3)?)?.parse().ok()
+}
+
+/// The user and system CPU time (utime + stime, fields 14 and 15) of a `/proc/PID/stat`
+/// line, in seconds.
+pub fn stat_cpu_seconds(stat: &str) -> Option<f64> {
+    Some((stat_field(stat, 14)? + stat_field(stat, 15)?) / USER_HZ)
+}
+
 /// The process's CPU time, memory, threads and open files (Linux `/proc/self`; nothing
 /// where it is missing), under the names the Prometheus client libraries use.
 pub fn process_metrics(out: &mut Exposition) {
-    let ticks_per_second = 100.0; // USER_HZ: 100 on every Linux ABI the router targets.
     let page_size = 4096.0;
-    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat")
-        // The command name (field 2) may hold spaces: the fields that follow start after
-        // its closing parenthesis.
-        && let Some((_, rest)) = stat.rsplit_once(')')
-    {
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // Counted from field 3 (state) = index 0: utime 14, stime 15, threads 20,
-        // starttime 22, vsize 23, rss 24.
-        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
-        if let (Some(user), Some(system)) = (field(14), field(15)) {
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        // threads 20, starttime 22, vsize 23, rss 24.
+        let field = |n: usize| stat_field(&stat, n);
+        if let Some(seconds) = stat_cpu_seconds(&stat) {
             out.family(
                 "process_cpu_seconds_total",
                 "counter",
                 "User and system CPU time spent, in seconds.",
             );
-            out.sample(
-                "process_cpu_seconds_total",
-                &[],
-                (user + system) / ticks_per_second,
-            );
+            out.sample("process_cpu_seconds_total", &[], seconds);
         }
         if let Some(vsize) = field(23) {
             out.family(
@@ -216,11 +223,7 @@ pub fn process_metrics(out: &mut Exposition) {
                 "gauge",
                 "Start time of the process since the Unix epoch, in seconds.",
             );
-            out.sample(
-                "process_start_time_seconds",
-                &[],
-                boot + start / ticks_per_second,
-            );
+            out.sample("process_start_time_seconds", &[], boot + start / USER_HZ);
         }
     }
     if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
@@ -289,6 +292,14 @@ mod tests {
             out.finish(),
             "# HELP calls_total Calls.\n# TYPE calls_total counter\ncalls_total{a=\"b\"} 3\n"
         );
+    }
+
+    #[test]
+    fn cpu_times_are_read_after_a_command_of_any_name() {
+        let line = "4242 (mcpr (up) x) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 75 0 0 20 0 9 0";
+        assert_eq!(stat_cpu_seconds(line), Some(3.25));
+        assert_eq!(stat_cpu_seconds("4242 (mcpr) S 1 2"), None);
+        assert_eq!(stat_cpu_seconds("no command"), None);
     }
 
     #[test]

@@ -263,10 +263,9 @@ async fn level(
             .as_ref()
             .map(|cpu| cpu.process_us / all.len().max(1) as f64),
     };
-    if let Some(cpu) = &cpu {
+    if let (Some(cpu), Some(per_call)) = (&cpu, result.cpu_us_per_call) {
         eprintln!(
-            "{target:>6} callers={concurrency:<4} router CPU {:.1} µs/call; machine: busy {:.0}%, stolen {:.1}% (by the hypervisor)",
-            cpu.process_us / all.len().max(1) as f64,
+            "{target:>6} callers={concurrency:<4} router CPU {per_call:.1} µs/call; machine: busy {:.0}%, stolen {:.1}% (by the hypervisor)",
             cpu.busy_share * 100.0,
             cpu.steal_share * 100.0,
         );
@@ -283,26 +282,12 @@ async fn level(
 
 /// CPU time read from /proc: the processes' (user and system, all threads) and the machine's.
 struct Cpu {
-    process_ticks: u64,
+    process_seconds: f64,
     /// The machine's jiffies: all of them, the busy ones, the stolen ones.
     total: u64,
     busy: u64,
     steal: u64,
 }
-
-/// utime + stime of a `/proc/PID/stat` line: its 14th and 15th fields, counted after the
-/// command, which is in parentheses and may hold spaces and parentheses itself.
-fn ticks_of(stat: &str) -> Option<u64> {
-    let after = stat.rsplit_once(')')?.1;
-    let mut fields = after.split_whitespace().skip(11);
-    let user: u64 = fields.next()?.parse().ok()?;
-    let system: u64 = fields.next()?.parse().ok()?;
-    Some(user + system)
-}
-
-/// The unit of /proc's times: USER_HZ, 100 on every Linux architecture (part of its ABI,
-/// whatever the kernel's own tick rate).
-const USER_HZ: f64 = 100.0;
 
 /// What a span of time cost between two [`Cpu`] readings.
 struct CpuSpent {
@@ -313,11 +298,11 @@ struct CpuSpent {
 
 impl Cpu {
     fn read(pids: &[u32]) -> anyhow::Result<Cpu> {
-        let mut process_ticks = 0;
+        let mut process_seconds = 0.0;
         for pid in pids {
             let path = format!("/proc/{pid}/stat");
             let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-            process_ticks += ticks_of(&stat).with_context(|| {
+            process_seconds += mcpr_core::metrics::stat_cpu_seconds(&stat).with_context(|| {
                 format!("{path}: no user and system times where Linux puts them")
             })?;
         }
@@ -332,7 +317,7 @@ impl Cpu {
         let at = |i: usize| jiffies.get(i).copied().unwrap_or(0);
         let total = (0..8).map(at).sum();
         Ok(Cpu {
-            process_ticks,
+            process_seconds,
             total,
             busy: total - at(3) - at(4),
             steal: at(7),
@@ -342,7 +327,7 @@ impl Cpu {
     fn since(&self, before: &Cpu) -> CpuSpent {
         let total = (self.total - before.total).max(1) as f64;
         CpuSpent {
-            process_us: (self.process_ticks - before.process_ticks) as f64 * 1e6 / USER_HZ,
+            process_us: (self.process_seconds - before.process_seconds) * 1e6,
             busy_share: (self.busy - before.busy) as f64 / total,
             steal_share: (self.steal - before.steal) as f64 / total,
         }
@@ -496,14 +481,6 @@ async fn read_message(response: reqwest::Response) -> anyhow::Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cpu_times_are_read_after_a_command_of_any_name() {
-        let line = "4242 (mcpr (up) x) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 75 0 0 20 0 9 0";
-        assert_eq!(ticks_of(line), Some(325));
-        assert_eq!(ticks_of("4242 (mcpr) S 1 2"), None);
-        assert_eq!(ticks_of("no command"), None);
-    }
 
     #[test]
     fn a_busy_process_is_seen_spending_cpu_and_a_missing_one_is_named() {
