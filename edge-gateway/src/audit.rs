@@ -27,8 +27,10 @@ use crate::snapshot::{AuditArguments, Snapshot};
 /// Records waiting to be shipped, at most; beyond, new ones are dropped and counted.
 pub const MAX_QUEUED: usize = 10_000;
 pub const SHIP_INTERVAL: Duration = Duration::from_millis(500);
-/// This many waiting wake the shipper before its interval.
-pub const SHIP_BATCH: usize = 500;
+/// This many waiting wake the shipper before its interval: as many as the control plane
+/// stores in one chunk (`MAX_CHUNK` of its store), so that a busy gateway's report is one
+/// chunk, its per-chunk work (a transaction, the lists, an id) spread over the most records.
+pub const SHIP_BATCH: usize = 1000;
 /// Arguments kept in full are cut here (the control plane cuts there too).
 const MAX_ARGUMENTS_BYTES: usize = 64 * 1024;
 
@@ -95,7 +97,13 @@ impl AuditQueue {
 
     /// Takes what waits: the records and the count of those dropped.
     fn take(&self) -> (pb::AuditBatch, u64) {
-        let batch = self.queue.lock().unwrap().take();
+        let mut queue = self.queue.lock().unwrap();
+        // Room for as many as came since the last take (up to a shipment), so that a busy
+        // queue does not grow its rows by copying them, nor an idle one hold room.
+        let room = queue.rows().min(SHIP_BATCH);
+        let batch = std::mem::replace(&mut *queue, pb::AuditBatchBuilder::with_capacity(room));
+        drop(queue);
+        let batch = batch.finish();
         (batch, self.dropped.swap(0, Ordering::Relaxed))
     }
 

@@ -132,11 +132,47 @@ impl Activity {
         if provider.is_empty() || at_ms < now_ms - WINDOW_MS {
             return;
         }
+        let buckets = self.buckets_of(provider);
+        Self::count(buckets, at_ms, outcome, duration_us);
+        Self::expire(buckets, now_ms);
+    }
+
+    /// Counts the rows of `batch` that are calls (`is_call`), as [`add`](Self::add) would one
+    /// by one, looking a server up once for each run of rows that name it: a batch's rows
+    /// mostly name one server after another in runs.
+    pub fn add_rows(
+        &mut self,
+        batch: &mcpr_proto::AuditBatch,
+        is_call: impl Fn(&mcpr_proto::AuditRow) -> bool,
+        now_ms: i64,
+    ) {
+        for run in batch.rows.chunk_by(|a, b| a.provider == b.provider) {
+            let provider = batch.text(run[0].provider);
+            let mut calls = (run.iter())
+                .filter(|r| r.at_ms >= now_ms - WINDOW_MS && is_call(r))
+                .peekable();
+            if provider.is_empty() || calls.peek().is_none() {
+                continue;
+            }
+            let buckets = self.buckets_of(provider);
+            for r in calls {
+                let duration = i64::try_from(r.duration_us).unwrap_or(i64::MAX);
+                Self::count(buckets, r.at_ms, batch.text(r.outcome), duration);
+            }
+            Self::expire(buckets, now_ms);
+        }
+    }
+
+    fn buckets_of(&mut self, provider: &str) -> &mut VecDeque<Bucket> {
+        // A look-up first: the name is copied only for a server seen for the first time.
+        if !self.servers.contains_key(provider) {
+            self.servers.insert(provider.to_owned(), VecDeque::new());
+        }
+        self.servers.get_mut(provider).expect("just inserted")
+    }
+
+    fn count(buckets: &mut VecDeque<Bucket>, at_ms: i64, outcome: &str, duration_us: i64) {
         let start = at_ms - at_ms.rem_euclid(BUCKET_MS);
-        let buckets = match self.servers.get_mut(provider) {
-            Some(b) => b,
-            None => self.servers.entry(provider.to_owned()).or_default(),
-        };
         // Records arrive nearly in order: the bucket is the last one or close to it.
         let position = buckets.iter().rposition(|b| b.start_ms <= start);
         let index = match position {
@@ -159,7 +195,6 @@ impl Activity {
         }
         let bin = &mut bucket.bins[bin_of(duration_us)];
         *bin = bin.saturating_add(1);
-        Self::expire(buckets, now_ms);
     }
 
     fn expire(buckets: &mut VecDeque<Bucket>, now_ms: i64) {
@@ -248,6 +283,49 @@ mod tests {
         assert_eq!(time.total.calls, 101);
         // An hour later everything has left the window.
         assert!(a.report(now + WINDOW_MS + BUCKET_MS).is_empty());
+    }
+
+    #[test]
+    fn rows_of_a_batch_count_as_calls_added_one_by_one() {
+        let now = 10 * WINDOW_MS;
+        // Runs of servers, one row outside the window, one without a server, one no call.
+        let calls = [
+            (now - 9_000, "time", "ok", 1_000, true),
+            (now - 8_000, "time", "error", 50_000, true),
+            (now - 70_000, "git", "ok", 3_000, true),
+            (now - WINDOW_MS - 1, "git", "ok", 3_000, true),
+            (now - 7_000, "time", "refused", 10, true),
+            (now - 6_000, "", "ok", 10, true),
+            (now - 5_000, "time", "ok", 10, false),
+            (now - 5_000, "fetch", "ok", 10, false),
+        ];
+        let mut builder = mcpr_proto::AuditBatchBuilder::new();
+        let mut one_by_one = Activity::default();
+        for (at_ms, provider, outcome, duration_us, call) in calls {
+            let kind = if call { "api_key" } else { "admin" };
+            builder.push_entry(mcpr_proto::AuditEntry {
+                at_ms,
+                who_kind: kind.into(),
+                provider: provider.into(),
+                outcome: outcome.into(),
+                duration_us: duration_us as u64,
+                ..Default::default()
+            });
+            if call {
+                one_by_one.add(at_ms, provider, outcome, duration_us, now);
+            }
+        }
+        let batch = builder.finish();
+        let mut batched = Activity::default();
+        batched.add_rows(&batch, |r| batch.text(r.who_kind) != "admin", now);
+        let json = |a: &mut Activity| serde_json::to_value(a.report(now)).unwrap();
+        let expected = json(&mut one_by_one);
+        assert_eq!(json(&mut batched), expected);
+        // What was counted: time and git, not the server only admins named.
+        let servers: Vec<&str> = (expected.as_array().unwrap().iter())
+            .map(|s| s["provider"].as_str().unwrap())
+            .collect();
+        assert_eq!(servers, ["git", "time"]);
     }
 
     #[test]

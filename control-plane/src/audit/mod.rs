@@ -331,17 +331,31 @@ async fn write_batches(
                 rows: rest,
             });
         }
-        // Absorbing copies only the texts the rows name: a chunk holds no text it does not use.
-        let mut builder = pb::AuditBatchBuilder::new();
-        builder.absorb(first);
-        while next.is_none() && builder.rows() < MAX_BATCH {
-            match batches.try_recv() {
-                Ok(more) if builder.rows() + more.rows.len() <= MAX_BATCH => builder.absorb(more),
-                Ok(more) => next = Some(more),
+        // Absorbing copies only the texts the rows name: a chunk holds no text it does not
+        // use. A batch alone is stored as it came: a gateway's batch names no other texts,
+        // but for the rare few that a retry's cut or a bound's check left behind.
+        let mut batch = first;
+        let mut builder: Option<pb::AuditBatchBuilder> = None;
+        while next.is_none() {
+            let rows = builder.as_ref().map_or(batch.rows.len(), |b| b.rows());
+            let more = match batches.try_recv() {
+                Ok(more) if rows + more.rows.len() <= MAX_BATCH => more,
+                Ok(more) => {
+                    next = Some(more);
+                    break;
+                }
                 Err(_) => break,
-            }
+            };
+            let builder = builder.get_or_insert_with(|| {
+                let mut builder = pb::AuditBatchBuilder::new();
+                builder.absorb(std::mem::take(&mut batch));
+                builder
+            });
+            builder.absorb(more);
         }
-        let batch = builder.finish();
+        if let Some(builder) = builder {
+            batch = builder.finish();
+        }
         let n = batch.rows.len();
         audit.queued.fetch_sub(n, Ordering::AcqRel);
         let chunk = match audit.store.insert_audit_batch(&batch).await {
@@ -356,18 +370,16 @@ async fn write_batches(
         };
         audit.written.fetch_add(n as u64, Ordering::Relaxed);
         let now = now_ms();
-        {
-            let mut window = audit.activity.lock().unwrap();
-            for r in &batch.rows {
-                // Admin changes are no calls; the tools an admin tried (an admin MCP token's
-                // calls, through a gateway) are.
-                if batch.text(r.who_kind) != "admin" || batch.text(r.who_client) == AUDIT_CLIENT {
-                    let duration = i64::try_from(r.duration_us).unwrap_or(i64::MAX);
-                    let (provider, outcome) = (batch.text(r.provider), batch.text(r.outcome));
-                    window.add(r.at_ms, provider, outcome, duration, now);
-                }
-            }
-        }
+        // Admin changes are no calls; the tools an admin tried (an admin MCP token's calls,
+        // through a gateway) are.
+        let is_call = |r: &pb::AuditRow| {
+            batch.text(r.who_kind) != "admin" || batch.text(r.who_client) == AUDIT_CLIENT
+        };
+        audit
+            .activity
+            .lock()
+            .unwrap()
+            .add_rows(&batch, is_call, now);
         // Records are written out only for a feed that shows them (`Stored::records`).
         if audit.feed.receiver_count() > 0 {
             let _ = audit.feed.send(Arc::new(Stored { chunk, batch }));
@@ -424,19 +436,48 @@ fn checked(report: pb::AuditReport, now: i64) -> (pb::AuditBatch, u64) {
     let source_text = builder.text(&source);
     let mut batch = builder.finish();
     let pb::AuditBatch { texts, rows } = &mut batch;
-    rows.retain_mut(|row| match check_row(texts, row, source_text, now) {
-        Ok(()) => true,
-        Err(why) => {
-            tracing::warn!(gateway = %source, why, "malformed audit entry dropped");
-            malformed += 1;
-            false
-        }
-    });
+    let mut facts: Vec<Facts> = texts.iter().map(|t| Facts::of(t)).collect();
+    rows.retain_mut(
+        |row| match check_row(texts, &mut facts, row, source_text, now) {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::warn!(gateway = %source, why, "malformed audit entry dropped");
+                malformed += 1;
+                false
+            }
+        },
+    );
     (batch, malformed)
+}
+
+/// What [`check_row`] asks of a text, found once for each text of a report rather than once
+/// for each row that names it: a report's rows name a handful of texts over and over.
+#[derive(Clone, Copy)]
+struct Facts {
+    len: usize,
+    outcome: bool,
+    refused: bool,
+    kind: bool,
+    admin: bool,
+    audit_client: bool,
+}
+
+impl Facts {
+    fn of(text: &str) -> Facts {
+        Facts {
+            len: text.len(),
+            outcome: OUTCOMES.contains(&text),
+            refused: text == "refused",
+            kind: WHO_KINDS.contains(&text),
+            admin: text == "admin",
+            audit_client: text == AUDIT_CLIENT,
+        }
+    }
 }
 
 fn check_row(
     texts: &mut Vec<String>,
+    facts: &mut Vec<Facts>,
     row: &mut pb::AuditRow,
     source: u32,
     now: i64,
@@ -444,27 +485,22 @@ fn check_row(
     // A gateway names neither the source nor an id: the control plane does.
     row.source = 0;
     row.id.clear();
-    if row
-        .text_fields_mut()
-        .iter()
-        .any(|i| **i as usize >= texts.len())
-    {
+    if row.text_fields().iter().any(|&i| i as usize >= facts.len()) {
         return Err("a text index past the report's texts");
     }
-    let text = |i: u32| texts[i as usize].as_str();
-    let (kind, outcome) = (text(row.who_kind), text(row.outcome));
-    if !OUTCOMES.contains(&outcome) {
+    let fact = |i: u32| facts[i as usize];
+    let (kind, outcome) = (fact(row.who_kind), fact(row.outcome));
+    if !outcome.outcome {
         return Err("unknown outcome");
     }
     // A gateway names an admin only as the caller of an admin MCP token (`keys/mcp_token.rs`),
     // marked so: it cannot pass a record off as an admin change made through the API.
-    let admin_by_token = kind == "admin" && text(row.who_client) == AUDIT_CLIENT;
-    if !WHO_KINDS.contains(&kind) || (kind == "admin" && !admin_by_token) {
+    if !kind.kind || (kind.admin && !fact(row.who_client).audit_client) {
         return Err("unknown kind of caller");
     }
     // A request refused by the gateway's authentication step was refused before its body
     // (and so its method) was read.
-    if text(row.method).is_empty() && outcome != "refused" {
+    if fact(row.method).len == 0 && !outcome.refused {
         return Err("no method");
     }
     for (field, max) in [
@@ -477,13 +513,19 @@ fn check_row(
         (&mut row.target, 1024),
         (&mut row.reason, 1024),
     ] {
-        if texts[*field as usize].len() > max {
-            texts.push(bounded(texts[*field as usize].clone(), max));
+        if facts[*field as usize].len > max {
+            let cut = bounded(texts[*field as usize].clone(), max);
+            facts.push(Facts::of(&cut));
+            texts.push(cut);
             *field = (texts.len() - 1) as u32;
         }
     }
-    row.trace_id = bounded(std::mem::take(&mut row.trace_id), 64);
-    row.arguments = bounded(std::mem::take(&mut row.arguments), MAX_ARGUMENTS_BYTES);
+    if row.trace_id.len() > 64 {
+        row.trace_id = bounded(std::mem::take(&mut row.trace_id), 64);
+    }
+    if row.arguments.len() > MAX_ARGUMENTS_BYTES {
+        row.arguments = bounded(std::mem::take(&mut row.arguments), MAX_ARGUMENTS_BYTES);
+    }
     // A gateway's clock may be off; a time far from ours is replaced by ours.
     if (row.at_ms - now).abs() > 86_400_000 {
         row.at_ms = now;
