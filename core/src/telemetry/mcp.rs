@@ -233,15 +233,16 @@ pub fn first_span(message: &Message, side: Side, parent: Option<Context>) -> Tra
 /// into a buffer of its length: the formatting machinery, or a `String` pushed a character
 /// at a time, cost more than the rest of a dropped trace's decision.
 fn unsampled_traceparent(trace_id: TraceId, span_id: SpanId) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
-    let (trace, span) = (trace_id.to_bytes(), span_id.to_bytes());
-    for (i, b) in trace.iter().chain(span.iter()).enumerate() {
-        // The span id's digits come after the dash that ends the trace id's 32.
-        let at = 3 + 2 * i + usize::from(i >= trace.len());
-        out[at] = HEX[usize::from(b >> 4)];
-        out[at + 1] = HEX[usize::from(b & 15)];
+    fn hex(out: &mut [u8], bytes: &[u8]) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 15)];
+        }
     }
+    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex(&mut out[3..35], &trace_id.to_bytes());
+    hex(&mut out[36..52], &span_id.to_bytes());
     String::from_utf8(out.to_vec()).expect("hex digits and dashes")
 }
 
