@@ -27,7 +27,9 @@ use crate::secrets::{self, MasterKey};
 
 mod audit;
 
-pub use audit::{ActivityRow, AuditCursor, AuditFilter, AuditRecord, audit_record, batch_of};
+pub use audit::{
+    ActivityRow, AuditCursor, AuditFilter, AuditRecord, MAX_CHUNK, audit_record, batch_of,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

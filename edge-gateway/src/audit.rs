@@ -27,10 +27,8 @@ use crate::snapshot::{AuditArguments, Snapshot};
 /// Records waiting to be shipped, at most; beyond, new ones are dropped and counted.
 pub const MAX_QUEUED: usize = 10_000;
 pub const SHIP_INTERVAL: Duration = Duration::from_millis(500);
-/// This many waiting wake the shipper before its interval: as many as the control plane
-/// stores in one chunk (`MAX_CHUNK` of its store), so that a busy gateway's report is one
-/// chunk, its per-chunk work (a transaction, the lists, an id) spread over the most records.
-pub const SHIP_BATCH: usize = 1000;
+/// This many waiting wake the shipper before its interval: one stored chunk's worth.
+pub const SHIP_BATCH: usize = pb::audit_batch::CHUNK_ROWS;
 /// Arguments kept in full are cut here (the control plane cuts there too).
 const MAX_ARGUMENTS_BYTES: usize = 64 * 1024;
 

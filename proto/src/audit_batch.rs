@@ -8,6 +8,11 @@ use std::collections::HashMap;
 
 use crate::{AuditBatch, AuditEntry, AuditRow};
 
+/// Records one stored chunk of the audit log holds at most: the control plane's writer takes
+/// batches up to this many, and a busy gateway ships this many at a time, so that its report
+/// is one chunk, the per-chunk work (a transaction, the lists, an id) spread over the most.
+pub const CHUNK_ROWS: usize = 1000;
+
 /// Texts a builder searches in order before it keeps an index of them: a batch mostly names
 /// a handful, and comparing a few short texts beats hashing every one.
 const SEARCHED: usize = 32;

@@ -28,12 +28,10 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::keys::mcp_token::AUDIT_CLIENT;
 use crate::keys::now_ms;
-use crate::store::{AuditRecord, Store, audit_record, batch_of};
+use crate::store::{AuditRecord, MAX_CHUNK, Store, audit_record, batch_of};
 
 /// Records waiting for the writer, at most: beyond, new ones are dropped and counted.
 pub const MAX_QUEUED: usize = 50_000;
-/// Records one chunk (one insert transaction) takes at most.
-const MAX_BATCH: usize = 1000;
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 /// Whose record an admin change or a control-plane record is (`source`).
 pub const CONTROL_PLANE_SOURCE: &str = "control-plane";
@@ -307,7 +305,7 @@ impl Stored {
     }
 }
 
-/// The writer: takes what is queued (up to [`MAX_BATCH`] records), stores it as one chunk,
+/// The writer: takes what is queued (up to [`MAX_CHUNK`] records), stores it as one chunk,
 /// then counts it into the activity window and the feed.
 async fn write_batches(
     audit: std::sync::Weak<Audit>,
@@ -324,8 +322,8 @@ async fn write_batches(
         };
         let Some(audit) = audit.upgrade() else { return };
         let mut first = first;
-        if first.rows.len() > MAX_BATCH {
-            let rest = first.rows.split_off(MAX_BATCH);
+        if first.rows.len() > MAX_CHUNK {
+            let rest = first.rows.split_off(MAX_CHUNK);
             next = Some(pb::AuditBatch {
                 texts: first.texts.clone(),
                 rows: rest,
@@ -339,7 +337,7 @@ async fn write_batches(
         while next.is_none() {
             let rows = builder.as_ref().map_or(batch.rows.len(), |b| b.rows());
             let more = match batches.try_recv() {
-                Ok(more) if rows + more.rows.len() <= MAX_BATCH => more,
+                Ok(more) if rows + more.rows.len() <= MAX_CHUNK => more,
                 Ok(more) => {
                     next = Some(more);
                     break;

@@ -116,7 +116,7 @@ pub struct ActivityRow {
 }
 
 /// Records one chunk holds at most (the writer's batch is at most as large).
-pub const MAX_CHUNK: usize = 1000;
+pub const MAX_CHUNK: usize = pb::audit_batch::CHUNK_ROWS;
 /// Distinct values a chunk lists per filtered field at most; beyond, it lists [`ANY`].
 const MAX_LISTED: usize = 64;
 /// A chunk with too many distinct values of a field to list: read for every filter on it.
